@@ -1,0 +1,66 @@
+"""What a command runs against: settings resolved once, servers opened on demand.
+
+Commands never build URLs or clients themselves; they ask the :class:`App`.
+When a URL is not configured, the embedded stack of the state directory supplies
+it, and a stack that is down is reported with the command that starts it: a
+command never starts servers behind the user's back (``flightcache up`` does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flightcache import config
+from flightcache.config import DbUrl, Settings, ValkeyUrl
+
+if TYPE_CHECKING:
+    from flightcache.db import Database
+    from flightcache.stack import Stack
+    from flightcache.valkey_client import Client
+
+
+@dataclass
+class Options:
+    db_url: str | None = None
+    valkey_url: str | None = None
+    state_dir: Path | None = None
+    config_file: Path | None = None
+
+
+class App:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    @cached_property
+    def settings(self) -> Settings:
+        return config.resolve(
+            db_url=self.options.db_url,
+            valkey_url=self.options.valkey_url,
+            state_dir=self.options.state_dir,
+            config_file=self.options.config_file,
+        )
+
+    @cached_property
+    def stack(self) -> Stack:
+        from flightcache.stack import Stack
+
+        return Stack(self.settings.state_dir)
+
+    def db_url(self) -> DbUrl:
+        return self.settings.db_url or self.stack.db_url()
+
+    def valkey_url(self) -> ValkeyUrl:
+        return self.settings.valkey_url or self.stack.valkey_url()
+
+    def database(self, *, create: bool = False) -> Database:
+        from flightcache.db import connect
+
+        return connect(self.db_url(), create=create)
+
+    def valkey(self, *, decode: bool = True) -> Client:
+        from flightcache.valkey_client import connect
+
+        return connect(self.valkey_url(), decode=decode)

@@ -1,0 +1,150 @@
+"""The root Typer app: global options, the sub-apps, and the one error boundary.
+
+Every error a person can act on is a FlightcacheError raised somewhere below; it
+is caught here only, printed as one red line and a hint on stderr, and turned
+into the class's exit code. No traceback unless ``--traceback``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from flightcache import __version__
+from flightcache.app import App, Options
+from flightcache.commands import data as data_commands
+from flightcache.commands import stack as stack_commands
+from flightcache.commands import tools as tool_commands
+from flightcache.errors import FlightcacheError
+
+HELP = """Caching with Valkey in front of FlughafenDB, run for real and timed.
+
+With no URLs configured, flightcache runs its own Valkey and PostgreSQL
+(`flightcache up`). Point it elsewhere with FLIGHTCACHE_DB_URL and
+FLIGHTCACHE_VALKEY_URL, or the flags below.
+
+Examples:
+
+  flightcache up                 # start the embedded stack, load the dataset
+
+  flightcache doctor             # check every connection
+
+  flightcache --db-url mysql://root@127.0.0.1/flughafendb data info
+"""
+
+app = typer.Typer(
+    help=HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"flightcache {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db_url: Annotated[
+        str | None,
+        typer.Option(
+            "--db-url",
+            envvar="FLIGHTCACHE_DB_URL",
+            help="Database URL: mysql://, mariadb:// or postgresql://. Default: the embedded PostgreSQL.",
+            show_envvar=True,
+        ),
+    ] = None,
+    valkey_url: Annotated[
+        str | None,
+        typer.Option(
+            "--valkey-url",
+            envvar="FLIGHTCACHE_VALKEY_URL",
+            help="Valkey URL: valkey://, valkeys://, unix:// or valkey+cluster://. Default: the embedded Valkey.",
+            show_envvar=True,
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            envvar="FLIGHTCACHE_STATE_DIR",
+            help="Where the embedded servers keep their data.",
+            show_envvar=True,
+        ),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar="FLIGHTCACHE_CONFIG",
+            help="Config file (TOML: db_url, valkey_url, state_dir).",
+            show_envvar=True,
+        ),
+    ] = None,
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the Python traceback of an error.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = App(Options(db_url, valkey_url, state_dir, config_file))
+
+
+stack_commands.register(app)
+tool_commands.register(app)
+app.add_typer(data_commands.app, name="data")
+
+
+def _wants_traceback(argv: list[str]) -> bool:
+    return "--traceback" in argv or os.environ.get("FLIGHTCACHE_TRACEBACK") == "1"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    from flightcache.config import scrub
+    from flightcache.console import err
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="flightcache", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("[yellow]interrupted[/yellow]")
+        return 130
+    except FlightcacheError as exc:
+        if _wants_traceback(args):
+            raise
+        err.print(f"[bold red]error:[/bold red] {scrub(exc.message)}", markup=True, soft_wrap=True)
+        if exc.hint:
+            err.print(f"[dim]hint:[/dim] {scrub(exc.hint)}", soft_wrap=True)
+        return exc.exit_code
+    except Exception as exc:  # the last line of defence: never a bare traceback
+        if _wants_traceback(args):
+            raise
+        err.print(
+            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {scrub(str(exc))}",
+            soft_wrap=True,
+        )
+        err.print("[dim]hint:[/dim] rerun with --traceback and report it")
+        return 70
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

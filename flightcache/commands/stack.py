@@ -1,0 +1,165 @@
+"""`flightcache up`, `down` and `status`: the embedded stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from flightcache.app import App
+
+SCALES = ("tiny", "small", "workshop", "full")
+
+
+def up(
+    ctx: typer.Context,
+    cluster: Annotated[
+        int | None,
+        typer.Option("--cluster", min=1, max=16, help="Run Valkey as an N-node local cluster."),
+    ] = None,
+    standalone: Annotated[
+        bool, typer.Option("--standalone", help="Run Valkey as one node (undoes --cluster).")
+    ] = False,
+    valkey_port: Annotated[
+        int | None, typer.Option("--valkey-port", help="Valkey port (default: a free one).")
+    ] = None,
+    pg_port: Annotated[
+        int | None, typer.Option("--pg-port", help="PostgreSQL port (default: a free one).")
+    ] = None,
+    scale: Annotated[
+        str, typer.Option("--scale", help=f"Dataset to load when the database is empty: {', '.join(SCALES)}.")
+    ] = "workshop",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated dataset.")] = 42,
+    no_load: Annotated[
+        bool, typer.Option("--no-load", help="Start the servers, load nothing.")
+    ] = False,
+) -> None:
+    """Start the embedded Valkey and PostgreSQL; load the dataset if the database is empty.
+
+    Servers keep running after the command ends, so every later command shares
+    them; `up` again does nothing but report. A URL you configured
+    (FLIGHTCACHE_DB_URL, FLIGHTCACHE_VALKEY_URL) replaces that embedded server.
+
+    Examples:
+
+      flightcache up
+
+      flightcache up --cluster 3     # Valkey as a 3-node cluster
+
+      flightcache up --scale tiny --no-load
+    """
+    from flightcache.commands.data import check_scale, run_generated_load
+    from flightcache.console import err, human_ns, out
+    from flightcache.data.load import info
+
+    application: App = ctx.obj
+    check_scale(scale)
+    settings = application.settings
+    if cluster is not None and standalone:
+        raise typer.BadParameter("--cluster and --standalone exclude each other")
+    if settings.valkey_url is None and settings.db_url is None:
+        out.print(f"state directory: {settings.state_dir}")
+    report = application.stack.up(
+        cluster=0 if standalone else cluster,
+        valkey_port=valkey_port,
+        pg_port=pg_port,
+        start_valkey=settings.embedded_valkey,
+        start_postgres=settings.embedded_db,
+    )
+    for step, seconds in report.steps:
+        out.print(f"  {step} [dim]({human_ns(seconds * 1e9)})[/dim]")
+    db_url = application.db_url()
+    out.print(f"database: {db_url}" + ("" if settings.embedded_db else " (configured)"))
+    out.print(f"valkey:   {application.valkey_url()}" + ("" if settings.embedded_valkey else " (configured)"))
+    if no_load:
+        return
+    db = application.database(create=True)
+    try:
+        found = info(db)
+        if found.complete:
+            rows = found.rows.get("booking", 0)
+            out.print(f"dataset: {found.source} {found.scale or ''} ({rows:,} bookings) already loaded")
+            return
+        if found.foreign_tables and not found.present:
+            err.print(
+                f"[yellow]not loading:[/yellow] {db_url} holds other tables; "
+                "run `flightcache data load --force` to load beside them"
+            )
+            return
+        run_generated_load(db, scale, seed, replace=True, force=False)
+    finally:
+        db.close()
+
+
+def down(ctx: typer.Context) -> None:
+    """Stop the embedded servers. Their data stays for the next `up`.
+
+    Example:
+
+      flightcache down
+    """
+    from flightcache.console import out
+
+    application: App = ctx.obj
+    stopped = application.stack.down()
+    if stopped:
+        for what in stopped:
+            out.print(f"stopped {what}")
+    else:
+        out.print("nothing was running")
+
+
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show what runs where: pid, port, version, data directory, memory.
+
+    Example:
+
+      flightcache status --json
+    """
+    from flightcache.console import human_bytes, out, table
+
+    application: App = ctx.obj
+    settings = application.settings
+    rows = application.stack.status()
+    if as_json:
+        payload = {
+            "state_dir": str(settings.state_dir),
+            "db_url": str(settings.db_url) if settings.db_url else None,
+            "valkey_url": str(settings.valkey_url) if settings.valkey_url else None,
+            "servers": [
+                {
+                    "name": r.name, "running": r.running, "pid": r.pid, "port": r.port,
+                    "version": r.version, "data_dir": str(r.data_dir), "memory_bytes": r.memory,
+                    "note": r.note,
+                }
+                for r in rows
+            ],
+        }
+        out.print_json(json.dumps(payload))
+        return
+    out.print(
+        table(
+            f"embedded stack in {settings.state_dir}",
+            ["server", "state", "pid", "port", "version", "data directory", "memory"],
+            [
+                [r.name, "[green]running[/green]" if r.running else "[red]stopped[/red]", r.pid,
+                 r.port, r.version, r.data_dir, human_bytes(r.memory)]
+                for r in rows
+            ],
+        )
+    )
+    for key, label in (("db_url", "database"), ("valkey_url", "valkey")):
+        value = getattr(settings, key)
+        source = settings.sources.get(key, "")
+        if value is not None:
+            out.print(f"{label}: {value} (from {source}; the embedded one is not used)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Stack")(up)
+    app.command(rich_help_panel="Stack")(down)
+    app.command(rich_help_panel="Stack")(status)

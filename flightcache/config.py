@@ -1,0 +1,358 @@
+"""Settings: flags > environment > config file > the embedded stack.
+
+Two URLs configure everything. ``FLIGHTCACHE_DB_URL`` names the relational
+database (``mysql://``, ``mariadb://``, ``postgresql://``); ``FLIGHTCACHE_VALKEY_URL``
+names Valkey (``valkey://``, ``valkeys://`` for TLS, ``unix://``, and
+``valkey+cluster://`` / ``valkeys+cluster://`` for a cluster seed node). Either left
+unset means "use the embedded stack in the state directory".
+
+Nothing here opens a connection. Every password seen while parsing is remembered
+so that :func:`scrub` can take it out of any text before it is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, Mapping
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from flightcache.errors import ConfigError
+
+DB_SCHEMES: dict[str, Literal["mysql", "postgresql"]] = {
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+}
+VALKEY_SCHEMES = ("valkey", "valkeys", "unix", "valkey+cluster", "valkeys+cluster")
+DEFAULT_PORTS = {"mysql": 3306, "postgresql": 5432}
+DEFAULT_DATABASE = "flughafendb"
+
+ENV_DB_URL = "FLIGHTCACHE_DB_URL"
+ENV_VALKEY_URL = "FLIGHTCACHE_VALKEY_URL"
+ENV_STATE_DIR = "FLIGHTCACHE_STATE_DIR"
+ENV_CONFIG = "FLIGHTCACHE_CONFIG"
+
+_SECRETS: set[str] = set()
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember a secret so that :func:`scrub` removes it from printed text."""
+    if secret and len(secret) >= 1:
+        _SECRETS.add(secret)
+        _SECRETS.add(quote(secret, safe=""))
+
+
+def scrub(text: str) -> str:
+    """Replace every registered secret in ``text`` with ``***``."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _split(url: str, what: str) -> tuple[str, str, str, int | None, str, str, str]:
+    """Split a URL into scheme, user, password, port, host, path and query."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(
+            f"malformed {what} URL {_redact_raw(url)!r}: {exc}",
+            hint="a URL looks like scheme://user:password@host:port/name",
+        ) from None
+    user = unquote(parts.username) if parts.username else ""
+    password = unquote(parts.password) if parts.password is not None else ""
+    register_secret(password)
+    return (
+        parts.scheme.lower(),
+        user,
+        password,
+        port,
+        parts.hostname or "",
+        parts.path,
+        parts.query,
+    )
+
+
+def _redact_raw(url: str) -> str:
+    """Redact the password of a URL that may not even parse."""
+    if "://" not in url or "@" not in url:
+        return scrub(url)
+    scheme, rest = url.split("://", 1)
+    creds, _, tail = rest.rpartition("@")
+    if ":" in creds:
+        creds = creds.split(":", 1)[0] + ":***"
+    return scrub(f"{scheme}://{creds}@{tail}")
+
+
+@dataclass(frozen=True)
+class DbUrl:
+    """A parsed database URL."""
+
+    kind: Literal["mysql", "postgresql"]
+    scheme: str
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    database: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, url: str) -> DbUrl:
+        scheme, user, password, port, host, path, query = _split(url, "database")
+        if scheme not in DB_SCHEMES:
+            raise ConfigError(
+                f"unknown database URL scheme {scheme + '://' if scheme else '(none)'}"
+                f" in {_redact_raw(url)!r}",
+                hint="use mysql://, mariadb:// or postgresql://, e.g. "
+                "postgresql://postgres@127.0.0.1:5432/flughafendb",
+            )
+        kind = DB_SCHEMES[scheme]
+        if not host:
+            raise ConfigError(
+                f"malformed database URL {_redact_raw(url)!r}: no host",
+                hint="write the host explicitly, e.g. mysql://root@127.0.0.1:3306/flughafendb",
+            )
+        database = unquote(path.lstrip("/")) or DEFAULT_DATABASE
+        if "/" in database:
+            raise ConfigError(
+                f"malformed database URL {_redact_raw(url)!r}: {database!r} is not a database name",
+                hint="the path of the URL is one database name",
+            )
+        if not user:
+            user = "root" if kind == "mysql" else "postgres"
+        return cls(
+            kind=kind,
+            scheme=scheme,
+            host=host,
+            port=port or DEFAULT_PORTS[kind],
+            user=user,
+            password=password,
+            database=database,
+            params=tuple(parse_qsl(query)),
+        )
+
+    def with_database(self, database: str) -> DbUrl:
+        return replace(self, database=database)
+
+    def url(self, *, redact: bool = True) -> str:
+        """The URL back as text; the password shown as ``***`` unless ``redact=False``."""
+        creds = quote(self.user, safe="")
+        if self.password:
+            creds += ":" + ("***" if redact else quote(self.password, safe=""))
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        text = f"{self.scheme}://{creds}@{host}:{self.port}/{quote(self.database, safe='')}"
+        if self.params:
+            text += "?" + "&".join(f"{k}={v}" for k, v in self.params)
+        return text
+
+    def __str__(self) -> str:
+        return self.url()
+
+
+@dataclass(frozen=True)
+class ValkeyUrl:
+    """A parsed Valkey URL; ``cluster`` when the scheme carries ``+cluster``."""
+
+    scheme: str
+    cluster: bool
+    tls: bool
+    host: str
+    port: int
+    path: str
+    username: str
+    password: str = field(repr=False)
+    db: int = 0
+
+    @classmethod
+    def parse(cls, url: str) -> ValkeyUrl:
+        scheme, user, password, port, host, path, query = _split(url, "Valkey")
+        if scheme not in VALKEY_SCHEMES:
+            raise ConfigError(
+                f"unknown Valkey URL scheme {scheme + '://' if scheme else '(none)'}"
+                f" in {_redact_raw(url)!r}",
+                hint="use valkey://host:port, valkeys:// for TLS, unix:///path/to.sock"
+                " or valkey+cluster://host:port",
+            )
+        cluster = scheme.endswith("+cluster")
+        params = dict(parse_qsl(query))
+        if "password" in params:
+            password = params["password"]
+            register_secret(password)
+        if scheme == "unix":
+            if not path:
+                raise ConfigError(
+                    f"malformed Valkey URL {_redact_raw(url)!r}: no socket path",
+                    hint="write unix:///path/to/valkey.sock",
+                )
+            db = params.get("db", "0")
+        else:
+            if not host:
+                raise ConfigError(
+                    f"malformed Valkey URL {_redact_raw(url)!r}: no host",
+                    hint="write the host explicitly, e.g. valkey://127.0.0.1:6379",
+                )
+            db = path.lstrip("/") or params.get("db", "0")
+        try:
+            db_number = int(db)
+        except ValueError:
+            raise ConfigError(
+                f"malformed Valkey URL {_redact_raw(url)!r}: database {db!r} is not a number",
+                hint="the path of a Valkey URL is a database number, e.g. valkey://host:6379/0",
+            ) from None
+        if cluster and db_number != 0:
+            raise ConfigError(
+                f"Valkey URL {_redact_raw(url)!r} selects database {db_number}, "
+                "but a cluster has only database 0",
+                hint="drop the /N from the cluster URL",
+            )
+        return cls(
+            scheme=scheme,
+            cluster=cluster,
+            tls=scheme.startswith("valkeys"),
+            host=host,
+            port=port or 6379,
+            path=path if scheme == "unix" else "",
+            username=user,
+            password=password,
+            db=db_number,
+        )
+
+    def client_url(self) -> str:
+        """The URL in the form valkey-py's ``from_url`` takes (no ``+cluster``)."""
+        return self._render(redact=False)
+
+    def url(self, *, redact: bool = True) -> str:
+        text = self._render(redact=redact)
+        if self.cluster:
+            text = text.replace("://", "+cluster://", 1)
+        return text
+
+    def _render(self, *, redact: bool) -> str:
+        base = "valkeys" if self.tls else "valkey"
+        creds = ""
+        if self.username or self.password:
+            creds = quote(self.username, safe="")
+            if self.password:
+                creds += ":" + ("***" if redact else quote(self.password, safe=""))
+            creds += "@"
+        if self.scheme == "unix":
+            return f"unix://{creds}{self.path}?db={self.db}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{base}://{creds}{host}:{self.port}/{self.db}"
+
+    @property
+    def address(self) -> str:
+        return self.path if self.scheme == "unix" else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.url()
+
+
+def default_state_dir() -> Path:
+    """Where the embedded stack lives when no ``--state-dir`` is given.
+
+    Root gets ``/var/lib/flightcache``: the embedded PostgreSQL runs under an
+    unprivileged account, which cannot reach into root's home directory.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/flightcache")
+    import platformdirs
+
+    return Path(platformdirs.user_state_path("flightcache"))
+
+
+def default_config_file() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_path("flightcache")) / "config.toml"
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """Read the optional TOML config file: keys db_url, valkey_url, state_dir."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not valid TOML: {exc}",
+            hint="fix the file or remove it; it takes db_url, valkey_url and state_dir",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    known = {"db_url", "valkey_url", "state_dir"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"config file {path} has unknown keys: {', '.join(unknown)}",
+            hint="it takes db_url, valkey_url and state_dir",
+        )
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"config file {path}: {key} must be a string")
+        out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a command runs against. ``None`` URLs mean the embedded stack."""
+
+    db_url: DbUrl | None
+    valkey_url: ValkeyUrl | None
+    state_dir: Path
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded_db(self) -> bool:
+        return self.db_url is None
+
+    @property
+    def embedded_valkey(self) -> bool:
+        return self.valkey_url is None
+
+
+def resolve(
+    *,
+    db_url: str | None = None,
+    valkey_url: str | None = None,
+    state_dir: str | Path | None = None,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge flags, environment and config file into :class:`Settings`."""
+    env = os.environ if environ is None else environ
+    cfg_path = Path(config_file or env.get(ENV_CONFIG) or default_config_file())
+    cfg = read_config_file(cfg_path)
+    sources: dict[str, str] = {}
+
+    def pick(flag: str | Path | None, env_name: str, key: str) -> str | None:
+        if flag not in (None, ""):
+            sources[key] = "flag"
+            return str(flag)
+        if env.get(env_name):
+            sources[key] = f"${env_name}"
+            return env[env_name]
+        if cfg.get(key):
+            sources[key] = str(cfg_path)
+            return cfg[key]
+        sources[key] = "embedded" if key != "state_dir" else "default"
+        return None
+
+    raw_db = pick(db_url, ENV_DB_URL, "db_url")
+    raw_valkey = pick(valkey_url, ENV_VALKEY_URL, "valkey_url")
+    raw_state = pick(state_dir, ENV_STATE_DIR, "state_dir")
+    return Settings(
+        db_url=DbUrl.parse(raw_db) if raw_db else None,
+        valkey_url=ValkeyUrl.parse(raw_valkey) if raw_valkey else None,
+        state_dir=Path(raw_state).expanduser().absolute() if raw_state else default_state_dir(),
+        sources=sources,
+    )

@@ -1,0 +1,124 @@
+"""A small database interface over PyMySQL and psycopg 3.
+
+Only ``db/mysql.py`` imports pymysql and only ``db/postgres.py`` imports psycopg.
+Both turn driver errors into flightcache errors where they happen, so callers see
+:class:`ConnectionFailed`, :class:`DataError` or :class:`QueryError`, never a
+driver exception. SQL takes ``%(name)s`` parameters on both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+from flightcache.config import DbUrl
+from flightcache.sqlfiles import Dialect
+
+Params = Mapping[str, Any] | Sequence[Any] | None
+
+
+class Point(NamedTuple):
+    """A geographic point as FlughafenDB stores it: x is longitude, y latitude."""
+
+    lon: float
+    lat: float
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    rowcount: int = 0
+    elapsed_ns: int = 0
+    notices: list[str] = field(default_factory=list)
+
+
+class Database(Protocol):
+    """What flightcache needs from a database connection."""
+
+    dialect: Dialect
+    url: DbUrl
+
+    def fetch(self, sql: str, params: Params = None) -> QueryResult: ...
+
+    def execute(self, sql: str, params: Params = None) -> int: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def tables(self) -> set[str]: ...
+
+    def copy_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> int: ...
+
+    def reset_identity(self, table: str, column: str) -> None: ...
+
+    def truncate(self, tables: Sequence[str]) -> None: ...
+
+    def drop_tables(self, tables: Sequence[str]) -> None: ...
+
+    def server_version(self) -> str: ...
+
+    def quote(self, identifier: str) -> str: ...
+
+    def bulk_session(self) -> AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+
+def connect(url: DbUrl, *, create: bool = False, connect_timeout: float = 5.0) -> Database:
+    """Open a connection; with ``create`` the database is created when missing."""
+    if url.kind == "mysql":
+        from flightcache.db.mysql import MySQLDatabase
+
+        return MySQLDatabase.open(url, create=create, connect_timeout=connect_timeout)
+    from flightcache.db.postgres import PostgresDatabase
+
+    return PostgresDatabase.open(url, create=create, connect_timeout=connect_timeout)
+
+
+def drop_database(url: DbUrl) -> None:
+    """Drop the database the URL names (tests use it to clean up after themselves)."""
+    if url.kind == "mysql":
+        from flightcache.db.mysql import drop_database as drop_mysql
+
+        drop_mysql(url)
+    else:
+        from flightcache.db.postgres import drop_database as drop_pg
+
+        drop_pg(url)
+
+
+def text_field(value: Any) -> str | None:
+    """A value as plain text for a bulk loader; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, str)):
+        return str(value)
+    if isinstance(value, (float, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        seconds = int(value.total_seconds())
+        return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return str(value)
+
+
+def chunked(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
+    batch: list[Sequence[Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

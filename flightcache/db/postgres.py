@@ -1,0 +1,216 @@
+"""PostgreSQL through psycopg 3: the only module that imports psycopg."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+
+from flightcache.config import DbUrl, scrub
+from flightcache.db import Params, Point, QueryResult
+from flightcache.errors import ConnectionFailed, DataError, FlightcacheError, QueryError
+from flightcache.sqlfiles import Dialect
+
+
+def _message(exc: psycopg.Error) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if primary:
+        return scrub(str(primary))
+    lines = str(exc).strip().splitlines()
+    return scrub(lines[-1] if lines else repr(exc))
+
+
+def _wrap_connect(exc: psycopg.Error, url: DbUrl) -> FlightcacheError:
+    text = scrub(str(exc))
+    where = f"{url.host}:{url.port}"
+    if "password authentication failed" in text or "no password supplied" in text:
+        return ConnectionFailed(
+            f"PostgreSQL at {where} refused user {url.user!r}: wrong password",
+            hint="check the user and password in FLIGHTCACHE_DB_URL or --db-url",
+        )
+    if f'database "{url.database}" does not exist' in text:
+        return DataError(
+            f"database {url.database!r} does not exist on PostgreSQL at {where}",
+            hint="create and fill it with `flightcache data load`",
+        )
+    if "role" in text and "does not exist" in text:
+        return ConnectionFailed(
+            f"PostgreSQL at {where} has no user {url.user!r}",
+            hint="check the user in FLIGHTCACHE_DB_URL or --db-url",
+        )
+    last = text.strip().splitlines()[-1] if text.strip() else "no answer"
+    return ConnectionFailed(
+        f"cannot reach PostgreSQL at {where}: {last}",
+        hint="is the server running? check FLIGHTCACHE_DB_URL or --db-url",
+    )
+
+
+def _connect(url: DbUrl, database: str, timeout: float) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(
+            host=url.host,
+            port=url.port,
+            user=url.user,
+            password=url.password or None,
+            dbname=database,
+            connect_timeout=max(1, int(timeout)),
+            application_name="flightcache",
+            autocommit=True,
+        )
+    except psycopg.Error as exc:
+        raise _wrap_connect(exc, url) from None
+
+
+def drop_database(url: DbUrl) -> None:
+    conn = _connect(url, "postgres", 5)
+    try:
+        conn.execute(
+            pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                pgsql.Identifier(url.database)
+            )
+        )
+    finally:
+        conn.close()
+
+
+class PostgresDatabase:
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, url: DbUrl, conn: psycopg.Connection[Any]) -> None:
+        self.url = url
+        self._conn = conn
+
+    @classmethod
+    def open(cls, url: DbUrl, *, create: bool, connect_timeout: float) -> PostgresDatabase:
+        try:
+            conn = _connect(url, url.database, connect_timeout)
+        except DataError:
+            if not create:
+                raise
+            server = _connect(url, "postgres", connect_timeout)
+            try:
+                server.execute(
+                    pgsql.SQL("CREATE DATABASE {} ENCODING 'UTF8'").format(
+                        pgsql.Identifier(url.database)
+                    )
+                )
+            except psycopg.errors.DuplicateDatabase:
+                pass
+            except psycopg.Error as exc:
+                raise QueryError(f"cannot create database {url.database!r}: {_message(exc)}") from None
+            finally:
+                server.close()
+            conn = _connect(url, url.database, connect_timeout)
+        return cls(url, conn)
+
+    def quote(self, identifier: str) -> str:
+        return '"' + identifier.replace('"', '""') + '"'
+
+    def fetch(self, sql: str, params: Params = None) -> QueryResult:
+        start = time.perf_counter_ns()
+        try:
+            cur = self._conn.execute(sql, params)  # type: ignore[arg-type]
+            rows = cur.fetchall() if cur.description else []
+            columns = [d.name for d in cur.description or ()]
+            count = cur.rowcount
+        except psycopg.OperationalError as exc:
+            raise ConnectionFailed(f"lost the PostgreSQL connection: {_message(exc)}") from None
+        except psycopg.Error as exc:
+            raise QueryError(f"PostgreSQL error: {_message(exc)}") from None
+        return QueryResult(columns, list(rows), count, time.perf_counter_ns() - start)
+
+    def execute(self, sql: str, params: Params = None) -> int:
+        try:
+            return self._conn.execute(sql, params).rowcount  # type: ignore[arg-type]
+        except psycopg.OperationalError as exc:
+            raise ConnectionFailed(f"lost the PostgreSQL connection: {_message(exc)}") from None
+        except psycopg.Error as exc:
+            raise QueryError(f"PostgreSQL error: {_message(exc)}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        try:
+            with self._conn.transaction():
+                yield
+        except psycopg.Error as exc:
+            raise QueryError(f"PostgreSQL error: {_message(exc)}") from None
+
+    @contextmanager
+    def bulk_session(self) -> Iterator[None]:
+        """As a superuser, skip FK triggers while loading data flightcache made."""
+        superuser = self.fetch("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        replica = bool(superuser.rows and superuser.rows[0][0])
+        if replica:
+            self.execute("SET session_replication_role = replica")
+        try:
+            yield
+        finally:
+            if replica:
+                try:
+                    self.execute("SET session_replication_role = DEFAULT")
+                except FlightcacheError:
+                    pass
+
+    def tables(self) -> set[str]:
+        result = self.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {str(r[0]) for r in result.rows}
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
+            pgsql.Identifier(table), pgsql.SQL(", ").join(map(pgsql.Identifier, columns))
+        )
+        count = 0
+        points: list[int] | None = None
+        try:
+            with self._conn.cursor() as cur, cur.copy(statement) as copy:
+                for row in rows:
+                    if points is None:
+                        points = [i for i, v in enumerate(row) if isinstance(v, Point)]
+                    if points:
+                        row = list(row)
+                        for i in points:
+                            p = row[i]
+                            row[i] = f"({p.lon!r},{p.lat!r})" if p is not None else None
+                    copy.write_row(row)
+                    count += 1
+        except psycopg.Error as exc:
+            raise QueryError(f"loading {table} failed: {_message(exc)}") from None
+        return count
+
+    def reset_identity(self, table: str, column: str) -> None:
+        self.execute(
+            pgsql.SQL(
+                "SELECT setval(pg_get_serial_sequence({t}, {c}), COALESCE(MAX({ci}), 0) + 1, false)"
+                " FROM {ti}"
+            )
+            .format(
+                t=pgsql.Literal(table),
+                c=pgsql.Literal(column),
+                ci=pgsql.Identifier(column),
+                ti=pgsql.Identifier(table),
+            )
+            .as_string(self._conn)
+        )
+
+    def truncate(self, tables: Sequence[str]) -> None:
+        if tables:
+            self.execute(f"TRUNCATE {', '.join(map(self.quote, tables))} RESTART IDENTITY")
+
+    def drop_tables(self, tables: Sequence[str]) -> None:
+        if tables:
+            self.execute(f"DROP TABLE IF EXISTS {', '.join(map(self.quote, tables))}")
+
+    def server_version(self) -> str:
+        return str(self.fetch("SHOW server_version").rows[0][0])
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except psycopg.Error:
+            pass
+

@@ -1,0 +1,134 @@
+"""Valkey clients: the one place that builds them, from a :class:`ValkeyUrl`.
+
+A ``valkey+cluster://`` URL gives a :class:`valkey.cluster.ValkeyCluster`, any other
+a :class:`valkey.Valkey`. Connecting checks the node's mode, so a cluster URL
+pointing at a standalone node (or the reverse) fails with one clear line instead
+of MOVED errors later. Errors come out as flightcache errors.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Union
+
+import valkey
+import valkey.cluster
+import valkey.exceptions
+
+from flightcache.config import ValkeyUrl, scrub
+from flightcache.errors import ConfigError, ConnectionFailed, FlightcacheError, ValkeyCommandError
+
+Client = Union[valkey.Valkey, valkey.cluster.ValkeyCluster]
+
+
+def wrap(exc: valkey.exceptions.ValkeyError, url: ValkeyUrl) -> FlightcacheError:
+    """A valkey-py exception as a flightcache error, password scrubbed."""
+    text = scrub(str(exc)) or exc.__class__.__name__
+    if isinstance(exc, valkey.exceptions.AuthenticationError) or "WRONGPASS" in text or (
+        "NOAUTH" in text
+    ):
+        return ConnectionFailed(
+            f"Valkey at {url.address} refused the credentials: {text}",
+            hint="check the user and password in FLIGHTCACHE_VALKEY_URL or --valkey-url",
+        )
+    if isinstance(exc, (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError)):
+        return ConnectionFailed(
+            f"cannot reach Valkey at {url.address}: {text}",
+            hint="is it running? `flightcache up` starts the embedded one;"
+            " or check FLIGHTCACHE_VALKEY_URL",
+        )
+    if isinstance(exc, valkey.exceptions.ResponseError):
+        return ValkeyCommandError(f"Valkey error: {text}")
+    return FlightcacheError(f"Valkey error at {url.address}: {text}")
+
+
+def _standalone(url: ValkeyUrl, timeout: float, **kwargs: Any) -> valkey.Valkey:
+    return valkey.Valkey.from_url(
+        url.client_url(),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        client_name="flightcache",
+        **kwargs,
+    )
+
+
+def cluster_enabled(client: valkey.Valkey) -> bool:
+    return bool(int(client.info("cluster").get("cluster_enabled", 0)))
+
+
+def connect(url: ValkeyUrl, *, timeout: float = 5.0, decode: bool = True, **kwargs: Any) -> Client:
+    """Open a client and check that the node's mode matches the URL."""
+    seed = _standalone(url, timeout, decode_responses=decode, **kwargs)
+    try:
+        is_cluster = cluster_enabled(seed)
+    except valkey.exceptions.ValkeyError as exc:
+        seed.close()
+        raise wrap(exc, url) from None
+    if url.cluster and not is_cluster:
+        seed.close()
+        raise ConfigError(
+            f"{url.url()} names a cluster, but Valkey at {url.address} is not in cluster mode",
+            hint=f"use valkey://{url.address} for a single node",
+        )
+    if not url.cluster and is_cluster:
+        seed.close()
+        raise ConfigError(
+            f"Valkey at {url.address} is a cluster node, but {url.url()} is a single-node URL",
+            hint=f"use valkey+cluster://{url.address} so that keys reach the right node",
+        )
+    if not url.cluster:
+        return seed
+    seed.close()
+    try:
+        return valkey.cluster.ValkeyCluster(
+            host=url.host,
+            port=url.port,
+            username=url.username or None,
+            password=url.password or None,
+            ssl=url.tls,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=decode,
+            client_name="flightcache",
+            **kwargs,
+        )
+    except valkey.exceptions.ValkeyError as exc:
+        raise wrap(exc, url) from None
+
+
+def primaries(client: Client) -> list[valkey.Valkey]:
+    """One standalone client per primary: the node itself, or each cluster primary."""
+    if isinstance(client, valkey.cluster.ValkeyCluster):
+        out: list[valkey.Valkey] = []
+        for node in client.get_primaries():
+            if node.valkey_connection is None:
+                client.nodes_manager.initialize()
+            assert node.valkey_connection is not None
+            out.append(node.valkey_connection)
+        return out
+    return [client]
+
+
+def parser_name(client: Client) -> str:
+    """The class name of the reply parser in use (LibvalkeyParser when libvalkey is)."""
+    node = primaries(client)[0]
+    pool = node.connection_pool
+    parser = pool.connection_kwargs.get("parser_class")
+    if parser is None:
+        conn = pool.get_connection("PING")
+        try:
+            return type(conn._parser).__name__
+        finally:
+            pool.release(conn)
+    return str(getattr(parser, "__name__", parser))
+
+
+def round_trip_ns(client: Client, samples: int = 25) -> int:
+    """Median PING round trip in nanoseconds."""
+    times: list[int] = []
+    for _ in range(samples):
+        t0 = time.perf_counter_ns()
+        client.ping()
+        times.append(time.perf_counter_ns() - t0)
+    times.sort()
+    return times[len(times) // 2]
