@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from flightcache import __version__
@@ -30,10 +29,9 @@ FLIGHTCACHE_VALKEY_URL, or the flags below.
 
 Examples:
 
+\b
   flightcache up                 # start the embedded stack, load the dataset
-
   flightcache doctor             # check every connection
-
   flightcache --db-url mysql://root@127.0.0.1/flughafendb data info
 """
 
@@ -41,7 +39,7 @@ app = typer.Typer(
     help=HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -113,23 +111,25 @@ def _wants_traceback(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
-    from flightcache.config import scrub
-    from flightcache.console import err
-
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = app(args=args, prog_name="flightcache", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value
         exc.show()
         return int(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
+        from flightcache.console import err
+
         err.print("[yellow]interrupted[/yellow]")
         return 130
     except FlightcacheError as exc:
         if _wants_traceback(args):
             raise
+        from flightcache.config import scrub
+        from flightcache.console import err
+
         err.print(f"[bold red]error:[/bold red] {scrub(exc.message)}", markup=True, soft_wrap=True)
         if exc.hint:
             err.print(f"[dim]hint:[/dim] {scrub(exc.hint)}", soft_wrap=True)
@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: never a bare traceback
         if _wants_traceback(args):
             raise
+        from flightcache.config import scrub
+        from flightcache.console import err
+
         err.print(
             f"[bold red]internal error:[/bold red] {type(exc).__name__}: {scrub(str(exc))}",
             soft_wrap=True,

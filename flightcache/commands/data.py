@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Create the FlughafenDB schema, load data, and see what is loaded.",
     no_args_is_help=True,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
 )
 
 SCALES = ("tiny", "small", "workshop", "full")
@@ -84,6 +84,7 @@ def schema(
 
     Example:
 
+    \b
       flightcache --db-url mysql://root@127.0.0.1/flughafendb data schema
     """
     from flightcache.console import out
@@ -124,8 +125,8 @@ def load(
 
     Examples:
 
+    \b
       flightcache data load
-
       flightcache data load --scale tiny --seed 7 --replace
     """
     check_scale(scale)
@@ -156,6 +157,7 @@ def import_dump(
 
     Example:
 
+    \b
       flightcache data import ~/Downloads/flughafendb_large.sql.gz
     """
     from flightcache.console import bytes_progress, out
@@ -225,6 +227,7 @@ def info(
 
     Example:
 
+    \b
       flightcache data info --exact
     """
     from flightcache.console import out, table
@@ -267,6 +270,7 @@ def drop(
 
     Example:
 
+    \b
       flightcache data drop --yes
     """
     from flightcache.console import out

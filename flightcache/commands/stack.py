@@ -43,10 +43,9 @@ def up(
 
     Examples:
 
+    \b
       flightcache up
-
       flightcache up --cluster 3     # Valkey as a 3-node cluster
-
       flightcache up --scale tiny --no-load
     """
     from flightcache.commands.data import check_scale, run_generated_load
@@ -97,6 +96,7 @@ def down(ctx: typer.Context) -> None:
 
     Example:
 
+    \b
       flightcache down
     """
     from flightcache.console import out
@@ -118,6 +118,7 @@ def status(
 
     Example:
 
+    \b
       flightcache status --json
     """
     from flightcache.console import human_bytes, out, table

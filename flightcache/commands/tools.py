@@ -116,8 +116,8 @@ def doctor(
 
     Examples:
 
+    \b
       flightcache doctor
-
       flightcache doctor --json
     """
     from flightcache.console import out, table
@@ -147,8 +147,8 @@ def sql(
 
     Examples:
 
+    \b
       flightcache sql
-
       flightcache sql -- -e "SELECT COUNT(*) FROM flight"    # mycli runs one statement
     """
     application: App = ctx.obj
@@ -233,10 +233,9 @@ def valkey_command(
 
     Examples:
 
+    \b
       flightcache valkey PING
-
       flightcache valkey SET airlines:top_routes '[...]' EX 3600
-
       flightcache valkey CONFIG GET maxmemory-policy
     """
     import valkey.cluster
@@ -290,8 +289,8 @@ def monitor(
 
     Examples:
 
+    \b
       flightcache monitor
-
       flightcache monitor --seconds 30
     """
     import valkey.exceptions
@@ -349,6 +348,7 @@ def monitor(
 
 def register(app: typer.Typer) -> None:
     app.command(rich_help_panel="Tools")(doctor)
-    app.command(rich_help_panel="Tools")(sql)
-    app.command("valkey", rich_help_panel="Tools")(valkey_command)
+    verbatim = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+    app.command(rich_help_panel="Tools", context_settings=verbatim)(sql)
+    app.command("valkey", rich_help_panel="Tools", context_settings=verbatim)(valkey_command)
     app.command(rich_help_panel="Tools")(monitor)

@@ -218,10 +218,11 @@ def load_tables(
     """
     report = LoadReport()
     started = time.perf_counter()
-    write_meta(db, state="loading")
     outer = db.transaction() if db.dialect == "postgresql" else nullcontext()
     counts: dict[str, int] = {}
     with outer:
+        # MySQL commits this mark at once; on PostgreSQL it shares the load's fate
+        write_meta(db, state="loading")
         if db.dialect == "postgresql":
             db.execute("SET CONSTRAINTS ALL DEFERRED")
         db.truncate([t for t in reversed(LOAD_ORDER)])

