@@ -58,7 +58,8 @@ def root(
         typer.Option(
             "--db-url",
             envvar="FLIGHTCACHE_DB_URL",
-            help="Database URL: mysql://, mariadb:// or postgresql://. Default: the embedded PostgreSQL.",
+            help="Database URL: mysql://, mariadb:// or postgresql://."
+            " Default: the embedded PostgreSQL.",
             show_envvar=True,
         ),
     ] = None,
@@ -67,7 +68,8 @@ def root(
         typer.Option(
             "--valkey-url",
             envvar="FLIGHTCACHE_VALKEY_URL",
-            help="Valkey URL: valkey://, valkeys://, unix:// or valkey+cluster://. Default: the embedded Valkey.",
+            help="Valkey URL: valkey://, valkeys://, unix:// or valkey+cluster://."
+            " Default: the embedded Valkey.",
             show_envvar=True,
         ),
     ] = None,

@@ -9,7 +9,7 @@ of MOVED errors later. Errors come out as flightcache errors.
 from __future__ import annotations
 
 import time
-from typing import Any, Union
+from typing import Any
 
 import valkey
 import valkey.cluster
@@ -18,14 +18,16 @@ import valkey.exceptions
 from flightcache.config import ValkeyUrl, scrub
 from flightcache.errors import ConfigError, ConnectionFailed, FlightcacheError, ValkeyCommandError
 
-Client = Union[valkey.Valkey, valkey.cluster.ValkeyCluster]
+Client = valkey.Valkey | valkey.cluster.ValkeyCluster
 
 
 def wrap(exc: valkey.exceptions.ValkeyError, url: ValkeyUrl) -> FlightcacheError:
     """A valkey-py exception as a flightcache error, password scrubbed."""
     text = scrub(str(exc)) or exc.__class__.__name__
-    if isinstance(exc, valkey.exceptions.AuthenticationError) or "WRONGPASS" in text or (
-        "NOAUTH" in text
+    if (
+        isinstance(exc, valkey.exceptions.AuthenticationError)
+        or "WRONGPASS" in text
+        or ("NOAUTH" in text)
     ):
         return ConnectionFailed(
             f"Valkey at {url.address} refused the credentials: {text}",

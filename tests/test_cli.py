@@ -32,8 +32,19 @@ def test_every_command_has_help_with_an_example_and_a_chapter(cli: Any) -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     walked = _commands(root)
     names = {" ".join(path) for path, _ in walked}
-    assert {"up", "down", "status", "doctor", "sql", "valkey", "monitor", "data load",
-            "data import", "data info", "data schema"} <= names
+    assert {
+        "up",
+        "down",
+        "status",
+        "doctor",
+        "sql",
+        "valkey",
+        "monitor",
+        "data load",
+        "data import",
+        "data info",
+        "data schema",
+    } <= names
     for path, command in walked:
         if not path or hasattr(command, "commands"):
             assert command.help, f"{path} has no help"
@@ -49,8 +60,12 @@ def test_every_command_has_help_with_an_example_and_a_chapter(cli: Any) -> None:
 def test_version_and_module_entry(cli: Any) -> None:
     result = cli("--version")
     assert result.code == 0 and result.out.startswith("flightcache ")
-    proc = subprocess.run([sys.executable, "-m", "flightcache", "--version"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flightcache", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0 and proc.stdout == result.out
 
 
@@ -66,9 +81,17 @@ def _one_line_error(result: Any, code: int, fragment: str) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "fragment"),
     [
-        (["--db-url", f"oracle://u:{SECRET}@h/x", "data", "info"], 3, "unknown database URL scheme"),
+        (
+            ["--db-url", f"oracle://u:{SECRET}@h/x", "data", "info"],
+            3,
+            "unknown database URL scheme",
+        ),
         (["--db-url", f"mysql://u:{SECRET}@h:port/x", "data", "info"], 3, "malformed database URL"),
-        (["--valkey-url", f"redis://u:{SECRET}@h:1", "valkey", "PING"], 3, "unknown Valkey URL scheme"),
+        (
+            ["--valkey-url", f"redis://u:{SECRET}@h:1", "valkey", "PING"],
+            3,
+            "unknown Valkey URL scheme",
+        ),
         (["--valkey-url", "valkey://[::1", "valkey", "PING"], 3, "malformed Valkey URL"),
     ],
 )
@@ -84,38 +107,57 @@ def _closed_port() -> int:
 
 def test_unreachable_servers(cli: Any) -> None:
     port = _closed_port()
-    _one_line_error(cli("--db-url", f"mysql://root:{SECRET}@127.0.0.1:{port}/x", "data", "info"),
-                    4, "cannot reach MySQL")
-    _one_line_error(cli("--db-url", f"postgresql://p:{SECRET}@127.0.0.1:{port}/x", "data", "info"),
-                    4, "cannot reach PostgreSQL")
-    _one_line_error(cli("--valkey-url", f"valkey://:{SECRET}@127.0.0.1:{port}", "valkey", "PING"),
-                    4, "cannot reach Valkey")
+    _one_line_error(
+        cli("--db-url", f"mysql://root:{SECRET}@127.0.0.1:{port}/x", "data", "info"),
+        4,
+        "cannot reach MySQL",
+    )
+    _one_line_error(
+        cli("--db-url", f"postgresql://p:{SECRET}@127.0.0.1:{port}/x", "data", "info"),
+        4,
+        "cannot reach PostgreSQL",
+    )
+    _one_line_error(
+        cli("--valkey-url", f"valkey://:{SECRET}@127.0.0.1:{port}", "valkey", "PING"),
+        4,
+        "cannot reach Valkey",
+    )
 
 
 def test_wrong_mysql_password(cli: Any, db_url: Any) -> None:
     if db_url.kind != "mysql":
-        pytest.skip("the PostgreSQL here trusts every local login; wrong passwords are a MySQL test")
+        pytest.skip(
+            "the PostgreSQL here trusts every local login; wrong passwords are a MySQL test"
+        )
     url = db_url.url(redact=False).replace(f"//{db_url.user}@", f"//{db_url.user}:{SECRET}@")
     _one_line_error(cli("--db-url", url, "data", "info"), 4, "wrong password")
 
 
 def test_cluster_url_modes_must_match(cli: Any, valkey_server: Any, valkey_cluster: Any) -> None:
     single = valkey_server.ports[0]
-    _one_line_error(cli("--valkey-url", f"valkey+cluster://127.0.0.1:{single}", "valkey", "PING"),
-                    3, "not in cluster mode")
+    _one_line_error(
+        cli("--valkey-url", f"valkey+cluster://127.0.0.1:{single}", "valkey", "PING"),
+        3,
+        "not in cluster mode",
+    )
     node = valkey_cluster.ports[0]
-    _one_line_error(cli("--valkey-url", f"valkey://127.0.0.1:{node}", "valkey", "PING"),
-                    3, "is a cluster node")
+    _one_line_error(
+        cli("--valkey-url", f"valkey://127.0.0.1:{node}", "valkey", "PING"), 3, "is a cluster node"
+    )
 
 
-def test_valkey_command_prints_like_valkey_cli(cli: Any, valkey_server: Any, key_prefix: str) -> None:
+def test_valkey_command_prints_like_valkey_cli(
+    cli: Any, valkey_server: Any, key_prefix: str
+) -> None:
     url = str(valkey_server.url)
     key = key_prefix + "greeting"
     assert cli("--valkey-url", url, "valkey", "SET", key, "hi there").out == "OK\n"
     assert cli("--valkey-url", url, "valkey", "GET", key).out == '"hi there"\n'
     assert cli("--valkey-url", url, "valkey", "GET", key + "x").out == "(nil)\n"
     assert cli("--valkey-url", url, "valkey", "RPUSH", key + "l", "a", "b").out == "(integer) 2\n"
-    assert cli("--valkey-url", url, "valkey", "LRANGE", key + "l", "0", "-1").out == '1) "a"\n2) "b"\n'
+    assert (
+        cli("--valkey-url", url, "valkey", "LRANGE", key + "l", "0", "-1").out == '1) "a"\n2) "b"\n'
+    )
     bad = cli("--valkey-url", url, "valkey", "NOSUCHCMD")
     assert bad.code == 1 and bad.out.startswith("(error) ")
     cli("--valkey-url", url, "valkey", "DEL", key, key + "l")
@@ -167,8 +209,11 @@ def test_data_commands_refuse_bad_targets(cli: Any, db_url: Any, tmp_path: Path)
 
 
 def test_embedded_stack_down_says_how_to_start(cli: Any, tmp_path: Path) -> None:
-    _one_line_error(cli("--state-dir", str(tmp_path / "empty"), "data", "info"), 5,
-                    "embedded PostgreSQL is not running")
+    _one_line_error(
+        cli("--state-dir", str(tmp_path / "empty"), "data", "info"),
+        5,
+        "embedded PostgreSQL is not running",
+    )
     result = cli("--state-dir", str(tmp_path / "empty"), "valkey", "PING")
     _one_line_error(result, 5, "embedded Valkey is not running")
     assert "flightcache up" in result.err
@@ -177,8 +222,9 @@ def test_embedded_stack_down_says_how_to_start(cli: Any, tmp_path: Path) -> None
 def test_unwritable_state_dir(cli: Any, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    _one_line_error(cli("--state-dir", str(blocker / "state"), "up", "--no-load"), 5,
-                    "cannot be written")
+    _one_line_error(
+        cli("--state-dir", str(blocker / "state"), "up", "--no-load"), 5, "cannot be written"
+    )
 
 
 def test_port_already_taken(cli: Any, tmp_path: Path) -> None:
@@ -187,14 +233,24 @@ def test_port_already_taken(cli: Any, tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         state = tmp_path / "state"
-        result = cli("--state-dir", str(state), "--db-url", "mysql://root@127.0.0.1/x",
-                     "up", "--no-load", "--valkey-port", str(port))
+        result = cli(
+            "--state-dir",
+            str(state),
+            "--db-url",
+            "mysql://root@127.0.0.1/x",
+            "up",
+            "--no-load",
+            "--valkey-port",
+            str(port),
+        )
         _one_line_error(result, 5, f"port {port} is already taken")
     assert not (state / "valkey" / "standalone" / "valkey.pid").exists()
 
 
 def test_help_is_fast_to_import() -> None:
-    code = "import sys, flightcache.cli; print(' '.join(m for m in ('valkey','pymysql','psycopg','psutil','airportsdata') if m in sys.modules))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, env={**os.environ})
+    heavy = ("valkey", "pymysql", "psycopg", "psutil", "airportsdata")
+    code = f"import sys, flightcache.cli; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ}
+    )
     assert proc.stdout.strip() == "", f"heavy modules imported at start: {proc.stdout}"

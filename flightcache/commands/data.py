@@ -40,8 +40,14 @@ def _summary(report: LoadReport, what: str) -> None:
         for name, n, secs in report.tables
     ]
     total = sum(n for _, n, _ in report.tables)
-    rows.append(["[bold]total[/bold]", f"{total:,}", f"{report.seconds:.2f} s",
-                 f"{total / report.seconds:,.0f}" if report.seconds else "-"])
+    rows.append(
+        [
+            "[bold]total[/bold]",
+            f"{total:,}",
+            f"{report.seconds:.2f} s",
+            f"{total / report.seconds:,.0f}" if report.seconds else "-",
+        ]
+    )
     out.print(table(what, ["table", "rows", "time", "rows/s"], rows))
 
 
@@ -50,8 +56,9 @@ def run_generated_load(db: Database, scale: str, seed: int, *, replace: bool, fo
     from rich.progress import TaskID
 
     from flightcache.console import load_progress, out
-    from flightcache.data.load import load_generated
+    from flightcache.data.load import load_generated, preflight
 
+    preflight(db, replace=replace, force=force)  # refuse before any progress bar is drawn
     tasks: dict[str, TaskID] = {}
     with load_progress() as bars:
 
@@ -61,9 +68,9 @@ def run_generated_load(db: Database, scale: str, seed: int, *, replace: bool, fo
             bars.update(tasks[table], completed=done)
 
         report = load_generated(db, scale, seed, replace=replace, force=force, progress=progress)
-        for table, task in tasks.items():
-            bars.update(task, total=bars.tasks[task].completed, completed=bars.tasks[task].completed)
-            _ = table
+        for task in tasks.values():  # flight_log's size is known only at its end
+            done = bars.tasks[task].completed
+            bars.update(task, total=done, completed=done)
     if report.repaired:
         out.print("[yellow]the previous load had been interrupted; it is now complete[/yellow]")
     _summary(report, f"loaded scale {scale} (seed {seed}) into {db.url}")
@@ -167,18 +174,24 @@ def import_dump(
     from flightcache.errors import DataError
 
     application: App = ctx.obj
+    seen = {"rows": 0, "done": 0, "total": 0}
+
+    def on_progress(done: int, total: int) -> None:
+        seen["done"], seen["total"] = done, total
+
+    batches = read_dump(path, on_progress=on_progress)
+    first = next(iter(batches), None)  # the file is identified before the database is touched
+    if first is None:
+        raise DataError(f"{path} holds no FlughafenDB rows")
+    db = application.database(create=True)
     with bytes_progress() as bars:
         task = bars.add_task(f"reading {path.name}", total=None, rows=0)
-        seen = {"rows": 0}
 
-        def on_progress(done: int, total: int) -> None:
-            bars.update(task, completed=done, total=total, rows=f"{seen['rows']:,}")
+        def show() -> None:
+            bars.update(
+                task, completed=seen["done"], total=seen["total"] or None, rows=f"{seen['rows']:,}"
+            )
 
-        batches = read_dump(path, on_progress=on_progress)
-        first = next(iter(batches), None)  # the file is identified before the database is touched
-        if first is None:
-            raise DataError(f"{path} holds no FlughafenDB rows")
-        db = application.database(create=True)
         try:
             before = check_target(db, force=force)
             if before.complete and not replace:
@@ -190,8 +203,9 @@ def import_dump(
 
             def rows_of(batch: RowBatch) -> Iterable[Sequence[Any]]:
                 geo = batch.columns.index("geolocation") if "geolocation" in batch.columns else -1
+                seen["rows"] += len(batch.rows)
+                show()
                 for row in batch.rows:
-                    seen["rows"] += 1
                     if geo >= 0 and isinstance(row[geo], (bytes, bytearray)):
                         lon, lat = mysql_point_to_lonlat(bytes(row[geo]))
                         row = (*row[:geo], Point(lon, lat), *row[geo + 1 :])
@@ -239,21 +253,35 @@ def info(
     try:
         found = dataset_info(db, exact=exact)
         if as_json:
-            out.print_json(json.dumps({
-                "database": str(db.url), "state": found.state, "source": found.source,
-                "scale": found.scale, "seed": found.seed, "rows": found.rows,
-                "loaded_at": found.loaded_at, "load_seconds": found.load_seconds,
-                "other_tables": found.foreign_tables, "complete": found.complete,
-            }))
+            out.print_json(
+                json.dumps(
+                    {
+                        "database": str(db.url),
+                        "state": found.state,
+                        "source": found.source,
+                        "scale": found.scale,
+                        "seed": found.seed,
+                        "rows": found.rows,
+                        "loaded_at": found.loaded_at,
+                        "load_seconds": found.load_seconds,
+                        "other_tables": found.foreign_tables,
+                        "complete": found.complete,
+                    }
+                )
+            )
         else:
             title = f"{db.url}: " + (
                 f"{found.source} scale {found.scale}, seed {found.seed}"
-                if found.source == "generated" else str(found.source or "no dataset")
+                if found.source == "generated"
+                else str(found.source or "no dataset")
             )
-            out.print(table(title, ["table", "rows"],
-                            [[t, f"{n:,}"] for t, n in found.rows.items()]))
+            out.print(
+                table(title, ["table", "rows"], [[t, f"{n:,}"] for t, n in found.rows.items()])
+            )
             if found.loaded_at:
-                out.print(f"state {found.state}; loaded {found.loaded_at} in {found.load_seconds} s")
+                out.print(
+                    f"state {found.state}; loaded {found.loaded_at} in {found.load_seconds} s"
+                )
             if found.foreign_tables:
                 out.print(f"other tables here: {', '.join(found.foreign_tables)}")
         require_dataset(db)

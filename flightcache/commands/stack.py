@@ -28,7 +28,10 @@ def up(
         int | None, typer.Option("--pg-port", help="PostgreSQL port (default: a free one).")
     ] = None,
     scale: Annotated[
-        str, typer.Option("--scale", help=f"Dataset to load when the database is empty: {', '.join(SCALES)}.")
+        str,
+        typer.Option(
+            "--scale", help=f"Dataset to load when the database is empty: {', '.join(SCALES)}."
+        ),
     ] = "workshop",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated dataset.")] = 42,
     no_load: Annotated[
@@ -70,7 +73,10 @@ def up(
         out.print(f"  {step} [dim]({human_ns(seconds * 1e9)})[/dim]")
     db_url = application.db_url()
     out.print(f"database: {db_url}" + ("" if settings.embedded_db else " (configured)"))
-    out.print(f"valkey:   {application.valkey_url()}" + ("" if settings.embedded_valkey else " (configured)"))
+    out.print(
+        f"valkey:   {application.valkey_url()}"
+        + ("" if settings.embedded_valkey else " (configured)")
+    )
     if no_load:
         return
     db = application.database(create=True)
@@ -78,7 +84,9 @@ def up(
         found = info(db)
         if found.complete:
             rows = found.rows.get("booking", 0)
-            out.print(f"dataset: {found.source} {found.scale or ''} ({rows:,} bookings) already loaded")
+            out.print(
+                f"dataset: {found.source} {found.scale or ''} ({rows:,} bookings) already loaded"
+            )
             return
         if found.foreign_tables and not found.present:
             err.print(
@@ -133,8 +141,13 @@ def status(
             "valkey_url": str(settings.valkey_url) if settings.valkey_url else None,
             "servers": [
                 {
-                    "name": r.name, "running": r.running, "pid": r.pid, "port": r.port,
-                    "version": r.version, "data_dir": str(r.data_dir), "memory_bytes": r.memory,
+                    "name": r.name,
+                    "running": r.running,
+                    "pid": r.pid,
+                    "port": r.port,
+                    "version": r.version,
+                    "data_dir": str(r.data_dir),
+                    "memory_bytes": r.memory,
                     "note": r.note,
                 }
                 for r in rows
@@ -147,8 +160,15 @@ def status(
             f"embedded stack in {settings.state_dir}",
             ["server", "state", "pid", "port", "version", "data directory", "memory"],
             [
-                [r.name, "[green]running[/green]" if r.running else "[red]stopped[/red]", r.pid,
-                 r.port, r.version, r.data_dir, human_bytes(r.memory)]
+                [
+                    r.name,
+                    "[green]running[/green]" if r.running else "[red]stopped[/red]",
+                    r.pid,
+                    r.port,
+                    r.version,
+                    r.data_dir,
+                    human_bytes(r.memory),
+                ]
                 for r in rows
             ],
         )

@@ -36,9 +36,14 @@ def _doctor_checks(application: App) -> list[Check]:
     except FlightcacheError as exc:
         return [Check("configuration", False, exc.message, exc.hint or "")]
     src = settings.sources
-    checks.append(Check("configuration", True,
-                        f"database from {src.get('db_url')}, valkey from {src.get('valkey_url')}, "
-                        f"state in {settings.state_dir}"))
+    checks.append(
+        Check(
+            "configuration",
+            True,
+            f"database from {src.get('db_url')}, valkey from {src.get('valkey_url')}, "
+            f"state in {settings.state_dir}",
+        )
+    )
 
     # -- database ------------------------------------------------------------------
     db = None
@@ -53,7 +58,13 @@ def _doctor_checks(application: App) -> list[Check]:
             times.append(time.perf_counter_ns() - t0)
         times.sort()
         checks.append(Check("database", True, f"{url} - {db.dialect} {version}"))
-        checks.append(Check("database round trip", True, f"{human_ns(times[len(times) // 2])} (median of 25 SELECT 1)"))
+        checks.append(
+            Check(
+                "database round trip",
+                True,
+                f"{human_ns(times[len(times) // 2])} (median of 25 SELECT 1)",
+            )
+        )
     except FlightcacheError as exc:
         checks.append(Check("database", False, exc.message, exc.hint or ""))
     if db is not None:
@@ -61,11 +72,19 @@ def _doctor_checks(application: App) -> list[Check]:
 
         try:
             found = require_dataset(db)
-            what = (f"scale {found.scale}, seed {found.seed}" if found.source == "generated"
-                    else str(found.source))
-            checks.append(Check("dataset", True,
-                                f"{what}: {found.rows.get('flight', 0):,} flights, "
-                                f"{found.rows.get('booking', 0):,} bookings"))
+            what = (
+                f"scale {found.scale}, seed {found.seed}"
+                if found.source == "generated"
+                else str(found.source)
+            )
+            checks.append(
+                Check(
+                    "dataset",
+                    True,
+                    f"{what}: {found.rows.get('flight', 0):,} flights, "
+                    f"{found.rows.get('booking', 0):,} bookings",
+                )
+            )
         except FlightcacheError as exc:
             checks.append(Check("dataset", False, exc.message, exc.hint or ""))
         finally:
@@ -85,20 +104,39 @@ def _doctor_checks(application: App) -> list[Check]:
             kind = f"cluster of {len(nodes)} primaries" if vurl.cluster else "standalone"
             checks.append(Check("valkey", True, f"{vurl} - Valkey {version}, {kind}"))
             if "valkey_version" not in server:
-                checks[-1] = Check("valkey", False,
-                                   f"{vurl} answers, but it is Redis {version}, not Valkey",
-                                   "point FLIGHTCACHE_VALKEY_URL at a Valkey, or unset it for the embedded one")
+                checks[-1] = Check(
+                    "valkey",
+                    False,
+                    f"{vurl} answers, but it is Redis {version}, not Valkey",
+                    "point FLIGHTCACHE_VALKEY_URL at a Valkey, or unset it for the embedded one",
+                )
             policy = nodes[0].config_get("maxmemory-policy").get("maxmemory-policy")
             maxmem = int(memory.get("maxmemory", 0))
-            checks.append(Check("valkey memory", True,
-                                f"used {human_bytes(int(memory.get('used_memory', 0)))}, maxmemory "
-                                f"{human_bytes(maxmem) if maxmem else 'unlimited'}, policy {policy}"))
-            checks.append(Check("valkey round trip", True,
-                                f"{human_ns(round_trip_ns(client))} (median of 25 PING)"))
+            checks.append(
+                Check(
+                    "valkey memory",
+                    True,
+                    f"used {human_bytes(int(memory.get('used_memory', 0)))}, maxmemory "
+                    f"{human_bytes(maxmem) if maxmem else 'unlimited'}, policy {policy}",
+                )
+            )
+            checks.append(
+                Check(
+                    "valkey round trip",
+                    True,
+                    f"{human_ns(round_trip_ns(client))} (median of 25 PING)",
+                )
+            )
             parser = parser_name(client)
             fast = "Libvalkey" in parser
-            checks.append(Check("client parser", fast, parser,
-                                "" if fast else "pip install 'valkey[libvalkey]' for the C reply parser"))
+            checks.append(
+                Check(
+                    "client parser",
+                    fast,
+                    parser,
+                    "" if fast else "pip install 'valkey[libvalkey]' for the C reply parser",
+                )
+            )
         finally:
             client.close()
     except FlightcacheError as exc:
@@ -127,9 +165,16 @@ def doctor(
     if as_json:
         out.print_json(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}))
     else:
-        out.print(table("flightcache doctor", ["check", "", "detail", "fix"],
-                        [[c.name, "[green]ok[/green]" if c.ok else "[red]FAIL[/red]", c.detail, c.fix]
-                         for c in checks]))
+        out.print(
+            table(
+                "flightcache doctor",
+                ["check", "", "detail", "fix"],
+                [
+                    [c.name, "[green]ok[/green]" if c.ok else "[red]FAIL[/red]", c.detail, c.fix]
+                    for c in checks
+                ],
+            )
+        )
     if failed:
         raise typer.Exit(1)
 
@@ -248,23 +293,23 @@ def valkey_command(
     url = application.valkey_url()
     client = application.valkey(decode=False)
     try:
-        client.response_callbacks.clear()
+        target = client
         if isinstance(client, valkey.cluster.ValkeyCluster):
-            client.result_callbacks.clear()
+            # like `valkey-cli -c`: the node that owns the first key, else the seed node
+            node = (
+                client.get_node_from_key(command[1]) if len(command) > 1 else None
+            ) or client.get_default_node()
+            if node.valkey_connection is None:
+                client.nodes_manager.initialize()
+            target = node.valkey_connection
+        target.response_callbacks.clear()
         try:
-            reply = client.execute_command(*command)
+            reply = target.execute_command(*command)
         except valkey.exceptions.ResponseError as exc:
             out.print(format_reply(exc), markup=False, highlight=False)
             raise typer.Exit(1) from None
         except valkey.exceptions.ValkeyError as exc:
             raise wrap(exc, url) from None
-        if isinstance(client, valkey.cluster.ValkeyCluster) and isinstance(reply, dict) and all(
-            hasattr(k, "port") or isinstance(k, str) for k in reply
-        ) and command[0].upper() in {"INFO", "DBSIZE", "CONFIG", "KEYS", "FLUSHALL", "SCAN"}:
-            for node, value in reply.items():
-                out.print(f"-- {node}", markup=False)
-                out.print(_render(value), markup=False, highlight=False)
-            return
         out.print(_render(reply), markup=False, highlight=False)
     finally:
         client.close()
@@ -316,8 +361,10 @@ def monitor(
                         entry = mon.next_command()
                     except (valkey.exceptions.TimeoutError, TimeoutError):
                         continue
-                    line = (f"{entry['time']:.6f} [{entry['db']} {entry['client_address']}:"
-                            f"{entry['client_port']}] {entry['command']}")
+                    line = (
+                        f"{entry['time']:.6f} [{entry['db']} {entry['client_address']}:"
+                        f"{entry['client_port']}] {entry['command']}"
+                    )
                     with lock:
                         out.print(tag + line, markup=False, highlight=False)
         except valkey.exceptions.ValkeyError as exc:

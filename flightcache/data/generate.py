@@ -50,10 +50,30 @@ SCALES: dict[str, Scale] = {
     for s in (
         Scale("tiny", 120, 8, 160, 14, 2_000, 15_000, 50, 2, "seconds; for tests"),
         Scale("small", 600, 25, 1_200, 28, 12_000, 250_000, 300, 4, "a quick look"),
-        Scale("workshop", 2_500, 60, 3_000, 60, 36_000, 1_000_000, 1_000, 6,
-              "the default: expensive queries take hundreds of milliseconds"),
-        Scale("full", 7_500, 113, 9_800, 110, 36_000, 55_000_000, 1_000, 10,
-              "FlughafenDB's own size: ~750k flights, ~55M bookings; slow to load"),
+        Scale(
+            "workshop",
+            2_500,
+            60,
+            3_000,
+            60,
+            36_000,
+            1_000_000,
+            1_000,
+            6,
+            "the default: expensive queries take hundreds of milliseconds",
+        ),
+        Scale(
+            "full",
+            7_500,
+            113,
+            9_800,
+            110,
+            36_000,
+            55_000_000,
+            1_000,
+            10,
+            "FlughafenDB's own size: ~750k flights, ~55M bookings; slow to load",
+        ),
     )
 }
 DEFAULT_SCALE = "workshop"
@@ -62,9 +82,42 @@ START_DATE = dt.date(2025, 6, 2)  # a Monday
 
 # Busy hubs, placed first in the popularity ranking (IATA codes are public facts).
 HUBS = (
-    "ATL", "DXB", "DFW", "LHR", "HND", "DEN", "IST", "LAX", "ORD", "DEL", "CDG", "JFK",
-    "AMS", "FRA", "MAD", "SIN", "ICN", "CAN", "PEK", "PVG", "BKK", "HKG", "SFO", "MUC",
-    "BCN", "YYZ", "DOH", "SYD", "GRU", "MEX", "VIE", "ZRH", "CPH", "FCO", "SEA", "MIA",
+    "ATL",
+    "DXB",
+    "DFW",
+    "LHR",
+    "HND",
+    "DEN",
+    "IST",
+    "LAX",
+    "ORD",
+    "DEL",
+    "CDG",
+    "JFK",
+    "AMS",
+    "FRA",
+    "MAD",
+    "SIN",
+    "ICN",
+    "CAN",
+    "PEK",
+    "PVG",
+    "BKK",
+    "HKG",
+    "SFO",
+    "MUC",
+    "BCN",
+    "YYZ",
+    "DOH",
+    "SYD",
+    "GRU",
+    "MEX",
+    "VIE",
+    "ZRH",
+    "CPH",
+    "FCO",
+    "SEA",
+    "MIA",
 )
 
 # (identifier, description, smallest, largest seat count): common airliner types.
@@ -93,32 +146,156 @@ AIRPLANE_TYPES = (
 )
 
 FIRST_NAMES = (
-    "Anna", "Ben", "Carla", "David", "Elena", "Felix", "Greta", "Hugo", "Ines", "Jonas",
-    "Klara", "Lukas", "Maria", "Noah", "Olga", "Paul", "Quinn", "Rosa", "Sven", "Tara",
-    "Uwe", "Vera", "Wei", "Ximena", "Yusuf", "Zoe", "Aiko", "Bjorn", "Chen", "Dmitri",
-    "Emma", "Fatima", "Giulia", "Hannah", "Ivan", "Julia", "Kenji", "Leila", "Mateo",
-    "Nadia", "Omar", "Priya", "Rafael", "Sofia", "Tomas", "Amara", "Lars", "Mina",
-    "Diego", "Ewa", "Hiro", "Ingrid", "Jamal", "Kofi", "Lucia", "Marek", "Nora", "Pablo",
+    "Anna",
+    "Ben",
+    "Carla",
+    "David",
+    "Elena",
+    "Felix",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Klara",
+    "Lukas",
+    "Maria",
+    "Noah",
+    "Olga",
+    "Paul",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Uwe",
+    "Vera",
+    "Wei",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+    "Aiko",
+    "Bjorn",
+    "Chen",
+    "Dmitri",
+    "Emma",
+    "Fatima",
+    "Giulia",
+    "Hannah",
+    "Ivan",
+    "Julia",
+    "Kenji",
+    "Leila",
+    "Mateo",
+    "Nadia",
+    "Omar",
+    "Priya",
+    "Rafael",
+    "Sofia",
+    "Tomas",
+    "Amara",
+    "Lars",
+    "Mina",
+    "Diego",
+    "Ewa",
+    "Hiro",
+    "Ingrid",
+    "Jamal",
+    "Kofi",
+    "Lucia",
+    "Marek",
+    "Nora",
+    "Pablo",
 )
 LAST_NAMES = (
-    "Schmidt", "Mueller", "Garcia", "Smith", "Rossi", "Dubois", "Kowalski", "Novak",
-    "Jensen", "Silva", "Tanaka", "Kim", "Wang", "Ivanova", "Haddad", "Okafor", "Patel",
-    "Nguyen", "Cohen", "Larsen", "Moreau", "Fischer", "Weber", "Wagner", "Becker",
-    "Hoffmann", "Schulz", "Lopez", "Martin", "Bernard", "Costa", "Ferrari", "Bianchi",
-    "Horvat", "Nagy", "Popescu", "Yilmaz", "Demir", "Khan", "Singh", "Sato", "Suzuki",
-    "Lee", "Park", "Chen", "Li", "Zhang", "Andersson", "Nielsen", "Virtanen", "Brown",
-    "Taylor", "Wilson", "Evans", "Walker", "Murphy", "Kelly", "Santos", "Pereira",
+    "Schmidt",
+    "Mueller",
+    "Garcia",
+    "Smith",
+    "Rossi",
+    "Dubois",
+    "Kowalski",
+    "Novak",
+    "Jensen",
+    "Silva",
+    "Tanaka",
+    "Kim",
+    "Wang",
+    "Ivanova",
+    "Haddad",
+    "Okafor",
+    "Patel",
+    "Nguyen",
+    "Cohen",
+    "Larsen",
+    "Moreau",
+    "Fischer",
+    "Weber",
+    "Wagner",
+    "Becker",
+    "Hoffmann",
+    "Schulz",
+    "Lopez",
+    "Martin",
+    "Bernard",
+    "Costa",
+    "Ferrari",
+    "Bianchi",
+    "Horvat",
+    "Nagy",
+    "Popescu",
+    "Yilmaz",
+    "Demir",
+    "Khan",
+    "Singh",
+    "Sato",
+    "Suzuki",
+    "Lee",
+    "Park",
+    "Chen",
+    "Li",
+    "Zhang",
+    "Andersson",
+    "Nielsen",
+    "Virtanen",
+    "Brown",
+    "Taylor",
+    "Wilson",
+    "Evans",
+    "Walker",
+    "Murphy",
+    "Kelly",
+    "Santos",
+    "Pereira",
 )
 STREETS = (
-    "Hauptstrasse", "Bahnhofstrasse", "Main Street", "High Street", "Rue de la Paix",
-    "Via Roma", "Calle Mayor", "Parkweg", "Lindenallee", "Harbour Road", "Kirchgasse",
-    "Station Road", "Gartenweg", "Oak Avenue", "Seeweg", "Market Square",
+    "Hauptstrasse",
+    "Bahnhofstrasse",
+    "Main Street",
+    "High Street",
+    "Rue de la Paix",
+    "Via Roma",
+    "Calle Mayor",
+    "Parkweg",
+    "Lindenallee",
+    "Harbour Road",
+    "Kirchgasse",
+    "Station Road",
+    "Gartenweg",
+    "Oak Avenue",
+    "Seeweg",
+    "Market Square",
 )
 AIRLINE_SUFFIXES = ("Airways", "Air", "Airlines", "Express", "Aviation", "Connect", "Jet")
 DEPARTMENTS = ("Marketing", "Buchhaltung", "Management", "Logistik", "Flugfeld")
 WEATHER = (
-    "Nebel-Schneefall", "Schneefall", "Regen", "Regen-Schneefall", "Nebel-Regen",
-    "Nebel-Regen-Gewitter", "Gewitter", "Nebel", "Regen-Gewitter",
+    "Nebel-Schneefall",
+    "Schneefall",
+    "Regen",
+    "Regen-Schneefall",
+    "Nebel-Regen",
+    "Nebel-Regen-Gewitter",
+    "Gewitter",
+    "Nebel",
+    "Regen-Gewitter",
 )
 
 
@@ -222,9 +399,24 @@ class Dataset:
                 late = dt.timedelta(minutes=delay)
                 logged = dep - dt.timedelta(hours=2)
                 yield (
-                    logged, "ops", fid, s.flightno, s.flightno, s.src, s.dst, s.src, s.dst,
-                    dep, arr, dep + late, arr + late, s.airplane, s.airplane,
-                    s.airline, s.airline, f"delayed {delay} min",
+                    logged,
+                    "ops",
+                    fid,
+                    s.flightno,
+                    s.flightno,
+                    s.src,
+                    s.dst,
+                    s.src,
+                    s.dst,
+                    dep,
+                    arr,
+                    dep + late,
+                    arr + late,
+                    s.airplane,
+                    s.airplane,
+                    s.airline,
+                    s.airline,
+                    f"delayed {delay} min",
                 )
 
     def _booking_rows(self) -> Iterator[Row]:
@@ -268,9 +460,7 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
 
     # -- airports: hubs first, then a deterministic sample of the rest ----------
     source = airportsdata.load("IATA")
-    codes = sorted(
-        c for c, a in source.items() if len(a["icao"]) == 4 and a["name"] and a["iata"]
-    )
+    codes = sorted(c for c, a in source.items() if len(a["icao"]) == 4 and a["name"] and a["iata"])
     hubs = [c for c in HUBS if c in source]
     rest = [c for c in codes if c not in set(hubs)]
     picked = hubs + rng.sample(rest, max(0, min(len(rest), scale.airports - len(hubs))))
@@ -278,8 +468,16 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
     for i, code in enumerate(picked, start=1):
         a = source[code]
         ds._airports.append(
-            _Airport(i, code, a["icao"], a["name"][:50], (a["city"] or "")[:50],
-                     a["country"], float(a["lat"]), float(a["lon"]))
+            _Airport(
+                i,
+                code,
+                a["icao"],
+                a["name"][:50],
+                (a["city"] or "")[:50],
+                a["country"],
+                float(a["lat"]),
+                float(a["lon"]),
+            )
         )
     airports = ds._airports
     ds._small["airport"] = [(a.id, a.iata, a.icao, a.name) for a in airports]
@@ -357,14 +555,33 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
             dep_min = rng.randrange(5 * 60, 23 * 60, 5)
             arr_min = (dep_min + duration) % (24 * 60)
             flightno = f"{airline_rows[airline - 1][1]}{number}"
-            popularity = (ap_weight[src] * ap_weight[dst]) ** 0.35 * airline_weight[airline - 1] ** 0.3
-            sched = _Schedule(flightno, a.id, b.id, dep_min, duration, airline, days, plane,
-                              capacity, km, popularity)
+            popularity = (ap_weight[src] * ap_weight[dst]) ** 0.35 * airline_weight[
+                airline - 1
+            ] ** 0.3
+            sched = _Schedule(
+                flightno,
+                a.id,
+                b.id,
+                dep_min,
+                duration,
+                airline,
+                days,
+                plane,
+                capacity,
+                km,
+                popularity,
+            )
             ds._schedules.append(sched)
             schedule_rows.append(
-                (flightno, a.id, b.id, dt.time(dep_min // 60, dep_min % 60),
-                 dt.time(arr_min // 60, arr_min % 60), airline,
-                 *(1 if d in days else 0 for d in range(7)))
+                (
+                    flightno,
+                    a.id,
+                    b.id,
+                    dt.time(dep_min // 60, dep_min % 60),
+                    dt.time(arr_min // 60, arr_min % 60),
+                    airline,
+                    *(1 if d in days else 0 for d in range(7)),
+                )
             )
     ds._small["flightschedule"] = schedule_rows
 
@@ -410,9 +627,17 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
         home = airports[pick_airport()]
         born = dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(365 * 66))
         detail_rows.append(
-            (pid, born, rng.choice("MFMF "), f"{rng.choice(STREETS)} {rng.randint(1, 199)}",
-             home.city or home.name, rng.randint(1000, 32000), home.country,
-             f"{first}.{last}{pid}@example.com".lower(), f"+{rng.randint(10**9, 10**10 - 1)}")
+            (
+                pid,
+                born,
+                rng.choice("MFMF "),
+                f"{rng.choice(STREETS)} {rng.randint(1, 199)}",
+                home.city or home.name,
+                rng.randint(1000, 32000),
+                home.country,
+                f"{first}.{last}{pid}@example.com".lower(),
+                f"+{rng.randint(10**9, 10**10 - 1)}",
+            )
         )
     ds._small["passenger"] = passenger_rows
     ds._small["passengerdetails"] = detail_rows
@@ -426,10 +651,23 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
         username = f"{first[0]}{last}{eid}".lower()[:20]
         secret = hashlib.md5(f"{seed}:{eid}".encode(), usedforsecurity=False).hexdigest()
         employee_rows.append(
-            (eid, first, last, born, rng.choice("MF"), f"{rng.choice(STREETS)} {rng.randint(1, 99)}",
-             airports[0].city or airports[0].name, rng.randint(1000, 32000), airports[0].country,
-             f"{username}@flughafen.example", f"+{rng.randint(10**9, 10**10 - 1)}",
-             f"{rng.uniform(1800, 9000):.2f}", rng.choice(DEPARTMENTS), username, secret)
+            (
+                eid,
+                first,
+                last,
+                born,
+                rng.choice("MF"),
+                f"{rng.choice(STREETS)} {rng.randint(1, 99)}",
+                airports[0].city or airports[0].name,
+                rng.randint(1000, 32000),
+                airports[0].country,
+                f"{username}@flughafen.example",
+                f"+{rng.randint(10**9, 10**10 - 1)}",
+                f"{rng.uniform(1800, 9000):.2f}",
+                rng.choice(DEPARTMENTS),
+                username,
+                secret,
+            )
         )
     ds._small["employee"] = employee_rows
     weather_rows: list[Row] = []
@@ -439,10 +677,17 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
             for station in range(1, scale.weather_stations + 1):
                 temp = 12 + 10 * math.sin(2 * math.pi * (hour - 9) / 24) + rng.uniform(-4, 4)
                 weather_rows.append(
-                    (date, dt.time(hour), station, f"{max(-99.9, min(99.9, temp)):.1f}",
-                     f"{rng.uniform(30, 100):.1f}", f"{rng.uniform(990, 1035):.2f}",
-                     f"{rng.uniform(0, 60):.2f}", rng.choice(WEATHER) if rng.random() < 0.4 else None,
-                     rng.randrange(0, 360, 10))
+                    (
+                        date,
+                        dt.time(hour),
+                        station,
+                        f"{max(-99.9, min(99.9, temp)):.1f}",
+                        f"{rng.uniform(30, 100):.1f}",
+                        f"{rng.uniform(990, 1035):.2f}",
+                        f"{rng.uniform(0, 60):.2f}",
+                        rng.choice(WEATHER) if rng.random() < 0.4 else None,
+                        rng.randrange(0, 360, 10),
+                    )
                 )
     ds._small["weatherdata"] = weather_rows
     for table, rows in ds._small.items():

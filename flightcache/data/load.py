@@ -231,9 +231,12 @@ def load_tables(
                 t0 = time.perf_counter()
                 done = counts.get(table, 0)
 
-                def counted(rows: Iterable[Sequence[Any]] = rows, table: str = table,
-                            expected: int | None = expected, base: int = done
-                            ) -> Iterator[Sequence[Any]]:
+                def counted(
+                    rows: Iterable[Sequence[Any]] = rows,
+                    table: str = table,
+                    expected: int | None = expected,
+                    base: int = done,
+                ) -> Iterator[Sequence[Any]]:
                     n = 0
                     for n, row in enumerate(rows, start=1):
                         if progress is not None and n % 20_000 == 0:
@@ -268,6 +271,22 @@ def analyze(db: Database) -> None:
         db.fetch(f"ANALYZE TABLE {', '.join(db.quote(t) for t in LOAD_ORDER)}")
 
 
+def preflight(db: Database, *, replace: bool, force: bool) -> DatasetInfo:
+    """Refuse a load that would mix with other tables or overwrite a dataset unasked."""
+    before = check_target(db, force=force)
+    if before.complete and not replace:
+        what = (
+            f"scale {before.scale}, seed {before.seed}"
+            if before.source == "generated"
+            else str(before.source)
+        )
+        raise DataError(
+            f"a dataset is already loaded in {db.url.url()} ({what})",
+            hint="pass --replace to load another over it",
+        )
+    return before
+
+
 def load_generated(
     db: Database,
     scale: str,
@@ -280,25 +299,18 @@ def load_generated(
     """Generate a dataset and load it; see the module docstring for the guarantees."""
     from flightcache.data.generate import generate
 
-    before = check_target(db, force=force)
-    if before.complete and not replace:
-        what = (
-            f"scale {before.scale}, seed {before.seed}"
-            if before.source == "generated"
-            else str(before.source)
-        )
-        raise DataError(
-            f"a dataset is already loaded in {db.url.url()} ({what})",
-            hint="pass --replace to load another over it",
-        )
+    before = preflight(db, replace=replace, force=force)
     created = create_schema(db, force=force)
     dataset = generate(scale, seed)
 
     def sources() -> Iterator[tuple[str, Sequence[str], Iterable[Sequence[Any]], int | None]]:
         for table in LOAD_ORDER:
             expected = dataset.counts.get(table)
-            yield table, COLUMNS[table], dataset.rows(table), (
-                expected if expected and expected >= 0 else None
+            yield (
+                table,
+                COLUMNS[table],
+                dataset.rows(table),
+                (expected if expected and expected >= 0 else None),
             )
 
     report = load_tables(

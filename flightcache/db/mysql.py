@@ -209,9 +209,7 @@ class MySQLDatabase:
             os.unlink(path)
 
     def _insert_many(self, table: str, columns: Sequence[str], batch: list[Sequence[Any]]) -> int:
-        marks = ", ".join(
-            "ST_GeomFromText(%s)" if isinstance(v, Point) else "%s" for v in batch[0]
-        )
+        marks = ", ".join("ST_GeomFromText(%s)" if isinstance(v, Point) else "%s" for v in batch[0])
         sql = (
             f"INSERT INTO {self.quote(table)} ({', '.join(map(self.quote, columns))}) "
             f"VALUES ({marks})"
@@ -229,7 +227,9 @@ class MySQLDatabase:
         return len(batch)
 
     def reset_identity(self, table: str, column: str) -> None:
-        top = self.fetch(f"SELECT COALESCE(MAX({self.quote(column)}), 0) + 1 FROM {self.quote(table)}")
+        top = self.fetch(
+            f"SELECT COALESCE(MAX({self.quote(column)}), 0) + 1 FROM {self.quote(table)}"
+        )
         self.execute(f"ALTER TABLE {self.quote(table)} AUTO_INCREMENT = {int(top.rows[0][0])}")
 
     def truncate(self, tables: Sequence[str]) -> None:

