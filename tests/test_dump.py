@@ -317,6 +317,7 @@ def test_escapes_nulls_and_separators_inside_strings(tmp_path: Path) -> None:
     airport = {r[0]: r for r in rows["airport"]}
     assert airport[2] == (2, None, "EDDF", "It's ),( tricky; isn't it")
     name = airport[3][3]
+    assert isinstance(name, str)
     assert name.startswith('München "Franz Josef Strauß"\n')
     assert name.endswith("\\ \t\r\0\b\x1a\\%")  # MySQL keeps the backslash of \%
     assert airport[4] == (4, "", "ZZZZ", "")
@@ -475,6 +476,19 @@ def test_spaces_inside_tuples_and_one_row_per_insert(tmp_path: Path) -> None:
             (5, "EEE", "EEEE", "e"),
         ]
     }
+
+
+def test_create_table_if_not_exists_and_qualified_names(tmp_path: Path) -> None:
+    text = (
+        HEADER
+        + "CREATE TABLE /*!32312 IF NOT EXISTS*/ `flughafendb`.`airport` (\n"
+        + AIRPORT_DEF
+        + "\n) ENGINE=InnoDB;\n"
+        + "INSERT INTO `flughafendb` . `Airport` VALUES (1,'AAA','AAAA','a');\n"
+        + FOOTER
+    )
+    batches = list(read_dump(write(tmp_path, "d.sql", text.encode())))
+    assert rows_by_table(batches) == {"airport": [(1, "AAA", "AAAA", "a")]}
 
 
 def test_literal_kinds(tmp_path: Path) -> None:

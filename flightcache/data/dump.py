@@ -343,14 +343,15 @@ class _DumpFile:
         # literal is UTF-8 text; a strict decode of that tells a binary file apart.
         head = data[: data.find(b"_binary")] if b"_binary" in data else data
         try:
-            if b"\0" in data:
-                raise ValueError
             codecs.getincrementaldecoder("utf-8")("strict").decode(head, final=False)
-        except ValueError:
+            text = True
+        except UnicodeDecodeError:
+            text = False
+        if not text or b"\0" in data:
             raise DumpFormatError(
                 f"{self.path} is a binary file, not a SQL dump (it is not UTF-8 text)",
                 _HINT_DUMP,
-            ) from None
+            )
 
 
 class _Source:
@@ -391,18 +392,29 @@ class _Source:
 # --------------------------------------------------------------------------- SQL
 
 _IDENT = r"(?:`(?:[^`]|``)*`|\"(?:[^\"]|\"\")*\"|[\w$]+)"
-_TABLE_NAME = r"(?:" + _IDENT + r"\s*\.\s*)?(" + _IDENT + r")"
+# White space and /* comments */ (mysqldump writes CREATE TABLE /*!32312 IF NOT EXISTS*/).
+_GAP = r"(?:\s++|/\*(?:[^*]++|\*(?!/))*+\*/)*+"
+_TABLE_NAME = r"(?:" + _IDENT + _GAP + r"\." + _GAP + r")?(" + _IDENT + r")"
 _INSERT_START_RE = re.compile(
-    r"(?:INSERT|REPLACE)\b(?:\s+(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE))*"
-    r"(?:\s+INTO\b)?\s*" + _TABLE_NAME,
+    r"(?:INSERT|REPLACE)\b(?:" + _GAP + r"(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\b)*"
+    r"(?:" + _GAP + r"INTO\b)?" + _GAP + _TABLE_NAME,
     re.I,
 )
 _INSERT_REST_RE = re.compile(
-    r"\s*(?:\(\s*((?:" + _IDENT + r"\s*,\s*)*" + _IDENT + r")\s*\))?\s*VALUES?\b",
+    _GAP + r"(?:\(\s*((?:" + _IDENT + r"\s*,\s*)*" + _IDENT + r")\s*\))?" + _GAP + r"VALUES?\b",
     re.I,
 )
 _CREATE_TABLE_RE = re.compile(
-    r"CREATE\s+(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _TABLE_NAME,
+    r"CREATE"
+    + _GAP
+    + r"(?:TEMPORARY"
+    + _GAP
+    + r")?TABLE\b"
+    + _GAP
+    + r"(?:IF\s+NOT\s+EXISTS\b"
+    + _GAP
+    + r")?"
+    + _TABLE_NAME,
     re.I,
 )
 _DELIMITER_RE = re.compile(r"DELIMITER[ \t]+(\S+)[^\n]*", re.I)
@@ -518,8 +530,9 @@ class _Parser:
         self.saw_sql = False
         self.with_rows: set[str] = set()
         self.pending: list[RowBatch] = []  # batches held back until identified
-        self.table: str | None = None  # table of self.rows
-        self.rows: list[tuple[object, ...]] = []
+        self.targets: dict[tuple[str, str | None], _Target] = {}
+        self.table: str | None = None  # table of self.raw_rows
+        self.raw_rows: list[tuple[str, ...]] = []  # value literals, canonical order
 
     # ---- checks
 
@@ -565,9 +578,9 @@ class _Parser:
 
     def _take(self) -> RowBatch | None:
         """The rows gathered so far, converted, as a batch."""
-        if self.table is None or not self.rows:
+        if self.table is None or not self.raw_rows:
             return None
-        raw, self.rows = self.rows, []
+        raw, self.raw_rows = self.raw_rows, []
         try:
             columns = [_convert_column(column) for column in zip(*raw, strict=False)]
         except _BadValue as exc:
@@ -747,12 +760,19 @@ class _Parser:
             )
         self._check_columns(table, columns, "CREATE TABLE")
         self.order[table] = tuple(c.lower() for c in columns)
+        self.targets.clear()
         if table in _MARKER_TABLES:
             self.identified = True
 
     # ---- INSERT
 
     def _target(self, table: str, listed: str | None) -> _Target:
+        target = self.targets.get((table, listed))
+        if target is None:
+            target = self.targets[table, listed] = self._new_target(table, listed)
+        return target
+
+    def _new_target(self, table: str, listed: str | None) -> _Target:
         if listed is not None:
             columns = [_unquote_ident(c) for c in _IDENT_RE.findall(listed)]
             self._check_columns(table, columns, "the column list of an INSERT")
@@ -801,7 +821,7 @@ class _Parser:
         self.with_rows.add(target.table)
         # The hot loop: only the regex runs per row; values are converted a
         # column at a time when the batch is taken (see _convert_column).
-        rows = self.rows
+        rows = self.raw_rows
         limit = self.batch_rows
         reorder = target.reorder
         fast = target.fast_re.match
@@ -819,7 +839,7 @@ class _Parser:
                 if len(rows) >= limit:
                     src.pos = pos
                     yield from self._release(self._take())
-                    rows = self.rows
+                    rows = self.raw_rows
                 if buf[pos - 1] == ";":
                     src.pos = pos
                     return
