@@ -347,6 +347,27 @@ def test_geolocation_points_decode_to_lon_lat(tmp_path: Path) -> None:
     assert mysql_point_to_lonlat(geo[2]) == (FRA_LON, FRA_LAT)
 
 
+def test_point_as_a_plain_string_with_raw_bytes(tmp_path: Path) -> None:
+    # Older mysqldump versions write a POINT as a plain string: escaped where it
+    # must be, raw bytes (not UTF-8) everywhere else.
+    rows = (
+        b"INSERT INTO `airport_geo` VALUES (1,'SFO','San Francisco','United States',"
+        b"37.61888122,-122.37500000,'" + mysql_escape(GEO_BINARY) + b"');"
+    )
+    assert any(b >= 0x80 for b in GEO_BINARY)
+    text = (
+        HEADER
+        + table_sql("airport", AIRPORT_DEF, "")
+        + table_sql("airport_geo", AIRPORT_GEO_DEF, "<ROWS>")
+    )
+    data = text.encode().replace(b"<ROWS>", rows)
+    batches = list(read_dump(write(tmp_path, "old.sql", data)))
+    geolocation = batches[0].rows[0][6]
+    assert geolocation == GEO_BINARY
+    assert isinstance(geolocation, bytes)
+    assert mysql_point_to_lonlat(geolocation) == (SFO_LON, SFO_LAT)
+
+
 def test_trigger_bodies_and_other_tables_are_skipped(tmp_path: Path) -> None:
     rows = rows_by_table(list(read_dump(write(tmp_path, "d.sql", flughafen_dump()))))
     assert set(rows) == {"airport", "airport_geo", "booking", "flight"}
@@ -443,6 +464,7 @@ def test_on_progress_reaches_the_file_size(tmp_path: Path, packed: bool) -> None
 
     assert n == 120_000
     assert calls[-1] == (size, size)
+    assert calls.count((size, size)) == 1
     assert all(total == size for _, total in calls)
     done = [d for d, _ in calls]
     assert done == sorted(done)
@@ -604,6 +626,16 @@ def test_random_binary_bytes(tmp_path: Path) -> None:
 def test_binary_without_nul_bytes(tmp_path: Path) -> None:
     data = bytes(range(0x80, 0x100)) * 16  # no NUL, not UTF-8
     assert "binary file" in read_error(write(tmp_path, "latin.sql", data)).message
+
+
+def test_text_that_is_not_utf8(tmp_path: Path) -> None:
+    # A dump written with --default-character-set=latin1: "Köln" as latin-1 bytes.
+    text = HEADER + table_sql(
+        "airport", AIRPORT_DEF, "INSERT INTO airport VALUES (1,'CGN','EDDK','K<o-umlaut>ln');"
+    )
+    data = text.encode().replace(b"<o-umlaut>", "ö".encode("latin-1"))
+    err = read_error(write(tmp_path, "latin1.sql", data))
+    assert "`airport` holds text that is not UTF-8" in err.message
 
 
 def test_plain_text_that_is_not_sql(tmp_path: Path) -> None:

@@ -78,8 +78,17 @@ _BITS_RE = re.compile(r"0b([01]*)|[bB]'([01]*)'")
 _INTRODUCED_RE = re.compile(r"_(\w+)\s*'(.*)'", re.S)
 
 
+# Columns that hold bytes: a plain '...' string there (older mysqldump versions
+# write POINTs that way, raw bytes and all) is given back as bytes too.
+_BINARY_COLUMNS = {"airport_geo": ("geolocation",)}
+
+
 class _BadValue(Exception):
     """A value literal that this reader does not understand."""
+
+
+class _NotUtf8(Exception):
+    """A string value whose bytes in the file are not UTF-8."""
 
 
 def _unescape_match(m: re.Match[str]) -> str:
@@ -147,6 +156,10 @@ _DECIMAL_COLUMN_RE = re.compile(r"(?:(?:-?[0-9]++\.[0-9]++|NULL)\0)*+(?:-?[0-9]+
 _STRING_COLUMN_RE = re.compile(r"(?:(?:'[^'\\\0]*+'|NULL)\0)*+(?:'[^'\\\0]*+'|NULL)")
 
 
+# The file is decoded with surrogateescape: bytes that are not UTF-8 become these.
+_NOT_UTF8_RE = re.compile("[\udc80-\udcff]")
+
+
 def _convert_column(tokens: tuple[str, ...]) -> list[object]:
     """The values of one column of a batch, as _convert would give them."""
     joined = "\0".join(tokens)
@@ -156,6 +169,8 @@ def _convert_column(tokens: tuple[str, ...]) -> list[object]:
             return [None if t == "NULL" else int(t) for t in tokens]
         return list(map(int, tokens))
     if _STRING_COLUMN_RE.fullmatch(joined):
+        if _NOT_UTF8_RE.search(joined):
+            raise _NotUtf8
         if has_null:
             return [None if t == "NULL" else t[1:-1] for t in tokens]
         return [t[1:-1] for t in tokens]
@@ -163,7 +178,20 @@ def _convert_column(tokens: tuple[str, ...]) -> list[object]:
         if has_null:
             return [None if t == "NULL" else Decimal(t) for t in tokens]
         return list(map(Decimal, tokens))
-    return list(map(_convert, tokens))
+    values = list(map(_convert, tokens))
+    if _NOT_UTF8_RE.search(joined):
+        for value in values:
+            if isinstance(value, str) and _NOT_UTF8_RE.search(value):
+                raise _NotUtf8
+    return values
+
+
+def _convert_binary_column(tokens: tuple[str, ...]) -> list[object]:
+    """Like _convert_column, but a plain '...' string gives its bytes."""
+    return [
+        _unescape(t[1:-1]).encode("utf-8", "surrogateescape") if t[0] == "'" else _convert(t)
+        for t in tokens
+    ]
 
 
 # A value: quoted string, introduced string (_binary '...'), X'..'/B'..', or a bare
@@ -286,7 +314,7 @@ class _DumpFile:
         if self._on_progress is None:
             return
         done = self.total if final else min(self._raw.tell(), self.total)
-        if final or done - self._reported >= _PROGRESS_STEP:
+        if done - self._reported >= _PROGRESS_STEP or (final and done != self._reported):
             self._reported = done
             self._on_progress(done, self.total)
 
@@ -339,9 +367,11 @@ class _DumpFile:
             raise DumpFormatError(
                 f"{self.path} {what}, it is not a FlughafenDB MySQL dump", _HINT_DUMP
             )
-        # mysqldump writes NUL as \0, and everything before the first binary
-        # literal is UTF-8 text; a strict decode of that tells a binary file apart.
-        head = data[: data.find(b"_binary")] if b"_binary" in data else data
+        # mysqldump writes NUL as \0, and everything before the first row data
+        # (which may hold raw binary bytes) is UTF-8 text: a strict decode of that
+        # tells a binary file apart.
+        cuts = [i for i in map(data.find, (b"INSERT", b"REPLACE", b"_binary")) if i >= 0]
+        head = data[: min(cuts)] if cuts else data
         try:
             codecs.getincrementaldecoder("utf-8")("strict").decode(head, final=False)
             text = True
@@ -581,13 +611,22 @@ class _Parser:
         if self.table is None or not self.raw_rows:
             return None
         raw, self.raw_rows = self.raw_rows, []
+        binary = _BINARY_COLUMNS.get(self.table, ())
         try:
-            columns = [_convert_column(column) for column in zip(*raw, strict=False)]
+            columns = [
+                (_convert_binary_column if name in binary else _convert_column)(column)
+                for name, column in zip(COLUMNS[self.table], zip(*raw, strict=False), strict=True)
+            ]
         except _BadValue as exc:
             raise DumpFormatError(
                 f"{self.path}: cannot read the value {_snippet(str(exc))} in an INSERT"
                 f" for table `{self.table}`",
                 _HINT_DUMP,
+            ) from None
+        except _NotUtf8:
+            raise DumpFormatError(
+                f"{self.path}: table `{self.table}` holds text that is not UTF-8",
+                "dump with mysqldump --default-character-set=utf8mb4",
             ) from None
         return RowBatch(self.table, COLUMNS[self.table], list(zip(*columns, strict=False)))
 
@@ -608,9 +647,6 @@ class _Parser:
         while self._skip_blank():
             src.ensure(_PEEK)
             buf, pos = src.buf, src.pos
-            if buf.startswith(self.delimiter, pos):  # empty statement
-                src.pos += len(self.delimiter)
-                continue
             m = _DELIMITER_RE.match(buf, pos)
             if m:
                 self.saw_sql = True
