@@ -40,9 +40,17 @@ ENV_CONFIG = "FLIGHTCACHE_CONFIG"
 _SECRETS: set[str] = set()
 
 
+MIN_SCRUB_LENGTH = 4
+
+
 def register_secret(secret: str | None) -> None:
-    """Remember a secret so that :func:`scrub` removes it from printed text."""
-    if secret and len(secret) >= 1:
+    """Remember a secret so that :func:`scrub` removes it from printed text.
+
+    URLs are redacted by structure everywhere; scrub is the net under driver
+    messages. Secrets shorter than four characters are not scrubbed as
+    substrings: a password "a" would otherwise blank every "a" in the output.
+    """
+    if secret and len(secret) >= MIN_SCRUB_LENGTH:
         _SECRETS.add(secret)
         _SECRETS.add(quote(secret, safe=""))
 

@@ -111,3 +111,9 @@ def test_config_file_errors(tmp_path: Path) -> None:
     bad.write_text('dburl = "x"\n')
     with pytest.raises(ConfigError, match="unknown keys: dburl"):
         resolve(config_file=bad, environ={})
+
+
+def test_short_passwords_do_not_blank_output() -> None:
+    DbUrl.parse("mysql://app:a@h:3306/x")
+    assert scrub("cannot reach MySQL at h:3306") == "cannot reach MySQL at h:3306"
+    assert "a" not in DbUrl.parse("mysql://app:a@h:3306/x").url().split("@")[0].split(":")[-1]

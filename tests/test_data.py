@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from flightcache import sqlfiles
-from flightcache.data.generate import generate, great_circle_km, seat_label
+from flightcache.commands.data import SCALES as CLI_SCALES
+from flightcache.data.generate import SCALES, generate, great_circle_km, seat_label
 from flightcache.data.load import (
     create_schema,
     info,
@@ -29,6 +30,7 @@ def test_generator_is_deterministic_and_seed_sensitive() -> None:
         return h.hexdigest()
 
     assert digest(1) == digest(1)
+    assert tuple(SCALES) == CLI_SCALES  # the CLI names every scale the generator has
     assert digest(1) != digest(2)
 
 

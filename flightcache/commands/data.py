@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain
+from itertools import chain, groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flightcache.app import App
+from flightcache.data.tables import COLUMNS
 
 if TYPE_CHECKING:
     from flightcache.data.load import LoadReport
@@ -22,7 +23,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-SCALES = ("tiny", "small", "workshop", "full")
+SCALES = ("tiny", "small", "workshop", "full")  # the keys of data.generate.SCALES
 
 
 def check_scale(scale: str) -> None:
@@ -169,7 +170,7 @@ def import_dump(
     """
     from flightcache.console import bytes_progress, out
     from flightcache.data.dump import RowBatch, mysql_point_to_lonlat, read_dump
-    from flightcache.data.load import check_target, create_schema, load_tables
+    from flightcache.data.load import create_schema, load_tables, preflight
     from flightcache.db import Point
     from flightcache.errors import DataError
 
@@ -184,45 +185,39 @@ def import_dump(
     if first is None:
         raise DataError(f"{path} holds no FlughafenDB rows")
     db = application.database(create=True)
-    with bytes_progress() as bars:
-        task = bars.add_task(f"reading {path.name}", total=None, rows=0)
+    try:
+        preflight(db, replace=replace, force=force)  # refuse before any progress bar is drawn
+        create_schema(db, force=force)
+        with bytes_progress() as bars:
+            task = bars.add_task(f"reading {path.name}", total=None, rows=0)
 
-        def show() -> None:
-            bars.update(
-                task, completed=seen["done"], total=seen["total"] or None, rows=f"{seen['rows']:,}"
-            )
-
-        try:
-            before = check_target(db, force=force)
-            if before.complete and not replace:
-                raise DataError(
-                    f"a dataset is already loaded in {db.url} ({before.source})",
-                    hint="pass --replace to import over it",
-                )
-            create_schema(db, force=force)
-
-            def rows_of(batch: RowBatch) -> Iterable[Sequence[Any]]:
-                geo = batch.columns.index("geolocation") if "geolocation" in batch.columns else -1
-                seen["rows"] += len(batch.rows)
-                show()
-                for row in batch.rows:
-                    if geo >= 0 and isinstance(row[geo], (bytes, bytearray)):
-                        lon, lat = mysql_point_to_lonlat(bytes(row[geo]))
-                        row = (*row[:geo], Point(lon, lat), *row[geo + 1 :])
-                    yield row
+            def rows_of(run: Iterable[RowBatch]) -> Iterator[Sequence[Any]]:
+                """The rows of consecutive batches of one table, points decoded."""
+                for batch in run:
+                    geo = (
+                        batch.columns.index("geolocation") if "geolocation" in batch.columns else -1
+                    )
+                    seen["rows"] += len(batch.rows)
+                    bars.update(
+                        task,
+                        completed=seen["done"],
+                        total=seen["total"] or None,
+                        rows=f"{seen['rows']:,}",
+                    )
+                    for row in batch.rows:
+                        if geo >= 0 and isinstance(row[geo], (bytes, bytearray)):
+                            lon, lat = mysql_point_to_lonlat(bytes(row[geo]))
+                            row = (*row[:geo], Point(lon, lat), *row[geo + 1 :])
+                        yield row
 
             def sources() -> Iterator[tuple[str, Sequence[str], Iterable[Sequence[Any]], None]]:
-                for batch in chain([first], batches):
-                    yield batch.table, batch.columns, rows_of(batch), None
+                # one bulk load per run of a table, not one per batch
+                for table, run in groupby(chain([first], batches), key=lambda b: b.table):
+                    yield table, COLUMNS[table], rows_of(run), None
 
             report = load_tables(db, sources(), meta={"source": f"import:{path.name}"})
-        finally:
-            db.close()
-    merged: dict[str, tuple[int, float]] = {}
-    for name, n, secs in report.tables:
-        rows, total = merged.get(name, (0, 0.0))
-        merged[name] = (rows + n, total + secs)
-    report.tables = [(name, n, secs) for name, (n, secs) in merged.items()]
+    finally:
+        db.close()
     _summary(report, f"imported {path.name} into {db.url}")
     out.print("FlughafenDB by Stefan Proell, Eva Zangerle and Wolfgang Gassler, CC BY 4.0")
 

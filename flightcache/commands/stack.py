@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from flightcache.app import App
-
-SCALES = ("tiny", "small", "workshop", "full")
+from flightcache.commands.data import SCALES
 
 
 def up(

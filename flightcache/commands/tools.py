@@ -355,7 +355,8 @@ def monitor(
         try:
             with node.monitor() as mon:
                 conn = mon.connection
-                conn._sock.settimeout(0.5) if conn and conn._sock else None
+                if conn is not None and conn._sock is not None:
+                    conn._sock.settimeout(0.5)  # wake up to notice Ctrl-C or --seconds
                 while not stop.is_set():
                     try:
                         entry = mon.next_command()

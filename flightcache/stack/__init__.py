@@ -150,12 +150,14 @@ class Stack:
             old_mode != want_mode or (want_mode == "cluster" and len(old_nodes) != cluster)
         )
         if reshape:
-            for node in old_nodes:
+            running = [node for node in old_nodes if node.pid() is not None]
+            for node in running:
                 node.stop()
             if old_mode == "cluster":
                 shutil.rmtree(self.state_dir / "valkey" / "cluster", ignore_errors=True)
             state["valkey_ports"] = []
-            report.steps.append((f"stopped the {old_mode} Valkey to reshape it", 0.0))
+            if running:
+                report.steps.append((f"stopped the {old_mode} Valkey to reshape it", 0.0))
         count = cluster or 1
         is_cluster = want_mode == "cluster"
         old_ports = [int(p) for p in state.get("valkey_ports", [])]

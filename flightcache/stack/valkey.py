@@ -86,11 +86,6 @@ def bulk_text(reply: bytes) -> str:
     return rest[:-2].decode(errors="replace") if rest.endswith(b"\r\n") else rest.decode()
 
 
-def info_field(port: int, section: str, name: str) -> str | None:
-    """One field of INFO ``section``."""
-    return _field(bulk_text(raw_command(port, "INFO", section)), name)
-
-
 def cluster_field(port: int, name: str) -> str | None:
     """One field of CLUSTER INFO."""
     return _field(bulk_text(raw_command(port, "CLUSTER", "INFO")), name)
