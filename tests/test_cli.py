@@ -254,3 +254,63 @@ def test_help_is_fast_to_import() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ}
     )
     assert proc.stdout.strip() == "", f"heavy modules imported at start: {proc.stdout}"
+
+
+def test_import_a_dump_into_either_database(cli: Any, db_url: Any, tmp_path: Path) -> None:
+    import struct
+
+    from flightcache.data.tables import COLUMNS
+    from flightcache.db import connect
+
+    def create(table: str) -> str:
+        cols = ",\n".join(f"  `{c}` varchar(100)" for c in COLUMNS[table])
+        return (
+            f"DROP TABLE IF EXISTS `{table}`;\nCREATE TABLE `{table}` (\n{cols}\n) ENGINE=InnoDB;\n"
+        )
+
+    point = (struct.pack("<I", 0) + struct.pack("<BIdd", 1, 1, 8.54313, 50.0264)).hex()
+    dump = "".join(
+        [
+            "-- MySQL dump 10.13\n/*!40101 SET NAMES utf8mb4 */;\n",
+            create("airport"),
+            "INSERT INTO `airport` VALUES (1,'FRA','EDDF','Frankfurt'),"
+            "(2,'JFK','KJFK','O''Hare\\\\x');\n",
+            create("airport_geo"),
+            f"INSERT INTO `airport_geo` VALUES (1,'Frankfurt','Frankfurt','DE',"
+            f"50.02640000,8.54313000,0x{point});\n",
+            create("airline"),
+            "INSERT INTO `airline` VALUES (1,'LH','Lufthansa',1);\n",
+            create("flight"),
+            "INSERT INTO `flight` VALUES (1,'LH400',1,2,'2015-06-01 10:00:00',"
+            "'2015-06-01 18:00:00',1,1),(2,'LH401',2,1,'2015-06-02 10:00:00',"
+            "'2015-06-02 22:00:00',1,1);\n",
+            create("booking"),
+            "INSERT INTO `booking` VALUES (1,1,'1A',7,99.50),(2,1,'1B',8,120.00),"
+            "(3,2,NULL,7,80.25);\n",
+        ]
+    )
+    path = tmp_path / "flughafendb.sql"
+    path.write_text(dump)
+    url = db_url.url(redact=False)
+    result = cli("--db-url", url, "data", "import", str(path))
+    assert result.code == 0, result.err
+    conn = connect(db_url)
+    try:
+        counts = {
+            t: conn.fetch(f"SELECT COUNT(*) FROM {conn.quote(t)}").rows[0][0]
+            for t in ("airport", "airport_geo", "airline", "flight", "booking")
+        }
+        assert counts == {"airport": 2, "airport_geo": 1, "airline": 1, "flight": 2, "booking": 3}
+        name = conn.fetch("SELECT name FROM airport WHERE airport_id = 2").rows[0][0]
+        assert name == "O'Hare\\x"
+        total = conn.fetch("SELECT SUM(price) FROM booking").rows[0][0]
+        assert float(total) == 299.75
+        if conn.dialect == "mysql":
+            lon = conn.fetch("SELECT ST_X(geolocation) FROM airport_geo").rows[0][0]
+        else:
+            lon = conn.fetch("SELECT geolocation[0] FROM airport_geo").rows[0][0]
+        assert abs(float(lon) - 8.54313) < 1e-9
+    finally:
+        conn.close()
+    again = cli("--db-url", url, "data", "import", str(path))
+    _one_line_error(again, 6, "already loaded")
