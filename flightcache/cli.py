@@ -119,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: unknown option, bad value
-        exc.show()
+        # typer's vendored click errors carry show() (usage line and hint); the base does not
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"error: {exc.format_message()}\n")
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         from flightcache.console import err

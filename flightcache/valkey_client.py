@@ -9,7 +9,7 @@ of MOVED errors later. Errors come out as flightcache errors.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import valkey
 import valkey.cluster
@@ -54,8 +54,25 @@ def _standalone(url: ValkeyUrl, timeout: float, **kwargs: Any) -> valkey.Valkey:
     )
 
 
+def close(client: Client) -> None:
+    """Close a client of either kind."""
+    # mypy's untyped_calls_exclude does not reach a method called through a union
+    client.close()  # type: ignore[no-untyped-call]
+
+
+def info(client: valkey.Valkey, section: str) -> dict[str, Any]:
+    """INFO SECTION as a dict (valkey-py types sync and async replies alike)."""
+    return cast(dict[str, Any], client.info(section))
+
+
+def config_value(client: valkey.Valkey, name: str) -> str:
+    """One CONFIG GET value, or "" when the server does not know the parameter."""
+    reply = cast(dict[str, Any], client.config_get(name))
+    return str(reply.get(name, ""))
+
+
 def cluster_enabled(client: valkey.Valkey) -> bool:
-    return bool(int(client.info("cluster").get("cluster_enabled", 0)))
+    return bool(int(info(client, "cluster").get("cluster_enabled", 0)))
 
 
 def connect(url: ValkeyUrl, *, timeout: float = 5.0, decode: bool = True, **kwargs: Any) -> Client:
@@ -112,17 +129,20 @@ def primaries(client: Client) -> list[valkey.Valkey]:
 
 
 def parser_name(client: Client) -> str:
-    """The class name of the reply parser in use (LibvalkeyParser when libvalkey is)."""
-    node = primaries(client)[0]
-    pool = node.connection_pool
-    parser = pool.connection_kwargs.get("parser_class")
-    if parser is None:
-        conn = pool.get_connection("PING")
-        try:
-            return type(conn._parser).__name__
-        finally:
-            pool.release(conn)
-    return str(getattr(parser, "__name__", parser))
+    """The reply parser a live connection uses, e.g. "LibvalkeyParser", or
+    "ClusterParser (a LibvalkeyParser)" on a cluster, whose parser subclasses the default."""
+    pool = primaries(client)[0].connection_pool
+    conn = pool.get_connection("PING")
+    try:
+        conn.connect()  # the cluster client swaps its parser in on connect
+        parser = type(conn._parser)
+    finally:
+        pool.release(conn)
+    name = parser.__name__.lstrip("_")
+    base = next(
+        (c.__name__.lstrip("_") for c in parser.__mro__[1:] if "Libvalkey" in c.__name__), ""
+    )
+    return f"{name} (a {base})" if base else name
 
 
 def round_trip_ns(client: Client, samples: int = 25) -> int:

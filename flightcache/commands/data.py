@@ -205,8 +205,9 @@ def import_dump(
                         rows=f"{seen['rows']:,}",
                     )
                     for row in batch.rows:
-                        if geo >= 0 and isinstance(row[geo], (bytes, bytearray)):
-                            lon, lat = mysql_point_to_lonlat(bytes(row[geo]))
+                        point = row[geo] if geo >= 0 else None
+                        if isinstance(point, (bytes, bytearray)):
+                            lon, lat = mysql_point_to_lonlat(bytes(point))
                             row = (*row[:geo], Point(lon, lat), *row[geo + 1 :])
                         yield row
 

@@ -92,25 +92,32 @@ def _doctor_checks(application: App) -> list[Check]:
 
     # -- valkey --------------------------------------------------------------------
     try:
-        from flightcache.valkey_client import parser_name, primaries, round_trip_ns
+        from flightcache.valkey_client import (
+            close,
+            config_value,
+            info,
+            parser_name,
+            primaries,
+            round_trip_ns,
+        )
 
         vurl = application.valkey_url()
         client = application.valkey()
         try:
             nodes = primaries(client)
-            server = nodes[0].info("server")
-            memory = nodes[0].info("memory")
-            version = server.get("valkey_version") or server.get("redis_version")
+            server = info(nodes[0], "server")
+            memory = info(nodes[0], "memory")
+            valkey_version = server.get("valkey_version") or server.get("redis_version")
             kind = f"cluster of {len(nodes)} primaries" if vurl.cluster else "standalone"
-            checks.append(Check("valkey", True, f"{vurl} - Valkey {version}, {kind}"))
+            checks.append(Check("valkey", True, f"{vurl} - Valkey {valkey_version}, {kind}"))
             if "valkey_version" not in server:
                 checks[-1] = Check(
                     "valkey",
                     False,
-                    f"{vurl} answers, but it is Redis {version}, not Valkey",
+                    f"{vurl} answers, but it is Redis {valkey_version}, not Valkey",
                     "point FLIGHTCACHE_VALKEY_URL at a Valkey, or unset it for the embedded one",
                 )
-            policy = nodes[0].config_get("maxmemory-policy").get("maxmemory-policy")
+            policy = config_value(nodes[0], "maxmemory-policy")
             maxmem = int(memory.get("maxmemory", 0))
             checks.append(
                 Check(
@@ -138,7 +145,7 @@ def _doctor_checks(application: App) -> list[Check]:
                 )
             )
         finally:
-            client.close()
+            close(client)
     except FlightcacheError as exc:
         checks.append(Check("valkey", False, exc.message, exc.hint or ""))
     return checks
@@ -287,14 +294,16 @@ def valkey_command(
     import valkey.exceptions
 
     from flightcache.console import out
-    from flightcache.valkey_client import wrap
+    from flightcache.valkey_client import close, wrap
 
     application: App = ctx.obj
     url = application.valkey_url()
     client = application.valkey(decode=False)
     try:
-        target = client
-        if isinstance(client, valkey.cluster.ValkeyCluster):
+        target: valkey.Valkey
+        if not isinstance(client, valkey.cluster.ValkeyCluster):
+            target = client
+        else:
             # like `valkey-cli -c`: the node that owns the first key, else the seed node
             node = (
                 client.get_node_from_key(command[1]) if len(command) > 1 else None
@@ -312,7 +321,7 @@ def valkey_command(
             raise wrap(exc, url) from None
         out.print(_render(reply), markup=False, highlight=False)
     finally:
-        client.close()
+        close(client)
 
 
 def _render(reply: Any) -> str:
@@ -341,7 +350,7 @@ def monitor(
     import valkey.exceptions
 
     from flightcache.console import out
-    from flightcache.valkey_client import primaries, wrap
+    from flightcache.valkey_client import close, primaries, wrap
 
     application: App = ctx.obj
     url = application.valkey_url()
@@ -389,7 +398,7 @@ def monitor(
         stop.set()
         for thread in threads:
             thread.join(timeout=2)
-        client.close()
+        close(client)
     if errors and isinstance(errors[0], valkey.exceptions.ValkeyError):
         raise wrap(errors[0], url)
 

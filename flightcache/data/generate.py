@@ -541,8 +541,8 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
             dst = pick_airport()
             while dst == src:
                 dst = pick_airport()
-            a, b = airports[src], airports[dst]
-            km = great_circle_km(a.lat, a.lon, b.lat, b.lon)
+            origin, dest = airports[src], airports[dst]
+            km = great_circle_km(origin.lat, origin.lon, dest.lat, dest.lon)
             duration = min(18 * 60, max(40, int(km / 13.5) + 35))
             roll = rng.random()
             if roll < 0.5:
@@ -560,8 +560,8 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
             ] ** 0.3
             sched = _Schedule(
                 flightno,
-                a.id,
-                b.id,
+                origin.id,
+                dest.id,
                 dep_min,
                 duration,
                 airline,
@@ -575,8 +575,8 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
             schedule_rows.append(
                 (
                     flightno,
-                    a.id,
-                    b.id,
+                    origin.id,
+                    dest.id,
                     dt.time(dep_min // 60, dep_min % 60),
                     dt.time(arr_min // 60, arr_min % 60),
                     airline,

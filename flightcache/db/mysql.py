@@ -44,7 +44,7 @@ def _wrap(exc: pymysql.err.Error, url: DbUrl) -> FlightcacheError:
     return QueryError(f"MySQL error {code}: {text}" if code else f"MySQL error: {text}")
 
 
-def _connect(url: DbUrl, database: str | None, timeout: float) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+def _connect(url: DbUrl, database: str | None, timeout: float) -> pymysql.connections.Connection:
     try:
         return pymysql.connect(
             host=url.host,
@@ -91,7 +91,7 @@ def _tsv(value: Any) -> str:
 class MySQLDatabase:
     dialect: Dialect = "mysql"
 
-    def __init__(self, url: DbUrl, conn: pymysql.connections.Connection) -> None:  # type: ignore[type-arg]
+    def __init__(self, url: DbUrl, conn: pymysql.connections.Connection) -> None:
         self.url = url
         self._conn = conn
         self._local_infile = True

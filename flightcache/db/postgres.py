@@ -116,7 +116,7 @@ class PostgresDatabase:
     def fetch(self, sql: str, params: Params = None) -> QueryResult:
         start = time.perf_counter_ns()
         try:
-            cur = self._conn.execute(sql, params)  # type: ignore[arg-type]
+            cur = self._conn.execute(sql, params)
             rows = cur.fetchall() if cur.description else []
             columns = [d.name for d in cur.description or ()]
             count = cur.rowcount
@@ -128,7 +128,7 @@ class PostgresDatabase:
 
     def execute(self, sql: str, params: Params = None) -> int:
         try:
-            return self._conn.execute(sql, params).rowcount  # type: ignore[arg-type]
+            return self._conn.execute(sql, params).rowcount
         except psycopg.OperationalError as exc:
             raise ConnectionFailed(f"lost the PostgreSQL connection: {_message(exc)}") from None
         except psycopg.Error as exc:

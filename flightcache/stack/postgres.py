@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TypedDict
 
 from flightcache.errors import StackError
 from flightcache.stack import proc
@@ -73,6 +74,16 @@ def _account() -> pwd.struct_passwd | None:
             f"running as root, and there is no unprivileged account {wanted!r} for PostgreSQL",
             hint=f"create one, or name an existing one in {ACCOUNT_ENV}",
         ) from None
+
+
+class _RunAs(TypedDict, total=False):
+    """subprocess.run keywords that drop root for the PostgreSQL account."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
+    cwd: str
+    env: dict[str, str]
 
 
 @dataclass
@@ -136,7 +147,7 @@ class EmbeddedPostgres:
             return False
         return result.returncode == 0
 
-    def _as_account(self) -> dict[str, object]:
+    def _as_account(self) -> _RunAs:
         if self.account is None:
             return {}
         return {
@@ -162,7 +173,7 @@ class EmbeddedPostgres:
                 text=True,
                 check=False,
                 timeout=timeout,
-                **kwargs,  # type: ignore[call-overload]
+                **kwargs,
             )
         except subprocess.TimeoutExpired:
             raise StackError(
