@@ -54,20 +54,31 @@ def _server_url(kind: str) -> DbUrl:
     return DbUrl.parse(MYSQL_URL if kind == "mysql" else PG_URL)
 
 
-@pytest.fixture(params=["mysql", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> Iterator[DbUrl]:
-    """A fresh, empty database on each backend, dropped after the test."""
+def _fresh_database(kind: str) -> Iterator[DbUrl]:
     from flightcache.db import connect, drop_database
 
-    base = _server_url(request.param)
+    base = _server_url(kind)
     url = base.with_database(f"fc_test_{uuid.uuid4().hex[:10]}")
     try:
         conn = connect(url, create=True, connect_timeout=3)
     except FlightcacheError as exc:
-        absent(f"{request.param} at {base.host}:{base.port}: {exc.message}")
+        absent(f"{kind} at {base.host}:{base.port}: {exc.message}")
     conn.close()
     yield url
     drop_database(url)
+
+
+@pytest.fixture(params=["mysql", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> Iterator[DbUrl]:
+    """A fresh, empty database on each backend, dropped after the test."""
+    yield from _fresh_database(request.param)
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[DbUrl]:
+    """A fresh, empty MySQL/MariaDB database, for what only MySQL can show here
+    (this machine's PostgreSQL trusts every local login, so passwords go unchecked)."""
+    yield from _fresh_database("mysql")
 
 
 @pytest.fixture

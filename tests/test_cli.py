@@ -124,12 +124,10 @@ def test_unreachable_servers(cli: Any) -> None:
     )
 
 
-def test_wrong_mysql_password(cli: Any, db_url: Any) -> None:
-    if db_url.kind != "mysql":
-        pytest.skip(
-            "the PostgreSQL here trusts every local login; wrong passwords are a MySQL test"
-        )
-    url = db_url.url(redact=False).replace(f"//{db_url.user}@", f"//{db_url.user}:{SECRET}@")
+def test_wrong_mysql_password(cli: Any, mysql_url: Any) -> None:
+    url = mysql_url.url(redact=False).replace(
+        f"//{mysql_url.user}@", f"//{mysql_url.user}:{SECRET}@"
+    )
     _one_line_error(cli("--db-url", url, "data", "info"), 4, "wrong password")
 
 

@@ -211,6 +211,9 @@ def sql(
     if not found:
         raise FlightcacheError(f"{tool} is not installed", hint=f"pip install {tool}")
     env = dict(os.environ)
+    # flightcache hands the password over itself: keep the clients from asking a
+    # system keyring for one (noise on a laptop without one) or storing ours in it
+    env.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
     if url.kind == "mysql":
         env["MYSQL_PWD"] = url.password
         cmd = [found, "-h", url.host, "-P", str(url.port), "-u", url.user, "-D", url.database]
@@ -368,15 +371,15 @@ def monitor(
                     conn._sock.settimeout(0.5)  # wake up to notice Ctrl-C or --seconds
                 while not stop.is_set():
                     try:
-                        entry = mon.next_command()
+                        # the raw line, quoted and escaped exactly as valkey-cli shows it
+                        # (valkey-py's next_command() drops the quotes)
+                        raw = conn.read_response() if conn is not None else None
                     except (valkey.exceptions.TimeoutError, TimeoutError):
                         continue
-                    line = (
-                        f"{entry['time']:.6f} [{entry['db']} {entry['client_address']}:"
-                        f"{entry['client_port']}] {entry['command']}"
-                    )
+                    if isinstance(raw, bytes):
+                        raw = raw.decode("utf-8", errors="backslashreplace")
                     with lock:
-                        out.print(tag + line, markup=False, highlight=False)
+                        out.print(tag + str(raw), markup=False, highlight=False, soft_wrap=True)
         except valkey.exceptions.ValkeyError as exc:
             if not stop.is_set():
                 errors.append(exc)
