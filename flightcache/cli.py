@@ -21,6 +21,8 @@ from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
 from flightcache.errors import FlightcacheError
 
+INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+
 HELP = """Caching with Valkey in front of FlughafenDB, run for real and timed.
 
 With no URLs configured, flightcache runs its own Valkey and PostgreSQL
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         from flightcache.console import err
 
         err.print("[yellow]interrupted[/yellow]")
-        return 130
+        return INTERRUPTED
     except FlightcacheError as exc:
         if _wants_traceback(args):
             raise
@@ -153,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         err.print("[dim]hint:[/dim] rerun with --traceback and report it")
         return 70
-    return int(result) if isinstance(result, int) else 0
+    code = int(result) if isinstance(result, int) else 0
+    if code == INTERRUPTED:  # typer turns Ctrl-C into Exit(130) and returns its code
+        from flightcache.console import err
+
+        err.print("[yellow]interrupted[/yellow]")
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -91,22 +91,24 @@ def test_sql_on_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
 class _Writer(threading.Thread):
     """Sends SETs until stopped, so that MONITOR has something to show whenever it starts."""
 
-    def __init__(self, client: Any, keys: list[str]) -> None:
+    def __init__(self, client: Any, keys: list[str], idle: float) -> None:
         super().__init__(daemon=True)
-        self.client, self.keys = client, keys
+        self.client, self.keys, self.idle = client, keys, idle
         self.halt = threading.Event()
 
     def run(self) -> None:
+        if self.halt.wait(self.idle):
+            return
         while not self.halt.wait(0.05):
             for key in self.keys:
                 self.client.set(key, "seen", px=60_000)
 
 
-def _watch(cli: Any, url: str, client: Any, keys: list[str]) -> Any:
-    writer = _Writer(client, keys)
+def _watch(cli: Any, url: str, client: Any, keys: list[str], idle: float = 0.0) -> Any:
+    writer = _Writer(client, keys, idle)
     writer.start()
     try:
-        return cli("--valkey-url", url, "monitor", "--seconds", "1.5")
+        return cli("--valkey-url", url, "monitor", "--seconds", str(idle + 1.5))
     finally:
         writer.halt.set()
         writer.join()
@@ -118,12 +120,14 @@ def _watch(cli: Any, url: str, client: Any, keys: list[str]) -> Any:
 def test_monitor_streams_commands(cli: Any, valkey_server: Any, key_prefix: str) -> None:
     from flightcache.valkey_client import connect
 
-    key = key_prefix + "monitored"
-    result = _watch(cli, str(valkey_server.url), connect(valkey_server.url), [key])
+    key = key_prefix + 'a "quoted" key'
+    # a quiet second first: an idle server must not cost the watch its connection
+    result = _watch(cli, str(valkey_server.url), connect(valkey_server.url), [key], idle=1.2)
     assert result.code == 0, result.err
-    lines = [line for line in result.out.splitlines() if key in line]
+    lines = [line for line in result.out.splitlines() if key_prefix in line]
     assert lines, result.out
-    assert f'"SET" "{key}" "seen" "PX" "60000"' in lines[0]
+    raw_key = key.replace('"', '\\"')
+    assert f'"SET" "{raw_key}" "seen" "PX" "60000"' in lines[0]
     assert not lines[0].startswith("[")  # one node: no node tags
 
 
@@ -176,3 +180,22 @@ def test_doctor_and_data_info_on_a_cluster(cli: Any, db_url: DbUrl, valkey_clust
     assert table.code == 0 and "cluster of 3 primaries" in table.out
     info = cli(*args, "data", "info")
     assert info.code == 0 and "tiny" in info.out and "booking" in info.out
+
+
+def test_ctrl_c_stops_monitor_at_once(valkey_server: Any, tmp_path: Path) -> None:
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTCACHE_")}
+    env["FLIGHTCACHE_CONFIG"] = str(tmp_path / "no-config.toml")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flightcache", "--valkey-url", str(valkey_server.url), "monitor"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    assert "watching" in proc.stdout.readline()  # it is past start-up and idle
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)  # the watch threads poll; none blocks the exit
+    assert proc.returncode == 130 and err.strip() == "interrupted"

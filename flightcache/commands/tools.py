@@ -367,15 +367,15 @@ def monitor(
         try:
             with node.monitor() as mon:
                 conn = mon.connection
-                if conn is not None and conn._sock is not None:
-                    conn._sock.settimeout(0.5)  # wake up to notice Ctrl-C or --seconds
+                assert conn is not None
                 while not stop.is_set():
-                    try:
-                        # the raw line, quoted and escaped exactly as valkey-cli shows it
-                        # (valkey-py's next_command() drops the quotes)
-                        raw = conn.read_response() if conn is not None else None
-                    except (valkey.exceptions.TimeoutError, TimeoutError):
+                    # poll, so that Ctrl-C and --seconds are noticed on an idle server
+                    # (a socket timeout inside read_response would drop the connection)
+                    if not conn.can_read(timeout=0.25):
                         continue
+                    # the raw line, quoted and escaped exactly as valkey-cli shows it
+                    # (valkey-py's next_command() drops the quotes)
+                    raw = conn.read_response()
                     if isinstance(raw, bytes):
                         raw = raw.decode("utf-8", errors="backslashreplace")
                     with lock:
