@@ -28,6 +28,7 @@ class Options:
     valkey_url: str | None = None
     state_dir: Path | None = None
     config_file: Path | None = None
+    key_prefix: str | None = None
 
 
 class App:
@@ -41,6 +42,7 @@ class App:
             valkey_url=self.options.valkey_url,
             state_dir=self.options.state_dir,
             config_file=self.options.config_file,
+            key_prefix=self.options.key_prefix,
         )
 
     @cached_property

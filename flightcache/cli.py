@@ -93,6 +93,15 @@ def root(
             show_envvar=True,
         ),
     ] = None,
+    key_prefix: Annotated[
+        str | None,
+        typer.Option(
+            "--key-prefix",
+            envvar="FLIGHTCACHE_KEY_PREFIX",
+            help="Prefix of every Valkey key flightcache writes. Default: fc:",
+            show_envvar=True,
+        ),
+    ] = None,
     traceback: Annotated[
         bool, typer.Option("--traceback", help="Show the Python traceback of an error.")
     ] = False,
@@ -101,7 +110,7 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    ctx.obj = App(Options(db_url, valkey_url, state_dir, config_file))
+    ctx.obj = App(Options(db_url, valkey_url, state_dir, config_file, key_prefix))
 
 
 stack_commands.register(app)

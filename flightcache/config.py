@@ -36,6 +36,8 @@ ENV_DB_URL = "FLIGHTCACHE_DB_URL"
 ENV_VALKEY_URL = "FLIGHTCACHE_VALKEY_URL"
 ENV_STATE_DIR = "FLIGHTCACHE_STATE_DIR"
 ENV_CONFIG = "FLIGHTCACHE_CONFIG"
+ENV_KEY_PREFIX = "FLIGHTCACHE_KEY_PREFIX"
+DEFAULT_KEY_PREFIX = "fc:"
 
 _SECRETS: set[str] = set()
 
@@ -283,7 +285,7 @@ def default_config_file() -> Path:
 
 
 def read_config_file(path: Path) -> dict[str, str]:
-    """Read the optional TOML config file: keys db_url, valkey_url, state_dir."""
+    """Read the optional TOML config file: keys db_url, valkey_url, state_dir, key_prefix."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -292,16 +294,16 @@ def read_config_file(path: Path) -> dict[str, str]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"config file {path} is not valid TOML: {exc}",
-            hint="fix the file or remove it; it takes db_url, valkey_url and state_dir",
+            hint="fix the file or remove it; it takes db_url, valkey_url, state_dir and key_prefix",
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    known = {"db_url", "valkey_url", "state_dir"}
+    known = {"db_url", "valkey_url", "state_dir", "key_prefix"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
             f"config file {path} has unknown keys: {', '.join(unknown)}",
-            hint="it takes db_url, valkey_url and state_dir",
+            hint="it takes db_url, valkey_url, state_dir and key_prefix",
         )
     out: dict[str, str] = {}
     for key, value in data.items():
@@ -319,6 +321,7 @@ class Settings:
     valkey_url: ValkeyUrl | None
     state_dir: Path
     sources: Mapping[str, str] = field(default_factory=dict)
+    key_prefix: str = DEFAULT_KEY_PREFIX
 
     @property
     def embedded_db(self) -> bool:
@@ -335,6 +338,7 @@ def resolve(
     valkey_url: str | None = None,
     state_dir: str | Path | None = None,
     config_file: str | Path | None = None,
+    key_prefix: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge flags, environment and config file into :class:`Settings`."""
@@ -359,9 +363,16 @@ def resolve(
     raw_db = pick(db_url, ENV_DB_URL, "db_url")
     raw_valkey = pick(valkey_url, ENV_VALKEY_URL, "valkey_url")
     raw_state = pick(state_dir, ENV_STATE_DIR, "state_dir")
+    prefix = pick(key_prefix, ENV_KEY_PREFIX, "key_prefix") or DEFAULT_KEY_PREFIX
+    if any(ch in prefix for ch in " \t\r\n{}*?[]"):
+        raise ConfigError(
+            f"key prefix {prefix!r} has a space, a hash-tag brace or a glob character",
+            hint="use letters, digits and ':' , e.g. fc: or workshop:alice:",
+        )
     return Settings(
         db_url=DbUrl.parse(raw_db) if raw_db else None,
         valkey_url=ValkeyUrl.parse(raw_valkey) if raw_valkey else None,
         state_dir=Path(raw_state).expanduser().absolute() if raw_state else default_state_dir(),
         sources=sources,
+        key_prefix=prefix,
     )

@@ -76,3 +76,63 @@ def bytes_progress() -> Progress:
         TimeRemainingColumn(),
         console=err,
     )
+
+
+# -- demo records ---------------------------------------------------------------
+def render_record(record: Any, number: int) -> None:
+    """Print one demo record (a Step, Timing or Table from patterns.base)."""
+    from flightcache.patterns.base import Step, Timing
+
+    if isinstance(record, Step):
+        _render_step(record, number)
+    elif isinstance(record, Timing):
+        _render_timing(record)
+    else:
+        out.print(table(record.title, record.columns, record.rows))
+        if record.note:
+            out.print(record.note, style="dim")
+        out.print()
+
+
+def _render_step(step: Any, number: int) -> None:
+    from rich.text import Text
+
+    head = Text(f"{number}. ", style="bold")
+    head.append(step.title, style="bold")
+    if step.hit is not None:
+        head.append("  HIT" if step.hit else "  MISS", style="green" if step.hit else "yellow")
+    if not step.ok:
+        head.append("  FAILED", style="red")
+    head.append(f"  {human_ns(step.elapsed_ns)}", style="cyan")
+    out.print(head)
+    if step.why:
+        out.print(Text("   " + step.why, style="dim"))
+    for line in step.valkey_lines():
+        out.print(Text("   valkey> ", style="magenta") + Text(line), soft_wrap=True)
+    for line in step.sql:
+        out.print(Text("   sql>    ", style="blue") + Text(_cut(line, 160)), soft_wrap=True)
+    if step.outcome:
+        out.print(Text("   = " + step.outcome))
+    out.print()
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _render_timing(timing: Any) -> None:
+    rows = [
+        [
+            s.label,
+            f"{s.n:,}",
+            human_ns(s.p50),
+            human_ns(s.p95),
+            human_ns(s.p99),
+            "-" if s.speedup is None else f"{s.speedup:,.1f}x",
+        ]
+        for s in timing.stats
+    ]
+    out.print(table(timing.title, ["", "runs", "p50", "p95", "p99", "speedup (p50)"], rows))
+    if timing.note:
+        out.print(timing.note, style="dim")
+    out.print()

@@ -154,3 +154,31 @@ def round_trip_ns(client: Client, samples: int = 25) -> int:
         times.append(time.perf_counter_ns() - t0)
     times.sort()
     return times[len(times) // 2]
+
+
+def delete_matching(client: Client, pattern: str, *, batch: int = 500) -> int:
+    """UNLINK every key matching ``pattern`` on every primary; returns how many."""
+    removed = 0
+    for node in primaries(client):
+        chunk: list[Any] = []
+        for key in node.scan_iter(match=pattern, count=batch):
+            chunk.append(key)
+            if len(chunk) >= batch:
+                removed += _unlink_each(node, chunk)
+                chunk = []
+        if chunk:
+            removed += _unlink_each(node, chunk)
+    return removed
+
+
+def _unlink_each(node: valkey.Valkey, keys: list[Any]) -> int:
+    # one UNLINK per key: keys of one node may still sit in different slots
+    pipe = node.pipeline(transaction=False)
+    for key in keys:
+        pipe.unlink(key)
+    return sum(int(n) for n in pipe.execute())
+
+
+def unchecked(url: ValkeyUrl, *, timeout: float = 1.0, decode: bool = True) -> valkey.Valkey:
+    """A client that has not connected yet: for demos that must run with Valkey down."""
+    return _standalone(url, timeout, decode_responses=decode)

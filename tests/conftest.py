@@ -45,7 +45,12 @@ def public_tempdir(prefix: str) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the user's config or URLs by accident."""
-    for name in ("FLIGHTCACHE_DB_URL", "FLIGHTCACHE_VALKEY_URL", "FLIGHTCACHE_STATE_DIR"):
+    for name in (
+        "FLIGHTCACHE_DB_URL",
+        "FLIGHTCACHE_VALKEY_URL",
+        "FLIGHTCACHE_STATE_DIR",
+        "FLIGHTCACHE_KEY_PREFIX",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FLIGHTCACHE_CONFIG", str(tmp_path / "no-config.toml"))
 

@@ -239,7 +239,9 @@ def format_reply(reply: Any, indent: int = 0) -> str:
     if isinstance(reply, bytes):
         if reply in (b"OK", b"PONG", b"QUEUED"):
             return reply.decode()
-        return '"' + _escape(reply) + '"'
+        from flightcache.trace import escape
+
+        return '"' + escape(reply) + '"'
     if isinstance(reply, str):
         return reply if reply in ("OK", "PONG", "QUEUED") else f'"{reply}"'
     if isinstance(reply, dict):
@@ -257,27 +259,6 @@ def format_reply(reply: Any, indent: int = 0) -> str:
             lines.append(pad + prefix + body)
         return "\n".join(lines)
     return str(reply)
-
-
-def _escape(data: bytes) -> str:
-    out = []
-    for b in data:
-        ch = chr(b)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif 32 <= b < 127:
-            out.append(ch)
-        else:
-            out.append(f"\\x{b:02x}")
-    return "".join(out)
 
 
 def valkey_command(

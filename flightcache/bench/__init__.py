@@ -1,0 +1,1 @@
+"""Workloads and timing: numbers out, nothing printed."""
