@@ -80,29 +80,24 @@ class Tracer:
 
     def instrument(self, client: Any) -> Any:
         """Record every command ``client`` sends from now on; returns the client."""
-        original = type(client).execute_command
-
-        def traced(*args: Any, **options: Any) -> Any:
-            if self._active:
-                self.commands.append(list(args))
-            return original(client, *args, **options)
-
-        client.execute_command = traced
+        self._wrap(client)
         self._clients.append(client)
         return client
 
     def pipeline(self, client: Any, *, transaction: bool = False) -> Any:
         """A pipeline of ``client`` whose queued commands are recorded."""
-        pipe = client.pipeline(transaction=transaction)
-        original = type(pipe).execute_command
+        return self._wrap(client.pipeline(transaction=transaction))
+
+    def _wrap(self, target: Any) -> Any:
+        original = type(target).execute_command
 
         def traced(*args: Any, **options: Any) -> Any:
             if self._active:
                 self.commands.append(list(args))
-            return original(pipe, *args, **options)
+            return original(target, *args, **options)
 
-        pipe.execute_command = traced
-        return pipe
+        target.execute_command = traced
+        return target
 
     def database(self, db: Database) -> TracedDatabase:
         return TracedDatabase(db, self)
