@@ -22,6 +22,12 @@ class FlightcacheError(Exception):
         return self.message
 
 
+class UsageError(FlightcacheError):
+    """A name or value typed on the command line that cannot be used."""
+
+    exit_code = 2
+
+
 class ConfigError(FlightcacheError):
     """A URL, flag or config file that cannot be used as given."""
 

@@ -31,3 +31,77 @@ WHERE al.iata IS NOT NULL
 GROUP BY al.airline_id, al.airlinename, al.iata
 ORDER BY total_routes DESC, al.iata
 LIMIT 10;
+
+-- name: flight_search
+-- Flights on one route and one day, with seats left and the cheapest fare paid.
+SELECT
+    f.flight_id,
+    f.flightno,
+    al.iata AS airline,
+    a1.iata AS origin,
+    a2.iata AS destination,
+    f.departure,
+    f.arrival,
+    ap.capacity,
+    COUNT(b.booking_id) AS booked,
+    ap.capacity - COUNT(b.booking_id) AS free_seats,
+    MIN(b.price) AS lowest_price
+FROM flight f
+JOIN airport a1 ON a1.airport_id = f."from"
+JOIN airport a2 ON a2.airport_id = f."to"
+JOIN airline al ON al.airline_id = f.airline_id
+JOIN airplane ap ON ap.airplane_id = f.airplane_id
+LEFT JOIN booking b ON b.flight_id = f.flight_id
+WHERE a1.iata = %(origin)s
+  AND a2.iata = %(destination)s
+  AND f.departure >= %(day)s
+  AND f.departure < %(day)s + INTERVAL '1 day'
+GROUP BY f.flight_id, f.flightno, al.iata, a1.iata, a2.iata, f.departure, f.arrival, ap.capacity
+ORDER BY f.departure, f.flight_id;
+
+-- name: passenger_bookings
+-- One passenger's booking history, newest flight first.
+SELECT
+    b.booking_id,
+    f.flightno,
+    a1.iata AS origin,
+    a2.iata AS destination,
+    f.departure,
+    b.seat,
+    b.price
+FROM booking b
+JOIN flight f ON f.flight_id = b.flight_id
+JOIN airport a1 ON a1.airport_id = f."from"
+JOIN airport a2 ON a2.airport_id = f."to"
+WHERE b.passenger_id = %(passenger_id)s
+ORDER BY f.departure DESC, b.booking_id;
+
+-- name: top_airports_daily
+-- The ten airports with the most bookings on flights departing on one day.
+SELECT
+    a.iata,
+    a.name,
+    COUNT(*) AS bookings,
+    COUNT(DISTINCT f.flight_id) AS flights
+FROM booking b
+JOIN flight f ON f.flight_id = b.flight_id
+JOIN airport a ON a.airport_id = f."from"
+WHERE f.departure >= %(day)s
+  AND f.departure < %(day)s + INTERVAL '1 day'
+GROUP BY a.airport_id, a.iata, a.name
+ORDER BY bookings DESC, a.iata
+LIMIT 10;
+
+-- name: sample_route_day
+-- Default parameters for flight_search: the route and day of the first flight.
+SELECT a1.iata AS origin, a2.iata AS destination, CAST(f.departure AS DATE) AS day
+FROM flight f
+JOIN airport a1 ON a1.airport_id = f."from"
+JOIN airport a2 ON a2.airport_id = f."to"
+WHERE a1.iata IS NOT NULL AND a2.iata IS NOT NULL
+ORDER BY f.flight_id
+LIMIT 1;
+
+-- name: sample_passenger
+-- Default parameter for passenger_bookings: the passenger of the first booking.
+SELECT passenger_id FROM booking ORDER BY booking_id LIMIT 1;
