@@ -16,7 +16,9 @@ import typer
 
 from flightcache import __version__
 from flightcache.app import App, Options
+from flightcache.commands import cache_aside as cache_aside_commands
 from flightcache.commands import data as data_commands
+from flightcache.commands import query as query_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
 from flightcache.errors import FlightcacheError
@@ -116,6 +118,10 @@ def root(
 stack_commands.register(app)
 tool_commands.register(app)
 app.add_typer(data_commands.app, name="data")
+app.add_typer(query_commands.app, name="query", rich_help_panel="Module 1: query caching")
+app.command("cache-aside", rich_help_panel="Module 1: query caching")(
+    cache_aside_commands.cache_aside
+)
 
 
 def _wants_traceback(argv: list[str]) -> bool:

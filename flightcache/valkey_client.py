@@ -182,3 +182,15 @@ def _unlink_each(node: valkey.Valkey, keys: list[Any]) -> int:
 def unchecked(url: ValkeyUrl, *, timeout: float = 1.0, decode: bool = True) -> valkey.Valkey:
     """A client that has not connected yet: for demos that must run with Valkey down."""
     return _standalone(url, timeout, decode_responses=decode)
+
+
+def unreachable() -> valkey.Valkey:
+    """A client to a loopback port nobody listens on: a Valkey that went away."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    return valkey.Valkey(
+        host="127.0.0.1", port=port, socket_connect_timeout=0.5, decode_responses=True
+    )
