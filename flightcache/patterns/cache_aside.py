@@ -70,9 +70,17 @@ class CacheAside:
         self.db = db
         self.keys = keys
         self.ttl = ttl
+        self._names: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = {}
 
     def key(self, q: Query, params: Mapping[str, Any]) -> str:
-        return self.keys.query(q.name, dict(params))
+        # the digest costs as much as a third of a GET's round trip: name each key once
+        ident = (q.name, tuple(sorted(params.items())))
+        key = self._names.get(ident)
+        if key is None:
+            if len(self._names) >= 10_000:
+                self._names.clear()
+            key = self._names[ident] = self.keys.query(q.name, dict(params))
+        return key
 
     def get(self, q: Query, params: Mapping[str, Any]) -> Lookup:
         key = self.key(q, params)

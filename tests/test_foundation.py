@@ -1,0 +1,69 @@
+"""The pieces every demo stands on: keys, tracing, timing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flightcache.bench.timing import compare, percentile
+from flightcache.keys import Keys, digest
+from flightcache.trace import Tracer, format_command
+
+
+def test_percentile_is_nearest_rank() -> None:
+    data = list(range(1, 101))
+    assert percentile(data, 50) == 50 and percentile(data, 95) == 95
+    assert percentile(data, 100) == 100 and percentile([7], 99) == 7
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_compare_interleaves_and_reports_speedup() -> None:
+    order: list[str] = []
+    stats = compare(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeat=4, warmup=1
+    )
+    assert order == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]  # warm-up, then rotating
+    assert [s.n for s in stats] == [4, 4] and stats[0].speedup == 1.0
+    with pytest.raises(ValueError):
+        compare({"a": lambda: None}, repeat=0)
+
+
+def test_commands_print_as_valkey_cli_takes_them() -> None:
+    assert format_command(["set", "fc:k", '{"a": 1}', "EX", 60]) == 'SET fc:k "{\\"a\\": 1}" EX 60'
+    assert format_command(["GET", ""]) == 'GET ""'
+    assert format_command(["SET", b"k\x00", "Zürich"]) == 'SET "k\\x00" "Z\\xc3\\xbcrich"'
+    long = format_command(["SET", "k", "x" * 500], limit=20)
+    assert long.endswith('..." (500 bytes)') and len(long) < 60
+
+
+def test_keys_are_scoped_and_their_pattern_escaped() -> None:
+    keys = Keys("fc:").scope("cache-aside")
+    assert keys.query("q", {"a": 1}) == f"fc:cache-aside:query:q:{digest({'a': 1})}"
+    assert digest({"a": 1, "b": 2}) == digest({"b": 2, "a": 1})
+    assert keys.match() == "fc:cache-aside:*"
+    assert Keys("odd[1]:").match() == "odd\\[1\\]:*"
+
+
+def test_tracer_records_and_steps_aside(valkey_server: Any, key_prefix: str) -> None:
+    from flightcache.valkey_client import close, connect
+
+    client = connect(valkey_server.url)
+    tracer = Tracer()
+    tracer.instrument(client)
+    try:
+        client.set(key_prefix + "t", "v", ex=5)
+        pipe = tracer.pipeline(client)
+        pipe.get(key_prefix + "t")
+        pipe.execute()
+        commands, _ = tracer.take()
+        assert commands == [["SET", key_prefix + "t", "v", "EX", 5], ["GET", key_prefix + "t"]]
+        with tracer.paused():
+            assert "execute_command" not in client.__dict__  # the bare client is timed
+            client.get(key_prefix + "t")
+        assert tracer.take() == ([], [])
+        client.delete(key_prefix + "t")
+        assert tracer.take()[0] == [["DEL", key_prefix + "t"]]
+    finally:
+        close(client)
