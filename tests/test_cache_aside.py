@@ -180,3 +180,42 @@ def test_query_commands(cli: Any, loaded: DbUrl) -> None:
     assert plan.code == 0 and plan.out.strip()
     assert cli(*args, "query", "run", "nope").code == 2
     assert cli("query", "show", "flight_search", "--dialect", "oracle").code == 2
+
+
+def test_valkey_stopped_mid_run_falls_back_then_recovers(loaded: DbUrl, key_prefix: str) -> None:
+    """A real Valkey stopped between two reads, then started again on the same port."""
+    import shutil
+
+    from flightcache.catalogue import bind, get
+    from flightcache.config import ValkeyUrl
+    from flightcache.db import connect
+    from flightcache.keys import Keys
+    from flightcache.patterns.cache_aside import CacheAside
+    from flightcache.stack import proc
+    from flightcache.stack.valkey import ValkeyNode
+    from flightcache.valkey_client import close
+    from flightcache.valkey_client import connect as vconnect
+
+    from .conftest import public_tempdir
+
+    root = public_tempdir("fc-test-stop-")
+    node = ValkeyNode(root / "node", proc.free_port())
+    node.start()
+    client = vconnect(ValkeyUrl.parse(f"valkey://127.0.0.1:{node.port}"), timeout=1.0)
+    db = connect(loaded)
+    try:
+        q = get("passenger_bookings")
+        params = bind(db, q, {})
+        pattern = CacheAside(client, db, Keys(key_prefix))
+        assert not pattern.get(q, params).hit and pattern.get(q, params).hit
+        node.stop()
+        down = pattern.get(q, params)
+        assert not down.hit and down.rows and "Valkey unavailable" in down.source
+        node.start()  # an empty Valkey (no persistence of the cache): miss, then hit again
+        back = pattern.get(q, params)
+        assert not back.hit and back.stored and pattern.get(q, params).hit
+    finally:
+        close(client)
+        db.close()
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)
