@@ -31,3 +31,14 @@ WHERE al.iata IS NOT NULL
 GROUP BY al.airline_id, al.airlinename, al.iata
 ORDER BY total_routes DESC, al.iata
 LIMIT 10;
+
+-- name: flight_ids
+-- Every flight id, for a request stream over real ids (flightcache hit-ratio).
+SELECT flight_id FROM flight ORDER BY flight_id;
+
+-- name: flight_by_id
+-- One flight row: the cheap query behind a cache-aside read by id.
+SELECT flight_id, flightno, `from`, `to`, departure, arrival, airline_id, airplane_id
+FROM flight
+WHERE flight_id = %(flight_id)s;
+
