@@ -17,6 +17,7 @@ import typer
 from flightcache import __version__
 from flightcache.app import App, Options
 from flightcache.commands import data as data_commands
+from flightcache.commands import eviction as eviction_commands
 from flightcache.commands import hit_ratio as hit_ratio_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
@@ -118,6 +119,7 @@ stack_commands.register(app)
 tool_commands.register(app)
 app.add_typer(data_commands.app, name="data")
 app.command("hit-ratio", rich_help_panel="Module 1: query caching")(hit_ratio_commands.hit_ratio)
+app.command("eviction", rich_help_panel="Module 1: query caching")(eviction_commands.eviction)
 
 
 def _wants_traceback(argv: list[str]) -> bool:

@@ -58,6 +58,10 @@ class Keys:
         """string: one flight row as JSON, cached by id (cache-aside, SET EX)."""
         return f"{self.prefix}flight:{flight_id}"
 
+    # -- eviction ----------------------------------------------------------------
+    def booking(self, booking_id: int) -> str:
+        """string: one booking as JSON, with its flight and passenger name (SET EX)."""
+        return f"{self.prefix}booking:{booking_id}"
 
 
 def _glob_escape(text: str) -> str:

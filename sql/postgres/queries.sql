@@ -42,3 +42,14 @@ SELECT flight_id, flightno, "from", "to", departure, arrival, airline_id, airpla
 FROM flight
 WHERE flight_id = %(flight_id)s;
 
+-- name: booking_records
+-- The first bookings with their flight and passenger name: one cache value each
+-- (flightcache eviction).
+SELECT
+    b.booking_id, b.flight_id, b.seat, b.price, b.passenger_id,
+    p.firstname, p.lastname, f.flightno, f."from", f."to", f.departure
+FROM booking b
+JOIN flight f ON f.flight_id = b.flight_id
+JOIN passenger p ON p.passenger_id = b.passenger_id
+ORDER BY b.booking_id
+LIMIT %(limit)s;
