@@ -18,6 +18,8 @@ from flightcache import __version__
 from flightcache.app import App, Options
 from flightcache.commands import cache_aside as cache_aside_commands
 from flightcache.commands import data as data_commands
+from flightcache.commands import eviction as eviction_commands
+from flightcache.commands import hit_ratio as hit_ratio_commands
 from flightcache.commands import query as query_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
@@ -122,6 +124,8 @@ app.add_typer(query_commands.app, name="query", rich_help_panel="Module 1: query
 app.command("cache-aside", rich_help_panel="Module 1: query caching")(
     cache_aside_commands.cache_aside
 )
+app.command("hit-ratio", rich_help_panel="Module 1: query caching")(hit_ratio_commands.hit_ratio)
+app.command("eviction", rich_help_panel="Module 1: query caching")(eviction_commands.eviction)
 
 
 def _wants_traceback(argv: list[str]) -> bool:

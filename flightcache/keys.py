@@ -53,6 +53,16 @@ class Keys:
         """string: a rebuild lock, SET NX PX, holding its owner's token."""
         return f"{self.prefix}lock:{name}"
 
+    # -- hit-ratio ---------------------------------------------------------------
+    def flight(self, flight_id: int) -> str:
+        """string: one flight row as JSON, cached by id (cache-aside, SET EX)."""
+        return f"{self.prefix}flight:{flight_id}"
+
+    # -- eviction ----------------------------------------------------------------
+    def booking(self, booking_id: int) -> str:
+        """string: one booking as JSON, with its flight and passenger name (SET EX)."""
+        return f"{self.prefix}booking:{booking_id}"
+
 
 def _glob_escape(text: str) -> str:
     out = []

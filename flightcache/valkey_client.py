@@ -65,6 +65,16 @@ def info(client: valkey.Valkey, section: str) -> dict[str, Any]:
     return cast(dict[str, Any], client.info(section))
 
 
+def info_total(client: Client, section: str, fields: tuple[str, ...]) -> dict[str, int]:
+    """INFO SECTION's numeric ``fields`` summed over every primary (one node: its own)."""
+    totals = dict.fromkeys(fields, 0)
+    for node in primaries(client):
+        reply = info(node, section)
+        for name in fields:
+            totals[name] += int(reply.get(name, 0))
+    return totals
+
+
 def config_value(client: valkey.Valkey, name: str) -> str:
     """One CONFIG GET value, or "" when the server does not know the parameter."""
     reply = cast(dict[str, Any], client.config_get(name))

@@ -80,6 +80,18 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[DbUrl]:
 
 
 @pytest.fixture
+def tiny_db_url(db_url: DbUrl) -> DbUrl:
+    """A fresh database on each backend with the "tiny" generated dataset loaded."""
+    from flightcache.data.load import load_generated
+    from flightcache.db import connect
+
+    conn = connect(db_url)
+    load_generated(conn, "tiny", 1)
+    conn.close()
+    return db_url
+
+
+@pytest.fixture
 def mysql_url() -> Iterator[DbUrl]:
     """A fresh, empty MySQL/MariaDB database, for what only MySQL can show here
     (this machine's PostgreSQL trusts every local login, so passwords go unchecked)."""

@@ -105,3 +105,25 @@ LIMIT 1;
 -- name: sample_passenger
 -- Default parameter for passenger_bookings: the passenger of the first booking.
 SELECT passenger_id FROM booking ORDER BY booking_id LIMIT 1;
+
+-- name: flight_ids
+-- Every flight id, for a request stream over real ids (flightcache hit-ratio).
+SELECT flight_id FROM flight ORDER BY flight_id;
+
+-- name: flight_by_id
+-- One flight row: the cheap query behind a cache-aside read by id.
+SELECT flight_id, flightno, "from", "to", departure, arrival, airline_id, airplane_id
+FROM flight
+WHERE flight_id = %(flight_id)s;
+
+-- name: booking_records
+-- The first bookings with their flight and passenger name: one cache value each
+-- (flightcache eviction).
+SELECT
+    b.booking_id, b.flight_id, b.seat, b.price, b.passenger_id,
+    p.firstname, p.lastname, f.flightno, f."from", f."to", f.departure
+FROM booking b
+JOIN flight f ON f.flight_id = b.flight_id
+JOIN passenger p ON p.passenger_id = b.passenger_id
+ORDER BY b.booking_id
+LIMIT %(limit)s;

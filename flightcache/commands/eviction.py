@@ -1,0 +1,120 @@
+"""`flightcache eviction`: the same workload under a small maxmemory, policy by policy."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt
+from flightcache.commands.hit_ratio import check_positive
+from flightcache.errors import FlightcacheError
+
+if TYPE_CHECKING:
+    from flightcache.config import Settings
+
+
+def require_consent(settings: Settings, yes: bool) -> None:
+    """Reconfigure only flightcache's own Valkey, unless the user said --yes."""
+    if settings.embedded_valkey or yes:
+        return
+    raise FlightcacheError(
+        f"flightcache eviction changes maxmemory and maxmemory-policy of {settings.valkey_url},"
+        " a Valkey that flightcache did not start",
+        hint="eviction acts on the whole server, so other keys there could be evicted while it"
+        " runs (the settings are put back afterwards); pass --yes if that is fine, or run it"
+        " against the embedded stack (`flightcache up`, no --valkey-url)",
+    )
+
+
+def eviction(
+    ctx: typer.Context,
+    policies: Annotated[
+        str,
+        typer.Option("--policies", help="Comma-separated maxmemory policies to compare."),
+    ] = "noeviction,allkeys-lru,allkeys-lfu,volatile-lru,volatile-ttl,allkeys-random",
+    maxmemory: Annotated[
+        str | None,
+        typer.Option(
+            "--maxmemory",
+            help="maxmemory per primary during the demo: bytes, 512kb, 4mb, 1gb."
+            " Default: its used_memory + 4mb.",
+        ),
+    ] = None,
+    keys: Annotated[
+        int,
+        typer.Option("--keys", help="Bookings to write, one key each.", max=1_000_000),
+    ] = 40_000,
+    requests: Annotated[
+        int, typer.Option("--requests", help="Reads replayed per policy.", max=1_000_000)
+    ] = 5000,
+    skew: Annotated[float, typer.Option("--skew", help="Zipf exponent of the reads.")] = 1.1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of fill order and reads.")] = 1,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Allow reconfiguring a Valkey that flightcache did not start."),
+    ] = False,
+    as_json: JsonOpt = False,
+    pause: PauseOpt = False,
+    keep: KeepOpt = False,
+) -> None:
+    """Compare eviction policies under a small maxmemory: hit ratio, evictions, OOM errors.
+
+    Sets maxmemory just above what Valkey uses now, writes many more bookings than
+    fit, and replays the same Zipf-skewed reads (GET; on a miss SET again) under
+    each policy. Per policy: hit ratio, evicted_keys (INFO stats), writes refused
+    with OOM (noeviction), keys kept and used_memory. maxmemory and
+    maxmemory-policy are put back afterwards, however the demo ends. Eviction acts
+    on the whole server, so against a Valkey flightcache did not start it needs --yes.
+
+    Examples:
+
+    \b
+      flightcache eviction
+      flightcache eviction --policies allkeys-lru,allkeys-lfu --skew 0.9
+      flightcache eviction --maxmemory 8mb --keys 60000 --json
+      flightcache --valkey-url valkey://127.0.0.1:6379 eviction --yes
+    """
+    from flightcache.app import App
+    from flightcache.commands import _demo
+    from flightcache.console import err
+    from flightcache.patterns.eviction import demo, parse_policies, parse_size
+
+    try:
+        chosen = parse_policies(policies)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--policies") from None
+    limit = None
+    if maxmemory is not None:
+        try:
+            limit = parse_size(maxmemory)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--maxmemory") from None
+    check_positive(keys, "--keys")
+    check_positive(requests, "--requests")
+    check_positive(skew, "--skew")
+
+    application: App = ctx.obj
+    require_consent(application.settings, yes)
+    err.print(
+        "[yellow]note:[/yellow] eviction acts on the whole server: while this runs, any key on"
+        " it may be evicted or refused, not only flightcache's",
+        soft_wrap=True,
+    )
+    _demo.run(
+        ctx,
+        "eviction",
+        demo,
+        as_json=as_json,
+        pause=pause,
+        repeat=1,
+        keep=keep,
+        options={
+            "policies": chosen,
+            "maxmemory": limit,
+            "keys": keys,
+            "requests": requests,
+            "skew": skew,
+            "seed": seed,
+        },
+    )
