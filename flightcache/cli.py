@@ -19,6 +19,8 @@ from flightcache.app import App, Options
 from flightcache.commands import data as data_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
+from flightcache.commands.memory import memory as memory_command
+from flightcache.commands.ttl import ttl as ttl_command
 from flightcache.errors import FlightcacheError
 
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
@@ -116,6 +118,8 @@ def root(
 stack_commands.register(app)
 tool_commands.register(app)
 app.add_typer(data_commands.app, name="data")
+app.command("ttl", rich_help_panel="Module 1: query caching")(ttl_command)
+app.command("memory", rich_help_panel="Module 1: query caching")(memory_command)
 
 
 def _wants_traceback(argv: list[str]) -> bool:
