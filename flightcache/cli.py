@@ -23,6 +23,8 @@ from flightcache.commands import hit_ratio as hit_ratio_commands
 from flightcache.commands import query as query_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
+from flightcache.commands.memory import memory as memory_command
+from flightcache.commands.ttl import ttl as ttl_command
 from flightcache.errors import FlightcacheError
 
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
@@ -126,6 +128,8 @@ app.command("cache-aside", rich_help_panel="Module 1: query caching")(
 )
 app.command("hit-ratio", rich_help_panel="Module 1: query caching")(hit_ratio_commands.hit_ratio)
 app.command("eviction", rich_help_panel="Module 1: query caching")(eviction_commands.eviction)
+app.command("ttl", rich_help_panel="Module 1: query caching")(ttl_command)
+app.command("memory", rich_help_panel="Module 1: query caching")(memory_command)
 
 
 def _wants_traceback(argv: list[str]) -> bool:

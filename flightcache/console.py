@@ -81,17 +81,22 @@ def bytes_progress() -> Progress:
 # -- demo records ---------------------------------------------------------------
 def render_record(record: Any, number: int) -> None:
     """Print one demo record (a Step, Timing or Table from patterns.base)."""
-    from flightcache.patterns.base import Step, Timing
+    from flightcache.patterns.base import Histogram, Step, Timing
 
     if isinstance(record, Step):
         _render_step(record, number)
     elif isinstance(record, Timing):
         _render_timing(record)
+    elif isinstance(record, Histogram):
+        _render_histogram(record)
     else:
         out.print(table(record.title, record.columns, record.rows))
         if record.note:
             out.print(record.note, style="dim")
         out.print()
+
+
+COMMAND_LINES = 12  # Valkey commands shown per step; --json has every one
 
 
 def _render_step(step: Any, number: int) -> None:
@@ -107,7 +112,15 @@ def _render_step(step: Any, number: int) -> None:
     out.print(head)
     if step.why:
         out.print(Text("   " + step.why, style="dim"))
-    for line in step.valkey_lines():
+    lines = step.valkey_lines()
+    if len(lines) > COMMAND_LINES:  # a pipeline of thousands: its head and tail
+        skipped = len(lines) - COMMAND_LINES
+        lines = [
+            *lines[: COMMAND_LINES - 2],
+            f"... {skipped:,} more commands (--json lists them all)",
+            *lines[-2:],
+        ]
+    for line in lines:
         out.print(Text("   valkey> ", style="magenta") + Text(line), soft_wrap=True)
     for line in step.sql:
         out.print(Text("   sql>    ", style="blue") + Text(_cut(line, 160)), soft_wrap=True)
@@ -135,4 +148,38 @@ def _render_timing(timing: Any) -> None:
     out.print(table(timing.title, ["", "runs", "p50", "p95", "p99", "speedup (p50)"], rows))
     if timing.note:
         out.print(timing.note, style="dim")
+    out.print()
+
+
+BAR_WIDTH = 32
+
+
+def _edge(value: int, unit: str, width: int) -> str:
+    if unit == "ms" and width >= 100:
+        return f"{value / 1000:,.{0 if width % 1000 == 0 else 1}f} s"
+    return f"{value:,} {unit}"
+
+
+def _render_histogram(histogram: Any) -> None:
+    """One row per bucket, one bar per series, all bars on one scale."""
+    from rich.text import Text
+
+    edges, series = histogram.edges, histogram.series
+    width = edges[1] - edges[0] if len(edges) > 1 else 0
+    top = max((max(counts, default=0) for counts in series.values()), default=0) or 1
+    t = Table(title=histogram.title, title_justify="left")
+    t.add_column("bucket", justify="right", no_wrap=True)
+    for name in series:
+        t.add_column(name, no_wrap=True)
+    for i in range(len(edges) - 1):
+        low, high = (_edge(e, histogram.unit, width) for e in edges[i : i + 2])
+        cells: list[Any] = [f"{low} - {high}"]
+        for counts in series.values():
+            n = counts[i]
+            bar = "█" * (max(1, round(n / top * BAR_WIDTH)) if n else 0)
+            cells.append(Text(bar, style="cyan") + Text(f" {n:,}" if n else ""))
+        t.add_row(*cells)
+    out.print(t)
+    if histogram.note:
+        out.print(histogram.note, style="dim")
     out.print()

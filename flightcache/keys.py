@@ -63,6 +63,45 @@ class Keys:
         """string: one booking as JSON, with its flight and passenger name (SET EX)."""
         return f"{self.prefix}booking:{booking_id}"
 
+    # -- ttl: one value per data class, and batches written together ---------------
+    def ttl_class(self, data_class: str, what: str) -> str:
+        """string: one data class's cached query result as JSON, with that class's TTL."""
+        return f"{self.prefix}class:{data_class}:{what}"
+
+    def ttl_batch(self, series: str, n: int) -> str:
+        """string: key ``n`` of a batch written together (``series`` plain or jitter)."""
+        return f"{self.prefix}batch:{series}:{n}"
+
+    # -- memory: the same flights in several layouts ---------------------------------
+    def mem_json(self, flight_id: int) -> str:
+        """string: one flight as a JSON document."""
+        return f"{self.prefix}json:{flight_id}"
+
+    def mem_hash(self, flight_id: int) -> str:
+        """hash: one flight, full field names (flightno, departure, arrival, seats_free)."""
+        return f"{self.prefix}hash:{flight_id}"
+
+    def mem_compact(self, flight_id: int) -> str:
+        """hash: one flight, one-letter field names (n, d, a, s)."""
+        return f"{self.prefix}compact:{flight_id}"
+
+    def mem_packed(self, flight_id: int) -> str:
+        """string: one flight packed as ``flightno|departure|arrival|seats_free``."""
+        return f"{self.prefix}packed:{flight_id}"
+
+    def mem_bucket(self, size: int, bucket: int) -> str:
+        """hash: flights ``bucket*size`` up to ``(bucket+1)*size - 1``; field flight_id,
+        value packed as in :meth:`mem_packed`."""
+        return f"{self.prefix}bucket{size}:{bucket}"
+
+    def mem_seatmap(self, flight_id: int | str) -> str:
+        """string (bitmap): bit ``i`` set when seat index ``i`` of the flight is booked."""
+        return f"{self.prefix}seatmap:{flight_id}"
+
+    def mem_seats(self, flight_id: int | str) -> str:
+        """set: the booked seat labels of one flight ("12A", ...)."""
+        return f"{self.prefix}seats:{flight_id}"
+
 
 def _glob_escape(text: str) -> str:
     out = []

@@ -110,13 +110,13 @@ class Tracer:
 
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """Nothing recorded and no wrapper in the way: for timed loops."""
+        """Nothing recorded and no wrapper in the way: for timed loops. Nests."""
         saved = [(c, c.__dict__.pop("execute_command", None)) for c in self._clients]
-        self._active = False
+        was_active, self._active = self._active, False
         try:
             yield
         finally:
-            self._active = True
+            self._active = was_active
             for client, wrapper in saved:
                 if wrapper is not None:
                     client.execute_command = wrapper

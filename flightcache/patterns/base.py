@@ -4,14 +4,16 @@ A demo is a generator of records. A :class:`Step` says what it did and why,
 carries the exact Valkey commands and SQL it issued (collected by the
 :class:`~flightcache.trace.Tracer`), its outcome and its time. A
 :class:`Timing` is a side-by-side comparison from :func:`bench.timing.compare`;
-a :class:`Table` is any other summary. Renderers (rich, JSON) turn records into
-output; nothing here prints, and nothing here imports typer or rich.
+a :class:`Histogram` is counts per bucket; a :class:`Table` is any other
+summary. Renderers (rich, JSON) turn records into output; nothing here prints,
+and nothing here imports typer or rich.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -114,7 +116,32 @@ class Table:
         }
 
 
-Record = Step | Timing | Table
+@dataclass
+class Histogram:
+    """Counts per bucket for one or more series sharing the bucket edges.
+
+    ``edges`` has one more entry than each series has counts; bucket ``i`` is
+    ``edges[i] <= v < edges[i + 1]`` in ``unit``. Renderers draw the bars.
+    """
+
+    title: str
+    unit: str
+    edges: list[int]
+    series: dict[str, list[int]]
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "type": "histogram",
+            "title": self.title,
+            "note": self.note,
+            "unit": self.unit,
+            "edges": self.edges,
+            "series": self.series,
+        }
+
+
+Record = Step | Timing | Table | Histogram
 
 
 @dataclass
@@ -151,6 +178,24 @@ class DemoContext:
                 baseline=baseline,
             )
         return Timing(title, stats, note)
+
+    def pipelined(
+        self, items: Sequence[Any], queue: Callable[[Any, Any], Any], *, chunk: int = 1000
+    ) -> list[Any]:
+        """``queue(pipe, item)`` for every item, ``chunk`` commands per round trip.
+
+        Only the first pipeline is traced: a step shows what one round trip sends,
+        not a hundred thousand lines.
+        """
+        replies: list[Any] = []
+        for start in range(0, len(items), chunk):
+            part = items[start : start + chunk]
+            with self.tracer.paused() if start else nullcontext():
+                pipe = self.tracer.pipeline(self.valkey)
+                for item in part:
+                    queue(pipe, item)
+                replies += pipe.execute()
+        return replies
 
     def on_exit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` when the demo ends, however it ends (restore a setting, say)."""

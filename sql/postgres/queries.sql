@@ -127,3 +127,64 @@ JOIN flight f ON f.flight_id = b.flight_id
 JOIN passenger p ON p.passenger_id = b.passenger_id
 ORDER BY b.booking_id
 LIMIT %(limit)s;
+
+-- name: ttl_reference_airports
+-- Reference data (TTL 24 h): airports with their city; changes a few times a year.
+SELECT a.iata, a.name, g.city, g.country
+FROM airport a
+JOIN airport_geo g ON g.airport_id = a.airport_id
+WHERE a.iata IS NOT NULL
+ORDER BY a.airport_id
+LIMIT %(limit)s;
+
+-- name: ttl_popular_routes
+-- Business data (TTL 1 h): the routes with the most flights.
+SELECT s.iata AS origin, d.iata AS destination, COUNT(*) AS flights
+FROM flight f
+JOIN airport s ON s.airport_id = f."from"
+JOIN airport d ON d.airport_id = f."to"
+GROUP BY s.iata, d.iata
+ORDER BY flights DESC, origin, destination
+LIMIT %(limit)s;
+
+-- name: ttl_recent_delays
+-- Operational data (TTL 5 min): the latest delays from the flight change log.
+SELECT l.flightno_new AS flightno, l.departure_old AS scheduled,
+       l.departure_new AS expected,
+       CAST(EXTRACT(EPOCH FROM (l.departure_new - l.departure_old)) / 60 AS integer)
+           AS delay_min
+FROM flight_log l
+WHERE l.departure_new > l.departure_old
+ORDER BY l.log_date DESC, l.flight_id DESC
+LIMIT %(limit)s;
+
+-- name: ttl_current_weather
+-- Real-time data (TTL 60 s): the newest reading of every weather station.
+SELECT w.station, w.log_date, w."time", w.temp, w.humidity, w.wind, w.weather
+FROM weatherdata w
+WHERE (w.log_date, w."time") = (
+    SELECT log_date, "time" FROM weatherdata ORDER BY log_date DESC, "time" DESC LIMIT 1
+)
+ORDER BY w.station;
+
+-- name: memory_flight_count
+SELECT COUNT(*) AS flights FROM flight;
+
+-- name: memory_flights
+-- The first `limit` flights with their seats: capacity and bookings so far.
+SELECT f.flight_id, f.flightno, f.departure, f.arrival,
+       COALESCE(p.capacity, 0) AS capacity, COUNT(b.booking_id) AS booked
+FROM (
+    SELECT flight_id, flightno, departure, arrival, airplane_id
+    FROM flight ORDER BY flight_id LIMIT %(limit)s
+) f
+LEFT JOIN airplane p ON p.airplane_id = f.airplane_id
+LEFT JOIN booking b ON b.flight_id = f.flight_id
+GROUP BY f.flight_id, f.flightno, f.departure, f.arrival, p.capacity
+ORDER BY f.flight_id;
+
+-- name: memory_booked_seats
+SELECT flight_id, seat
+FROM booking
+WHERE flight_id BETWEEN %(first)s AND %(last)s AND seat IS NOT NULL
+ORDER BY flight_id, seat;
