@@ -19,6 +19,8 @@ from flightcache.app import App, Options
 from flightcache.commands import data as data_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
+from flightcache.commands.nested_doll import nested_doll
+from flightcache.commands.write_through import write_through
 from flightcache.errors import FlightcacheError
 
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
@@ -116,6 +118,8 @@ def root(
 stack_commands.register(app)
 tool_commands.register(app)
 app.add_typer(data_commands.app, name="data")
+app.command("write-through", rich_help_panel="Module 1: query caching")(write_through)
+app.command("nested-doll", rich_help_panel="Module 1: query caching")(nested_doll)
 
 
 def _wants_traceback(argv: list[str]) -> bool:
