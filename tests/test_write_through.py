@@ -224,6 +224,7 @@ def test_cli_json(
     ("args", "code", "fragment"),
     [
         (["--airline", "ZZ"], 6, "no airline with IATA code 'ZZ'"),
+        (["--airline", ""], 6, "no airline with IATA code ''"),
         (["--airline", "424242"], 6, "no airline with id 424242"),
         (["--airline", "Q1' OR '1'='1"], 6, "no airline with IATA code"),
         (["--name", "n" * 31], 6, "holds at most 30"),

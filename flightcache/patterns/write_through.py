@@ -344,7 +344,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     new_name = ctx.options.get("name")
     if new_name is not None:
         check_name(new_name)
-    airline = wt.find_airline(str(wanted)) if wanted else None
+    airline = wt.find_airline(str(wanted)) if wanted is not None else None
 
     with ctx.step(
         "Warm the cache: the airline route analysis",
