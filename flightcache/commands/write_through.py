@@ -43,7 +43,7 @@ def write_through(
 
     \b
       flightcache write-through
-      flightcache write-through --airline LH --name "Lufthansa Group"
+      flightcache write-through --airline 2 --name "Second Air"
       flightcache write-through --airline 7 --json
     """
     from flightcache.commands._demo import run
