@@ -24,7 +24,9 @@ from flightcache.commands import query as query_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
 from flightcache.commands.memory import memory as memory_command
+from flightcache.commands.nested_doll import nested_doll
 from flightcache.commands.ttl import ttl as ttl_command
+from flightcache.commands.write_through import write_through
 from flightcache.errors import FlightcacheError
 
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
@@ -130,6 +132,8 @@ app.command("hit-ratio", rich_help_panel="Module 1: query caching")(hit_ratio_co
 app.command("eviction", rich_help_panel="Module 1: query caching")(eviction_commands.eviction)
 app.command("ttl", rich_help_panel="Module 1: query caching")(ttl_command)
 app.command("memory", rich_help_panel="Module 1: query caching")(memory_command)
+app.command("write-through", rich_help_panel="Module 1: query caching")(write_through)
+app.command("nested-doll", rich_help_panel="Module 1: query caching")(nested_doll)
 
 
 def _wants_traceback(argv: list[str]) -> bool:

@@ -102,6 +102,24 @@ class Keys:
         """set: the booked seat labels of one flight ("12A", ...)."""
         return f"{self.prefix}seats:{flight_id}"
 
+    # -- nested doll: one flight's layers share the hash tag {flight:<id>} -----------
+    # so that one pipeline reads them all from one slot, on one node of a cluster.
+    def flight_aircraft(self, flight_id: int) -> str:
+        """hash: the airplane that flies the flight (type, capacity, operator); TTL 24 h."""
+        return f"{self.prefix}{{flight:{flight_id}}}:aircraft"
+
+    def flight_schedule(self, flight_id: int) -> str:
+        """hash: flight number, route, departure and arrival, weekdays flown; TTL 6 h."""
+        return f"{self.prefix}{{flight:{flight_id}}}:schedule"
+
+    def flight_seats(self, flight_id: int) -> str:
+        """hash: capacity, booked and available seats; TTL 5 min."""
+        return f"{self.prefix}{{flight:{flight_id}}}:seats"
+
+    def flight_status(self, flight_id: int) -> str:
+        """string: the flight's status, e.g. "delayed 35 min"; TTL 30 s."""
+        return f"{self.prefix}{{flight:{flight_id}}}:status"
+
 
 def _glob_escape(text: str) -> str:
     out = []

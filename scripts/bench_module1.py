@@ -20,20 +20,21 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flightcache.bench.timing import Stats, compare  # noqa: E402
-from flightcache.catalogue import bind, get  # noqa: E402
-from flightcache.config import DbUrl, ValkeyUrl  # noqa: E402
-from flightcache.data.load import info, load_generated  # noqa: E402
-from flightcache.db import connect, drop_database  # noqa: E402
-from flightcache.keys import Keys  # noqa: E402
-from flightcache.patterns.cache_aside import CacheAside  # noqa: E402
-from flightcache.stack import proc  # noqa: E402
-from flightcache.stack.valkey import ValkeyNode  # noqa: E402
-from flightcache.valkey_client import close, parser_name  # noqa: E402
-from flightcache.valkey_client import connect as vconnect  # noqa: E402
+from flightcache.bench.timing import Stats, compare
+from flightcache.catalogue import bind, get
+from flightcache.config import DbUrl, ValkeyUrl
+from flightcache.data.load import info, load_generated
+from flightcache.db import connect, drop_database
+from flightcache.keys import Keys
+from flightcache.patterns.cache_aside import CacheAside
+from flightcache.stack import proc
+from flightcache.stack.valkey import ValkeyNode
+from flightcache.valkey_client import close, parser_name
+from flightcache.valkey_client import connect as vconnect
 
 
 def ms(ns: float) -> str:
@@ -46,6 +47,50 @@ def us(ns: float) -> str:
 
 def line(s: Stats) -> str:
     return f"p50 {us(s.p50)}, p95 {us(s.p95)}, p99 {us(s.p99)} (n={s.n})"
+
+
+def bench_database(raw: str, client: Any, args: argparse.Namespace) -> None:
+    url = DbUrl.parse(raw)
+    db = connect(url, create=True)
+    found = info(db)
+    if found.scale != args.scale or found.state != "complete":
+        print(f"{url.kind}: loading scale {args.scale} ...", flush=True)
+        load_generated(db, args.scale, 42, replace=True, force=True)
+    q = get("airline_route_analysis")
+    params = bind(db, q, {})
+    sql = q.sql(db.dialect)
+    pattern = CacheAside(client, db, Keys("fcbench:"), ttl=3600)
+    key = pattern.key(q, params)
+    client.delete(key)
+    pattern.get(q, params)
+    print(f"\n{url.kind} ({db.server_version()}), {len(pattern.get(q, params).rows)} rows")
+    db_vs = compare(
+        {
+            "database": lambda: db.fetch(sql, params),
+            "cache-aside hit": lambda: pattern.get(q, params),
+        },
+        repeat=args.db_runs,
+        warmup=2,
+    )
+    for s in db_vs:
+        print(f"  {s.label:<16} p50 {ms(s.p50)}, p95 {ms(s.p95)} (n={s.n})")
+    print(f"  route analysis: cache hit is {db_vs[1].speedup:,.0f}x faster at p50")
+    hit_vs = compare(
+        {
+            "bare GET": lambda: client.get(key),
+            "cache-aside hit": lambda: pattern.get(q, params),
+        },
+        repeat=args.hits,
+        warmup=200,
+    )
+    for s in hit_vs:
+        print(f"  {s.label:<16} {line(s)}")
+    ratio = hit_vs[1].p50 / hit_vs[0].p50
+    print(f"  cache-aside hit costs {ratio:.2f}x a bare GET at p50 (target <= 1.5x)")
+    client.delete(key)
+    db.close()
+    if args.drop:
+        drop_database(url)
 
 
 def main() -> None:
@@ -67,47 +112,7 @@ def main() -> None:
         client = vconnect(vurl)
         print(f"Valkey {node.port}, reply parser {parser_name(client)}")
         for raw in (args.mysql, args.pg):
-            url = DbUrl.parse(raw)
-            db = connect(url, create=True)
-            found = info(db)
-            if found.scale != args.scale or found.state != "complete":
-                print(f"{url.kind}: loading scale {args.scale} ...", flush=True)
-                load_generated(db, args.scale, 42, replace=True, force=True)
-            q = get("airline_route_analysis")
-            params = bind(db, q, {})
-            sql = q.sql(db.dialect)
-            pattern = CacheAside(client, db, Keys("fcbench:"), ttl=3600)
-            key = pattern.key(q, params)
-            client.delete(key)
-            pattern.get(q, params)
-            print(f"\n{url.kind} ({db.server_version()}), {len(pattern.get(q, params).rows)} rows")
-            db_vs = compare(
-                {
-                    "database": lambda: db.fetch(sql, params),
-                    "cache-aside hit": lambda: pattern.get(q, params),
-                },
-                repeat=args.db_runs,
-                warmup=2,
-            )
-            for s in db_vs:
-                print(f"  {s.label:<16} p50 {ms(s.p50)}, p95 {ms(s.p95)} (n={s.n})")
-            print(f"  route analysis: cache hit is {db_vs[1].speedup:,.0f}x faster at p50")
-            hit_vs = compare(
-                {
-                    "bare GET": lambda: client.get(key),
-                    "cache-aside hit": lambda: pattern.get(q, params),
-                },
-                repeat=args.hits,
-                warmup=200,
-            )
-            for s in hit_vs:
-                print(f"  {s.label:<16} {line(s)}")
-            ratio = hit_vs[1].p50 / hit_vs[0].p50
-            print(f"  cache-aside hit costs {ratio:.2f}x a bare GET at p50 (target <= 1.5x)")
-            client.delete(key)
-            db.close()
-            if args.drop:
-                drop_database(url)
+            bench_database(raw, client, args)
         close(client)
     finally:
         node.stop()

@@ -70,13 +70,13 @@ def main() -> None:
                 f"\n{url.kind}: scale {args.scale} loaded in {total:.1f} s (incl. schema, ANALYZE)"
             )
             for name, n, secs in report.tables:
-                print(
-                    f"  {name:<18} {n:>10,} rows {secs:7.2f} s {n / secs if secs else 0:>10,.0f} rows/s"
-                )
+                rate = n / secs if secs else 0
+                print(f"  {name:<18} {n:>10,} rows {secs:7.2f} s {rate:>10,.0f} rows/s")
             sql = sqlfiles.query(db.dialect, "airline_route_analysis")
             times = sorted(db.fetch(sql).elapsed_ns / 1e6 for _ in range(5))
             print(
-                f"  airline_route_analysis uncached: median {times[2]:.0f} ms (5 runs, min {times[0]:.0f})"
+                f"  airline_route_analysis uncached: median {times[2]:.0f} ms"
+                f" (5 runs, min {times[0]:.0f})"
             )
         finally:
             db.close()

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,70 @@ def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+# -- for the demos -------------------------------------------------------------------
+@pytest.fixture
+def loaded(db_url: DbUrl) -> Iterator[object]:
+    """A connection to a fresh database holding the tiny generated dataset."""
+    from flightcache.data.load import load_generated
+    from flightcache.db import connect
+
+    conn = connect(db_url)
+    load_generated(conn, "tiny", 1)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(params=["single", "cluster"])
+def any_valkey(request: pytest.FixtureRequest) -> ValkeyInstance:
+    """The one-node Valkey, then the 3-node cluster."""
+    name = "valkey_server" if request.param == "single" else "valkey_cluster"
+    instance: ValkeyInstance = request.getfixturevalue(name)
+    return instance
+
+
+@pytest.fixture
+def valkey_client(any_valkey: ValkeyInstance) -> Iterator[object]:
+    from flightcache.valkey_client import close, connect
+
+    client = connect(any_valkey.url)
+    yield client
+    close(client)
+
+
+def server_args(db_url: DbUrl, instance: ValkeyInstance, key_prefix: str) -> list[str]:
+    """The global options that point a CLI run at the test servers and key prefix."""
+    return [
+        "--db-url",
+        db_url.url(redact=False),
+        "--valkey-url",
+        str(instance.url),
+        "--key-prefix",
+        key_prefix,
+    ]
+
+
+def keys_left(client: object, prefix: str) -> list[str]:
+    """Every key under ``prefix`` on every primary."""
+    from flightcache.valkey_client import primaries
+
+    return [k for node in primaries(client) for k in node.scan_iter(match=prefix + "*")]  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def demo_cli(cli, loaded, db_url, valkey_server, key_prefix):  # type: ignore[no-untyped-def]
+    """cli() against the loaded database, the one-node Valkey and this test's key prefix."""
+
+    def run(*args: str) -> Result:
+        return cli(*server_args(db_url, valkey_server, key_prefix), *args)  # type: ignore[no-any-return]
+
+    return run
+
+
+def json_of(result: Result) -> Any:
+    """The JSON document a successful ``--json`` run printed."""
+    import json
+
+    assert result.code == 0, result.err
+    return json.loads(result.out)

@@ -1,0 +1,243 @@
+"""Write-through: fresh reads after a write, and no stale copy after either failure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import valkey.exceptions
+
+from flightcache.config import DbUrl
+from flightcache.errors import DataError
+from flightcache.keys import Keys
+from flightcache.patterns.write_through import (
+    NAME_MAX,
+    InjectedFault,
+    WriteThrough,
+    _unreachable_client,
+    check_name,
+)
+from tests.conftest import json_of, keys_left, server_args
+
+
+@pytest.fixture
+def keys(valkey_client: Any, key_prefix: str) -> Iterator[Keys]:
+    from flightcache.valkey_client import delete_matching
+
+    scoped = Keys(key_prefix).scope("write-through")
+    yield scoped
+    delete_matching(valkey_client, scoped.match())
+
+
+def _top_airline(wt: WriteThrough) -> int:
+    routes, _ = wt.route_analysis()
+    return int(wt.find_airline(routes[0]["airline_code"])["airline_id"])
+
+
+def _warm(wt: WriteThrough) -> tuple[int, str, list[str]]:
+    """Cache the route analysis, the top airline's hash and its detail; its id, name, tags."""
+    airline_id = _top_airline(wt)
+    row, hit = wt.airline(airline_id)
+    assert not hit
+    wt.airline_detail(airline_id)
+    tagged = wt.tagged(airline_id)
+    assert len(tagged) == 2  # the route analysis and the detail
+    return airline_id, row["airlinename"], tagged
+
+
+def _db_name(wt: WriteThrough, airline_id: int) -> str:
+    return wt.read_row(airline_id)["airlinename"]
+
+
+def test_read_after_write_is_fresh(loaded: Any, valkey_client: Any, keys: Keys) -> None:
+    wt = WriteThrough(loaded, valkey_client, keys)
+    airline_id, old, tagged = _warm(wt)
+    assert wt.airline(airline_id) == ({**wt.read_row(airline_id)}, True)
+
+    report = wt.update_name(airline_id, "Fresh Air")
+    assert report.committed and report.cache_written and report.attempts == 1
+    assert set(tagged) <= set(report.invalidated)
+    assert _db_name(wt, airline_id) == "Fresh Air"
+
+    row, hit = wt.airline(airline_id)
+    assert hit and row["airlinename"] == "Fresh Air"  # written through, not reloaded
+    detail, hit = wt.airline_detail(airline_id)
+    assert not hit and detail[0]["airlinename"] == "Fresh Air"
+    routes, hit = wt.route_analysis()
+    assert not hit
+    assert "Fresh Air" in [r["airline_name"] for r in routes]
+    assert old not in [r["airline_name"] for r in routes]
+    assert sorted(wt.tagged(airline_id)) == sorted(tagged)  # registered again on refill
+
+
+def test_failed_database_write_leaves_no_stale_copy(
+    loaded: Any, valkey_client: Any, keys: Keys
+) -> None:
+    wt = WriteThrough(loaded, valkey_client, keys)
+    airline_id, old, tagged = _warm(wt)
+
+    def fail() -> None:
+        raise InjectedFault("boom")
+
+    with pytest.raises(InjectedFault):
+        wt.update_name(airline_id, "Never Committed", inside_transaction=fail)
+    assert _db_name(wt, airline_id) == old  # rolled back
+    copies = wt.cached_names(airline_id, tagged)
+    assert "Never Committed" not in copies.values()
+    assert all(name in (None, old) for name in copies.values()), copies
+    row, hit = wt.airline(airline_id)
+    assert not hit and row["airlinename"] == old  # deleted before the failed COMMIT
+    routes, _ = wt.route_analysis()
+    assert "Never Committed" not in [r["airline_name"] for r in routes]
+
+
+def test_valkey_down_before_commit_refuses_the_write(loaded: Any, keys: Keys) -> None:
+    broken, _ = _unreachable_client()
+    wt = WriteThrough(loaded, broken, keys)
+    airline_id = int(wt.find_airline("1")["airline_id"])
+    old = _db_name(wt, airline_id)
+    with pytest.raises(valkey.exceptions.ConnectionError):
+        wt.update_name(airline_id, "Not Without Valkey")
+    assert _db_name(wt, airline_id) == old
+    broken.close()
+
+
+def test_failed_cache_write_after_commit_leaves_no_stale_copy(
+    loaded: Any, valkey_client: Any, keys: Keys
+) -> None:
+    wt = WriteThrough(loaded, valkey_client, keys, backoff_s=0.001)
+    airline_id, old, tagged = _warm(wt)
+    broken, _ = _unreachable_client()
+
+    report = wt.update_name(airline_id, "Committed Anyway", cache=broken)
+    broken.close()
+    assert report.committed and not report.cache_written
+    assert report.attempts == 3 and "refused" in report.error.lower()
+    assert _db_name(wt, airline_id) == "Committed Anyway"
+    copies = wt.cached_names(airline_id, tagged)
+    assert all(name is None for name in copies.values()), copies  # old name deleted first
+    assert airline_id in wt.repairs
+
+    row, hit = wt.airline(airline_id)  # recorded for repair: skips Valkey
+    assert not hit and row["airlinename"] == "Committed Anyway"
+    assert wt.repairs == {}
+    row, hit = wt.airline(airline_id)
+    assert hit and row["airlinename"] == "Committed Anyway"
+    routes, _ = wt.route_analysis()
+    assert old not in [r["airline_name"] for r in routes]
+
+
+def test_reader_between_invalidation_and_commit_is_undone(
+    loaded: Any, db_url: DbUrl, valkey_client: Any, keys: Keys
+) -> None:
+    """A reader on another connection caches the old row before COMMIT; the write after
+    COMMIT must overwrite the hash and drop the query results it cached."""
+    from flightcache.db import connect
+
+    wt = WriteThrough(loaded, valkey_client, keys)
+    airline_id, old, _ = _warm(wt)
+    other = connect(db_url)
+    reader = WriteThrough(other, valkey_client, keys)
+
+    def read_old_copies() -> None:
+        assert reader.airline(airline_id)[0]["airlinename"] == old
+        assert not reader.route_analysis()[1]  # rebuilt from the committed, old data
+
+    try:
+        wt.update_name(airline_id, "After The Race", inside_transaction=read_old_copies)
+    finally:
+        other.close()
+    row, hit = wt.airline(airline_id)
+    assert hit and row["airlinename"] == "After The Race"
+    routes, hit = wt.route_analysis()
+    assert not hit and old not in [r["airline_name"] for r in routes]
+
+
+def test_bad_input_matches_nothing(loaded: Any, valkey_client: Any, keys: Keys) -> None:
+    wt = WriteThrough(loaded, valkey_client, keys)
+    for text in ("ZZ", "999", "99999999999999999999", "Q1' OR '1'='1", "'; DROP TABLE airline; --"):
+        with pytest.raises(DataError, match="no airline with"):
+            wt.find_airline(text)
+    assert wt.find_airline("q1")["airline_id"] == "1"  # codes are matched upper-case
+    assert int(loaded.fetch("SELECT COUNT(*) FROM airline").rows[0][0]) > 0
+    with pytest.raises(DataError, match=f"at most {NAME_MAX}"):
+        check_name("x" * (NAME_MAX + 1))
+    with pytest.raises(DataError, match="empty"):
+        check_name("   ")
+    old = _db_name(wt, 1)
+    with pytest.raises(DataError):
+        wt.update_name(1, "y" * (NAME_MAX + 1))
+    assert _db_name(wt, 1) == old
+
+
+# -- the command ---------------------------------------------------------------------
+def test_cli_json(
+    cli: Any, loaded: Any, db_url: DbUrl, key_prefix: str, any_valkey: Any, valkey_client: Any
+) -> None:
+    before = loaded.fetch("SELECT airline_id, airlinename FROM airline ORDER BY airline_id").rows
+    args = server_args(db_url, any_valkey, key_prefix)
+    doc = json_of(
+        cli(
+            *args,
+            "write-through",
+            "--airline",
+            "vm",
+            "--name",
+            "Renamed By Test",
+            "--json",
+            "--repeat",
+            "3",
+        )
+    )
+    assert doc["demo"] == "write-through" and doc["key_prefix"] == key_prefix + "write-through:"
+    records = doc["records"]
+    assert [r["type"] for r in records] == ["step"] * 9 + ["timing", "timing", "table"]
+    steps = records[:9]
+    assert steps[2]["hit"] is True and steps[2]["data"]["name"] == before[1][1]
+    write = steps[3]
+    assert write["data"]["committed"] and write["data"]["cache_written"]
+    assert "BEGIN" in write["sql"] and "COMMIT" in write["sql"]
+    assert any(line.startswith("HSET ") for line in write["valkey"])
+    assert steps[4]["data"]["name"] == "Renamed By Test"
+    assert steps[4]["data"]["detail_name"] == "Renamed By Test"
+    fault_a, fault_b = steps[5], steps[7]
+    assert not fault_a["ok"] and "ROLLBACK" in fault_a["sql"]
+    assert fault_a["data"]["database_name"] == "Renamed By Test"
+    assert all(n in (None, "Renamed By Test") for n in fault_a["data"]["cached_names"].values())
+    assert fault_b["data"]["committed"] and not fault_b["data"]["cache_written"]
+    assert fault_b["data"]["attempts"] == 3
+    assert all(n is None for n in fault_b["data"]["cached_names"].values())
+    assert steps[8]["data"]["name"] == fault_b["data"]["database_name"]
+    assert steps[8]["data"]["repairs"] == {}
+    writes, reads = records[9], records[10]
+    assert [s["label"] for s in writes["series"]] == ["database only", "write-through"]
+    assert [s["label"] for s in reads["series"]] == ["database", "cache hit"]
+    assert all(s["n"] == 3 and s["p50"] > 0 for s in writes["series"] + reads["series"])
+    # the database as the demo found it, and no key left behind
+    after = loaded.fetch("SELECT airline_id, airlinename FROM airline ORDER BY airline_id").rows
+    assert after == before
+    assert keys_left(valkey_client, key_prefix) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["--airline", "ZZ"], 6, "no airline with IATA code 'ZZ'"),
+        (["--airline", ""], 6, "no airline with IATA code ''"),
+        (["--airline", "424242"], 6, "no airline with id 424242"),
+        (["--airline", "Q1' OR '1'='1"], 6, "no airline with IATA code"),
+        (["--name", "n" * 31], 6, "holds at most 30"),
+        (["--name", ""], 6, "cannot be empty"),
+    ],
+)
+def test_cli_bad_input(
+    demo_cli: Any, loaded: Any, args: list[str], code: int, fragment: str
+) -> None:
+    before = loaded.fetch("SELECT airline_id, airlinename FROM airline ORDER BY airline_id").rows
+    result = demo_cli("write-through", *args)
+    assert result.code == code, (result.out, result.err)
+    assert result.err.startswith("error: ") and fragment in result.err
+    assert "hint:" in result.err and "Traceback" not in result.err
+    after = loaded.fetch("SELECT airline_id, airlinename FROM airline ORDER BY airline_id").rows
+    assert after == before
