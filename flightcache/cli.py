@@ -19,6 +19,7 @@ from flightcache.app import App, Options
 from flightcache.commands import data as data_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
+from flightcache.commands import write_behind as write_behind_commands
 from flightcache.errors import FlightcacheError
 
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
@@ -116,6 +117,9 @@ def root(
 stack_commands.register(app)
 tool_commands.register(app)
 app.add_typer(data_commands.app, name="data")
+app.add_typer(
+    write_behind_commands.app, name="write-behind", rich_help_panel="Module 1: query caching"
+)
 
 
 def _wants_traceback(argv: list[str]) -> bool:
