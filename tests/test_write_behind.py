@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,20 +152,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
 ) -> None:
     wb.ensure_tables(loaded)
     keys, pattern, accepted = _queued(loaded, client, key_prefix, 900)
-    command = [
-        sys.executable,
-        "-m",
-        "flightcache",
-        *_global(db_url, valkey_any.url, key_prefix),
-        "write-behind",
-        "worker",
-        "--once",
-        "--batch",
-        "50",
-        "--consumer",
-        "crashy",
-        "--json",
-    ]
+    command = wb.worker_command(50, "crashy", _global(db_url, valkey_any.url, key_prefix))
     pid, code, committed = wb.kill_after_commit(command, _env(tmp_path), loaded, keys.prefix)
     assert code == -signal.SIGKILL
     with pytest.raises(ProcessLookupError):

@@ -343,22 +343,25 @@ def apply_batch(db: Sql, queue: str, shard: int, entries: Sequence[Entry]) -> tu
 
     Each entry id is inserted into flightcache_wb_applied in the same transaction as
     its seats, so an entry delivered twice finds its id and counts once. Two workers
-    racing on one entry: the second insert violates the primary key, its transaction
-    rolls back, and its retry finds the id recorded.
+    racing on one entry: on PostgreSQL the second insert waits for the first commit
+    and then skips the id (ON CONFLICT DO NOTHING); on MySQL it violates the primary
+    key, its transaction rolls back, and its retry finds the id recorded.
     """
     if not entries:
         return 0, 0
     q = sqlfiles.queries(db.dialect)
+    key = {"queue": queue, "shard": shard}
     ids = [e.id for e in entries]
     with db.transaction():
-        found = db.fetch(q["wb_applied_among"], {"queue": queue, "shard": shard, "ids": ids})
-        done = {str(r[0]) for r in found.rows}
-        fresh = [e for e in entries if e.id not in done]
+        if db.dialect == "postgresql":
+            new = {str(r[0]) for r in db.fetch(q["wb_applied_claim"], {**key, "ids": ids}).rows}
+            fresh = [e for e in entries if e.id in new]
+        else:
+            found = db.fetch(q["wb_applied_among"], {**key, "ids": ids})
+            done = {str(r[0]) for r in found.rows}
+            fresh = [e for e in entries if e.id not in done]
+            db.execute_many(q["wb_applied_insert"], [{**key, "entry_id": e.id} for e in fresh])
         if fresh:
-            db.execute_many(
-                q["wb_applied_insert"],
-                [{"queue": queue, "shard": shard, "entry_id": e.id} for e in fresh],
-            )
             seats: dict[int, int] = defaultdict(int)
             for e in fresh:
                 if e.flight_id is not None:
@@ -635,11 +638,13 @@ class _Clock:
             self.suspended += time.monotonic() - start
 
 
-def _worker_command(batch: int, consumer: str) -> list[str]:
+def worker_command(batch: int, consumer: str, global_args: Sequence[str] = ()) -> list[str]:
+    """The command line of a worker child process: --once, with a --json summary."""
     return [
         sys.executable,
         "-m",
         "flightcache",
+        *global_args,
         "write-behind",
         "worker",
         "--once",
@@ -832,7 +837,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     ) as step:
         with ctx.tracer.paused():
             pattern.book_many(_spread(flights, crash_writes, seed=11))
-        command = _worker_command(min(batch, 200), "demo-crash")
+        command = worker_command(min(batch, 200), "demo-crash")
         env = {**os.environ, **opts.get("child_env", {})}
         with ctx.tracer.paused():
             pid, code, committed = kill_after_commit(command, env, ctx.db, queue)

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS flightcache_wb_seats (
 
 -- name: wb_applied_among
 -- Which of these entry ids are applied already (PyMySQL expands a list to (a, b, ...)).
+-- PostgreSQL does this and the insert below in one statement, wb_applied_claim.
 SELECT entry_id FROM flightcache_wb_applied
 WHERE queue = %(queue)s AND shard = %(shard)s AND entry_id IN %(ids)s;
 

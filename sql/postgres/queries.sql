@@ -53,14 +53,19 @@ CREATE TABLE IF NOT EXISTS flightcache_wb_seats (
   CONSTRAINT flightcache_wb_seats_pkey PRIMARY KEY (queue, flight_id)
 );
 
--- name: wb_applied_among
--- Which of these entry ids are applied already (psycopg passes a list as an array).
-SELECT entry_id FROM flightcache_wb_applied
-WHERE queue = %(queue)s AND shard = %(shard)s AND entry_id = ANY(%(ids)s);
-
--- name: wb_applied_insert
-INSERT INTO flightcache_wb_applied (queue, shard, entry_id)
-VALUES (%(queue)s, %(shard)s, %(entry_id)s);
+-- name: wb_applied_claim
+-- Record a batch's entry ids; returns those not recorded before, which are the
+-- ones to apply. Each id is a primary-key probe, whatever the table's size; an id
+-- another worker is inserting at the same moment waits for its commit and then
+-- counts as recorded. (MySQL has no INSERT ... RETURNING: there the worker runs
+-- wb_applied_among, then wb_applied_insert.)
+WITH fresh AS (
+  INSERT INTO flightcache_wb_applied (queue, shard, entry_id)
+  SELECT %(queue)s, %(shard)s, unnest(%(ids)s::text[])
+  ON CONFLICT DO NOTHING
+  RETURNING entry_id
+)
+SELECT entry_id FROM fresh;
 
 -- name: wb_seats_add
 INSERT INTO flightcache_wb_seats (queue, flight_id, seats)
