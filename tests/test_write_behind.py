@@ -208,10 +208,10 @@ def test_a_database_that_is_down_leaves_entries_pending(
 
 
 def test_the_demo_runs_and_adds_up(
-    db_url: DbUrl, loaded: Any, valkey_server: Any, key_prefix: str, cli: Any
+    db_url: DbUrl, loaded: Any, valkey_any: Any, key_prefix: str, cli: Any
 ) -> None:
     result = cli(
-        *_global(db_url, valkey_server.url, key_prefix),
+        *_global(db_url, valkey_any.url, key_prefix),
         "write-behind",
         "--burst",
         "600",
@@ -242,7 +242,7 @@ def test_the_demo_runs_and_adds_up(
     assert wb.applied_count(loaded, key_prefix + "write-behind:") == 0
     from flightcache.valkey_client import close, connect, delete_matching
 
-    c = connect(valkey_server.url)
+    c = connect(valkey_any.url)
     assert delete_matching(c, Keys(key_prefix).match()) == 0
     close(c)
 
