@@ -23,6 +23,7 @@ from flightcache.commands import hit_ratio as hit_ratio_commands
 from flightcache.commands import query as query_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
+from flightcache.commands import write_behind as write_behind_commands
 from flightcache.commands.memory import memory as memory_command
 from flightcache.commands.nested_doll import nested_doll
 from flightcache.commands.ttl import ttl as ttl_command
@@ -124,16 +125,16 @@ def root(
 stack_commands.register(app)
 tool_commands.register(app)
 app.add_typer(data_commands.app, name="data")
-app.add_typer(query_commands.app, name="query", rich_help_panel="Module 1: query caching")
-app.command("cache-aside", rich_help_panel="Module 1: query caching")(
-    cache_aside_commands.cache_aside
-)
-app.command("hit-ratio", rich_help_panel="Module 1: query caching")(hit_ratio_commands.hit_ratio)
-app.command("eviction", rich_help_panel="Module 1: query caching")(eviction_commands.eviction)
-app.command("ttl", rich_help_panel="Module 1: query caching")(ttl_command)
-app.command("memory", rich_help_panel="Module 1: query caching")(memory_command)
-app.command("write-through", rich_help_panel="Module 1: query caching")(write_through)
-app.command("nested-doll", rich_help_panel="Module 1: query caching")(nested_doll)
+MODULE_1 = "Module 1: query caching"
+app.add_typer(query_commands.app, name="query", rich_help_panel=MODULE_1)
+app.command("cache-aside", rich_help_panel=MODULE_1)(cache_aside_commands.cache_aside)
+app.command("write-through", rich_help_panel=MODULE_1)(write_through)
+app.add_typer(write_behind_commands.app, name="write-behind", rich_help_panel=MODULE_1)
+app.command("nested-doll", rich_help_panel=MODULE_1)(nested_doll)
+app.command("ttl", rich_help_panel=MODULE_1)(ttl_command)
+app.command("memory", rich_help_panel=MODULE_1)(memory_command)
+app.command("hit-ratio", rich_help_panel=MODULE_1)(hit_ratio_commands.hit_ratio)
+app.command("eviction", rich_help_panel=MODULE_1)(eviction_commands.eviction)
 
 
 def _wants_traceback(argv: list[str]) -> bool:

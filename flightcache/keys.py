@@ -120,6 +120,23 @@ class Keys:
         """string: the flight's status, e.g. "delayed 35 min"; TTL 30 s."""
         return f"{self.prefix}{{flight:{flight_id}}}:status"
 
+    # -- write-behind ----------------------------------------------------------
+    # One Lua script updates a flight's counter and appends to its shard's queue,
+    # so both carry the shard's hash tag {wbN}: one slot per shard, and the
+    # shards spread over the cluster's nodes.
+    def wb_bookings(self, shard: int, flight_id: int) -> str:
+        """hash: seats booked on one flight through the queue (field ``seats``)."""
+        return f"{self.prefix}{{wb{shard}}}:flight:{flight_id}:bookings"
+
+    def wb_queue(self, shard: int) -> str:
+        """stream: one shard's queue of bookings (fields ``flight``, ``seats``),
+        drained by the consumer group ``db-writer``."""
+        return f"{self.prefix}{{wb{shard}}}:queue"
+
+    def wb_direct(self, flight_id: int) -> str:
+        """hash: the write-through comparison's counter of one flight (field ``seats``)."""
+        return f"{self.prefix}direct:flight:{flight_id}:bookings"
+
 
 def _glob_escape(text: str) -> str:
     out = []

@@ -141,6 +141,12 @@ class TracedDatabase:
             self.tracer.statements.append(format_sql(sql, params))
         return self.inner.execute(sql, params)
 
+    def execute_many(self, sql: str, params: Sequence[Params]) -> int:
+        if self.tracer._active:
+            first = format_sql(sql, params[0] if params else None)
+            self.tracer.statements.append(f"{first}  (and {len(params) - 1:,} more rows)")
+        return self.inner.execute_many(sql, params)
+
     def transaction(self) -> AbstractContextManager[None]:
         if self.tracer._active:
             self.tracer.statements.append("BEGIN")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flightcache import sqlfiles
-from flightcache.data.tables import COLUMNS, IDENTITY, LOAD_ORDER, META_TABLE, TABLES
+from flightcache.data.tables import COLUMNS, IDENTITY, LOAD_ORDER, META_TABLE, OWN_PREFIX, TABLES
 from flightcache.db import Database
 from flightcache.errors import DataError
 
@@ -101,7 +101,7 @@ def info(db: Database, *, exact: bool = False) -> DatasetInfo:
         rows=rows,
         loaded_at=meta.get("loaded_at"),
         load_seconds=float(seconds) if seconds else None,
-        foreign_tables=sorted(tables - TABLES - {META_TABLE}),
+        foreign_tables=sorted(t for t in tables - TABLES if not t.startswith(OWN_PREFIX)),
         missing_tables=[t for t in LOAD_ORDER if present and t not in tables],
     )
 
@@ -169,8 +169,10 @@ def drop_schema(db: Database) -> list[str]:
         raise DataError(
             f"flightcache did not create the tables in {db.url.url()}; it drops nothing there"
         )
-    present = [t for t in reversed(LOAD_ORDER) if t in db.tables()]
-    db.drop_tables([*present, META_TABLE])
+    tables = db.tables()
+    present = [t for t in reversed(LOAD_ORDER) if t in tables]
+    own = sorted(t for t in tables if t.startswith(OWN_PREFIX) and t != META_TABLE)
+    db.drop_tables([*present, *own, META_TABLE])
     return present
 
 

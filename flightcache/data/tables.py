@@ -143,3 +143,6 @@ IDENTITY: dict[str, str] = {
 
 # flightcache's own bookkeeping table (sql/*/flightcache.sql); never a FlughafenDB table.
 META_TABLE = "flightcache_meta"
+# Every table whose name starts with this is flightcache's own (the meta table, the
+# write-behind demo's tables): never a "foreign" table, dropped by `data drop`.
+OWN_PREFIX = "flightcache_"

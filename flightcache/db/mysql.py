@@ -139,6 +139,15 @@ class MySQLDatabase:
         except pymysql.err.Error as exc:
             raise _wrap(exc, self.url) from None
 
+    def execute_many(self, sql: str, params: Sequence[Params]) -> int:
+        if not params:
+            return 0
+        try:
+            with self._conn.cursor() as cur:
+                return int(cur.executemany(sql, params) or 0)
+        except pymysql.err.Error as exc:
+            raise _wrap(exc, self.url) from None
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         try:

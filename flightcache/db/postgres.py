@@ -134,6 +134,18 @@ class PostgresDatabase:
         except psycopg.Error as exc:
             raise QueryError(f"PostgreSQL error: {_message(exc)}") from None
 
+    def execute_many(self, sql: str, params: Sequence[Params]) -> int:
+        if not params:
+            return 0
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(sql, [p if p is not None else () for p in params])
+                return cur.rowcount
+        except psycopg.OperationalError as exc:
+            raise ConnectionFailed(f"lost the PostgreSQL connection: {_message(exc)}") from None
+        except psycopg.Error as exc:
+            raise QueryError(f"PostgreSQL error: {_message(exc)}") from None
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         try:

@@ -293,3 +293,64 @@ SELECT LAST_INSERT_ID() AS id;
 
 -- name: booking_remove
 DELETE FROM booking WHERE booking_id = %(booking_id)s;
+
+-- Write-behind (flightcache write-behind). flightcache's own tables, created on
+-- first use: the seats booked per flight through a queue, and every stream entry
+-- already applied, so that a redelivered entry is applied once. `queue` is the
+-- Valkey key prefix of the queue, so runs with different prefixes keep apart.
+
+-- name: wb_create_applied
+CREATE TABLE IF NOT EXISTS flightcache_wb_applied (
+  queue varchar(100) NOT NULL,
+  shard smallint NOT NULL,
+  entry_id varchar(41) NOT NULL,
+  PRIMARY KEY (queue, shard, entry_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- name: wb_create_seats
+CREATE TABLE IF NOT EXISTS flightcache_wb_seats (
+  queue varchar(100) NOT NULL,
+  flight_id int NOT NULL,
+  seats bigint NOT NULL,
+  PRIMARY KEY (queue, flight_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- name: wb_applied_among
+-- Which of these entry ids are applied already (PyMySQL expands a list to (a, b, ...)).
+-- PostgreSQL does this and the insert below in one statement, wb_applied_claim.
+SELECT entry_id FROM flightcache_wb_applied
+WHERE queue = %(queue)s AND shard = %(shard)s AND entry_id IN %(ids)s;
+
+-- name: wb_applied_insert
+INSERT INTO flightcache_wb_applied (queue, shard, entry_id)
+VALUES (%(queue)s, %(shard)s, %(entry_id)s);
+
+-- name: wb_seats_add
+INSERT INTO flightcache_wb_seats (queue, flight_id, seats)
+VALUES (%(queue)s, %(flight_id)s, %(seats)s)
+ON DUPLICATE KEY UPDATE seats = seats + VALUES(seats);
+
+-- name: wb_total
+SELECT COALESCE(SUM(seats), 0) AS seats FROM flightcache_wb_seats WHERE queue = %(queue)s;
+
+-- name: wb_flight_seats
+SELECT COALESCE(SUM(seats), 0) AS seats FROM flightcache_wb_seats
+WHERE queue = %(queue)s AND flight_id = %(flight_id)s;
+
+-- name: wb_applied_count
+SELECT COUNT(*) AS entries FROM flightcache_wb_applied WHERE queue = %(queue)s;
+
+-- name: wb_forget_seats
+DELETE FROM flightcache_wb_seats WHERE queue = %(queue)s;
+
+-- name: wb_forget_applied
+DELETE FROM flightcache_wb_applied WHERE queue = %(queue)s;
+
+-- name: wb_flight_ids
+SELECT flight_id FROM flight;
+
+-- name: wb_flights_among
+SELECT flight_id FROM flight WHERE flight_id IN %(ids)s;
+
+-- name: wb_first_flight
+SELECT flight_id, flightno FROM flight ORDER BY flight_id LIMIT 1;

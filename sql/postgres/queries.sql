@@ -294,3 +294,68 @@ SELECT lastval() AS id;
 
 -- name: booking_remove
 DELETE FROM booking WHERE booking_id = %(booking_id)s;
+
+-- Write-behind (flightcache write-behind). flightcache's own tables, created on
+-- first use: the seats booked per flight through a queue, and every stream entry
+-- already applied, so that a redelivered entry is applied once. `queue` is the
+-- Valkey key prefix of the queue, so runs with different prefixes keep apart.
+
+-- name: wb_create_applied
+CREATE TABLE IF NOT EXISTS flightcache_wb_applied (
+  queue varchar(100) NOT NULL,
+  shard smallint NOT NULL,
+  entry_id varchar(41) NOT NULL,
+  CONSTRAINT flightcache_wb_applied_pkey PRIMARY KEY (queue, shard, entry_id)
+);
+
+-- name: wb_create_seats
+CREATE TABLE IF NOT EXISTS flightcache_wb_seats (
+  queue varchar(100) NOT NULL,
+  flight_id int NOT NULL,
+  seats bigint NOT NULL,
+  CONSTRAINT flightcache_wb_seats_pkey PRIMARY KEY (queue, flight_id)
+);
+
+-- name: wb_applied_claim
+-- Record a batch's entry ids; returns those not recorded before, which are the
+-- ones to apply. Each id is a primary-key probe, whatever the table's size; an id
+-- another worker is inserting at the same moment waits for its commit and then
+-- counts as recorded. (MySQL has no INSERT ... RETURNING: there the worker runs
+-- wb_applied_among, then wb_applied_insert.)
+WITH fresh AS (
+  INSERT INTO flightcache_wb_applied (queue, shard, entry_id)
+  SELECT %(queue)s, %(shard)s, unnest(%(ids)s::text[])
+  ON CONFLICT DO NOTHING
+  RETURNING entry_id
+)
+SELECT entry_id FROM fresh;
+
+-- name: wb_seats_add
+INSERT INTO flightcache_wb_seats (queue, flight_id, seats)
+VALUES (%(queue)s, %(flight_id)s, %(seats)s)
+ON CONFLICT (queue, flight_id) DO UPDATE SET seats = flightcache_wb_seats.seats + EXCLUDED.seats;
+
+-- name: wb_total
+SELECT COALESCE(SUM(seats), 0) AS seats FROM flightcache_wb_seats WHERE queue = %(queue)s;
+
+-- name: wb_flight_seats
+SELECT COALESCE(SUM(seats), 0) AS seats FROM flightcache_wb_seats
+WHERE queue = %(queue)s AND flight_id = %(flight_id)s;
+
+-- name: wb_applied_count
+SELECT COUNT(*) AS entries FROM flightcache_wb_applied WHERE queue = %(queue)s;
+
+-- name: wb_forget_seats
+DELETE FROM flightcache_wb_seats WHERE queue = %(queue)s;
+
+-- name: wb_forget_applied
+DELETE FROM flightcache_wb_applied WHERE queue = %(queue)s;
+
+-- name: wb_flight_ids
+SELECT flight_id FROM flight;
+
+-- name: wb_flights_among
+SELECT flight_id FROM flight WHERE flight_id = ANY(%(ids)s);
+
+-- name: wb_first_flight
+SELECT flight_id, flightno FROM flight ORDER BY flight_id LIMIT 1;

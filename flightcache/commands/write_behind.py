@@ -1,0 +1,306 @@
+"""`flightcache write-behind`: the demo, the worker that drains the queue, and one booking."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
+
+if TYPE_CHECKING:
+    from flightcache.app import App
+    from flightcache.keys import Keys
+
+DEMO = "write-behind"
+
+app = typer.Typer(rich_markup_mode=None, no_args_is_help=False)
+
+
+def _keys(application: App) -> Keys:
+    from flightcache.keys import Keys
+
+    return Keys(application.settings.key_prefix).scope(DEMO)
+
+
+@app.callback(invoke_without_command=True)
+def write_behind(
+    ctx: typer.Context,
+    flight: Annotated[
+        int | None, typer.Option("--flight", help="flight_id to book on. Default: the first.")
+    ] = None,
+    seats: Annotated[
+        int, typer.Option("--seats", help="Seats per booking in the first steps.")
+    ] = 2,
+    burst: Annotated[
+        int, typer.Option("--burst", min=1, max=1_000_000, help="Bookings in the burst.")
+    ] = 5_000,
+    batch: Annotated[int, typer.Option("--batch", help="Entries per worker batch.")] = 500,
+    crash_writes: Annotated[
+        int,
+        typer.Option(
+            "--crash-writes", min=0, help="Bookings queued for the crash case (0 skips it)."
+        ),
+    ] = 2_000,
+    as_json: JsonOpt = False,
+    pause: PauseOpt = False,
+    repeat: RepeatOpt = 200,
+    keep: KeepOpt = False,
+) -> None:
+    """Write-behind: write to Valkey now, to the database later, in batches.
+
+    Books seats in Valkey (one Lua script: XADD to a stream and HINCRBY a
+    counter), compares that write with write-through, shows the queue after a
+    burst, drains it with the worker and the lag until the database caught up,
+    then kills a worker with SIGKILL mid-batch, restarts it and checks that
+    nothing was lost or applied twice. Subcommands: `worker` drains the queue,
+    `book` queues one booking.
+
+    Examples:
+
+    \b
+      flightcache write-behind
+      flightcache write-behind --burst 20000 --batch 1000
+      flightcache write-behind worker --once
+      flightcache write-behind book --flight 42 --seats 2
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from flightcache.commands import _demo
+    from flightcache.patterns.write_behind import check_batch, check_seats, demo
+
+    check_seats(seats)
+    check_batch(batch)
+    application: App = ctx.obj
+    child_env = {
+        "FLIGHTCACHE_DB_URL": application.db_url().url(redact=False),
+        "FLIGHTCACHE_VALKEY_URL": application.valkey_url().url(redact=False),
+        "FLIGHTCACHE_KEY_PREFIX": application.settings.key_prefix,
+    }
+    _demo.run(
+        ctx,
+        DEMO,
+        demo,
+        as_json=as_json,
+        pause=pause,
+        repeat=repeat,
+        keep=keep,
+        options={
+            "flight": flight,
+            "seats": seats,
+            "burst": burst,
+            "batch": batch,
+            "crash_writes": crash_writes,
+            "keep": keep,
+            "child_env": child_env,
+        },
+    )
+
+
+@app.command("worker")
+def worker(
+    ctx: typer.Context,
+    batch: Annotated[
+        int, typer.Option("--batch", help="Entries per XREADGROUP and per transaction.")
+    ] = 500,
+    once: Annotated[
+        bool, typer.Option("--once", help="Drain until the queue is empty, then exit.")
+    ] = False,
+    max_seconds: Annotated[
+        float | None, typer.Option("--max-seconds", help="Stop after this many seconds.")
+    ] = None,
+    consumer: Annotated[
+        str,
+        typer.Option(
+            "--consumer",
+            help="Consumer name in the group; a restarted worker takes back its own pending"
+            " entries, so keep it stable.",
+        ),
+    ] = "worker-1",
+    claim_idle: Annotated[
+        float,
+        typer.Option(
+            "--claim-idle",
+            min=0,
+            help="Take over other consumers' entries pending longer than this (seconds).",
+        ),
+    ] = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drain the write-behind queue into the database, batch by batch.
+
+    Each shard is read with XREADGROUP, a batch is applied in one transaction
+    that records every entry id (a redelivered entry is skipped), then XACKed.
+    At start the worker applies its own pending entries (a crashed run's) and
+    claims those of consumers idle too long. While the database is down the
+    batch stays pending, not acked, and the worker retries with backoff.
+
+    Examples:
+
+    \b
+      flightcache write-behind worker                    # run until Ctrl-C
+      flightcache write-behind worker --once             # drain what is queued, exit
+      flightcache write-behind worker --batch 2000 --max-seconds 30
+    """
+    import valkey.exceptions
+
+    from flightcache.console import err, human_ns, out, table
+    from flightcache.errors import ConfigError, ConnectionFailed, FlightcacheError
+    from flightcache.patterns.write_behind import (
+        PAUSE_ENV,
+        Worker,
+        WorkerReport,
+        backlog,
+        check_batch,
+        queue_depth,
+    )
+    from flightcache.valkey_client import close, wrap
+
+    check_batch(batch)
+    if max_seconds is not None and max_seconds <= 0:
+        raise ConfigError(
+            f"--max-seconds {max_seconds} leaves no time to drain",
+            hint="pass a positive number of seconds, or leave it out",
+        )
+    application: App = ctx.obj
+    application.db_url()  # a bad URL is a configuration error now, not a retry later
+    keys = _keys(application)
+    client: Any = application.valkey()
+    status: Any = None
+    shown = [0.0]
+
+    def on_retry(exc: FlightcacheError, delay: float, attempt: int, pending: int) -> None:
+        err.print(
+            f"[yellow]database unavailable:[/yellow] {exc.message}; {pending} entries stay"
+            f" pending (not acked); retry {attempt} in {delay:.1f} s",
+            soft_wrap=True,
+        )
+
+    def on_progress(report: WorkerReport) -> None:
+        now = time.monotonic()
+        if status is None or now - shown[0] < 0.5:
+            return
+        shown[0] = now
+        left = backlog(queue_depth(client, keys))
+        status.update(
+            f"applied {report.applied:,}  skipped {report.skipped:,}  backlog {left:,}"
+            f"  {report.applied / max(report.seconds or now - started, 1e-9):,.0f} entries/s"
+        )
+
+    def on_pause(entries: int) -> None:
+        err.print(f"[dim]{PAUSE_ENV}: {entries} entries committed, waiting before XACK[/dim]")
+
+    drainer = Worker(
+        client,
+        keys,
+        application.database,
+        consumer=consumer,
+        batch=batch,
+        claim_idle_ms=int(claim_idle * 1000),
+        pause_before_ack=float(os.environ.get(PAUSE_ENV) or 0),
+        on_retry=on_retry,
+        on_progress=on_progress,
+        on_pause=on_pause,
+    )
+    started = time.monotonic()
+    try:
+        if err.is_terminal and not as_json:
+            with err.status(f"draining {keys.prefix}{{wb*}}:queue") as status:
+                report = drainer.run(once=once, max_seconds=max_seconds)
+        else:
+            report = drainer.run(once=once, max_seconds=max_seconds)
+        left = backlog(queue_depth(client, keys))
+    except valkey.exceptions.ValkeyError as exc:
+        raise wrap(exc, application.valkey_url()) from None
+    finally:
+        drainer.close()
+        close(client)
+    if as_json:
+        out.print_json(json.dumps({**report.as_dict(), "backlog": left}))
+    else:
+        rows = [
+            ["applied", f"{report.applied:,}"],
+            ["skipped (applied before)", f"{report.skipped:,}"],
+            ["recovered from own pending", f"{report.recovered:,}"],
+            ["claimed from idle consumers", f"{report.claimed:,}"],
+            ["batches", f"{report.batches:,}"],
+            ["database retries", f"{report.retries:,}"],
+            ["time", human_ns(report.seconds * 1e9)],
+            ["entries/s", f"{report.rate:,.0f}"],
+            ["backlog left", f"{left:,}"],
+        ]
+        out.print(table(f"worker {consumer}", ["", "this run"], rows))
+    if report.stopped_pending:
+        raise ConnectionFailed(
+            f"the database stayed unavailable ({report.last_error});"
+            f" {left:,} entries wait in the queue, none of them lost",
+            hint="start the worker again once the database is back",
+        )
+
+
+@app.command("book")
+def book(
+    ctx: typer.Context,
+    flight: Annotated[int, typer.Option("--flight", help="flight_id to book on.")],
+    seats: Annotated[int, typer.Option("--seats", help="Seats to book.")] = 1,
+    times: Annotated[
+        int,
+        typer.Option("--times", min=1, max=1_000_000, help="Queue the booking this many times."),
+    ] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue one booking: Valkey now, the database when the worker runs.
+
+    Checks that the flight exists, then runs the same Lua script as the demo
+    (XADD to the shard's stream and HINCRBY the flight's counter). Run
+    `flightcache write-behind worker` to move it into the database.
+
+    Examples:
+
+    \b
+      flightcache write-behind book --flight 42 --seats 2
+      flightcache write-behind book --flight 42 --times 500   # pipelined
+      flightcache write-behind book --flight 42 --json
+    """
+    import valkey.exceptions
+
+    from flightcache.console import out
+    from flightcache.data.load import require_dataset
+    from flightcache.patterns.write_behind import WriteBehind, backlog, check_seats, queue_depth
+    from flightcache.valkey_client import close, wrap
+
+    check_seats(seats)
+    application: App = ctx.obj
+    keys = _keys(application)
+    db = application.database()
+    client: Any = None
+    try:
+        require_dataset(db)
+        client = application.valkey()
+        pattern = WriteBehind(client, db, keys)
+        pattern.require_flights([flight])
+        pattern.ensure_groups()
+        if times > 1:
+            pattern.book_many([(flight, seats)] * (times - 1))
+        booking = pattern.book(flight, seats)
+        left = backlog(queue_depth(client, keys))
+    except valkey.exceptions.ValkeyError as exc:
+        raise wrap(exc, application.valkey_url()) from None
+    finally:
+        if client is not None:
+            close(client)
+        db.close()
+    if as_json:
+        out.print_json(json.dumps({**booking.__dict__, "backlog": left}))
+        return
+    out.print(
+        f"booked {seats} seats on flight {flight}"
+        + (f" {times:,} times" if times > 1 else "")
+        + f": last entry {booking.entry_id} in {booking.queue};"
+        f" Valkey now says {booking.booked} seats. {left:,} entries wait for"
+        " `flightcache write-behind worker`.",
+        soft_wrap=True,
+    )
