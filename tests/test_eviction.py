@@ -92,6 +92,8 @@ def test_policies_side_by_side_and_settings_restored(
         "500",
         "--policies",
         "noeviction,allkeys-lru,allkeys-lfu",
+        "--repeat",
+        "40",
         "--json",
     )
     assert result.code == 0, result.err
@@ -112,6 +114,8 @@ def test_policies_side_by_side_and_settings_restored(
     table = next(r for r in document["records"] if r["type"] == "table")
     assert table["columns"][:4] == ["policy", "hit ratio %", "evicted_keys", "OOM errors"]
     assert [row[0] for row in table["rows"]] == list(steps)
+    timing = next(r for r in document["records"] if r["type"] == "timing")
+    assert [(s["label"], s["n"]) for s in timing["series"]] == [(p, 40) for p in steps]
     assert _settings(valkey_server) == unusual_settings
     # and the demo's keys are gone
     client, _ = _nodes(valkey_server)

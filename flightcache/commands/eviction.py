@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt
+from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
 from flightcache.commands.hit_ratio import check_positive
 from flightcache.errors import FlightcacheError
 
@@ -56,6 +56,7 @@ def eviction(
     ] = False,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
+    repeat: RepeatOpt = 500,
     keep: KeepOpt = False,
 ) -> None:
     """Compare eviction policies under a small maxmemory: hit ratio, evictions, OOM errors.
@@ -107,7 +108,7 @@ def eviction(
         demo,
         as_json=as_json,
         pause=pause,
-        repeat=1,
+        repeat=repeat,
         keep=keep,
         options={
             "policies": chosen,

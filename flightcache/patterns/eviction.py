@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +22,11 @@ from typing import Any
 import valkey.exceptions
 
 from flightcache import sqlfiles
+from flightcache.bench.timing import Stats
 from flightcache.bench.zipf import zipf_ranks
 from flightcache.errors import ConfigError, DataError, FlightcacheError
 from flightcache.keys import Keys
-from flightcache.patterns.base import DemoContext, Record, Table
+from flightcache.patterns.base import DemoContext, Record, Table, Timing
 from flightcache.valkey_client import config_value, delete_matching, info, primaries
 
 POLICIES = (
@@ -187,12 +189,26 @@ class EvictionReplay:
     def replay(self, stream: Sequence[int], result: PolicyResult) -> None:
         """GET each booking; on a miss SET it back (an OOM refusal is counted)."""
         for booking_id in stream:
-            if self.valkey.get(self.keys.booking(booking_id)) is not None:
-                result.hits += 1
-                continue
-            result.misses += 1
-            if not self._set(booking_id):
-                result.oom += 1
+            self.read(booking_id, result)
+
+    def read(self, booking_id: int, result: PolicyResult) -> None:
+        """One cache-aside read: GET, and on a miss SET (which may make Valkey evict)."""
+        if self.valkey.get(self.keys.booking(booking_id)) is not None:
+            result.hits += 1
+            return
+        result.misses += 1
+        if not self._set(booking_id):
+            result.oom += 1
+
+    def read_latencies(self, stream: Sequence[int]) -> list[int]:
+        """Nanoseconds of each read of ``stream``, timed one by one."""
+        probe = PolicyResult("probe")
+        samples = []
+        for booking_id in stream:
+            start = time.perf_counter_ns()
+            self.read(booking_id, probe)
+            samples.append(time.perf_counter_ns() - start)
+        return samples
 
     def count_kept(self) -> int:
         return sum(
@@ -279,6 +295,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     stream = [hot[r] for r in zipf_ranks(len(hot), skew, requests, seed)]
     replay = EvictionReplay(ctx.valkey, ctx.keys, records)
     results: list[PolicyResult] = []
+    latencies: dict[str, list[int]] = {}
     ctx.on_exit(limits.restore)
     try:
         for policy in policies:
@@ -294,6 +311,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
                 with ctx.tracer.paused():
                     replay.fill(order, outcome)
                     replay.replay(stream, outcome)
+                    latencies[policy] = replay.read_latencies(stream[: ctx.repeat])
                     outcome.kept = replay.count_kept()
                 outcome.evicted = _sum(nodes, "stats", "evicted_keys") - evicted_before
                 outcome.used_memory = _sum(nodes, "memory", "used_memory")
@@ -334,6 +352,14 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         note=f"{len(order):,} keys of ~{size / len(records):.0f} bytes JSON, {requests:,} reads, "
         f"Zipf s={skew}, seed {seed}; every key has EX {KEY_TTL}, so volatile-* may evict any",
     )
+    if latencies:
+        yield Timing(
+            "Read latency at maxmemory, per policy (GET; on a miss SET, which may evict)",
+            [Stats.of(policy, samples) for policy, samples in latencies.items() if samples],
+            note=f"the first {ctx.repeat:,} reads of the stream replayed once more after each "
+            "policy's run, one at a time; the policies run one after another, not interleaved, "
+            "so compare them on a quiet machine",
+        )
 
 
 _WHY: dict[str, str] = {
