@@ -67,3 +67,38 @@ def test_tracer_records_and_steps_aside(valkey_server: Any, key_prefix: str) -> 
         assert tracer.take()[0] == [["DEL", key_prefix + "t"]]
     finally:
         close(client)
+
+
+def test_valkey_lost_mid_demo_is_one_clear_error(
+    tiny_db_url: Any, valkey_server: Any, key_prefix: str, capsys: Any
+) -> None:
+    """A demo whose Valkey goes away after a step ends in ConnectionFailed, not a traceback,
+    and its on_exit actions still run."""
+    import valkey.exceptions
+
+    from flightcache.app import App, Options
+    from flightcache.commands import _demo
+    from flightcache.errors import ConnectionFailed
+
+    restored: list[bool] = []
+
+    def demo(ctx: Any) -> Any:
+        ctx.on_exit(lambda: restored.append(True))
+        with ctx.step("write one key") as step:
+            ctx.valkey.set(ctx.keys.prefix + "k", "v")
+        yield step
+        raise valkey.exceptions.ConnectionError("Connection reset by peer")
+
+    class Ctx:
+        obj = App(
+            Options(
+                db_url=tiny_db_url.url(redact=False),
+                valkey_url=str(valkey_server.url),
+                key_prefix=key_prefix,
+            )
+        )
+
+    with pytest.raises(ConnectionFailed, match="cannot reach Valkey"):
+        _demo.run(Ctx(), "probe", demo, as_json=False, pause=False, repeat=1)  # type: ignore[arg-type]
+    assert restored == [True]
+    assert "1. write one key" in capsys.readouterr().out
