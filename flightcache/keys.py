@@ -49,6 +49,19 @@ class Keys:
         """hash: one airline row (airline_id, iata, airlinename, base_airport)."""
         return f"{self.prefix}airline:{airline_id}"
 
+    # -- leaderboards (shared by every `flightcache leaderboard` command) ---------------
+    def board(self, name: str, period: str = "all") -> str:
+        """sorted set: leaderboard ``name`` for one period (``all``, ``daily:2025-06-02``,
+        ``hourly:2025-06-02T13``, ...). Every key of one board shares the hash tag
+        ``{lb:<name>}``, so ZUNIONSTORE over its periods and RENAME of a rebuilt copy
+        stay in one slot on a cluster."""
+        return f"{self.prefix}{{lb:{name}}}:{period}"
+
+    def board_updates(self, name: str) -> str:
+        """pub/sub channel: each message is one JSON event of a score change on ``name``
+        (``{"member": ..., "score": ..., "period": ...}``); live views subscribe to it."""
+        return f"{self.prefix}{{lb:{name}}}:updates"
+
     def lock(self, name: str) -> str:
         """string: a rebuild lock, SET NX PX, holding its owner's token."""
         return f"{self.prefix}lock:{name}"
