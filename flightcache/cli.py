@@ -20,6 +20,7 @@ from flightcache.commands import cache_aside as cache_aside_commands
 from flightcache.commands import data as data_commands
 from flightcache.commands import eviction as eviction_commands
 from flightcache.commands import hit_ratio as hit_ratio_commands
+from flightcache.commands import leaderboard as leaderboard_commands
 from flightcache.commands import query as query_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
@@ -135,6 +136,9 @@ app.command("ttl", rich_help_panel=MODULE_1)(ttl_command)
 app.command("memory", rich_help_panel=MODULE_1)(memory_command)
 app.command("hit-ratio", rich_help_panel=MODULE_1)(hit_ratio_commands.hit_ratio)
 app.command("eviction", rich_help_panel=MODULE_1)(eviction_commands.eviction)
+app.add_typer(
+    leaderboard_commands.app, name="leaderboard", rich_help_panel="Module 3: leaderboards"
+)
 
 
 def _wants_traceback(argv: list[str]) -> bool:

@@ -62,6 +62,12 @@ class Keys:
         (``{"member": ..., "score": ..., "period": ...}``); live views subscribe to it."""
         return f"{self.prefix}{{lb:{name}}}:updates"
 
+    def board_events(self) -> str:
+        """stream: booking events (fields ``booking_id``, ``member``, ``departure``,
+        ``delta``) that the consumer group ``boards`` applies to the airport-bookings
+        board (the event-driven update path)."""
+        return f"{self.prefix}lb-events:bookings"
+
     def lock(self, name: str) -> str:
         """string: a rebuild lock, SET NX PX, holding its owner's token."""
         return f"{self.prefix}lock:{name}"

@@ -359,3 +359,139 @@ SELECT flight_id FROM flight WHERE flight_id = ANY(%(ids)s);
 
 -- name: wb_first_flight
 SELECT flight_id, flightno FROM flight ORDER BY flight_id LIMIT 1;
+
+-- Leaderboards (flightcache leaderboard). Every board query returns (member, score)
+-- for flights departing in [start, end), ordered by score, then member; the sorted set
+-- of the board is rebuilt from it, and the SQL side of `leaderboard compare` is it too.
+-- name: lb_clock
+-- The dataset's clock: the latest departure; time windows end there.
+SELECT MAX(departure) AS latest FROM flight;
+
+-- name: lb_airport_bookings
+-- Bookings on flights departing from each airport.
+SELECT a.iata AS member, COUNT(*) AS score
+FROM booking b
+JOIN flight f ON f.flight_id = b.flight_id
+JOIN airport a ON a.airport_id = f."from"
+WHERE f.departure >= %(start)s AND f.departure < %(end)s AND a.iata IS NOT NULL
+GROUP BY a.iata
+ORDER BY score DESC, member;
+
+-- name: lb_airport_bookings_top
+-- The same, cut at N: what `leaderboard compare` times against ZREVRANGE.
+SELECT a.iata AS member, COUNT(*) AS score
+FROM booking b
+JOIN flight f ON f.flight_id = b.flight_id
+JOIN airport a ON a.airport_id = f."from"
+WHERE f.departure >= %(start)s AND f.departure < %(end)s AND a.iata IS NOT NULL
+GROUP BY a.iata
+ORDER BY score DESC, member
+LIMIT %(limit)s;
+
+-- name: lb_airline_ontime
+-- On-time percentage per airline: a flight is on time unless the change log moved
+-- its departure more than 15 minutes later.
+SELECT al.iata AS member,
+       ROUND(100.0 * SUM(CASE WHEN l.expected IS NULL
+                               OR l.expected <= f.departure + INTERVAL '15 minutes'
+                              THEN 1 ELSE 0 END) / COUNT(*), 2) AS score
+FROM flight f
+JOIN airline al ON al.airline_id = f.airline_id
+LEFT JOIN (SELECT flight_id, MAX(departure_new) AS expected FROM flight_log GROUP BY flight_id) l
+       ON l.flight_id = f.flight_id
+WHERE f.departure >= %(start)s AND f.departure < %(end)s
+GROUP BY al.iata
+ORDER BY score DESC, member;
+
+-- name: lb_airport_delay
+-- Average departure delay in minutes per airport (a flight without a log entry left on time).
+SELECT a.iata AS member,
+       ROUND(AVG(CASE WHEN l.expected > f.departure
+                      THEN EXTRACT(EPOCH FROM (l.expected - f.departure)) / 60
+                      ELSE 0 END), 2) AS score
+FROM flight f
+JOIN airport a ON a.airport_id = f."from"
+LEFT JOIN (SELECT flight_id, MAX(departure_new) AS expected FROM flight_log GROUP BY flight_id) l
+       ON l.flight_id = f.flight_id
+WHERE f.departure >= %(start)s AND f.departure < %(end)s AND a.iata IS NOT NULL
+GROUP BY a.iata
+ORDER BY score DESC, member;
+
+-- name: lb_passenger_points
+-- Loyalty points: one point per whole unit of price paid.
+SELECT CAST(b.passenger_id AS VARCHAR(12)) AS member, FLOOR(SUM(b.price)) AS score
+FROM booking b
+JOIN flight f ON f.flight_id = b.flight_id
+WHERE f.departure >= %(start)s AND f.departure < %(end)s
+GROUP BY b.passenger_id
+ORDER BY score DESC, member;
+
+-- name: lb_passenger_flights
+-- Flights booked per passenger (001's "passengers with most flights").
+SELECT CAST(b.passenger_id AS VARCHAR(12)) AS member, COUNT(*) AS score
+FROM booking b
+JOIN flight f ON f.flight_id = b.flight_id
+WHERE f.departure >= %(start)s AND f.departure < %(end)s
+GROUP BY b.passenger_id
+ORDER BY score DESC, member;
+
+-- name: lb_airport_passengers
+-- Passengers through each airport, departing or arriving (001's "airports with most passengers").
+SELECT a.iata AS member, SUM(x.n) AS score
+FROM (SELECT f."from" AS airport_id, COUNT(*) AS n
+      FROM booking b JOIN flight f ON f.flight_id = b.flight_id
+      WHERE f.departure >= %(start)s AND f.departure < %(end)s
+      GROUP BY f."from"
+      UNION ALL
+      SELECT f."to" AS airport_id, COUNT(*) AS n
+      FROM booking b JOIN flight f ON f.flight_id = b.flight_id
+      WHERE f.departure >= %(start)s AND f.departure < %(end)s
+      GROUP BY f."to") x
+JOIN airport a ON a.airport_id = x.airport_id
+WHERE a.iata IS NOT NULL
+GROUP BY a.iata
+ORDER BY score DESC, member;
+
+-- name: lb_routes_domestic
+-- Flights per route whose two airports lie in the same country (airport_geo.country).
+SELECT CONCAT(s.iata, ':', d.iata) AS member, COUNT(*) AS score
+FROM flight f
+JOIN airport s ON s.airport_id = f."from"
+JOIN airport d ON d.airport_id = f."to"
+JOIN airport_geo gs ON gs.airport_id = f."from"
+JOIN airport_geo gd ON gd.airport_id = f."to"
+WHERE f.departure >= %(start)s AND f.departure < %(end)s
+  AND s.iata IS NOT NULL AND d.iata IS NOT NULL AND gs.country = gd.country
+GROUP BY s.iata, d.iata
+ORDER BY score DESC, member;
+
+-- name: lb_routes_international
+-- Flights per route between two countries.
+SELECT CONCAT(s.iata, ':', d.iata) AS member, COUNT(*) AS score
+FROM flight f
+JOIN airport s ON s.airport_id = f."from"
+JOIN airport d ON d.airport_id = f."to"
+JOIN airport_geo gs ON gs.airport_id = f."from"
+JOIN airport_geo gd ON gd.airport_id = f."to"
+WHERE f.departure >= %(start)s AND f.departure < %(end)s
+  AND s.iata IS NOT NULL AND d.iata IS NOT NULL AND gs.country <> gd.country
+GROUP BY s.iata, d.iata
+ORDER BY score DESC, member;
+
+-- name: lb_booking_flight
+-- What a new booking changes on the boards: its flight's departure and origin airport.
+SELECT f.flight_id, f.departure, a.iata
+FROM flight f
+JOIN airport a ON a.airport_id = f."from"
+WHERE f.flight_id = %(flight_id)s;
+
+-- name: lb_passenger
+SELECT passenger_id FROM passenger WHERE passenger_id = %(passenger_id)s;
+
+-- name: lb_latest_flight
+-- The demo's booking goes on the latest flight from an airport with an IATA code.
+SELECT f.flight_id FROM flight f
+JOIN airport a ON a.airport_id = f."from"
+WHERE a.iata IS NOT NULL
+ORDER BY f.departure DESC, f.flight_id DESC
+LIMIT 1;
