@@ -305,12 +305,12 @@ def score_range(
 ) -> None:
     """Members whose score lies in a range (ZREVRANGEBYSCORE), with the count (ZCOUNT).
 
-    Loyalty tiers are score ranges: Gold is 5,000 to 9,999 points.
+    Loyalty tiers are score ranges: Gold is 20,000 to 49,999 points.
 
     Examples:
 
     \b
-      flightcache leaderboard range passenger-points --min 5000 --max 9999
+      flightcache leaderboard range passenger-points --min 20000 --max 49999
       flightcache leaderboard range airport-bookings --min 1000 --max 5000 --json
     """
     from flightcache.patterns.leaderboard import board, check_n, check_score

@@ -72,8 +72,8 @@ BOARDS: dict[str, Board] = {
     )
 }  # fmt: skip
 
-TIERS = [("Platinum", 10_000, None), ("Gold", 5_000, 9_999), ("Silver", 2_000, 4_999),
-         ("Blue", 0, 1_999)]  # fmt: skip
+TIERS = [("Platinum", 50_000, None), ("Gold", 20_000, 49_999), ("Silver", 5_000, 19_999),
+         ("Blue", 0, 4_999)]  # fmt: skip
 """Loyalty tiers of passenger-points: name, lowest and highest score (None: no cap)."""
 
 
@@ -323,12 +323,12 @@ class Leaderboards:
                 if start and start % 10_000 == 0:
                     pipe.execute()  # keep one round trip at 20 commands
         pipe.expire(temporary, 600)  # a crashed rebuild leaves nothing for long
-        pipe.rename(temporary, key)
-        if period.ttl:
-            pipe.expire(key, period.ttl)
-        else:
-            pipe.persist(key)
         pipe.execute()
+        self.valkey.rename(temporary, key)  # atomic: readers see the old board or the new
+        if period.ttl:
+            self.valkey.expire(key, period.ttl)
+        else:
+            self.valkey.persist(key)
         self._publish(name, None, None, period, rebuilt=True)
         return Rebuilt(key, len(rows), temporary)
 
@@ -353,10 +353,8 @@ class Leaderboards:
             if not self.valkey.exists(key):
                 self.rebuild(name, part)
         dest = self.key(name, period)
-        pipe = self._pipeline()
-        pipe.zunionstore(dest, keys)
-        pipe.expire(dest, WINDOW_TTL)
-        pipe.execute()
+        self.valkey.zunionstore(dest, keys)
+        self.valkey.expire(dest, WINDOW_TTL)
         return dest, keys
 
     def book(self, flight_id: int, passenger_id: int) -> Booked:
