@@ -254,3 +254,31 @@ def test_cli_book_write_through_and_stream(lb_cli: Any, loaded: Any) -> None:
     assert rank["score"] == scores.get(booked["airport"], 0) + 2
     for doc in (booked, streamed):
         loaded.execute("DELETE FROM booking WHERE booking_id = %(b)s", {"b": doc["booking_id"]})
+
+
+def test_valkey_down_after_commit_says_the_booking_is_kept(loaded: Any, key_prefix: str) -> None:
+    from flightcache.patterns.leaderboard import BoardsMissed
+    from flightcache.valkey_client import unreachable
+
+    lb = Leaderboards(loaded, unreachable(), Keys(key_prefix).scope("leaderboard"))
+    flight_id = int(loaded.fetch("SELECT MIN(flight_id) FROM flight").rows[0][0])
+    before = int(loaded.fetch("SELECT COUNT(*) FROM booking").rows[0][0])
+    with pytest.raises(BoardsMissed, match="is committed, but the boards missed it") as caught:
+        lb.book(flight_id, 1)
+    assert "rebuild" in (caught.value.hint or "")
+    assert int(loaded.fetch("SELECT COUNT(*) FROM booking").rows[0][0]) == before + 1
+
+
+def test_cli_demo_on_a_cluster(cli: Any, loaded: Any, db_url: Any, valkey_cluster: Any) -> None:
+    from flightcache.valkey_client import close, connect
+
+    prefix = "fctest:lbcluster:"
+    args = server_args(db_url, valkey_cluster, prefix)
+    doc = json_of(cli(*args, "leaderboard", "demo", "--json", "--repeat", "2", "--n", "3"))
+    steps = [r for r in doc["records"] if r["type"] == "step"]
+    assert all(s["ok"] for s in steps), [s["outcome"] for s in steps if not s["ok"]]
+    client = connect(valkey_cluster.url)
+    try:
+        assert keys_left(client, prefix) == []
+    finally:
+        close(client)

@@ -25,7 +25,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from flightcache.errors import DataError, UsageError
+import valkey.exceptions
+
+from flightcache.errors import ConnectionFailed, DataError, UsageError
 from flightcache.keys import Keys
 from flightcache.sqlfiles import query
 
@@ -38,6 +40,10 @@ WINDOWS = {"24h": ("hourly", 24), "3d": ("daily", 3), "7d": ("daily", 7)}
 EVENTS_GROUP = "boards"
 ALL_START = dt.datetime(1900, 1, 1)
 ALL_END = dt.datetime(2200, 1, 1)
+
+
+class BoardsMissed(ConnectionFailed):
+    """The database took a write and Valkey did not: the boards are behind until a rebuild."""
 
 
 @dataclass(frozen=True)
@@ -360,7 +366,14 @@ class Leaderboards:
     def book(self, flight_id: int, passenger_id: int) -> Booked:
         """Write-through: INSERT the booking, COMMIT, then count it on every board period."""
         booked = self.book_only(flight_id, passenger_id)
-        booked.scores = self.apply(booked.member, booked.departure, 1)
+        try:
+            booked.scores = self.apply(booked.member, booked.departure, 1)
+        except valkey.exceptions.ValkeyError as exc:
+            raise BoardsMissed(
+                f"booking {booked.booking_id} is committed, but the boards missed it: {exc}",
+                hint="the database is right; flightcache leaderboard rebuild airport-bookings"
+                " brings the boards back in line",
+            ) from None
         return booked
 
     def book_only(self, flight_id: int, passenger_id: int) -> Booked:
