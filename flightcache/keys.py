@@ -62,6 +62,12 @@ class Keys:
         (``{"member": ..., "score": ..., "period": ...}``); live views subscribe to it."""
         return f"{self.prefix}{{lb:{name}}}:updates"
 
+    def board_applied(self, name: str) -> str:
+        """set: ids of the events already applied to board ``name`` (``<booking_id>:+1``),
+        so that a redelivered stream entry counts once; shares the board's hash tag
+        because the apply script touches it with the board's keys."""
+        return f"{self.prefix}{{lb:{name}}}:applied"
+
     def board_events(self) -> str:
         """stream: booking events (fields ``booking_id``, ``member``, ``departure``,
         ``delta``) that the consumer group ``boards`` applies to the airport-bookings

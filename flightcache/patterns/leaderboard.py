@@ -235,21 +235,29 @@ class Booked:
     scores: dict[str, float | None] = field(default_factory=dict)  # period -> new score
 
 
-# KEYS: the period keys of one board (one hash tag, so one slot).
-# ARGV[1]: member, ARGV[2]: increment, ARGV[2 + i]: TTL of KEYS[i] in seconds (0: none).
-# A key that does not exist is left alone: an increment must not create a board of
-# one member; the next read rebuilds the board from the database, this booking included.
+# KEYS[1]: the set of applied event ids; KEYS[2..]: the period keys of the board (one
+# hash tag, so one slot). ARGV[1]: member, ARGV[2]: increment, ARGV[3]: the event id
+# ('' for write-through, which has no redelivery), ARGV[3 + i]: TTL of KEYS[1 + i] (0: none).
+# An event id seen before is not applied again (a consumer that crashed before XACK gets
+# its events redelivered): returns false. A period key that does not exist is left
+# alone: an increment must not create a board of one member; the next read rebuilds the
+# board from the database, this booking included.
 APPLY = """
+if ARGV[3] ~= '' then
+  if redis.call('SADD', KEYS[1], ARGV[3]) == 0 then return false end
+  redis.call('EXPIRE', KEYS[1], 604800)
+end
 local out = {}
-for i, key in ipairs(KEYS) do
+for i = 2, #KEYS do
+  local key = KEYS[i]
   if redis.call('EXISTS', key) == 1 then
     local score = redis.call('ZINCRBY', key, ARGV[2], ARGV[1])
     if tonumber(score) <= 0 then redis.call('ZREM', key, ARGV[1]) end
     local ttl = tonumber(ARGV[2 + i])
     if ttl > 0 then redis.call('EXPIRE', key, ttl) end
-    out[i] = score
+    out[i - 1] = score
   else
-    out[i] = false
+    out[i - 1] = false
   end
 end
 return out
@@ -402,10 +410,21 @@ class Leaderboards:
 
     def apply(self, member: str, departure: dt.datetime, delta: int) -> dict[str, float | None]:
         """ZINCRBY + EXPIRE on the airport-bookings periods that exist, in one script."""
+        scores = self.apply_event(member, departure, delta, "")
+        assert scores is not None  # only an event id can be a repeat
+        return scores
+
+    def apply_event(
+        self, member: str, departure: dt.datetime, delta: int, event: str
+    ) -> dict[str, float | None] | None:
+        """:meth:`apply`, once per ``event`` id: None when it was applied before."""
         periods = booking_periods(departure)
-        keys = [self.key("airport-bookings", p) for p in periods]
+        keys = [self.keys.board_applied("airport-bookings")]
+        keys += [self.key("airport-bookings", p) for p in periods]
         ttls = [p.ttl or 0 for p in periods]
-        replies = self.valkey.eval(APPLY, len(keys), *keys, member, delta, *ttls)
+        replies = self.valkey.eval(APPLY, len(keys), *keys, member, delta, event, *ttls)
+        if replies is None:
+            return None
         scores: dict[str, float | None] = {}
         for p, reply in zip(periods, list(replies) + [None] * len(periods), strict=False):
             scores[p.name] = None if reply is None else float(reply)
@@ -420,7 +439,10 @@ class Leaderboards:
         return str(self.valkey.xadd(self.keys.board_events(), fields))
 
     def consume(self, consumer: str = "boards-1", batch: int = 100) -> int:
-        """Event-driven, consumer side: XREADGROUP, apply each event, XACK. Returns applied."""
+        """Event-driven, consumer side: XREADGROUP, apply each event once, XACK.
+
+        Returns the events applied; a redelivered one (same booking and delta) is acked
+        without being applied again."""
         stream = self.keys.board_events()
         try:
             self.valkey.xgroup_create(stream, EVENTS_GROUP, id="0", mkstream=True)
@@ -439,19 +461,26 @@ class Leaderboards:
                 for entry_id, data in entries:
                     if data:
                         when = dt.datetime.fromisoformat(data["departure"])
-                        self.apply(data["member"], when, int(data.get("delta", 1)))
-                        applied += 1
+                        delta = int(data.get("delta", 1))
+                        event = f"{data['booking_id']}:{delta:+d}"
+                        if self.apply_event(data["member"], when, delta, event) is not None:
+                            applied += 1
                     self.valkey.xack(stream, EVENTS_GROUP, entry_id)
         return applied
 
     def pending_events(self) -> int:
+        """Events not applied yet: delivered but not acked, plus not yet delivered."""
         stream = self.keys.board_events()
         if not self.valkey.exists(stream):
             return 0
-        try:
-            return int(self.valkey.xpending(stream, EVENTS_GROUP)["pending"])
-        except Exception:  # no group yet: nothing consumed, everything waits
+        groups = {g["name"]: g for g in self.valkey.xinfo_groups(stream)}
+        group = groups.get(EVENTS_GROUP)
+        if group is None:  # nothing consumed yet: everything waits
             return int(self.valkey.xlen(stream))
+        lag = group.get("lag")
+        if lag is None:  # the server cannot tell: count what follows the last delivered id
+            lag = len(self.valkey.xrange(stream, min="(" + group["last-delivered-id"]))
+        return int(group["pending"]) + int(lag)
 
     def cleanup(self, name: str, keep_days: int, today: dt.date) -> list[str]:
         """SCAN the board's daily keys and delete those older than ``keep_days``."""
