@@ -203,7 +203,10 @@ def top(
         )
         return
     rows = [[e.rank, e.member, score_text(e.score)] for e in entries]
-    _print(f"{b.title} ({p.name})", ["rank", b.member, b.score], rows, f"{key}  from {source}")
+    note = f"{key}  from {source}"
+    if lowest:
+        note += "; lowest first, ranks still count from the highest score"
+    _print(f"{b.title} ({p.name})", ["rank", b.member, b.score], rows, note)
 
 
 @app.command("rank")
@@ -444,7 +447,9 @@ def book(
         f"booking {booked.booking_id}: flight {flight} from {booked.member}",
         ["period", "score"],
         rows,
-        "- : that board is not in Valkey (the next read builds it)",
+        "run `flightcache leaderboard events` to count it"
+        if event
+        else "- : that board is not in Valkey (the next read builds it, this booking included)",
     )
 
 

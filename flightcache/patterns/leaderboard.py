@@ -4,8 +4,8 @@ Read path: ZREVRANGE / ZSCORE / ZCOUNT on ``{lb:<board>}:<period>``; a board tha
 missing is rebuilt from the database (one GROUP BY) before the read answers.
 Write path: write-through (INSERT the booking, then one script runs ZINCRBY and EXPIRE
 on every period key of the board that exists), event-driven (XADD a booking event, a
-consumer group applies it), periodic rebuild (pipelined ZADD into a temporary key,
-RENAME over the board, so no reader sees a half-built board).
+consumer group applies it once per booking), periodic rebuild (pipelined ZADD into a
+temporary key, RENAME over the board, so no reader sees a half-built board).
 Failure mode: Valkey is never the source of truth. A booking whose increment is lost
 (Valkey down after COMMIT, or a rebuild that read the database just before it) is
 counted again by the next rebuild; a board is never created by an increment alone.
