@@ -12,7 +12,6 @@ import pytest
 from flightcache.errors import DataError, UsageError
 from flightcache.keys import Keys
 from flightcache.patterns.leaderboard import (
-    ALL,
     BOARDS,
     Leaderboards,
     _ranked_from_top,
@@ -20,9 +19,8 @@ from flightcache.patterns.leaderboard import (
     board,
     check_n,
     check_score,
-    daily,
-    parse_period,
 )
+from flightcache.patterns.leaderboard_periods import ALL, daily, parse_period
 from tests.conftest import json_of, keys_left, server_args
 
 

@@ -14,19 +14,15 @@ from typing import Any
 
 from flightcache.patterns.base import DemoContext, Record, Table
 from flightcache.patterns.leaderboard import (
-    ALL,
     BOARDS,
     SHOWN,
     TIERS,
     Booked,
     Entry,
     Leaderboards,
-    Period,
     agreement,
-    daily,
-    monthly,
-    yearly,
 )
+from flightcache.patterns.leaderboard_periods import ALL, Period, daily, monthly, yearly
 from flightcache.sqlfiles import query
 
 
