@@ -20,6 +20,7 @@ from flightcache.commands import cache_aside as cache_aside_commands
 from flightcache.commands import data as data_commands
 from flightcache.commands import eviction as eviction_commands
 from flightcache.commands import hit_ratio as hit_ratio_commands
+from flightcache.commands import leaderboard_live
 from flightcache.commands import query as query_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
@@ -135,6 +136,14 @@ app.command("ttl", rich_help_panel=MODULE_1)(ttl_command)
 app.command("memory", rich_help_panel=MODULE_1)(memory_command)
 app.command("hit-ratio", rich_help_panel=MODULE_1)(hit_ratio_commands.hit_ratio)
 app.command("eviction", rich_help_panel=MODULE_1)(eviction_commands.eviction)
+MODULE_3 = "Module 3: leaderboards"
+lb = typer.Typer(
+    help="Leaderboards in sorted sets: a live board, a booking producer, a benchmark.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+leaderboard_live.register(lb)
+app.add_typer(lb, name="leaderboard", rich_help_panel=MODULE_3)
 
 
 def _wants_traceback(argv: list[str]) -> bool:
