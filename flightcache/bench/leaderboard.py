@@ -69,11 +69,18 @@ class Workloads:
         self.period = period
         self.key = board.key(period)
         self.counter = 0
+        self.batches: list[list[tuple[str, float]]] = []
 
     def _pairs(self) -> list[tuple[str, float]]:
-        base = self.counter
-        self.counter += WRITE_BATCH
-        return [(member((base + i) * 7919 % MEMBERS), 1.0) for i in range(WRITE_BATCH)]
+        """The next batch of (member, 1): made once, then cycled, so that building
+        them costs neither contender anything."""
+        if not self.batches:
+            self.batches = [
+                [(member((b * WRITE_BATCH + i) * 7919 % MEMBERS), 1.0) for i in range(WRITE_BATCH)]
+                for b in range(MEMBERS // WRITE_BATCH)
+            ]
+        self.counter += 1
+        return self.batches[self.counter % len(self.batches)]
 
     def seed(self) -> None:
         """Every member on the board once, so that reads find a full board."""

@@ -355,7 +355,7 @@ def bench(
         return
     rows = [
         [
-            "score writes (ZINCRBY, pipelined)",
+            "writes: ZINCRBY x1000",
             "alone",
             f"{alone['writes'].per_s:,.0f}",
             f"{alone['bare_writes'].per_s:,.0f}",
@@ -363,7 +363,7 @@ def bench(
             f"{PUBLISHED['writes_separate']:,}",
         ],
         [
-            "top-10 reads (ZREVRANGE 0 9)",
+            "top-10: ZREVRANGE",
             "alone",
             f"{alone['top10'].per_s:,.0f}",
             f"{alone['bare_top10'].per_s:,.0f}",
@@ -371,7 +371,7 @@ def bench(
             f"{PUBLISHED['reads_separate']:,}",
         ],
         [
-            "rank reads (ZREVRANK)",
+            "rank: ZREVRANK",
             "alone",
             f"{alone['rank'].per_s:,.0f}",
             f"{alone['bare_rank'].per_s:,.0f}",
@@ -379,16 +379,16 @@ def bench(
             "-",
         ],
         [
-            "score writes",
-            f"with {clients} reader(s)",
+            "writes",
+            f"+{clients} reader(s)",
             f"{together['writes'].per_s:,.0f}",
             "-",
             "-",
-            f"{PUBLISHED['writes_concurrent']:,} (13-14k)",
+            "13-14k",
         ],
         [
-            "top-10 reads",
-            "with 1 writer",
+            "top-10",
+            "+1 writer",
             f"{together['top10'].per_s:,.0f}",
             "-",
             "-",
@@ -398,7 +398,7 @@ def bench(
     out.print(
         table(
             f"leaderboard bench: {seconds:g} s each, {application.valkey_url()}",
-            ["operation", "run", "flightcache /s", "bare valkey-py /s", "fraction", "004 /s"],
+            ["operation", "run", "flightcache /s", "bare /s", "fraction", "004 /s"],
             rows,
         )
     )
