@@ -237,7 +237,7 @@ def _render(snap: Snapshot, key: str, channel: str) -> Any:
 
     if not snap.exists:
         return Text(f"board {key} is missing: waiting for the first score on {channel} ...")
-    table = Table(title=f"{key}", title_justify="left")
+    table = Table()
     table.add_column("#", justify="right")
     table.add_column("")
     table.add_column("member")
@@ -258,7 +258,7 @@ def _render(snap: Snapshot, key: str, channel: str) -> Any:
         else "last update " + time.strftime("%H:%M:%S", time.localtime(snap.last_update))
     )
     footer = Text(f"{last}  {snap.events_per_s:,.1f} events/s  {snap.events:,} events", "dim")
-    return Group(table, footer)
+    return Group(Text(key, style="bold"), table, footer)
 
 
 def bench(
