@@ -255,3 +255,30 @@ def test_board_reads_survive_a_dropped_connection(valkey_client: Any, key_prefix
     assert board.top("all", 1) == [("a", 7.0)]
     board.close()
     valkey_client.delete(board.key("all"))
+
+
+def test_simulate_counts_valkey_failures_after_the_commit(loaded: Any, key_prefix: str) -> None:
+    import datetime as dt
+
+    from flightcache.patterns.leaderboard_live import Simulator
+    from flightcache.valkey_client import unreachable
+
+    before = _bookings(loaded)
+    sim = Simulator(loaded, unreachable(), _keys(key_prefix), dt.date(2026, 6, 2), seed=1)
+    sim.batch(5)
+    sim.batch(3)
+    # the database took every booking; the boards missed them, and that was counted
+    assert _bookings(loaded) == before + 8
+    assert sim.report.valkey_failures == 8 and sim.report.events == 0
+    assert sim.cleanup() == 8
+    assert _bookings(loaded) == before and sim.report.cleanup_valkey_failed
+
+
+def test_live_on_a_valkey_gone_is_one_line(cli: Any) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = cli("--valkey-url", f"valkey://127.0.0.1:{port}", "leaderboard", "live")
+    assert result.code == 4 and result.err.startswith("error: cannot reach Valkey")

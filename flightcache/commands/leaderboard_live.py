@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -17,9 +19,26 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer) -> None:
     """Add `live`, `simulate` and `bench` to a Typer app (the `leaderboard` group)."""
-    app.command("simulate")(simulate)
-    app.command("live")(live)
-    app.command("bench")(bench)
+    app.command("simulate")(_valkey_errors(simulate))
+    app.command("live")(_valkey_errors(live))
+    app.command("bench")(_valkey_errors(bench))
+
+
+def _valkey_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """The command, with a Valkey failure mid-run turned into one clear line."""
+
+    @functools.wraps(command)
+    def run(ctx: typer.Context, *args: Any, **kwargs: Any) -> None:
+        import valkey.exceptions
+
+        from flightcache.valkey_client import wrap
+
+        try:
+            command(ctx, *args, **kwargs)
+        except valkey.exceptions.ValkeyError as exc:
+            raise wrap(exc, ctx.obj.valkey_url()) from None
+
+    return run
 
 
 def simulate(
@@ -109,6 +128,12 @@ def simulate(
         finally:
             if cleanup:
                 sim.cleanup()
+        if report.cleanup_valkey_failed:
+            err.print(
+                "[yellow]--cleanup deleted the bookings, but Valkey failed: the boards still"
+                " count them[/yellow]",
+                soft_wrap=True,
+            )
         summary = report.as_dict()
         summary.update(
             board=BOARD,
