@@ -282,3 +282,43 @@ def test_live_on_a_valkey_gone_is_one_line(cli: Any) -> None:
         port = s.getsockname()[1]
     result = cli("--valkey-url", f"valkey://127.0.0.1:{port}", "leaderboard", "live")
     assert result.code == 4 and result.err.startswith("error: cannot reach Valkey")
+
+
+def test_simulate_ctrl_c_finishes_the_batch_and_cleans_up(
+    loaded: Any, db_url: Any, valkey_server: Any, key_prefix: str
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from flightcache.valkey_client import connect
+
+    before = _bookings(loaded)
+    args = ["--rate", "300", "--batch", "10", "--seconds", "20", "--cleanup", "--json"]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flightcache",
+            *server_args(db_url, valkey_server, key_prefix),
+            "leaderboard",
+            "simulate",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the first progress line: bookings are being written
+        if "bookings" in line and "/s" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    doc = json.loads(out)
+    assert doc["interrupted"] and doc["bookings"] > 0 and doc["cleaned_up"] == doc["bookings"]
+    assert _bookings(loaded) == before
+    client = connect(valkey_server.url)
+    assert keys_left(client, key_prefix) == []  # every member went back to 0 and off
+    client.close()

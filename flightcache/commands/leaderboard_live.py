@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -113,19 +115,25 @@ def simulate(
                 soft_wrap=True,
             )
 
-        def progress(r: SimReport) -> None:
-            if not as_json:
-                err.print(
-                    f"{r.seconds:6.1f} s  bookings {r.bookings:,}  {r.rate:,.0f}/s"
-                    f"  db {human_ns(r.db_ns / max(r.batches, 1))}/batch"
-                    f"  valkey {human_ns(r.valkey_ns / max(r.batches, 1))}/batch"
-                    f"  valkey failures {r.valkey_failures}",
-                    soft_wrap=True,
-                )
+        def progress(r: SimReport) -> None:  # on stderr, so with --json too
+            err.print(
+                f"{r.seconds:6.1f} s  bookings {r.bookings:,}  {r.rate:,.0f}/s"
+                f"  db {human_ns(r.db_ns / max(r.batches, 1))}/batch"
+                f"  valkey {human_ns(r.valkey_ns / max(r.batches, 1))}/batch"
+                f"  valkey failures {r.valkey_failures}",
+                soft_wrap=True,
+            )
 
+        stop = threading.Event()
+
+        def interrupted(signum: int, frame: Any) -> None:
+            stop.set()  # finish the batch under way: no half-written batch, no lost ids
+
+        previous = signal.signal(signal.SIGINT, interrupted)
         try:
-            report = sim.run(rate, batch, seconds, progress)
+            report = sim.run(rate, batch, seconds, progress, stop=stop)
         finally:
+            signal.signal(signal.SIGINT, previous)
             if cleanup:
                 sim.cleanup()
         if report.cleanup_valkey_failed:
@@ -142,8 +150,11 @@ def simulate(
             database=db.dialect,
             stayed_in_database=0 if cleanup else report.bookings,
         )
+        summary["interrupted"] = stop.is_set()
         if as_json:
             out.print_json(json.dumps(summary))
+            if stop.is_set():
+                raise typer.Exit(130)
             return
         rows = [
             ["bookings written", f"{report.bookings:,} in {report.batches:,} batches"],
@@ -161,6 +172,8 @@ def simulate(
             ],
         ]
         out.print(table("simulate: summary", ["what", "figure"], rows))
+        if stop.is_set():
+            raise typer.Exit(130)
     finally:
         if client is not None:
             close(client)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -425,18 +426,21 @@ class Simulator:
         on_progress: Callable[[SimReport], None] | None = None,
         *,
         progress_every: float = 1.0,
+        stop: threading.Event | None = None,
     ) -> SimReport:
-        """Batches of ``batch`` paced to about ``rate`` bookings/s for ``seconds``."""
+        """Batches of ``batch`` paced to about ``rate`` bookings/s for ``seconds``, or
+        until ``stop`` is set (a batch under way is finished first)."""
+        stop = stop or threading.Event()
         start = time.monotonic()
         deadline = start + seconds
         shown = start
-        while True:
+        while not stop.is_set():
             now = time.monotonic()
             if now >= deadline:
                 break
             due = start + self.report.bookings / rate  # when this batch may start
             if due > now:
-                time.sleep(min(due, deadline) - now)
+                stop.wait(min(due, deadline) - now)
                 continue
             self.batch(batch)
             self.report.seconds = time.monotonic() - start
