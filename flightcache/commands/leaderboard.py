@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flightcache.commands import leaderboard_live
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
 
 if TYPE_CHECKING:
@@ -516,3 +517,7 @@ def compare(
         repeat=repeat,
         options={"n": n, "period": period},
     )
+
+
+# `live`, `simulate` and `bench` live in a module of their own
+leaderboard_live.register(app)

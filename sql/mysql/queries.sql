@@ -490,3 +490,20 @@ JOIN airport a ON a.airport_id = f.`from`
 WHERE a.iata IS NOT NULL
 ORDER BY f.departure DESC, f.flight_id DESC
 LIMIT 1;
+
+-- Live leaderboard (flightcache leaderboard simulate): the flights and passengers the
+-- simulator books, and one booking inserted with its id.
+-- name: lb_candidate_flights
+SELECT f.flight_id, a.iata
+FROM flight f
+JOIN airport a ON a.airport_id = f.`from`
+WHERE a.iata IS NOT NULL AND a.iata <> ''
+ORDER BY f.flight_id
+LIMIT %(limit)s;
+
+-- name: lb_candidate_passengers
+SELECT passenger_id FROM passenger ORDER BY passenger_id LIMIT %(limit)s;
+
+-- name: lb_booking_insert
+INSERT INTO booking (flight_id, seat, passenger_id, price)
+VALUES (%(flight_id)s, NULL, %(passenger_id)s, %(price)s);

@@ -1,0 +1,448 @@
+"""`flightcache leaderboard live`, `simulate` and `bench`: a board that moves, and its speed."""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from flightcache.commands._demo import JsonOpt
+
+if TYPE_CHECKING:
+    from flightcache.app import App
+    from flightcache.patterns.leaderboard_live import Snapshot
+
+
+def register(app: typer.Typer) -> None:
+    """Add `live`, `simulate` and `bench` to a Typer app (the `leaderboard` group)."""
+    app.command("simulate")(_valkey_errors(simulate))
+    app.command("live")(_valkey_errors(live))
+    app.command("bench")(_valkey_errors(bench))
+
+
+def _valkey_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """The command, with a Valkey failure mid-run turned into one clear line."""
+
+    @functools.wraps(command)
+    def run(ctx: typer.Context, *args: Any, **kwargs: Any) -> None:
+        import valkey.exceptions
+
+        from flightcache.valkey_client import wrap
+
+        try:
+            command(ctx, *args, **kwargs)
+        except valkey.exceptions.ValkeyError as exc:
+            raise wrap(exc, ctx.obj.valkey_url()) from None
+
+    return run
+
+
+def simulate(
+    ctx: typer.Context,
+    rate: Annotated[float, typer.Option("--rate", help="Bookings per second, about.")] = 200.0,
+    batch: Annotated[int, typer.Option("--batch", help="Bookings per batch (one commit).")] = 20,
+    seconds: Annotated[float, typer.Option("--seconds", help="How long to run.")] = 30.0,
+    date: Annotated[
+        str | None,
+        typer.Option("--date", help="Day of the daily board, YYYY-MM-DD. Default: today (UTC)."),
+    ] = None,
+    cleanup: Annotated[
+        bool,
+        typer.Option(
+            "--cleanup",
+            help="At the end, delete the bookings this run inserted (by id) and take"
+            " their increments back off the boards.",
+        ),
+    ] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Produce bookings: INSERT into the database, then ZINCRBY and PUBLISH.
+
+    Every booking is a real row in the booking table (a random passenger on a
+    random flight, drawn Zipf-skewed toward busy departure airports, seat NULL,
+    a price). After each batch commits, one pipeline adds the batch to the
+    `airport-bookings` boards, daily (EXPIRE 7 days) and all-time, and PUBLISHes
+    one event per changed airport and board for `flightcache leaderboard live`.
+    Valkey failures after the commit are counted, not fatal. The bookings stay
+    in the database unless --cleanup deletes them at the end.
+
+    Examples:
+
+    \b
+      flightcache leaderboard simulate --rate 200 --batch 20 --seconds 30
+      flightcache leaderboard simulate --rate 2000 --batch 100 --seconds 10 --cleanup
+      flightcache leaderboard simulate --date 2026-06-02 --seconds 5 --json
+    """
+    from flightcache.console import err, human_ns, out, table
+    from flightcache.data.load import require_dataset
+    from flightcache.patterns.leaderboard_live import (
+        BOARD,
+        MAX_BATCH,
+        MAX_RATE,
+        MAX_SECONDS,
+        SimReport,
+        Simulator,
+        board_keys,
+        check_positive,
+        parse_day,
+    )
+    from flightcache.valkey_client import close
+
+    check_positive("--rate", rate, MAX_RATE, "200")
+    check_positive("--batch", batch, MAX_BATCH, "20")
+    check_positive("--seconds", seconds, MAX_SECONDS, "30")
+    day = parse_day(date)
+    application: App = ctx.obj
+    keys = board_keys(application.settings.key_prefix)
+    db = application.database()
+    client: Any = None
+    try:
+        require_dataset(db)
+        client = application.valkey()
+        sim = Simulator(db, client, keys, day, seed=seed)
+        if not as_json:
+            err.print(
+                f"booking at ~{rate:g}/s in batches of {batch} for {seconds:g} s into"
+                f" {keys.board(BOARD, sim.periods[0])} and {keys.board(BOARD, 'all')}",
+                style="dim",
+                soft_wrap=True,
+            )
+
+        def progress(r: SimReport) -> None:  # on stderr, so with --json too
+            err.print(
+                f"{r.seconds:6.1f} s  bookings {r.bookings:,}  {r.rate:,.0f}/s"
+                f"  db {human_ns(r.db_ns / max(r.batches, 1))}/batch"
+                f"  valkey {human_ns(r.valkey_ns / max(r.batches, 1))}/batch"
+                f"  valkey failures {r.valkey_failures}",
+                soft_wrap=True,
+            )
+
+        stop = threading.Event()
+
+        def interrupted(signum: int, frame: Any) -> None:
+            stop.set()  # finish the batch under way: no half-written batch, no lost ids
+
+        previous = signal.signal(signal.SIGINT, interrupted)
+        try:
+            report = sim.run(rate, batch, seconds, progress, stop=stop)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if cleanup:
+                sim.cleanup()
+        if report.cleanup_valkey_failed:
+            err.print(
+                "[yellow]--cleanup deleted the bookings, but Valkey failed: the boards still"
+                " count them[/yellow]",
+                soft_wrap=True,
+            )
+        summary = report.as_dict()
+        summary.update(
+            board=BOARD,
+            keys=[keys.board(BOARD, p) for p in sim.periods],
+            channel=keys.board_updates(BOARD),
+            database=db.dialect,
+            stayed_in_database=0 if cleanup else report.bookings,
+        )
+        summary["interrupted"] = stop.is_set()
+        if as_json:
+            out.print_json(json.dumps(summary))
+            if stop.is_set():
+                raise typer.Exit(130)
+            return
+        rows = [
+            ["bookings written", f"{report.bookings:,} in {report.batches:,} batches"],
+            ["achieved rate", f"{report.rate:,.1f}/s (asked {rate:g}/s)"],
+            ["database time", f"{report.db_ns / 1e6:,.1f} ms (INSERT + COMMIT)"],
+            ["valkey time", f"{report.valkey_ns / 1e6:,.1f} ms (ZINCRBY, EXPIRE, PUBLISH)"],
+            ["events published", f"{report.events:,} on {keys.board_updates(BOARD)}"],
+            ["valkey failures", str(report.valkey_failures)],
+            [
+                "bookings left in the database",
+                "none (--cleanup deleted them)"
+                if cleanup
+                else f"{report.bookings:,} (ids {summary['first_booking_id']}"
+                f"..{summary['last_booking_id']})",
+            ],
+        ]
+        out.print(table("simulate: summary", ["what", "figure"], rows))
+        if stop.is_set():
+            raise typer.Exit(130)
+    finally:
+        if client is not None:
+            close(client)
+        db.close()
+
+
+def live(
+    ctx: typer.Context,
+    board: Annotated[
+        str, typer.Option("--board", help="Which board to show.")
+    ] = "airport-bookings",
+    period: Annotated[str, typer.Option("--period", help="`all` or `daily:YYYY-MM-DD`.")] = "all",
+    top: Annotated[int, typer.Option("--top", help="How many places to show.")] = 10,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", help="Stop after this many seconds.")
+    ] = None,
+) -> None:
+    """Show a board as a table that updates in place, pushed through pub/sub.
+
+    SUBSCRIBEs to the board's update channel; on events it re-reads the top N
+    with ZREVRANGE WITHSCORES, at most about 10 redraws a second however fast
+    events come. Arrows show places gained or lost. A missing board is
+    reported and waited for. Run `flightcache leaderboard simulate` beside it.
+    Ctrl-C stops it.
+
+    Examples:
+
+    \b
+      flightcache leaderboard live
+      flightcache leaderboard live --period daily:2026-06-02 --top 5
+      flightcache leaderboard live --seconds 30
+    """
+    from rich.live import Live
+
+    from flightcache.console import out
+    from flightcache.patterns.leaderboard_live import (
+        MAX_SECONDS,
+        MAX_TOP,
+        Board,
+        LiveBoard,
+        board_keys,
+        check_board,
+        check_period,
+        check_positive,
+    )
+    from flightcache.valkey_client import close
+
+    check_board(board)
+    check_period(period)
+    check_positive("--top", top, MAX_TOP, "10")
+    if seconds is not None:
+        check_positive("--seconds", seconds, MAX_SECONDS, "30")
+    application: App = ctx.obj
+    keys = board_keys(application.settings.key_prefix)
+    client: Any = application.valkey()
+    view = LiveBoard(Board(client, keys, board), period, top)
+    channel = keys.board_updates(board)
+    pubsub: Any = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(channel)
+        started = time.monotonic()
+        snap = view.snapshot()
+        with Live(
+            _render(snap, keys.board(board, period), channel),
+            console=out,
+            refresh_per_second=10,
+            auto_refresh=False,
+        ) as screen:
+            dirty = False
+            drawn = time.monotonic()
+            while seconds is None or time.monotonic() - started < seconds:
+                message = pubsub.get_message(timeout=0.05)
+                while message is not None:  # drain a burst before drawing
+                    if message.get("type") == "message" and view.event(str(message["data"])):
+                        dirty = True
+                    message = pubsub.get_message(timeout=0)
+                now = time.monotonic()
+                if (dirty or not snap.exists or now - drawn >= 1.0) and now - drawn >= 0.1:
+                    snap = view.snapshot()
+                    screen.update(_render(snap, keys.board(board, period), channel), refresh=True)
+                    dirty, drawn = False, now
+            snap = view.snapshot()
+            screen.update(_render(snap, keys.board(board, period), channel), refresh=True)
+        if not out.is_terminal:
+            out.print()
+        out.print(
+            f"events {snap.events:,}  redraws {snap.redraws:,}  places shown {len(snap.rows)}",
+            style="dim",
+        )
+    finally:
+        pubsub.close()
+        close(client)
+
+
+def _render(snap: Snapshot, key: str, channel: str) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    if not snap.exists:
+        return Text(f"board {key} is missing: waiting for the first score on {channel} ...")
+    table = Table()
+    table.add_column("#", justify="right")
+    table.add_column("")
+    table.add_column("member")
+    table.add_column("score", justify="right")
+    for row in snap.rows:
+        if row.change is None:
+            arrow = Text("new", style="cyan")
+        elif row.change > 0:
+            arrow = Text(f"▲{row.change}", style="green")
+        elif row.change < 0:
+            arrow = Text(f"▼{-row.change}", style="red")
+        else:
+            arrow = Text("=", style="dim")
+        table.add_row(str(row.rank), arrow, row.member, f"{row.score:,.0f}")
+    last = (
+        "no event yet"
+        if snap.last_update is None
+        else "last update " + time.strftime("%H:%M:%S", time.localtime(snap.last_update))
+    )
+    footer = Text(f"{last}  {snap.events_per_s:,.1f} events/s  {snap.events:,} events", "dim")
+    return Group(Text(key, style="bold"), table, footer)
+
+
+def bench(
+    ctx: typer.Context,
+    seconds: Annotated[float, typer.Option("--seconds", help="Seconds per measurement.")] = 2.0,
+    clients: Annotated[
+        int, typer.Option("--clients", help="Reader processes in the concurrent run.")
+    ] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure score writes/s, top-10 reads/s and rank reads/s on this Valkey.
+
+    Writes are ZINCRBY pipelined 1,000 at a time; top-10 reads are ZREVRANGE 0 9
+    WITHSCORES and rank reads ZREVRANK, one at a time on one connection. Each
+    runs alone, through flightcache's Board and through a bare valkey-py loop
+    in the same run; then one writer process and --clients reader processes run
+    together (processes, because threads would share one GIL). Figures are printed beside 004's
+    published ones. The bench board is deleted at the end.
+
+    Examples:
+
+    \b
+      flightcache leaderboard bench
+      flightcache leaderboard bench --seconds 5 --clients 2
+      flightcache leaderboard bench --json
+    """
+    from flightcache.bench.leaderboard import (
+        PUBLISHED,
+        WRITE_BATCH,
+        Workloads,
+        concurrent,
+        separate,
+    )
+    from flightcache.console import out, table
+    from flightcache.patterns.leaderboard_live import (
+        MAX_CLIENTS,
+        Board,
+        board_keys,
+        check_positive,
+    )
+    from flightcache.valkey_client import close
+
+    check_positive("--seconds", seconds, 600, "2")
+    check_positive("--clients", clients, MAX_CLIENTS, "1")
+    application: App = ctx.obj
+    keys = board_keys(application.settings.key_prefix)
+    client: Any = application.valkey()
+    board = Board(client, keys, "bench")
+    try:
+        client.delete(board.key("all"))
+        work = Workloads(board)
+        work.seed()
+        alone = separate(work, seconds)
+        together = concurrent(
+            application.valkey_url().url(redact=False), keys, board.name, seconds, clients
+        )
+    finally:
+        board.close()
+        client.delete(board.key("all"))
+        close(client)
+
+    def frac(name: str) -> float:
+        bare = alone[f"bare_{name}"].per_s
+        return alone[name].per_s / bare if bare else 0.0
+
+    doc = {
+        "valkey": str(application.valkey_url()),
+        "seconds": seconds,
+        "clients": clients,
+        "concurrency": "processes: one writer, --clients top-10 readers, no shared GIL",
+        "write_batch": WRITE_BATCH,
+        "separate": {
+            name: {
+                "flightcache_per_s": round(alone[name].per_s, 1),
+                "bare_per_s": round(alone[f"bare_{name}"].per_s, 1),
+                "fraction_of_bare": round(frac(name), 3),
+                "ops": alone[name].ops,
+            }
+            for name in ("writes", "top10", "rank")
+        },
+        "concurrent": {
+            name: {"flightcache_per_s": round(fig.per_s, 1), "ops": fig.ops}
+            for name, fig in together.items()
+        },
+        "published_004": PUBLISHED,
+        "targets": {"writes_per_s": 100_000, "top10_per_s": 15_000},
+    }
+    doc["targets_met"] = {
+        "writes": alone["writes"].per_s >= 100_000,
+        "top10": alone["top10"].per_s >= 15_000,
+    }
+    if as_json:
+        out.print_json(json.dumps(doc))
+        return
+    rows = [
+        [
+            "writes: ZINCRBY x1000",
+            "alone",
+            f"{alone['writes'].per_s:,.0f}",
+            f"{alone['bare_writes'].per_s:,.0f}",
+            f"{frac('writes'):.2f}",
+            f"{PUBLISHED['writes_separate']:,}",
+        ],
+        [
+            "top-10: ZREVRANGE",
+            "alone",
+            f"{alone['top10'].per_s:,.0f}",
+            f"{alone['bare_top10'].per_s:,.0f}",
+            f"{frac('top10'):.2f}",
+            f"{PUBLISHED['reads_separate']:,}",
+        ],
+        [
+            "rank: ZREVRANK",
+            "alone",
+            f"{alone['rank'].per_s:,.0f}",
+            f"{alone['bare_rank'].per_s:,.0f}",
+            f"{frac('rank'):.2f}",
+            "-",
+        ],
+        [
+            "writes",
+            f"+{clients} reader(s)",
+            f"{together['writes'].per_s:,.0f}",
+            "-",
+            "-",
+            "13-14k",
+        ],
+        [
+            "top-10",
+            "+1 writer",
+            f"{together['top10'].per_s:,.0f}",
+            "-",
+            "-",
+            f"{PUBLISHED['reads_concurrent']:,}",
+        ],
+    ]
+    out.print(
+        table(
+            f"leaderboard bench: {seconds:g} s each, {application.valkey_url()}",
+            ["operation", "run", "flightcache /s", "bare /s", "fraction", "004 /s"],
+            rows,
+        )
+    )
+    out.print(
+        "concurrent: separate processes (threads would share one GIL); the server and"
+        " the clients share this machine's cores. 004's figures are a Go service's, on its"
+        " machine.",
+        style="dim",
+    )
