@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -15,6 +15,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from flightcache.errors import FlightcacheError
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -124,6 +127,8 @@ def _render_step(step: Any, number: int) -> None:
         out.print(Text("   valkey> ", style="magenta") + Text(line), soft_wrap=True)
     for line in step.sql:
         out.print(Text("   sql>    ", style="blue") + Text(_cut(line, 160)), soft_wrap=True)
+    for line in step.data.get("http", ()):
+        out.print(Text("   http>   ", style="yellow") + Text(line), soft_wrap=True)
     if step.outcome:
         out.print(Text("   = " + step.outcome))
     out.print()
@@ -183,3 +188,12 @@ def _render_histogram(histogram: Any) -> None:
     if histogram.note:
         out.print(histogram.note, style="dim")
     out.print()
+
+
+def print_error(exc: FlightcacheError) -> None:
+    """An error as the CLI prints it: one red line and its hint, on stderr, passwords scrubbed."""
+    from flightcache.config import scrub
+
+    err.print(f"[bold red]error:[/bold red] {scrub(exc.message)}", markup=True, soft_wrap=True)
+    if exc.hint:
+        err.print(f"[dim]hint:[/dim] {scrub(exc.hint)}", soft_wrap=True)

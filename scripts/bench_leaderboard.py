@@ -11,11 +11,10 @@ ratio of the p50s, and drops the databases.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from flightcache.config import DbUrl
 from flightcache.data.load import load_generated
 from flightcache.db import connect, drop_database
+from flightcache.stack.valkey import scratch_valkey
 
 
 def _ms(ns: float) -> str:
@@ -52,19 +52,10 @@ def main() -> None:
     args = parser.parse_args()
     exe = str(Path(sys.executable).parent / "flightcache")
 
-    node = None
-    root = None
-    valkey = args.valkey_url
-    if valkey is None:
-        from flightcache.stack import proc
-        from flightcache.stack.valkey import ValkeyNode
-
-        root = Path(tempfile.mkdtemp(prefix="fc-bench-lb-", dir="/tmp"))
-        root.chmod(0o755)
-        node = ValkeyNode(root / "node", proc.free_port())
-        node.start()
-        valkey = f"valkey://127.0.0.1:{node.port}"
-    try:
+    with contextlib.ExitStack() as stack:
+        valkey = args.valkey_url or str(
+            stack.enter_context(scratch_valkey(prefix="fc-bench-lb-")).url
+        )
         for raw in (args.mysql, args.pg):
             url = DbUrl.parse(raw)
             if not args.no_load:
@@ -95,11 +86,6 @@ def main() -> None:
             finally:
                 if not args.keep_db:
                     drop_database(url)
-    finally:
-        if node is not None:
-            node.stop()
-        if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

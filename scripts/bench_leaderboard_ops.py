@@ -11,12 +11,11 @@ figure, and stops the Valkey. The machine is shared: medians over runs, not one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,29 +53,12 @@ def main() -> None:
     args = parser.parse_args()
     exe = str(Path(sys.executable).parent / "flightcache")
 
-    from flightcache.stack import proc
-    from flightcache.stack.valkey import ValkeyNode, form_cluster
+    from flightcache.stack.valkey import scratch_valkey
 
-    nodes: list[ValkeyNode] = []
-    root = None
-    valkey = args.valkey_url
-    if valkey is None:
-        root = Path(tempfile.mkdtemp(prefix="fc-bench-lb-", dir="/tmp"))
-        root.chmod(0o755)
-        if args.cluster:
-            ports: list[int] = []
-            for i in range(3):
-                ports.append(proc.free_port(set(ports), with_bus=True))
-                nodes.append(ValkeyNode(root / f"node-{i}", ports[-1], cluster=True))
-            for node in nodes:
-                node.start()
-            form_cluster(nodes)
-            valkey = f"valkey+cluster://127.0.0.1:{ports[0]}"
-        else:
-            nodes.append(ValkeyNode(root / "node", proc.free_port()))
-            nodes[0].start()
-            valkey = f"valkey://127.0.0.1:{nodes[0].port}"
-    try:
+    with contextlib.ExitStack() as stack:
+        valkey = args.valkey_url or str(
+            stack.enter_context(scratch_valkey(3 if args.cluster else 1, prefix="fc-bench-lb-")).url
+        )
         runs = []
         for i in range(args.runs):
             figures = _figures(_run(exe, valkey, args.seconds, args.clients))
@@ -85,11 +67,6 @@ def main() -> None:
         print(f"\nmedian of {args.runs} runs, {args.seconds:g} s each, {valkey}:")
         for name in runs[0]:
             print(f"  {name:<24} {statistics.median(r[name] for r in runs):>12,.2f}")
-    finally:
-        for node in nodes:
-            node.stop()
-        if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

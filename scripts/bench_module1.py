@@ -16,9 +16,7 @@ private Valkey, and reports, each measured side by side in one interleaved run:
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flightcache.bench.timing import Stats, compare
 from flightcache.catalogue import bind, get
-from flightcache.config import DbUrl, ValkeyUrl
+from flightcache.config import DbUrl
 from flightcache.data.load import info, load_generated
 from flightcache.db import connect, drop_database
 from flightcache.keys import Keys
 from flightcache.patterns.cache_aside import CacheAside
-from flightcache.stack import proc
-from flightcache.stack.valkey import ValkeyNode
+from flightcache.stack.valkey import scratch_valkey
 from flightcache.valkey_client import close, parser_name
 from flightcache.valkey_client import connect as vconnect
 
@@ -103,20 +100,12 @@ def main() -> None:
     parser.add_argument("--drop", action="store_true", help="drop the databases afterwards")
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="fc-bench-valkey-", dir="/tmp"))
-    root.chmod(0o755)
-    node = ValkeyNode(root / "node", proc.free_port())
-    node.start()
-    try:
-        vurl = ValkeyUrl.parse(f"valkey://127.0.0.1:{node.port}")
-        client = vconnect(vurl)
-        print(f"Valkey {node.port}, reply parser {parser_name(client)}")
+    with scratch_valkey(prefix="fc-bench-valkey-") as scratch:
+        client = vconnect(scratch.url)
+        print(f"Valkey {scratch.url}, reply parser {parser_name(client)}")
         for raw in (args.mysql, args.pg):
             bench_database(raw, client, args)
         close(client)
-    finally:
-        node.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

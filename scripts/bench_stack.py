@@ -9,6 +9,7 @@ Loads go into throwaway databases (fc_bench_*) that are dropped afterwards.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -58,6 +59,7 @@ def main() -> None:
         print(f"up when already up (whole CLI process): median {statistics.median(again):.3f} s")
     finally:
         stack.down()
+        shutil.rmtree(root, ignore_errors=True)
 
     for raw in (args.mysql, args.pg):
         url = DbUrl.parse(raw)

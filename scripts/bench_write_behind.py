@@ -18,22 +18,21 @@ from start to exit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from flightcache.config import DbUrl, ValkeyUrl
 from flightcache.data.load import load_generated
 from flightcache.db import connect, drop_database
 from flightcache.keys import Keys
 from flightcache.patterns import write_behind as wb
+from flightcache.stack.valkey import scratch_valkey
 from flightcache.valkey_client import close, delete_matching
 from flightcache.valkey_client import connect as valkey_connect
 
@@ -107,30 +106,16 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(SERVERS), help="one database only")
     args = parser.parse_args()
 
-    node = None
-    root = None
-    if args.valkey_url:
-        valkey_url = ValkeyUrl.parse(args.valkey_url)
-    else:
-        from flightcache.stack import proc
-        from flightcache.stack.valkey import ValkeyNode
-
-        root = Path(tempfile.mkdtemp(prefix="fc-bench-wb-", dir="/tmp"))
-        root.chmod(0o755)
-        node = ValkeyNode(root / "node", proc.free_port())
-        node.start()
-        valkey_url = ValkeyUrl.parse(f"valkey://127.0.0.1:{node.port}")
-    try:
+    with contextlib.ExitStack() as stack:
+        if args.valkey_url:
+            valkey_url = ValkeyUrl.parse(args.valkey_url)
+        else:
+            valkey_url = stack.enter_context(scratch_valkey(prefix="fc-bench-wb-")).url
         results = [
             bench_one(kind, valkey_url, args.writes, args.batch)
             for kind in sorted(SERVERS)
             if args.only in (None, kind)
         ]
-    finally:
-        if node is not None:
-            node.stop()
-        if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
     for row in results:
         print(json.dumps(row))
     print()

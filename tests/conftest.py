@@ -11,8 +11,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -114,46 +114,25 @@ class ValkeyInstance:
     ports: list[int]
 
 
+def _scratch(nodes: int, prefix: str) -> Iterator[ValkeyInstance]:
+    from flightcache.stack.valkey import scratch_valkey
+
+    with contextlib.ExitStack() as stack:
+        try:
+            scratch = stack.enter_context(scratch_valkey(nodes, prefix=prefix))
+        except FlightcacheError as exc:
+            absent(f"embedded Valkey ({nodes} node(s)) would not start: {exc.message}")
+        yield ValkeyInstance(scratch.url, scratch.ports)
+
+
 @pytest.fixture(scope="session")
 def valkey_server() -> Iterator[ValkeyInstance]:
-    from flightcache.stack import proc
-    from flightcache.stack.valkey import ValkeyNode
-
-    root = public_tempdir("fc-test-valkey-")
-    node = ValkeyNode(root / "node", proc.free_port())
-    try:
-        node.start()
-    except FlightcacheError as exc:
-        shutil.rmtree(root, ignore_errors=True)
-        absent(f"embedded Valkey would not start: {exc.message}")
-    yield ValkeyInstance(ValkeyUrl.parse(f"valkey://127.0.0.1:{node.port}"), [node.port])
-    node.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    yield from _scratch(1, "fc-test-valkey-")
 
 
 @pytest.fixture(scope="session")
 def valkey_cluster() -> Iterator[ValkeyInstance]:
-    from flightcache.stack import proc
-    from flightcache.stack.valkey import ValkeyNode, form_cluster
-
-    root = public_tempdir("fc-test-cluster-")
-    ports: list[int] = []
-    nodes = []
-    for i in range(3):
-        ports.append(proc.free_port(set(ports), with_bus=True))
-        nodes.append(ValkeyNode(root / f"node-{i}", ports[-1], cluster=True))
-    try:
-        for node in nodes:
-            node.start()
-        form_cluster(nodes)
-    except FlightcacheError as exc:
-        for node in nodes:
-            node.stop()
-        absent(f"embedded Valkey cluster would not form: {exc.message}")
-    yield ValkeyInstance(ValkeyUrl.parse(f"valkey+cluster://127.0.0.1:{ports[0]}"), ports)
-    for node in nodes:
-        node.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    yield from _scratch(3, "fc-test-cluster-")
 
 
 @pytest.fixture

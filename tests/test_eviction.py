@@ -110,7 +110,10 @@ def test_policies_side_by_side_and_settings_restored(
         assert data["hits"] + data["misses"] == 500
         assert 0 < data["keys_kept"] < 6000
         assert 0.0 < data["hit_ratio"] < 1.0
-    assert lru["hit_ratio"] > noevict["hit_ratio"]
+    # Which policy hits more depends on how much of the random fill fits beside the
+    # shared server's other keys, so no order of hit ratios is asserted: what holds by
+    # construction (noeviction refuses and evicts nothing, LRU evicts and refuses
+    # nothing) is checked above.
     table = next(r for r in document["records"] if r["type"] == "table")
     assert table["columns"][:4] == ["policy", "hit ratio %", "evicted_keys", "OOM errors"]
     assert [row[0] for row in table["rows"]] == list(steps)

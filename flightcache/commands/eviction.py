@@ -14,16 +14,49 @@ if TYPE_CHECKING:
     from flightcache.config import Settings
 
 
-def require_consent(settings: Settings, yes: bool) -> None:
+MaxmemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--maxmemory",
+        help="maxmemory per primary during the demo: bytes, 512kb, 4mb, 1gb."
+        " Default: its used_memory + 4mb.",
+    ),
+]
+YesOpt = Annotated[
+    bool,
+    typer.Option("--yes", help="Allow reconfiguring a Valkey that flightcache did not start."),
+]
+
+
+def maxmemory_bytes(text: str | None) -> int | None:
+    """--maxmemory in bytes (None: the default); a usage error when it is not a size."""
+    from flightcache.patterns.eviction import parse_size
+
+    if text is None:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--maxmemory") from None
+
+
+def require_consent(
+    settings: Settings,
+    yes: bool,
+    *,
+    command: str = "eviction",
+    changes: str = "maxmemory and maxmemory-policy",
+    why: str = "eviction acts on the whole server, so other keys there could be evicted while it"
+    " runs",
+) -> None:
     """Reconfigure only flightcache's own Valkey, unless the user said --yes."""
     if settings.embedded_valkey or yes:
         return
     raise FlightcacheError(
-        f"flightcache eviction changes maxmemory and maxmemory-policy of {settings.valkey_url},"
+        f"flightcache {command} changes {changes} of {settings.valkey_url},"
         " a Valkey that flightcache did not start",
-        hint="eviction acts on the whole server, so other keys there could be evicted while it"
-        " runs (the settings are put back afterwards); pass --yes if that is fine, or run it"
-        " against the embedded stack (`flightcache up`, no --valkey-url)",
+        hint=f"{why} (the settings are put back afterwards); pass --yes if that is fine, or run"
+        " it against the embedded stack (`flightcache up`, no --valkey-url)",
     )
 
 
@@ -33,14 +66,7 @@ def eviction(
         str,
         typer.Option("--policies", help="Comma-separated maxmemory policies to compare."),
     ] = "noeviction,allkeys-lru,allkeys-lfu,volatile-lru,volatile-ttl,allkeys-random",
-    maxmemory: Annotated[
-        str | None,
-        typer.Option(
-            "--maxmemory",
-            help="maxmemory per primary during the demo: bytes, 512kb, 4mb, 1gb."
-            " Default: its used_memory + 4mb.",
-        ),
-    ] = None,
+    maxmemory: MaxmemoryOpt = None,
     keys: Annotated[
         int,
         typer.Option("--keys", help="Bookings to write, one key each.", max=1_000_000),
@@ -50,10 +76,7 @@ def eviction(
     ] = 5000,
     skew: Annotated[float, typer.Option("--skew", help="Zipf exponent of the reads.")] = 1.1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of fill order and reads.")] = 1,
-    yes: Annotated[
-        bool,
-        typer.Option("--yes", help="Allow reconfiguring a Valkey that flightcache did not start."),
-    ] = False,
+    yes: YesOpt = False,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
     repeat: RepeatOpt = 500,
@@ -79,18 +102,13 @@ def eviction(
     from flightcache.app import App
     from flightcache.commands import _demo
     from flightcache.console import err
-    from flightcache.patterns.eviction import demo, parse_policies, parse_size
+    from flightcache.patterns.eviction import demo, parse_policies
 
     try:
         chosen = parse_policies(policies)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--policies") from None
-    limit = None
-    if maxmemory is not None:
-        try:
-            limit = parse_size(maxmemory)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--maxmemory") from None
+    limit = maxmemory_bytes(maxmemory)
     check_positive(keys, "--keys")
     check_positive(requests, "--requests")
     check_positive(skew, "--skew")

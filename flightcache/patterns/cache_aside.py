@@ -8,7 +8,8 @@ Write path: none here; writers invalidate (see write-through).
 
 Failure mode: Valkey unreachable or timing out is not an error for a reader.
 The read falls back to the database and says so (``source``), and the failed
-SET is skipped: the cache is an optimisation, never a dependency. A value that
+SET is skipped: the cache is an optimisation, never a dependency. So is a SET
+that Valkey refuses because its memory is full (OOM under noeviction). A value that
 is not valid JSON (written by something else) is treated as a miss and replaced.
 """
 
@@ -28,10 +29,11 @@ from flightcache.catalogue import Query, bind
 from flightcache.catalogue import get as get_query
 from flightcache.db import Database
 from flightcache.keys import Keys
-from flightcache.patterns.base import DemoContext, Record, Table
+from flightcache.patterns.base import DemoContext, Record, Table, first_line
 from flightcache.valkey_client import unreachable
 
 UNAVAILABLE = (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError)
+NOT_STORED = (*UNAVAILABLE, valkey.exceptions.OutOfMemoryError)
 
 
 def _plain(value: Any) -> Any:
@@ -87,7 +89,7 @@ class CacheAside:
         try:
             cached = self.client.get(key)
         except UNAVAILABLE as exc:
-            return self._from_database(q, params, key, store=False, why=_why(exc))
+            return self._from_database(q, params, key, store=False, why=first_line(exc, 120))
         if cached is not None:
             try:
                 doc = json.loads(cached)
@@ -109,13 +111,9 @@ class CacheAside:
         try:
             self.client.set(key, value, ex=self.ttl)
             lookup.stored = True
-        except UNAVAILABLE as exc:
-            lookup.source = f"database (could not store: {_why(exc)})"
+        except NOT_STORED as exc:
+            lookup.source = f"database (could not store: {first_line(exc, 120)})"
         return lookup
-
-
-def _why(exc: Exception) -> str:
-    return str(exc).split("\n", 1)[0][:120] or type(exc).__name__
 
 
 def demo(ctx: DemoContext) -> Iterator[Record]:

