@@ -162,6 +162,113 @@ class Keys:
         """hash: the write-through comparison's counter of one flight (field ``seats``)."""
         return f"{self.prefix}direct:flight:{flight_id}:bookings"
 
+    # -- universal: anything queryable, a fresh copy and a last good copy -------------
+    # ``item`` is the name 001 gives the key: weather:api:<IATA>, flightaware:<FLIGHTNO>,
+    # airport:services:<IATA>, route:distance:<FROM>:<TO>, stats:daily:bookings:<DAY>,
+    # search:flights:<FROM>:<TO>:<DAY>. An item's three keys share the hash tag {<item>}:
+    # a refill writes two of them in one pipeline and a miss reads two in one MGET.
+    def cached_item(self, item: str) -> str:
+        """string: the fresh copy, JSON ``{"fetched_at": <unix s>, "value": ...}``,
+        EX the TTL of the item's data class."""
+        return f"{self.prefix}{{{item}}}:fresh"
+
+    def cached_item_good(self, item: str) -> str:
+        """string: the last good copy, the same JSON, EX a longer stale TTL; served,
+        marked stale, when the origin fails."""
+        return f"{self.prefix}{{{item}}}:good"
+
+    def cached_item_hold(self, item: str) -> str:
+        """string: JSON ``{"error", "at", "retry_after_s"}`` of the origin's last failure,
+        PX the retry interval; while it lives readers do not call the origin."""
+        return f"{self.prefix}{{{item}}}:hold"
+
+    # -- session: one hash per login, one set per day ------------------------------
+    # Every session command touches one key, so sessions spread over all slots of
+    # a cluster by token. Logout's DEL and SREM touch two keys in different slots
+    # on purpose: a shared hash tag would put every session of a day on one node.
+    def session(self, token: str) -> str:
+        """hash: one login (user_id, username, email, login_time, ip_address,
+        session_fingerprint, csrf_token, booking-flow and checkout fields, devices,
+        last_activity, page_views), PEXPIREd on every write (the sliding expiry)."""
+        return f"{self.prefix}session:{token}"
+
+    def sessions_active(self, day: str) -> str:
+        """set: tokens of the sessions that logged in on ``day`` (UTC, YYYY-MM-DD) and
+        have not logged out; SCARD counts them. Expires a day after the day ends."""
+        return f"{self.prefix}active:sessions:{day}"
+
+    # -- exercises ---------------------------------------------------------------
+    # A check run works under <prefix>exercise:<name>:<run>: (a Valkey ACL user may
+    # touch nothing else), each check under c<n>: of it. The exercises also use
+    # query(), airline(), board() and lock() of that scope.
+    def exercise_queue(self) -> str:
+        """stream: bookings (fields ``flight``, ``seats``) that the write-behind
+        exercise's drain() applies, consumer group ``exercise-writer``."""
+        return f"{self.prefix}queue"
+
+    def exercise_session(self, user: str) -> str:
+        """hash: one user's session (user_id and the session's fields), sliding TTL."""
+        return f"{self.prefix}session:{user}"
+
+    def exercise_sentinel(self, run: str, n: int) -> str:
+        """string: a random token beside a check run's prefix, never inside it; written
+        before the run and compared after, to catch code that touched other keys. The
+        hash tag ``{xs<n>}`` lets a run place one on every cluster primary."""
+        return f"{self.prefix}sentinel:{run}:{{xs{n}}}"
+
+    # -- stampede: one expensive key per defence, and its lock ------------------------
+    # The value and its lock carry the same hash tag {st:<defence>}: the release and
+    # renew scripts name only the lock, but a client touches both in one read, and on
+    # a cluster they then live on one node.
+    def stampede_value(self, defence: str) -> str:
+        """string: the expensive key as one defence keeps it: the rows as JSON (none,
+        lock), or JSON ``{"expiry": ms, "delta": ms, "value": rows}`` (xfetch,
+        xfetch+lock, stale), where expiry is the logical (soft) expiry, epoch ms."""
+        return f"{self.prefix}{{st:{defence}}}:value"
+
+    def stampede_lock(self, defence: str) -> str:
+        """string: the rebuild lock of one defence's key (SET NX PX), holding the
+        random token of the client that owns it."""
+        return f"{self.prefix}{{st:{defence}}}:lock"
+
+    # -- invalidate: cached results are query() keys, tag sets are tag() keys ------------
+    def inv_epoch(self) -> str:
+        """string (counter): INCR by every invalidation in this scope, after its COMMIT; a
+        fill that sees it move while it ran deletes what it stored (it may predate the
+        change)."""
+        return f"{self.prefix}epoch"
+
+    # -- memory-pressure -----------------------------------------------------------------
+    def mp_row(self, n: int) -> str:
+        """string: the ``n``-th row of a fill, a booking as JSON (SET EX)."""
+        return f"{self.prefix}row:{n}"
+
+    def mp_row_hash(self, n: int) -> str:
+        """hash: the ``n``-th row of a fill, a booking's columns as fields (HSET, EXPIRE)."""
+        return f"{self.prefix}rowh:{n}"
+
+    def mp_slow(self, n: int) -> str:
+        """string: key ``n`` of the SLOWLOG demo's one big MSET; all share the hash tag
+        ``{slow}``, so that one command may carry them on a cluster."""
+        return f"{self.prefix}{{slow}}:{n}"
+
+    def mp_slow_zset(self, name: str) -> str:
+        """sorted set: an input or the output of the SLOWLOG demo's ZUNIONSTORE (hash tag
+        ``{slow}``, as :meth:`mp_slow`)."""
+        return f"{self.prefix}{{slow}}:z:{name}"
+
+    # -- bench -------------------------------------------------------------------
+    # The bench's scenarios work in scopes of their own (fc:bench:<scenario>:) and
+    # otherwise use the keys of the patterns they drive.
+    def bench_value(self, name: str) -> str:
+        """string: a value the bench reads back as fast as it can (the bare GET check)."""
+        return f"{self.prefix}value:{name}"
+
+    def bench_tokens(self) -> str:
+        """list: the tokens of the sessions the user-sessions scenario logged in, which
+        its setup RPUSHes and every client LRANGEs (one token per key of the keyspace)."""
+        return f"{self.prefix}tokens"
+
 
 def _glob_escape(text: str) -> str:
     out = []

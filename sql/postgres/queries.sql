@@ -513,3 +513,221 @@ SELECT passenger_id FROM passenger ORDER BY passenger_id LIMIT %(limit)s;
 INSERT INTO booking (flight_id, seat, passenger_id, price)
 VALUES (%(flight_id)s, NULL, %(passenger_id)s, %(price)s)
 RETURNING booking_id;
+
+-- Universal caching (flightcache universal): what the fake external APIs know, the
+-- airports a route distance is computed from, and 001's daily booking statistics.
+-- name: universal_api_airports
+-- The airports the fake APIs answer for, with how many scheduled flights use each.
+SELECT a.iata, a.name, g.city, g.country, g.latitude, g.longitude,
+       COALESCE(t.flights, 0) AS flights
+FROM airport a
+LEFT JOIN airport_geo g ON g.airport_id = a.airport_id
+LEFT JOIN (SELECT airport_id, COUNT(*) AS flights
+           FROM (SELECT "from" AS airport_id FROM flightschedule
+                 UNION ALL
+                 SELECT "to" AS airport_id FROM flightschedule) s
+           GROUP BY airport_id) t ON t.airport_id = a.airport_id
+WHERE a.iata IS NOT NULL AND a.iata <> ''
+ORDER BY a.airport_id;
+
+-- name: universal_api_flights
+-- The weekly schedule the fake flight-tracking API follows; times as minutes after midnight.
+SELECT s.flightno, al.iata AS airline, a1.iata AS origin, a2.iata AS destination,
+       CAST(EXTRACT(EPOCH FROM s.departure) AS integer) / 60 AS departure_min,
+       CAST(EXTRACT(EPOCH FROM s.arrival) AS integer) / 60 AS arrival_min
+FROM flightschedule s
+JOIN airport a1 ON a1.airport_id = s."from"
+JOIN airport a2 ON a2.airport_id = s."to"
+LEFT JOIN airline al ON al.airline_id = s.airline_id
+ORDER BY s.flightno;
+
+-- name: universal_airport_coords
+-- The two airports of a route with their coordinates (the input of the distance).
+SELECT a.iata, a.name, g.city, g.country, g.latitude, g.longitude
+FROM airport a
+JOIN airport_geo g ON g.airport_id = a.airport_id
+WHERE a.iata IN (%(origin)s, %(destination)s)
+ORDER BY a.iata;
+
+-- name: universal_airport_some_codes
+-- A few codes to suggest when an airport code matches nothing.
+SELECT iata FROM airport WHERE iata IS NOT NULL AND iata <> '' ORDER BY airport_id LIMIT 5;
+
+-- name: universal_daily_bookings
+-- 001's stats:daily:bookings: bookings on flights departing one day, split by whether
+-- the two airports lie in one country (airport_geo.country); a flight with an airport
+-- missing from airport_geo counts in the total only.
+SELECT COUNT(*) AS total,
+       COALESCE(SUM(CASE WHEN gs.country = gd.country THEN 1 ELSE 0 END), 0) AS domestic,
+       COALESCE(SUM(CASE WHEN gs.country <> gd.country THEN 1 ELSE 0 END), 0) AS international,
+       COUNT(DISTINCT f.flight_id) AS flights
+FROM booking b
+JOIN flight f ON f.flight_id = b.flight_id
+LEFT JOIN airport_geo gs ON gs.airport_id = f."from"
+LEFT JOIN airport_geo gd ON gd.airport_id = f."to"
+WHERE f.departure >= %(day)s
+  AND f.departure < %(day)s + INTERVAL '1 day';
+-- Sessions (flightcache session): the passenger who logs in, a free seat to hold,
+-- and the database side of the comparison, flightcache_session (in flightcache.sql).
+
+-- name: session_passenger
+SELECT p.passenger_id, p.firstname, p.lastname, d.emailaddress
+FROM passenger p
+LEFT JOIN passengerdetails d ON d.passenger_id = p.passenger_id
+WHERE p.passenger_id = %(passenger_id)s;
+
+-- name: session_passenger_range
+SELECT MIN(passenger_id) AS lowest, MAX(passenger_id) AS highest FROM passenger;
+
+-- name: session_other_passengers
+SELECT passenger_id FROM passenger
+WHERE passenger_id <> %(passenger_id)s
+ORDER BY passenger_id
+LIMIT %(n)s;
+
+-- name: session_booked_seats
+SELECT seat FROM booking WHERE flight_id = %(flight_id)s AND seat IS NOT NULL;
+
+-- name: session_db_insert
+INSERT INTO flightcache_session (token, user_id, data, expires_at)
+VALUES (%(token)s, %(user_id)s, %(data)s, %(expires_at)s);
+
+-- name: session_db_read
+-- A web framework's session read: one row by primary key, an expired row ignored.
+SELECT user_id, data, expires_at FROM flightcache_session
+WHERE token = %(token)s AND expires_at > %(now)s;
+
+-- name: session_db_slide
+-- The sliding expiry, database side: the session written back with a new expiry.
+UPDATE flightcache_session SET data = %(data)s, expires_at = %(expires_at)s
+WHERE token = %(token)s;
+
+-- name: session_db_delete
+DELETE FROM flightcache_session WHERE token = %(token)s;
+-- Exercises (flightcache exercise check). A check adds an airline row of its own,
+-- with a free two-letter code, and deletes it by id afterwards.
+-- name: exercise_airline_codes
+SELECT iata FROM airline;
+
+-- name: exercise_airline_add
+INSERT INTO airline (iata, airlinename, base_airport)
+VALUES (%(iata)s, %(name)s, (SELECT MIN(airport_id) FROM airport));
+
+-- name: exercise_airline_drop
+DELETE FROM airline WHERE airline_id = %(airline_id)s;
+-- Stampede prevention (flightcache stampede): the one expensive key a herd of
+-- clients rebuilds. The real work is the ten airlines with the largest fleets,
+-- with their base airport and seats in service; pg_sleep makes every rebuild last
+-- %(seconds)s longer, so the rebuild time is known and the same on every dataset.
+-- The MATERIALIZED CTE runs the sleep once, whatever plan the join gets.
+-- name: stampede_rebuild
+WITH slow AS MATERIALIZED (SELECT pg_sleep(%(seconds)s) AS slept)
+SELECT al.iata AS airline, al.airlinename AS airline_name, ap.iata AS base,
+       COUNT(p.airplane_id) AS airplanes, COALESCE(SUM(p.capacity), 0) AS seats
+FROM slow
+CROSS JOIN airline al
+LEFT JOIN airport ap ON ap.airport_id = al.base_airport
+LEFT JOIN airplane p ON p.airline_id = al.airline_id
+GROUP BY al.airline_id, al.iata, al.airlinename, ap.iata
+ORDER BY airplanes DESC, al.iata
+LIMIT 10;
+-- Invalidation (flightcache invalidate): a flight with several passengers, what a
+-- cached result depends on (the flights it shows), and the changes whose cached
+-- copies must go.
+-- name: inv_busy_flight
+-- The first flight between two airports with IATA codes that at least three
+-- passengers booked.
+SELECT f.flight_id
+FROM flight f
+JOIN airport a1 ON a1.airport_id = f."from"
+JOIN airport a2 ON a2.airport_id = f."to"
+JOIN booking b ON b.flight_id = f.flight_id
+WHERE a1.iata IS NOT NULL AND a2.iata IS NOT NULL
+GROUP BY f.flight_id
+HAVING COUNT(DISTINCT b.passenger_id) >= 3
+ORDER BY f.flight_id
+LIMIT 1;
+
+-- name: inv_flight
+SELECT f.flight_id, f.flightno, a1.iata AS origin, a2.iata AS destination,
+       f.departure, f.arrival, f."from" AS from_id, f."to" AS to_id
+FROM flight f
+JOIN airport a1 ON a1.airport_id = f."from"
+JOIN airport a2 ON a2.airport_id = f."to"
+WHERE f.flight_id = %(flight_id)s;
+
+-- name: inv_flight_passengers
+SELECT DISTINCT passenger_id FROM booking
+WHERE flight_id = %(flight_id)s
+ORDER BY passenger_id
+LIMIT %(limit)s;
+
+-- name: inv_other_passenger
+-- A passenger with bookings, none of them on the flight.
+SELECT MIN(passenger_id) AS passenger_id FROM booking
+WHERE passenger_id NOT IN (SELECT passenger_id FROM booking WHERE flight_id = %(flight_id)s);
+
+-- name: inv_other_flight
+-- The first flight on another route than (from_id, to_id), between IATA airports.
+SELECT f.flight_id
+FROM flight f
+JOIN airport a1 ON a1.airport_id = f."from"
+JOIN airport a2 ON a2.airport_id = f."to"
+WHERE a1.iata IS NOT NULL AND a2.iata IS NOT NULL
+  AND NOT (f."from" = %(from_id)s AND f."to" = %(to_id)s)
+ORDER BY f.flight_id
+LIMIT 1;
+
+-- name: inv_passenger_bookings
+-- 001's user:12345:bookings: one passenger's bookings, newest flight first, with
+-- the flight id each row depends on.
+SELECT b.booking_id, f.flight_id, f.flightno, a1.iata AS origin, a2.iata AS destination,
+       f.departure, b.seat, b.price
+FROM booking b
+JOIN flight f ON f.flight_id = b.flight_id
+JOIN airport a1 ON a1.airport_id = f."from"
+JOIN airport a2 ON a2.airport_id = f."to"
+WHERE b.passenger_id = %(passenger_id)s
+ORDER BY f.departure DESC, b.booking_id;
+
+-- name: inv_flight_move
+UPDATE flight SET departure = %(departure)s, arrival = %(arrival)s
+WHERE flight_id = %(flight_id)s;
+-- Benchmarks (flightcache bench): the keyspaces the scenarios draw keys from, and
+-- how many connections the server takes (one per bench client).
+-- name: bench_route_days
+SELECT a1.iata AS origin, a2.iata AS destination, CAST(f.departure AS DATE) AS day
+FROM flight f
+JOIN airport a1 ON a1.airport_id = f."from"
+JOIN airport a2 ON a2.airport_id = f."to"
+WHERE a1.iata IS NOT NULL AND a2.iata IS NOT NULL
+GROUP BY a1.iata, a2.iata, CAST(f.departure AS DATE)
+ORDER BY MIN(f.flight_id)
+LIMIT %(limit)s;
+
+-- name: bench_flights
+SELECT f.flight_id, f.departure, a.iata
+FROM flight f
+JOIN airport a ON a.airport_id = f."from"
+WHERE a.iata IS NOT NULL AND a.iata <> ''
+ORDER BY f.flight_id
+LIMIT %(limit)s;
+
+-- name: bench_airline_ids
+SELECT airline_id, airlinename FROM airline ORDER BY airline_id LIMIT %(limit)s;
+
+-- name: bench_max_connections
+SELECT current_setting('max_connections')::int AS max_connections;
+
+-- After a scenario that wrote: what autovacuum (PostgreSQL) or the purge and
+-- statistics threads (MariaDB) would do in time, done now, so that the next
+-- scenario and the next run start from the same state (dead rows gone, pages
+-- all-visible again for index-only scans).
+-- name: bench_settle_booking
+VACUUM (ANALYZE) booking;
+
+-- name: bench_settle_airline
+VACUUM (ANALYZE) airline;
+
+-- name: bench_settle_wb_seats
+VACUUM (ANALYZE) flightcache_wb_seats;
