@@ -1,0 +1,397 @@
+"""The `flightcache session` demo: 001's Module 4 on a real passenger and real flights.
+
+A passenger logs in, searches and selects a flight, goes through checkout with a
+seat held for a moment (per-field expiry, where the server has it), submits a
+form with the right CSRF token and a forged one, shows the token from another
+browser, slides the expiry, continues on a phone, is counted in the day's set,
+and logs out. The same session is stored in a database table, and reading it
+there is timed against reading it from Valkey.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from flightcache.catalogue import bind
+from flightcache.catalogue import get as get_query
+from flightcache.data.generate import seat_label
+from flightcache.errors import DataError, FlightcacheError
+from flightcache.patterns.base import DemoContext, Record, Step, Table
+from flightcache.patterns.session import (
+    DEFAULT_TTL_S,
+    CsrfMismatch,
+    FingerprintMismatch,
+    NotLoggedIn,
+    SessionStore,
+    SessionTable,
+    SessionUnavailable,
+    day_of,
+    default_passenger,
+    fingerprint,
+    other_passengers,
+    passenger,
+)
+from flightcache.sqlfiles import query
+from flightcache.valkey_client import unreachable
+
+HOLD_S = 1.0  # the seat hold; about ten minutes in a real checkout
+WEB = ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", "de-DE")
+PHONE = ("FlightcacheApp/3.2 (iPhone; iOS 17.5)", "de-DE")
+OTHER = ("curl/8.5.0", "")
+WEB_IP, PHONE_IP, OTHER_IP = "192.0.2.10", "198.51.100.7", "203.0.113.5"  # RFC 5737
+
+
+def _free_seat(ctx: DemoContext, flight_id: int, capacity: int) -> str | None:
+    rows = ctx.db.fetch(query(ctx.db.dialect, "session_booked_seats"), {"flight_id": flight_id})
+    booked = {str(r[0]).strip() for r in rows.rows}
+    free = [seat_label(i) for i in range(capacity) if seat_label(i) not in booked]
+    aisle = [seat for seat in free if seat[-1] in "CD"]  # six abreast: C and D are aisle
+    return (aisle or free)[0] if free else None
+
+
+def demo(ctx: DemoContext) -> Iterator[Record]:
+    ttl = int(ctx.options.get("ttl") or DEFAULT_TTL_S)
+    wanted = ctx.options.get("user")
+    store = SessionStore(ctx.valkey, ctx.keys, ttl_s=ttl, pipeline=ctx.tracer.pipeline)
+    table = SessionTable(ctx.db, ttl_s=ttl)
+    web_fp, phone_fp, other_fp = fingerprint(*WEB), fingerprint(*PHONE), fingerprint(*OTHER)
+    user_id = int(wanted) if wanted is not None else default_passenger(ctx.db)
+    with ctx.tracer.paused():
+        store.load_scripts()
+
+    with ctx.step(
+        f"Log in: passenger {user_id} from the database",
+        "the token is 192 random bits from `secrets`. One script (EVALSHA) HSETs the session:"
+        " user, login time, IP, a CSRF token, the browser's fingerprint; HINCRBY page_views;"
+        f" PEXPIRE {ttl * 1000} ms. It writes only if the token is new. SADD counts it today",
+    ) as step:
+        user = passenger(ctx.db, user_id)  # an unknown id fails here, before any write
+        token = store.login(user, ip=WEB_IP, fingerprint=web_fp)
+        pttl = store.pttl(token)
+        step.data = {
+            "token": token,
+            "key": store.key(token),
+            "user_id": user.user_id,
+            "pttl_ms": pttl,
+        }
+        step.outcome = (
+            f"logged in as {user.name} <{user.email}>; token {token[:10]}... in the cookie;"
+            f" the session lives {ttl} s after the last activity (PTTL {pttl:,} ms)"
+        )
+    yield step
+
+    with ctx.step(
+        "Validate the session: HGETALL",
+        "every request reads the whole session in one round trip, and checks that the"
+        " browser's fingerprint is one the session accepts",
+    ) as step:
+        session = store.get(token, fingerprint=web_fp)
+        csrf = session["csrf_token"]
+        step.data = {"fields": sorted(session)}
+        step.outcome = (
+            f"{len(session)} fields: {session['username']}, logged in {session['login_time']}"
+            f" from {session['ip_address']}; fingerprint accepted"
+        )
+    yield step
+
+    with ctx.step(
+        "Booking flow: search flights, select one",
+        "the search runs on the database (001's flight search); what the user searched"
+        " for and picked is kept in the session, so the next page knows it",
+    ) as step:
+        search = get_query("flight_search")
+        params = bind(ctx.db, search, {})
+        found = ctx.db.fetch(search.sql(ctx.db.dialect), params)
+        if not found.rows:
+            raise DataError(
+                "the flight search found no flights", hint="run `flightcache data load`"
+            )
+        flight = dict(zip(found.columns, found.rows[0], strict=True))
+        flight["flightno"] = str(flight["flightno"]).strip()  # char(8): PostgreSQL pads it
+        price = flight.get("lowest_price")
+        store.update(
+            token,
+            {
+                "search_origin": params["origin"],
+                "search_destination": params["destination"],
+                "search_date": str(params["day"]),
+                "search_count": 1,
+                "selected_flight": flight["flightno"],
+                "selected_flight_id": flight["flight_id"],
+                "seat_preference": "aisle",
+                "class": "economy",
+                "total_price": f"{price:.2f}" if price is not None else "",
+                "checkout_step": "flight_selected",
+                "progress": 20,
+            },
+        )
+        step.rows = len(found.rows)
+        step.data = {"flight_id": flight["flight_id"], "flightno": flight["flightno"]}
+        step.outcome = (
+            f"{len(found.rows)} flight(s) {params['origin']} -> {params['destination']} on"
+            f" {params['day']}; selected {flight['flightno']} departing"
+            f" {flight['departure']} ({flight['free_seats']} seats free); kept in the session"
+        )
+    yield step
+
+    yield from _seat_hold(ctx, store, token, flight)
+
+    with ctx.step(
+        "Checkout: passenger details (progress 60)",
+        "001's multi-step checkout: each step HSETs where the user is, so a reload or"
+        " another device resumes there",
+    ) as step:
+        store.update(
+            token,
+            checkout_step="passenger_details",
+            progress=60,
+            passenger_count=1,
+            primary_passenger=user.name,
+        )
+        step.outcome = "checkout_step passenger_details, progress 60 %"
+    yield step
+
+    with ctx.step(
+        "Submit the form: the CSRF token matches",
+        "the form carries the session's CSRF token; HGET csrf_token and compare in constant time",
+    ) as step:
+        store.check_csrf(token, csrf)
+        step.outcome = "the form's token is the session's: accepted"
+    yield step
+
+    tampered = csrf[:-1] + ("A" if csrf[-1] != "A" else "B")
+    yield _refused(
+        ctx,
+        "A forged form: tampered CSRF token",
+        "another site makes the browser post a form: it has the cookie, not the token",
+        lambda: store.check_csrf(token, tampered),
+        CsrfMismatch,
+    )
+    yield _refused(
+        ctx,
+        "A stolen token from another browser: fingerprint check",
+        f"the same cookie sent by {OTHER[0]} from {OTHER_IP}: its fingerprint is not one the"
+        " session accepts",
+        lambda: store.get(token, fingerprint=other_fp),
+        FingerprintMismatch,
+    )
+
+    with ctx.step(
+        "Activity slides the expiry",
+        f"as if the user had been idle for {ttl // 3} s, PEXPIRE cuts the TTL; the next page"
+        " view's script sets last_activity, HINCRBY page_views 1 and PEXPIREs the full"
+        " lifetime again",
+    ) as step:
+        ctx.valkey.pexpire(store.key(token), store.ttl_ms - store.ttl_ms // 3)
+        before = store.pttl(token)
+        views = store.touch(token)
+        after = store.pttl(token)
+        step.ok = after > before
+        step.data = {"pttl_before": before, "pttl_after": after, "page_views": views}
+        step.outcome = f"PTTL {before:,} ms -> {after:,} ms; page_views {views}"
+    yield step
+
+    with ctx.step(
+        "Continue on the phone: one session, two devices",
+        "after the phone proved who it is (say, scanned a code the browser shows), the script"
+        " adds it to devices, its fingerprint to the accepted ones, sets last_device and"
+        " sync_timestamp",
+    ) as step:
+        devices = store.add_device(token, "mobile", phone_fp)
+        shared = store.get(token, fingerprint=phone_fp)
+        step.data = {"devices": devices, "last_device": shared["last_device"]}
+        step.outcome = (
+            f"devices {shared['devices']}, last_device {shared['last_device']}, sync_timestamp"
+            f" {shared['sync_timestamp']}; the phone's requests are accepted, checkout resumes"
+            f" at {shared['checkout_step']}"
+        )
+    yield step
+
+    day = day_of(store.clock())
+    with ctx.step(
+        "Who is logged in today: the day's set",
+        "two more passengers log in; each login SADDs its token to today's set (EXPIREAT a day"
+        " after the day ends), SCARD counts them",
+    ) as step:
+        others = other_passengers(ctx.db, user.user_id, 2)
+        for other in others:
+            store.login(other, ip=OTHER_IP, fingerprint=web_fp)
+        count = store.active_count(day)
+        step.data = {"day": day, "count": count}
+        step.outcome = (
+            f"{', '.join(o.name for o in others)} logged in too; SCARD"
+            f" {store.keys.sessions_active(day)}: {count}"
+        )
+    yield step
+
+    with ctx.step(
+        "The same session in a database table",
+        "for the comparison: flightcache_session keeps it as a framework's database store"
+        " does, one row per token, the session as JSON, an expiry each read checks",
+    ) as step:
+        table.ensure()
+        ctx.on_exit(lambda: table.delete(token))
+        stored = store.get(token)
+        table.save(token, stored)
+        from_db = table.read(token)
+        step.ok = from_db == stored
+        step.outcome = (
+            f"INSERT, then SELECT by token with the expiry checked: the same {len(from_db)}"
+            f" fields: {from_db == stored}"
+        )
+    yield step
+
+    broken = ctx.tracer.instrument(unreachable())
+    ctx.on_exit(broken.close)
+    yield _refused(
+        ctx,
+        "Valkey goes away during a read",
+        "a client to a port nobody listens on stands in for a Valkey that crashed: the"
+        " session cannot be read, and the user must be told so, not logged out",
+        lambda: SessionStore(broken, ctx.keys, ttl_s=ttl).get(token),
+        SessionUnavailable,
+        then="; nothing crashed, nothing was cleared",
+    )
+
+    yield ctx.compare(
+        "read and validate one session: database vs Valkey",
+        {
+            "database: SELECT by token, expiry checked": lambda: table.read(token),
+            "Valkey: HGETALL": lambda: store.get(token),
+        },
+        note="both return the same session as a dict: the database row's JSON decoded, the"
+        " hash as valkey-py parses it; both checked for a user and a CSRF token",
+    )
+    yield ctx.compare(
+        "a page view with sliding expiry: database vs Valkey",
+        {
+            "database: SELECT, then UPDATE (a commit)": lambda: table.request(token),
+            "Valkey: HGETALL, then the script (PEXPIRE)": lambda: store.request(token),
+        },
+        note="each page view reads the session and writes last_activity, page_views and a new"
+        " expiry back: two round trips on either side; the database's UPDATE commits",
+    )
+    final = store.get(token)
+    yield Table(
+        "the session hash before logout",
+        ["field", "value"],
+        [[name, _short(value)] for name, value in sorted(final.items())],
+    )
+
+    with ctx.step(
+        "Log out: DEL and SREM",
+        "the hash goes at once (DEL), the token leaves the day's set (SREM); the database"
+        " copy is deleted too",
+    ) as step:
+        before_count = store.active_count(day)
+        existed = store.logout(token)
+        table.delete(token)
+        after_count = store.active_count(day)
+        step.ok = existed and after_count == before_count - 1
+        step.data = {"count_before": before_count, "count_after": after_count}
+        step.outcome = f"session deleted: {existed}; SCARD {before_count} -> {after_count}"
+    yield step
+
+    with ctx.step(
+        "Read after logout",
+        "the cookie still holds the token, but there is no session behind it",
+    ) as step:
+        step.ok = False
+        answers: list[str] = []
+        for read in (store.get, table.read):
+            try:
+                read(token)
+                answers.append("a session (this must not happen)")
+            except NotLoggedIn as exc:
+                answers.append(exc.message)
+        step.data = {"valkey": answers[0], "database": answers[1]}
+        step.outcome = f"Valkey: {answers[0]}; database: {answers[1]}"
+    yield step
+
+
+def _refused(
+    ctx: DemoContext,
+    title: str,
+    why: str,
+    attempt: Callable[[], object],
+    refusal: type[FlightcacheError],
+    *,
+    then: str = "",
+) -> Step:
+    """A step that shows a request refused on purpose: ok is False, the error is the outcome."""
+    with ctx.step(title, why) as step:
+        step.ok = False
+        try:
+            attempt()
+            step.outcome = "accepted (this must not happen)"
+        except refusal as exc:
+            step.outcome = exc.message + then
+            step.data = {"rejected": True, "error": exc.message}
+    return step
+
+
+def _seat_hold(
+    ctx: DemoContext, store: SessionStore, token: str, flight: dict[str, Any]
+) -> Iterator[Record]:
+    """Hold a free seat in a field that expires on its own, where the server can."""
+    if not store.field_expiry:
+        with ctx.step(
+            "Seat hold with per-field expiry: skipped",
+            "COMMAND INFO HSETEX says this server has no per-field hash expiry (Valkey 9.0"
+            " brought HSETEX, HEXPIRE, HTTL)",
+        ) as step:
+            step.data = {"supported": False}
+            step.outcome = (
+                "skipped: on this server a hold needs a key of its own with its own TTL,"
+                " beside the session"
+            )
+        yield step
+        return
+    flightno = flight["flightno"]
+    with ctx.step(
+        f"Checkout: hold a seat on {flightno} for {HOLD_S:g} s (per-field expiry)",
+        "HSETEX ... XX PX gives one field an expiry of its own, only if the session exists;"
+        " the session's own TTL is untouched. A real hold lasts minutes; 1 s here so the"
+        " demo need not wait",
+    ) as step:
+        seat = _free_seat(ctx, int(flight["flight_id"]), int(flight["capacity"] or 0))
+        store.update(token, checkout_step="seat_selection", progress=40)
+        hold = f"{flightno}:{seat or 'any'}"
+        store.hold(token, "seat_hold", hold, HOLD_S)
+        field_ms, session_ms = store.field_pttl(token, "seat_hold"), store.pttl(token)
+        step.data = {
+            "supported": True,
+            "hold": hold,
+            "field_pttl_ms": field_ms,
+            "session_pttl_ms": session_ms,
+        }
+        step.outcome = (
+            f"seat {seat or '(flight full: any seat)'} held: HPTTL {field_ms:,} ms for the hold,"
+            f" PTTL {session_ms:,} ms for the session"
+        )
+    yield step
+
+    with ctx.step(
+        "The hold runs out, the session stays",
+        f"{HOLD_S:g} s later: HGETALL no longer returns the field, HPTTL says it is gone (-2)",
+    ) as step:
+        time.sleep(HOLD_S + 0.1)
+        session = store.get(token)
+        field_ms, session_ms = store.field_pttl(token, "seat_hold"), store.pttl(token)
+        step.ok = "seat_hold" not in session and session_ms > 0
+        step.data = {
+            "fields": sorted(session),
+            "field_pttl_ms": field_ms,
+            "session_pttl_ms": session_ms,
+        }
+        step.outcome = (
+            f"seat_hold gone (HPTTL {field_ms}); the other {len(session)} fields stay,"
+            f" the session has {session_ms:,} ms left"
+        )
+    yield step
+
+
+def _short(value: str, limit: int = 48) -> str:
+    return value if len(value) <= limit else value[: limit - 3] + "..."
