@@ -1,0 +1,513 @@
+"""The bench's scenarios: each a few lines over the pattern classes the demos narrate.
+
+A scenario is one function registered with :func:`scenario`. It is called once per
+client, with that client's own connections in an :class:`Env`, and returns the
+client's :class:`~flightcache.bench.engine.Workload`: the paths to time (the
+database alone first, then the cached path), each an operation on key ``i`` of a
+keyspace. It is also called once before any client, with ``env.main`` true: that
+call fills caches, builds boards and registers what must be undone afterwards
+(``env.on_teardown``). Everything it writes to Valkey lives under ``env.keys``, a
+scope of its own that the bench deletes before and after.
+
+To add a scenario, write one more decorated function here (or in any module that
+is imported before the bench runs), e.g.::
+
+    @scenario("user-sessions", title="User sessions", row="User Sessions", ...)
+    def user_sessions(env: Env) -> Workload:
+        store = SessionStore(env.valkey, env.keys)      # the pattern class
+        ...
+        return Workload({"database": Path(db_read, db_write),
+                         "cache": Path(store_read, store_write)}, keyspace=n)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flightcache.bench.engine import Path, Workload
+from flightcache.errors import DataError, UsageError
+from flightcache.keys import Keys
+from flightcache.sqlfiles import query
+
+
+@dataclass
+class Env:
+    """One client's connections (``client`` -1: the setup call), all Valkey keys under
+    ``keys``. ``db`` counts the statements it runs."""
+
+    db: Any
+    valkey: Any
+    keys: Keys
+    client: int
+    teardowns: list[Callable[[], None]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> bool:
+        return self.client < 0
+
+    def on_teardown(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once after every client has finished (setup call only)."""
+        self.teardowns.append(fn)
+
+    def note(self, text: str) -> None:
+        """Something the setup found that a reader of the results should know."""
+        self.notes.append(text)
+
+    def rows(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self.db.fetch(query(self.db.dialect, name), params).rows
+        return rows
+
+
+Build = Callable[[Env], Workload]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    about: str  # what each path does, in a sentence or two
+    build: Build
+    baseline: str = "database"  # the path without a cache (001's "Without Cache")
+    contender: str = "cache"  # the cached path ("With Cache")
+    row: str | None = None  # the row of 001's summary table it measures
+    writes: bool = False  # does --read-ratio apply?
+    read_ratio: float = 1.0  # its default read ratio
+    seconds: float = 10.0  # default measured seconds
+    slice: float | None = None  # its own slice length, unless --slice is given
+    default: bool = True  # in the default set
+    check: bool = False  # a self-check of the harness, not a caching pattern
+
+
+REGISTRY: dict[str, Scenario] = {}
+
+
+def scenario(name: str, **fields: Any) -> Callable[[Build], Build]:
+    """Register ``build`` as scenario ``name`` (fields as in :class:`Scenario`)."""
+
+    def register(build: Build) -> Build:
+        if name in REGISTRY:
+            raise ValueError(f"scenario {name!r} registered twice")
+        REGISTRY[name] = Scenario(name=name, build=build, **fields)
+        return build
+
+    return register
+
+
+def get(name: str) -> Scenario:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown scenario {name!r}; known: {', '.join(REGISTRY)}",
+            hint="`flightcache bench list` describes them",
+        ) from None
+
+
+def default_set() -> list[str]:
+    return [s.name for s in REGISTRY.values() if s.default]
+
+
+def _settle(env: Env, table: str) -> Callable[[], None]:
+    """A teardown for a scenario that wrote ``table``: VACUUM (ANALYZE) on PostgreSQL,
+    ANALYZE TABLE on MariaDB, so the next scenario and the next run find it as the
+    background workers would in time (measured: without it, each PostgreSQL run found
+    its queries on booking slower than the last: the day's GROUP BY 10.7, 11.7, 12.3 ms)."""
+    statement = query(env.db.dialect, f"bench_settle_{table}")
+
+    def settle() -> None:
+        env.db.execute(statement)
+
+    return settle
+
+
+def _keyspace(rows: list[Any], what: str) -> list[Any]:
+    if not rows:
+        raise DataError(f"the database has no {what} to benchmark", hint="flightcache data load")
+    return rows
+
+
+# -- 001's summary table -------------------------------------------------------------------
+@scenario(
+    "airline-routes",
+    title="Airline route analysis",
+    row="Airline Route Analysis",
+    about="database: 001's route analysis query (airline_route_analysis); cache: "
+    "CacheAside.get of the same query, a hit (GET + JSON decode)",
+    seconds=20.0,  # the query takes ~0.4-0.8 s: 40 slices of it, for a steady p50
+)
+def airline_routes(env: Env) -> Workload:
+    from flightcache.catalogue import get as named
+    from flightcache.patterns.cache_aside import CacheAside
+
+    q = named("airline_route_analysis")
+    sql = q.sql(env.db.dialect)
+    aside = CacheAside(env.valkey, env.db, env.keys)
+    if env.main:
+        first = aside.get(q, {})
+        env.note(f"{len(first.rows)} rows, {first.bytes:,} bytes of JSON cached")
+
+    def database(i: int) -> None:
+        env.db.fetch(sql, {})
+
+    return Workload({"database": Path(database), "cache": Path(lambda i: aside.get(q, {}).hit)})
+
+
+ROUTE_DAYS = 100
+
+
+@scenario(
+    "flight-search",
+    title="Flight search",
+    row="Flight Search",
+    about=f"database: flight_search on one of {ROUTE_DAYS} routes and days; cache: "
+    "CacheAside.get of the same search, all cached before the run",
+)
+def flight_search(env: Env) -> Workload:
+    from flightcache.catalogue import get as named
+    from flightcache.patterns.cache_aside import CacheAside
+
+    q = named("flight_search")
+    sql = q.sql(env.db.dialect)
+    searches = [
+        {"origin": o, "destination": d, "day": _date(day)}
+        for o, d, day in _keyspace(env.rows("bench_route_days", limit=ROUTE_DAYS), "flights")
+    ]
+    aside = CacheAside(env.valkey, env.db, env.keys)
+    if env.main:
+        found = sum(len(aside.get(q, p).rows) for p in searches)
+        env.note(f"{len(searches)} searches cached ({found:,} flights in all)")
+
+    def database(i: int) -> None:
+        env.db.fetch(sql, searches[i])
+
+    return Workload(
+        {"database": Path(database), "cache": Path(lambda i: aside.get(q, searches[i]).hit)},
+        keyspace=len(searches),
+    )
+
+
+def _date(value: Any) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+SESSIONS = 1000
+
+
+@scenario(
+    "user-sessions",
+    title="User sessions",
+    row="User Sessions",
+    about=f"{SESSIONS} sessions of real passengers, each in Valkey and in the"
+    " flightcache_session table. A read: database: SessionTable.read (SELECT by token,"
+    " expiry checked, JSON decoded); cache: SessionStore.get (HGETALL, validated). A"
+    " write is a page view that slides the expiry: database: SessionTable.request"
+    " (SELECT, then UPDATE and COMMIT); cache: SessionStore.request (HGETALL, then one"
+    " script: HSET, HINCRBY, PEXPIRE)",
+    writes=True,
+    read_ratio=1.0,
+)
+def user_sessions(env: Env) -> Workload:
+    from flightcache.patterns.session import (
+        SessionStore,
+        SessionTable,
+        fingerprint,
+        other_passengers,
+    )
+
+    store = SessionStore(env.valkey, env.keys)
+    table = SessionTable(env.db)
+    if env.main:
+        table.ensure()
+        users = other_passengers(env.db, 0, SESSIONS)  # every passenger id is above 0
+        if not users:
+            raise DataError(
+                "the database has no passengers to log in", hint="flightcache data load"
+            )
+        browser = fingerprint("flightcache-bench/1.0", "en")
+        tokens = [store.login(user, ip="192.0.2.1", fingerprint=browser) for user in users]
+        for token in tokens:
+            table.save(token, store.get(token))
+        env.valkey.rpush(env.keys.bench_tokens(), *tokens)
+
+        def forget() -> None:
+            for token in tokens:
+                table.delete(token)
+
+        env.on_teardown(forget)
+        env.note(f"{len(tokens)} sessions logged in, each in Valkey and in flightcache_session")
+    tokens = [str(t) for t in env.valkey.lrange(env.keys.bench_tokens(), 0, -1)]
+
+    # A session read is not a cache lookup (there is no database behind the hash to
+    # fall back to), so no path reports hits; a missing session raises NotLoggedIn.
+    def db_read(i: int) -> None:
+        table.read(tokens[i])
+
+    def db_view(i: int) -> None:
+        table.request(tokens[i])
+
+    def valkey_read(i: int) -> None:
+        store.get(tokens[i])
+
+    def valkey_view(i: int) -> None:
+        store.request(tokens[i])
+
+    return Workload(
+        {"database": Path(db_read, db_view), "cache": Path(valkey_read, valkey_view)},
+        keyspace=len(tokens),
+    )
+
+
+BOARD_FLIGHTS = 200
+
+
+@scenario(
+    "leaderboard",
+    title="Leaderboard updates",
+    row="Leaderboard Updates",
+    about="a booking, then the day's top 10 airports. database: Leaderboards.book_only"
+    " (INSERT, COMMIT) + sql_top (GROUP BY the day's bookings); sorted set:"
+    " Leaderboards.apply (one script: ZINCRBY) + top (ZREVRANGE) of the daily board."
+    " A read is the top 10 alone",
+    contender="sorted set",
+    writes=True,
+    read_ratio=0.0,
+)
+def leaderboard(env: Env) -> Workload:
+    from flightcache.patterns.leaderboard import Leaderboards
+    from flightcache.patterns.leaderboard_periods import daily
+
+    lb = Leaderboards(env.db, env.valkey, env.keys)
+    found = _keyspace(env.rows("bench_flights", limit=BOARD_FLIGHTS), "flights")
+    flights = [(int(f), _datetime(d), str(m)) for f, d, m in found]
+    day = daily(flights[0][1].date())
+    flights = [f for f in flights if f[1].date() == flights[0][1].date()]  # on the board
+    passenger = int(env.rows("passenger_first")[0][0])
+    if env.main:
+        env.on_teardown(_settle(env, "booking"))  # after every client deleted its bookings
+        built = lb.rebuild("airport-bookings", day)
+        env.note(f"board airport-bookings ({day.name}) rebuilt: {built.members:,} airports")
+    booked: list[int] = []
+
+    def sql_read(i: int) -> None:
+        lb.sql_top(day, 10)
+
+    def sql_write(i: int) -> None:
+        booked.append(lb.book_only(flights[i][0], passenger).booking_id)
+        lb.sql_top(day, 10)
+
+    def zset_read(i: int) -> None:
+        lb.top("airport-bookings", day, 10)
+
+    def zset_write(i: int) -> None:
+        _, departure, member = flights[i]
+        lb.apply(member, departure, 1)
+        lb.top("airport-bookings", day, 10)
+
+    def close() -> None:  # the bookings this client inserted
+        statement = query(env.db.dialect, "booking_remove")
+        for booking_id in booked:
+            env.db.execute(statement, {"booking_id": booking_id})
+
+    return Workload(
+        {"database": Path(sql_read, sql_write), "sorted set": Path(zset_read, zset_write)},
+        keyspace=len(flights),
+        close=close,
+    )
+
+
+def _datetime(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    return dt.datetime.fromisoformat(str(value))
+
+
+# -- Module 1's patterns ---------------------------------------------------------------------
+PASSENGERS = 200
+ASIDE_TTL = 5  # seconds: short, so that keys expire during the run and misses recur
+
+
+@scenario(
+    "cache-aside",
+    title="Cache-aside (passenger bookings)",
+    about=f"database: passenger_bookings for one of {PASSENGERS:,} passengers; cache-aside:"
+    f" CacheAside.get with a {ASIDE_TTL} s TTL, so keys expire during the run and misses"
+    " (query + SET) count beside the hits",
+    contender="cache-aside",
+)
+def cache_aside(env: Env) -> Workload:
+    from flightcache.catalogue import get as named
+    from flightcache.patterns.cache_aside import CacheAside
+
+    q = named("passenger_bookings")
+    sql = q.sql(env.db.dialect)
+    ids = [
+        {"passenger_id": int(r[0])}
+        for r in _keyspace(env.rows("lb_candidate_passengers", limit=PASSENGERS), "passengers")
+    ]
+    aside = CacheAside(env.valkey, env.db, env.keys, ttl=ASIDE_TTL)
+
+    def database(i: int) -> None:
+        env.db.fetch(sql, ids[i])
+
+    return Workload(
+        {"database": Path(database), "cache-aside": Path(lambda i: aside.get(q, ids[i]).hit)},
+        keyspace=len(ids),
+    )
+
+
+@scenario(
+    "write-through",
+    title="Write-through (airlines)",
+    about="a read is one airline row: SELECT vs WriteThrough.airline (HGETALL); a write"
+    " renames it: plain_update (UPDATE, COMMIT) vs update_name (UPDATE, invalidate,"
+    " COMMIT, HSET). Names alternate and are restored at the end",
+    contender="write-through",
+    writes=True,
+    read_ratio=0.9,
+)
+def write_through(env: Env) -> Workload:
+    from flightcache.patterns.write_through import WriteThrough, renamed
+
+    wt = WriteThrough(env.db, env.valkey, env.keys)
+    found = _keyspace(env.rows("bench_airline_ids", limit=1000), "airlines")
+    # a run killed before its teardown left " (bench)" names behind: take them back off
+    airlines = [(int(a), str(n).removesuffix(" (bench)")) for a, n in found]
+    names = [(n, renamed(n, "bench")) for _, n in airlines]
+
+    def restore() -> None:
+        for airline_id, name in airlines:
+            wt.plain_update(airline_id, name)
+
+    if env.main:
+        env.on_teardown(_settle(env, "airline"))  # teardowns run last first: after restore
+        env.on_teardown(restore)
+        for airline_id, _ in airlines:
+            wt.airline(airline_id)  # the hashes, cached before the run
+    turn = itertools.count()
+
+    def sql_read(i: int) -> None:
+        wt.read_row(airlines[i][0])
+
+    def sql_write(i: int) -> None:
+        wt.plain_update(airlines[i][0], names[i][next(turn) & 1])
+
+    def wt_write(i: int) -> None:
+        wt.update_name(airlines[i][0], names[i][next(turn) & 1])
+
+    return Workload(
+        {
+            "database": Path(sql_read, sql_write),
+            "write-through": Path(lambda i: wt.airline(airlines[i][0])[1], wt_write),
+        },
+        keyspace=len(airlines),
+    )
+
+
+WB_FLIGHTS = 500
+
+
+@scenario(
+    "write-behind",
+    title="Write-behind (bookings)",
+    about="a write books one seat: book_write_through (database transaction, then"
+    " HINCRBY) vs WriteBehind.book (one script: XADD + HINCRBY; the database later)."
+    " A read is the flight's seats: SUM in the database vs HGET of the counter",
+    baseline="write-through",
+    contender="write-behind",
+    writes=True,
+    read_ratio=0.0,
+)
+def write_behind(env: Env) -> Workload:
+    from flightcache.patterns import write_behind as wb
+
+    pattern = wb.WriteBehind(env.valkey, env.db, env.keys)
+    direct = pattern.queue + "direct"  # book_write_through's rows
+    flights = [int(r[0]) for r in _keyspace(env.rows("bench_flights", limit=WB_FLIGHTS), "flights")]
+    pattern.require_flights(flights)  # ids cached: a write needs no database
+    if env.main:
+        wb.ensure_tables(env.db)
+        pattern.load_script()
+        env.on_teardown(_settle(env, "wb_seats"))
+        env.on_teardown(lambda: wb.forget(env.db, direct))
+        env.on_teardown(lambda: wb.forget(env.db, pattern.queue))
+        env.note("the queue is not drained: this measures what a writer waits for")
+
+    def sql_read(i: int) -> None:
+        wb.db_total(env.db, direct, flights[i])
+
+    def sql_write(i: int) -> None:
+        pattern.book_write_through(flights[i], 1)
+
+    def wb_read(i: int) -> None:
+        pattern.booked(flights[i])
+
+    def wb_write(i: int) -> None:
+        pattern.book(flights[i], 1)
+
+    return Workload(
+        {"write-through": Path(sql_read, sql_write), "write-behind": Path(wb_read, wb_write)},
+        keyspace=len(flights),
+    )
+
+
+DOLL_FLIGHTS = 500
+
+
+@scenario(
+    "nested-doll",
+    title="Nested doll (flight view)",
+    about=f"one of {DOLL_FLIGHTS} flights composed from four layers: NestedDoll."
+    "compose_from_db (four queries) vs compose (one pipeline; a missing layer is"
+    " rebuilt alone). Starts cold; a view with any layer rebuilt counts as a miss",
+    contender="nested doll",
+)
+def nested_doll(env: Env) -> Workload:
+    from flightcache.patterns.nested_doll import NestedDoll
+
+    doll = NestedDoll(env.db, env.valkey, env.keys)
+    found = _keyspace(env.rows("bench_flights", limit=DOLL_FLIGHTS), "flights")
+    flights = [int(r[0]) for r in found]
+
+    def database(i: int) -> None:
+        doll.compose_from_db(flights[i])
+
+    return Workload(
+        {
+            "database": Path(database),
+            "nested doll": Path(lambda i: not doll.compose(flights[i]).misses()),
+        },
+        keyspace=len(flights),
+    )
+
+
+# -- the harness's own check -----------------------------------------------------------------
+@scenario(
+    "valkey-get",
+    title="Bare Valkey GET",
+    about="GET of a 100-byte value: through the bench's loop (timer, key draw, HDR"
+    " record) vs valkey-py alone in a tight loop, in the same run; the ratio of their"
+    " p50s shows what the harness adds",
+    baseline="valkey-py loop",
+    contender="bench",
+    seconds=6.0,
+    slice=0.05,  # turns this short interleave the two loops finely
+    check=True,
+)
+def valkey_get(env: Env) -> Workload:
+    key = env.keys.bench_value("get")
+    if env.main:
+        env.valkey.set(key, "x" * 100)
+    get = env.valkey.get
+
+    return Workload(
+        {
+            "valkey-py loop": Path(lambda i: None, tight=functools.partial(get, key)),
+            "bench": Path(lambda i: get(key) is not None),
+        }
+    )

@@ -1,0 +1,693 @@
+"""`flightcache bench`: the database and the cache side by side, measured honestly."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import threading
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from flightcache.app import App
+    from flightcache.bench.report import Report, ScenarioResult
+    from flightcache.bench.run import ScenarioRun
+
+HELP = """Benchmarks: every scenario's database path and cache path, side by side.
+
+`flightcache bench` alone runs the default set (as `flightcache bench run`).
+
+Examples:
+
+\b
+  flightcache bench
+  flightcache bench list
+  flightcache bench run airline-routes --duration 30 --json before.json
+  flightcache bench compare before.json after.json
+"""
+
+app = typer.Typer(help=HELP, no_args_is_help=False, rich_markup_mode=None)
+
+
+@app.callback(invoke_without_command=True)
+def bench(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        run(ctx)
+
+
+def _valkey_errors(fn: Any, ctx: typer.Context) -> Any:
+    import valkey.exceptions
+
+    from flightcache.valkey_client import wrap
+
+    try:
+        return fn()
+    except valkey.exceptions.ValkeyError as exc:
+        raise wrap(exc, ctx.obj.valkey_url()) from None
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[SCENARIO]...",
+            help="Scenarios to run (`all` for every one). Default: the default set, see"
+            " `flightcache bench list`.",
+        ),
+    ] = None,
+    clients: Annotated[
+        int, typer.Option("--clients", help="Clients in all, each a thread (see --processes).")
+    ] = 1,
+    processes: Annotated[
+        int,
+        typer.Option("--processes", help="Spread the clients over this many processes."),
+    ] = 1,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate", help="Open loop: operations/s per path, latency from the scheduled start."
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration", help="Measured seconds per scenario. Default: the scenario's own."
+        ),
+    ] = None,
+    requests: Annotated[
+        int | None, typer.Option("--requests", help="Operations per path (instead of seconds).")
+    ] = None,
+    warmup: Annotated[
+        float, typer.Option("--warmup", help="Seconds of each path run first and discarded.")
+    ] = 0.5,
+    slice_s: Annotated[
+        float | None,
+        typer.Option(
+            "--slice",
+            help="Seconds each path runs before the next takes over. Default: 0.25"
+            " (0.05 for valkey-get).",
+        ),
+    ] = None,
+    read_ratio: Annotated[
+        float | None,
+        typer.Option(
+            "--read-ratio", help="Share of reads where a scenario writes. Default: its own."
+        ),
+    ] = None,
+    keys: Annotated[str, typer.Option("--keys", help="Key choice: uniform or zipf.")] = "uniform",
+    zipf_s: Annotated[float, typer.Option("--zipf-s", help="Zipf exponent.")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the key and read/write draws.")] = 1,
+    json_path: Annotated[
+        str | None,
+        typer.Option("--json", metavar="PATH", help="Write the results as JSON (-: stdout)."),
+    ] = None,
+    csv_path: Annotated[
+        str | None, typer.Option("--csv", metavar="PATH", help="Write one CSV row per path.")
+    ] = None,
+    markdown_path: Annotated[
+        str | None, typer.Option("--markdown", metavar="PATH", help="Write a Markdown report.")
+    ] = None,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            "--rounds",
+            help="Run the scenario list this many times, each scenario's --duration split"
+            " over them, so a burst of other load on the machine hits every scenario a"
+            " little rather than one a lot (1 with --requests).",
+        ),
+    ] = 3,
+    histogram: Annotated[
+        bool, typer.Option("--histogram/--no-histogram", help="Draw each latency distribution.")
+    ] = True,
+) -> None:
+    """Run scenarios: each path timed in turns, HDR percentiles, exports.
+
+    Every scenario runs its database path and its cache path in one run, taking
+    turns in slices (--slice) so that drift hits both alike; the first --warmup
+    seconds of each are discarded. Closed loop by default (each client issues
+    its next operation when the last returns); with --rate, open loop: each
+    latency counts from the operation's scheduled start (no coordinated
+    omission) and the output says when the schedule could not be kept. Threads
+    share one GIL: with --clients above a few, add --processes. The default set
+    takes about a minute and a half on the workshop dataset. Ctrl-C stops early
+    and prints what was measured (exit 130).
+
+    Examples:
+
+    \b
+      flightcache bench run
+      flightcache bench run flight-search --clients 8 --processes 2 --duration 20
+      flightcache bench run cache-aside --keys zipf --zipf-s 1.2 --rate 500
+      flightcache bench run all --requests 200 --markdown bench.md --json bench.json
+    """
+    from flightcache.bench import report as rep
+    from flightcache.bench.run import Target, make_load, resolve
+
+    if not 1 <= rounds <= 100:
+        from flightcache.errors import UsageError
+
+        raise UsageError(
+            f"--rounds must be 1 to 100, not {rounds}", hint="3 spreads each scenario over the run"
+        )
+    load = make_load(
+        clients=clients, processes=processes, rate=rate, duration=duration, requests=requests,
+        warmup=warmup, slice_s=slice_s, read_ratio=read_ratio, keys=keys, zipf_s=zipf_s,
+        seed=seed,
+    )  # fmt: skip
+    scenarios = resolve(names or [])
+    exports = {"--json": json_path, "--csv": csv_path, "--markdown": markdown_path}
+    to_stdout = [flag for flag, path in exports.items() if path == "-"]
+    if len(to_stdout) > 1:
+        from flightcache.errors import UsageError
+
+        raise UsageError(
+            f"{' and '.join(to_stdout)} both ask for stdout", hint="send one of them to a file"
+        )
+    for flag, path in exports.items():
+        if path is not None:
+            rep.check_writable(path, flag)
+
+    application: App = ctx.obj
+    target = Target(
+        application.db_url().url(redact=False),
+        application.valkey_url().url(redact=False),
+        application.settings.key_prefix,
+    )
+    report = _valkey_errors(
+        lambda: _measure(
+            application,
+            target,
+            scenarios,
+            load,
+            read_ratio,
+            slice_s,
+            rounds,
+            _command_line(ctx),
+        ),
+        ctx,
+    )
+    from flightcache.console import err, out
+
+    console = err if to_stdout else out
+    _render(console, report, histogram=histogram)
+    writers = {"--json": rep.to_json, "--csv": rep.to_csv, "--markdown": rep.to_markdown}
+    for flag, path in exports.items():
+        if path is not None:
+            rep.write(path, writers[flag](report))
+            if path != "-":
+                err.print(f"wrote {path}", style="dim")
+    if report.interrupted:
+        raise typer.Exit(130)
+
+
+def _measure(
+    application: App,
+    target: Any,
+    scenarios: list[Any],
+    load: Any,
+    read_ratio: float | None,
+    slice_s: float | None,
+    rounds: int,
+    command: list[str],
+) -> Report:
+    """Check the servers, then the floor, then every scenario; Ctrl-C ends it early."""
+    from flightcache.bench import report as rep
+    from flightcache.bench.run import check_connections, measure_floor, run_scenario, scenario_load
+    from flightcache.console import err
+    from flightcache.data.load import require_dataset
+    from flightcache.valkey_client import close
+
+    db = application.database()
+    client: Any = None
+    try:
+        require_dataset(db)
+        check_connections(db, load.clients * load.processes)
+        client = application.valkey()
+        environment = rep.environment(db, client, command)
+    finally:
+        if client is not None:
+            close(client)
+        db.close()
+
+    stop = threading.Event()
+
+    def interrupted(signum: int, frame: Any) -> None:
+        if stop.is_set():  # a second Ctrl-C: stop now, whatever is under way
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    progress = _progress()
+    rounds = 1 if load.requests is not None else max(1, rounds)
+    runs: dict[str, ScenarioRun] = {}
+    try:
+        with progress:
+            task = progress.add_task("self-check: the harness's floor", total=None)
+            floor = measure_floor(stop)
+            for turn, sc in itertools.product(range(rounds), scenarios):
+                if stop.is_set():
+                    break
+                label = f"{sc.name}" + (f" [{turn + 1}/{rounds}]" if rounds > 1 else "")
+                progress.update(task, description=f"{label}: setting up", total=None)
+                done = run_scenario(
+                    sc,
+                    target,
+                    scenario_load(sc, load, read_ratio, slice_s, rounds),
+                    stop=stop,
+                    progress=_shower(progress, task, label),
+                )
+                if done is None or not any(t.ops for t in done.outcome.tallies.values()):
+                    continue
+                if sc.name in runs:
+                    runs[sc.name].add(done)
+                else:
+                    runs[sc.name] = done
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    report = rep.Report(
+        environment,
+        rep.settings(load, read_ratio=read_ratio, slice_s=slice_s, rounds=rounds),
+        floor,
+        [rep.scenario_result(runs[sc.name], floor) for sc in scenarios if sc.name in runs],
+    )
+    report.interrupted = stop.is_set()
+    if report.interrupted:
+        err.print("[yellow]stopped early (Ctrl-C): what was measured follows[/yellow]")
+    return report
+
+
+def _shower(progress: Any, task: Any, name: str) -> Any:
+    """The engine's progress callback: the bar, or (not on a terminal) a line per phase."""
+    from flightcache.console import err
+
+    said: set[bool] = set()
+
+    def show(done: int, total: int | None, path: str, warm: bool) -> None:
+        what = f"{name}: {path}" + (" (warm-up)" if warm else "")
+        progress.update(task, description=what, completed=done, total=total)
+        if not err.is_terminal and warm not in said:
+            said.add(warm)
+            err.print(f"{name}: {'warming up' if warm else 'measuring'}", style="dim")
+
+    return show
+
+
+def _command_line(ctx: typer.Context) -> list[str]:
+    """The command as it ran: every option given (or set by the environment), from the
+    root's to this command's; passwords are scrubbed when it is recorded."""
+    words: list[str] = []
+    chain = []
+    here: Any = ctx
+    while here is not None:
+        chain.append(here)
+        here = here.parent
+    for level in reversed(chain):
+        if level.parent is not None:
+            words.append(level.info_name or "")
+        for param in level.command.params:
+            value = level.params.get(param.name)
+            if value is None or value is False or value == param.default or value == []:
+                continue
+            if param.param_type_name == "argument":
+                words += [str(v) for v in (value if isinstance(value, list | tuple) else [value])]
+            elif value is True:
+                words.append(param.opts[0])
+            else:
+                words += [param.opts[0], str(value)]
+    return words
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flightcache.console import err
+
+    return Progress(
+        TextColumn("{task.description:<42}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} slices"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+# -- rendering -----------------------------------------------------------------------------
+def _render(console: Console, report: Report, *, histogram: bool) -> None:
+    """Per scenario its figures and distribution; then 001's table, the self-check,
+    the warnings and what it ran on."""
+    st, env = report.settings, report.environment
+    db, valkey = env["database"], env["valkey"]
+    head = (
+        f"flightcache bench: {st['mode']}, {st['clients']} client(s)"
+        + (f" in {st['processes']} processes" if st["processes"] > 1 else "")
+        + (f", {st['rate_per_path']:,.0f}/s per path" if st["rate_per_path"] else "")
+        + f"; {db['dialect']} {db['version']}, Valkey {valkey['version']}"
+        f" ({valkey['client_parser']}), dataset {db['dataset']['scale']}"
+    )
+    console.print(head, style="bold", soft_wrap=True)
+    console.print()
+    for s in report.scenarios:
+        _render_scenario(console, s)
+        if histogram:
+            _render_distribution(console, s)
+    _render_summary(console, report)
+    _render_check(console, report)
+    warnings = [(s.name, p.path, w) for s in report.scenarios for p in s.paths for w in p.warnings]
+    for name, path, warning in warnings:
+        console.print(f"[yellow]warning[/yellow] {name} / {path}: {warning}", soft_wrap=True)
+    if warnings:
+        console.print()
+    console.print(
+        f"ran on: flightcache {env['flightcache']}, {env['python']}, {env['cpu_count']} CPUs"
+        f" ({env['cpus_usable']} usable); Valkey {valkey['version']} {valkey['mode']},"
+        f" maxmemory-policy {valkey['maxmemory_policy']}; {db['dialect']} {db['version']},"
+        f" {db['dataset']['source']} scale {db['dataset']['scale']}; {env['timestamp']}",
+        style="dim",
+        soft_wrap=True,
+    )
+
+
+def _render_scenario(console: Console, s: ScenarioResult) -> None:
+    """A metric per row, a path per column: fits 80 columns whatever the paths."""
+    from rich.table import Table
+
+    from flightcache.bench.report import figure, fmt_ns
+
+    title = f"{s.name}: {s.title}"
+    if any(p.writes.n for p in s.paths):
+        title += f" (read ratio {s.read_ratio:g})"
+    if s.interrupted:
+        title += " (interrupted: what was measured until Ctrl-C)"
+    console.print(title, style="bold")
+    console.print(s.about, style="dim", soft_wrap=False)
+    for note in s.notes:
+        console.print(note, style="dim")
+    if s.machine_busy is not None:
+        console.print(
+            f"the machine's CPUs were {s.machine_busy:.0%} busy meanwhile (the servers, this"
+            " bench and anything else running)"
+            + (f"; measured in {s.rounds} rounds" if s.rounds > 1 else ""),
+            style="dim",
+        )
+    t = Table(show_header=True, header_style="bold", box=None, padding=(0, 2, 0, 0))
+    t.add_column("")
+    for p in s.paths:
+        t.add_column(p.path, justify="right")
+
+    def row(label: str, cells: list[str]) -> None:
+        t.add_row(label, *cells)
+
+    paths = s.paths
+    row("operations", [f"{p.all.n:,}" for p in paths])
+    for label, attr in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999")):
+        row(label, [figure(p, getattr(p.all, attr)) if p.all.n else "-" for p in paths])
+    row("max", [figure(p, p.all.max) if p.all.n else "-" for p in paths])
+    row("mean", [fmt_ns(p.all.mean) if p.all.n else "-" for p in paths])
+    if any(p.reads.n and p.writes.n for p in paths):
+        for kind in ("reads", "writes"):
+            row(
+                f"{kind} p50 / p99",
+                [
+                    f"{fmt_ns(getattr(p, kind).p50)} / {fmt_ns(getattr(p, kind).p99)}"
+                    if getattr(p, kind).n
+                    else "-"
+                    for p in paths
+                ],
+            )
+    row("ops/s", [f"{p.throughput:,.0f}" for p in paths])
+    row("hit ratio", ["-" if p.hit_ratio is None else f"{p.hit_ratio:.1%}" for p in paths])
+    row("db calls/op", [f"{p.db_calls_per_op:.2f}" for p in paths])
+    if any(p.service is not None for p in paths):
+        for label, attr in (("service p50 / p99", "service"), ("start lag p50 / p99", "lag")):
+            row(
+                label,
+                [
+                    f"{fmt_ns(getattr(p, attr).p50)} / {fmt_ns(getattr(p, attr).p99)}"
+                    if getattr(p, attr) is not None
+                    else "-"
+                    for p in paths
+                ],
+            )
+        row("late / abandoned", [f"{p.late:,} / {p.abandoned:,}" for p in paths])
+    console.print(t)
+    console.print()
+
+
+def _render_summary(console: Console, report: Report) -> None:
+    """001's closing table, measured: p50 and p99 without and with the cache."""
+    from rich.table import Table
+
+    from flightcache.bench.report import compared, figure, improvement_text
+
+    t = Table(title="Performance improvements measured", title_justify="left", header_style="bold")
+    for column, justify in (
+        ("Query type", "left"),
+        ("Without cache", "right"),
+        ("p99", "right"),
+        ("With cache", "right"),
+        ("p99", "right"),
+        ("Improvement", "right"),
+    ):
+        t.add_column(column, justify=justify)  # type: ignore[arg-type]
+    rows = compared(report)
+    for s, base, cont in rows:
+        t.add_row(
+            s.title,
+            figure(base, base.all.p50),
+            figure(base, base.all.p99),
+            figure(cont, cont.all.p50),
+            figure(cont, cont.all.p99),
+            improvement_text(s),
+        )
+    if rows:
+        console.print(t)
+        console.print(
+            "p50 unless marked; improvement: the p50 without the cache over the p50 with it."
+            " !: not the server's figure, ≥: a lower bound (see the warnings)",
+            style="dim",
+        )
+        console.print()
+
+
+BAR = 24
+
+
+def _edge(ns: int) -> str:
+    """A 1-2-5 bucket edge: 50 µs, 100 µs, 2 ms."""
+    for unit, size in (("s", 10**9), ("ms", 10**6), ("µs", 10**3)):
+        if ns >= size:
+            return f"{ns / size:g} {unit}"
+    return f"{ns} ns"
+
+
+def _render_distribution(console: Console, s: ScenarioResult) -> None:
+    """One row per 1-2-5 bucket; one bar per path, each on its own scale, with its %."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from flightcache.bench import hdr
+
+    histograms = {p.path: hdr.decode(p.histogram) for p in s.paths}
+    bounds = hdr.span(histograms.values())
+    if bounds is None:
+        return
+    edges = hdr.decade_edges(*bounds)
+    counts = {name: hdr.bucket_counts(h, edges) for name, h in histograms.items()}
+    t = Table(box=None, padding=(0, 2, 0, 0), header_style="bold")
+    t.add_column("latency ≥", justify="right", no_wrap=True)
+    for name in counts:
+        t.add_column(name, no_wrap=True)
+    for i in range(len(edges) - 1):
+        cells: list[Any] = [_edge(edges[i])]
+        for row in counts.values():
+            n, total, peak = row[i], sum(row) or 1, max(row) or 1
+            bar = "█" * (max(1, round(n / peak * BAR)) if n else 0)
+            cells.append(Text(bar, style="cyan") + Text(f" {n / total:.1%}" if n else ""))
+        t.add_row(*cells)
+    console.print(t)
+    console.print(
+        "share of each path's operations per latency bucket; each path's bars on its own scale",
+        style="dim",
+    )
+    console.print()
+
+
+def _render_check(console: Console, report: Report) -> None:
+    from rich.table import Table
+
+    from flightcache.bench.report import GET_RATIO_TARGET, HARNESS_BUDGET_NS, fmt_ns
+
+    check = report.self_check()
+    t = Table(title="Self-check", title_justify="left", header_style="bold")
+    for column in ("what", "measured", "target"):
+        t.add_column(column)
+    budget = "ok" if check["within_budget"] else "[red]OVER[/red]"
+    t.add_row(
+        "the harness's cost per operation",
+        f"{check['per_op_ns'] / 1000:.2f} µs",
+        f"under {HARNESS_BUDGET_NS / 1000:.0f} µs: {budget}",
+    )
+    t.add_row(
+        "an empty operation measures",
+        f"p50 {fmt_ns(check['empty_op_p50_ns'])}",
+        "the floor of what it resolves",
+    )
+    if "get_ratio" in check:
+        ok = "ok" if check["get_ratio"] <= GET_RATIO_TARGET else "[red]OVER[/red]"
+        t.add_row(
+            "bare GET: bench p50 / valkey-py's",
+            f"{check['get_ratio']:.2f}x",
+            f"at most {GET_RATIO_TARGET}x: {ok}",
+        )
+    console.print(t)
+    st = report.settings
+    if st["threads_per_process"] > 1:
+        console.print(
+            f"{st['threads_per_process']} threads per process share one GIL: they measure"
+            " the client's interpreter as much as the servers; --processes spreads them.",
+            style="dim",
+        )
+    console.print()
+
+
+# -- list and compare ----------------------------------------------------------------------
+@app.command("list")
+def list_scenarios(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the scenarios: name, 001 row, paths, default read ratio and duration.
+
+    `flightcache bench run` with no names runs those marked default.
+
+    Examples:
+
+    \b
+      flightcache bench list
+      flightcache bench list --json
+    """
+    import json
+
+    from flightcache.bench.scenarios import REGISTRY
+    from flightcache.console import out, table
+
+    if as_json:
+        doc = [
+            {
+                "name": s.name,
+                "title": s.title,
+                "row_001": s.row,
+                "default": s.default,
+                "paths": [s.baseline, s.contender],
+                "writes": s.writes,
+                "read_ratio": s.read_ratio if s.writes else 1.0,
+                "seconds": s.seconds,
+                "about": s.about,
+            }
+            for s in REGISTRY.values()
+        ]
+        out.print_json(json.dumps(doc))
+        return
+    rows = [
+        [
+            s.name,
+            "yes" if s.default else "",
+            s.row or ("self-check" if s.check else "Module 1"),
+            f"{s.baseline} | {s.contender}",
+            f"{s.read_ratio:g}" if s.writes else "reads",
+            f"{s.seconds:g} s",
+        ]
+        for s in REGISTRY.values()
+    ]
+    out.print(
+        table(
+            "bench scenarios",
+            ["name", "default", "001 row", "paths", "read ratio", "duration"],
+            rows,
+        )
+    )
+    for s in REGISTRY.values():
+        out.print(f"[bold]{s.name}[/bold]: {s.about}", soft_wrap=False)
+
+
+@app.command("compare")
+def compare(
+    before: Annotated[str, typer.Argument(metavar="A.json", help="The earlier run.")],
+    after: Annotated[str, typer.Argument(metavar="B.json", help="The later run.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
+) -> None:
+    """Show what changed between two `bench run --json` files: p50, p99, ops/s.
+
+    Matches scenarios and paths by name; refuses files that share no scenario or
+    are not bench results. Lists what differs in what they ran on (versions,
+    parser, dataset, settings), since that changes figures too.
+
+    Examples:
+
+    \b
+      flightcache bench run --json before.json
+      flightcache bench run --json after.json
+      flightcache bench compare before.json after.json
+    """
+    import json
+
+    from rich.text import Text
+
+    from flightcache.bench import report as rep
+    from flightcache.console import out
+
+    a, b = rep.load(before), rep.load(after)
+    result = rep.compare(a, b, before, after)
+    if as_json:
+        doc = {
+            "a": before,
+            "b": after,
+            "changes": [
+                {**c.__dict__, "percent": None if c.percent is None else round(c.percent, 2)}
+                for c in result.changes
+            ],
+            "only_in_a": result.only_a,
+            "only_in_b": result.only_b,
+            "machine_cpu_busy": [{"scenario": n, "a": x, "b": y} for n, x, y in result.machine],
+            "ran_on_differences": [{"what": w, "a": x, "b": y} for w, x, y in result.differences],
+        }
+        out.print_json(json.dumps(doc, default=str))
+        return
+
+    def cell(c: rep.Change) -> Text:
+        if c.figure == "throughput":
+            text = f"{c.before:,.0f} → {c.after:,.0f}"
+        else:
+            text = f"{rep.fmt_ns(c.before)} → {rep.fmt_ns(c.after)}"
+        pct = c.percent
+        if pct is None:
+            return Text(text)
+        style = "dim" if abs(pct) < 5 else "green" if c.better else "red"
+        return Text(text + " ") + Text(f"{pct:+.1f}%", style=style)
+
+    from rich.table import Table
+
+    grouped: dict[tuple[str, str], dict[str, rep.Change]] = {}
+    for c in result.changes:
+        grouped.setdefault((c.scenario, c.path), {})[c.figure] = c
+    t = Table(title=f"{before} → {after}", title_justify="left")
+    for column in ("scenario", "path", "p50", "p99", "ops/s"):
+        t.add_column(column)
+    for (scenario, path), f in grouped.items():
+        t.add_row(scenario, path, cell(f["p50"]), cell(f["p99"]), cell(f["throughput"]))
+    out.print(t)
+    out.print("green: better, red: worse; under 5% is dim (within run-to-run noise)", style="dim")
+    for what, names in (("only in " + before, result.only_a), ("only in " + after, result.only_b)):
+        if names:
+            out.print(f"{what}: {', '.join(names)}", style="yellow")
+    for name, x, y in result.machine:
+        out.print(f"{name}: the machine's CPUs were {x:.0%} busy in A, {y:.0%} in B", style="dim")
+    if result.differences:
+        out.print("what they ran on differs:", style="yellow")
+        for what, x, y in result.differences:
+            out.print(f"  {what}: {x} → {y}", soft_wrap=True)
