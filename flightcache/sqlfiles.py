@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from flightcache.errors import FlightcacheError
+from flightcache.resources import resource_dir
 
 Dialect = Literal["mysql", "postgresql"]
 _DIRS: dict[str, str] = {"mysql": "mysql", "postgresql": "postgres"}
@@ -20,16 +21,7 @@ _NAME = re.compile(r"^--\s*name:\s*([a-z0-9_]+)\s*$", re.MULTILINE)
 
 @cache
 def sql_root() -> Path:
-    packaged = Path(__file__).parent / "sql"
-    if packaged.is_dir():
-        return packaged
-    checkout = Path(__file__).parent.parent / "sql"
-    if checkout.is_dir():
-        return checkout
-    raise FlightcacheError(
-        "flightcache's sql/ directory is missing from this installation",
-        hint="reinstall flightcache",
-    )
+    return resource_dir("sql", "sql")
 
 
 def read(dialect: Dialect, filename: str) -> str:

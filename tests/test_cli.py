@@ -27,8 +27,9 @@ def _commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, .
 
 def test_every_command_has_help_with_an_example_and_a_chapter(cli: Any) -> None:
     root = typer.main.get_command(app)
-    workshop = Path(__file__).parent.parent / "workshop"
-    chapters = " ".join(p.read_text() for p in workshop.glob("*.md"))
+    from flightcache.workshop import chapters as workshop_chapters
+
+    chapters = " ".join(c.body for c in workshop_chapters())
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     walked = _commands(root)
     names = {" ".join(path) for path, _ in walked}

@@ -1,0 +1,704 @@
+"""The checks of every exercise, run in the child process against the learner's module.
+
+Each check calls the learner's functions (through the harness's Learner), looks
+at Valkey and the database with its own handles, and fails with a message that
+says what is wrong and a hint that says what to do. Checks that need a failure
+cause it themselves (``ExerciseDb.fail_writes``). Every check works under its own
+keys (``Keys`` scoped to the check), and every row it writes is reported to the
+parent (``ledger``) before the learner's code runs, so that it is deleted by id
+afterwards even when the check was killed.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass
+from typing import Any
+
+from flightcache.errors import DataError, QueryError
+from flightcache.exercises.harness import (
+    Check,
+    CheckContext,
+    CheckFailed,
+    ExerciseDb,
+    InjectedFailure,
+    expiry_problem,
+    plain,
+    show,
+)
+
+# -- cache-aside ------------------------------------------------------------------------
+CA_TTL = 600
+CA_EMPTY_TTL = 30
+CA_QUERY = "flight_by_id"
+
+
+def _ca_setup(c: CheckContext) -> tuple[str, dict[str, Any], str, Any]:
+    db = c.database()
+    first = db.fetch(c.sql("wb_first_flight"))
+    if not first.rows:
+        raise DataError(
+            "the flight table is empty, so cache-aside has nothing to cache",
+            hint="load the data with `flightcache data load`",
+        )
+    params = {"flight_id": int(first.rows[0][0])}
+    sql = c.sql(CA_QUERY)
+    return sql, params, c.keys.query(CA_QUERY, params), plain(db.fetch(sql, params).rows)
+
+
+def _ca_read(c: CheckContext, sql: str, params: dict[str, Any], key: str) -> Any:
+    return c.learner.call(
+        "cached_query", c.valkey, c.db, key, sql, dict(params), CA_TTL, CA_EMPTY_TTL
+    )
+
+
+def ca_miss(c: CheckContext) -> None:
+    sql, params, key, expected = _ca_setup(c)
+    got = _ca_read(c, sql, params, key)
+    if plain(got) != expected:
+        raise CheckFailed(
+            f"on a miss cached_query() returned {show(got)}, not the query's rows {show(expected)}",
+            hint="run the query (db.fetch(sql, params).rows) and return json.loads(to_json(rows))",
+        )
+    if not c.admin.exists(key):
+        raise CheckFailed(
+            f"after a miss, nothing is stored under {key}",
+            hint="store the rows: valkey.set(key, to_json(rows), ex=ttl)",
+        )
+
+
+def ca_hit(c: CheckContext) -> None:
+    sql, params, key, expected = _ca_setup(c)
+    _ca_read(c, sql, params, key)
+    before = c.learner_db().fetches
+    got = _ca_read(c, sql, params, key)
+    if c.learner_db().fetches > before:
+        raise CheckFailed(
+            "the second read ran the query again: it should have been a hit",
+            hint="GET the key first and return json.loads(value) when Valkey has it;"
+            " store the rows after a miss",
+        )
+    if plain(got) != expected:
+        raise CheckFailed(
+            f"a hit returned {show(got)}, not the cached rows {show(expected)}",
+            hint="on a hit return json.loads(value)",
+        )
+
+
+def ca_ttl(c: CheckContext) -> None:
+    sql, params, key, _ = _ca_setup(c)
+    _ca_read(c, sql, params, key)
+    problem = expiry_problem(c, key, CA_TTL)
+    if problem:
+        raise CheckFailed(
+            f"the cached rows have {problem}: rows cached without an expiry never see a"
+            f" change in the database; they must expire within ttl ({CA_TTL} s)",
+            hint="set the expiry with the value: valkey.set(key, value, ex=ttl)",
+        )
+
+
+def ca_empty(c: CheckContext) -> None:
+    sql = c.sql(CA_QUERY)
+    params = {"flight_id": -1}
+    key = c.keys.query(CA_QUERY, params)
+    got = _ca_read(c, sql, params, key)
+    if plain(got) != []:
+        raise CheckFailed(
+            f"for a flight that does not exist cached_query() returned {show(got)}, not []",
+            hint="return the rows the query returned, even when there are none",
+        )
+    ttl = int(c.admin.ttl(key))
+    if ttl == -1:
+        raise CheckFailed(
+            "an empty result was cached with no TTL: that miss is cached forever, and a"
+            " flight added later would never be seen",
+            hint=f"do not store empty results, or store them with ex=empty_ttl"
+            f" ({CA_EMPTY_TTL} s here)",
+        )
+    if ttl > CA_EMPTY_TTL:
+        raise CheckFailed(
+            f"an empty result was cached for {ttl} s (empty_ttl is {CA_EMPTY_TTL} s):"
+            " a miss cached that long hides a flight added meanwhile",
+            hint="store an empty result with ex=empty_ttl, or do not store it",
+        )
+
+
+# -- write-through ------------------------------------------------------------------------
+WT_TTL = 600
+WT_NAME = "Fresh Air"
+WT_DOOMED = "Doomed Air"
+
+
+def _wt_airline(c: CheckContext) -> dict[str, str]:
+    """A new airline row for this check alone, recorded for deletion; its row as text."""
+    db = c.database()
+    taken = {str(r[0]) for r in db.fetch(c.sql("exercise_airline_codes")).rows}
+    free = [a + b for a in string.ascii_uppercase for b in string.ascii_uppercase]
+    free = [code for code in free if code not in taken]
+    if not free:
+        raise DataError("every two-letter airline code is taken; the check needs a free one")
+    for _ in range(5):
+        code = random.choice(free)
+        try:
+            with db.transaction():
+                db.execute(c.sql("exercise_airline_add"), {"iata": code, "name": "Exercise Air"})
+                airline_id = int(db.fetch(c.sql("last_insert_id")).rows[0][0])
+        except QueryError:
+            continue  # another run took the code meanwhile
+        c.ledger("airline", str(airline_id))
+        return _wt_row(c, airline_id)
+    raise DataError("could not add an airline row for the write-through check")
+
+
+def _wt_row(c: CheckContext, airline_id: int) -> dict[str, str]:
+    found = c.database().fetch(c.sql("airline_by_id"), {"airline_id": airline_id})
+    return {
+        col: "" if v is None else str(v)
+        for col, v in zip(found.columns, found.rows[0], strict=True)
+    }
+
+
+def _wt_rename(c: CheckContext, row: dict[str, str], name: str, *, expect: bool = False) -> str:
+    key = c.keys.airline(int(row["airline_id"]))
+    airline_id = int(row["airline_id"])
+    c.learner.call(
+        "rename_airline", c.valkey, c.db, key, airline_id, name, WT_TTL, expect_failure=expect
+    )
+    return key
+
+
+def wt_database(c: CheckContext) -> None:
+    row = _wt_airline(c)
+    _wt_rename(c, row, WT_NAME)
+    now = _wt_row(c, int(row["airline_id"]))["airlinename"]
+    if now != WT_NAME:
+        raise CheckFailed(
+            f"after rename_airline(..., {WT_NAME!r}) the database still says {now!r}",
+            hint="inside `with db.transaction():` run "
+            "db.execute(db.sql('airline_rename'), {'name': name, 'airline_id': airline_id})",
+        )
+
+
+def wt_cache(c: CheckContext) -> None:
+    row = _wt_airline(c)
+    key = _wt_rename(c, row, WT_NAME)
+    cached: dict[str, str] = c.admin.hgetall(key)
+    if not cached:
+        raise CheckFailed(
+            f"after the rename Valkey holds no copy under {key}: write-through writes the"
+            " new row to the cache as it writes the database",
+            hint="after the transaction: valkey.hset(key, mapping=airline_row(db, airline_id))"
+            " and valkey.expire(key, ttl)",
+        )
+    expected = {**row, "airlinename": WT_NAME}
+    if cached != expected:
+        raise CheckFailed(
+            f"Valkey holds {show(cached)}, not the airline's new row {show(expected)}",
+            hint="HSET every field of airline_row(db, airline_id), read after the COMMIT",
+        )
+    problem = expiry_problem(c, key, WT_TTL)
+    if problem:
+        raise CheckFailed(
+            f"the cached row has {problem}: it must expire within ttl ({WT_TTL} s)",
+            hint="valkey.expire(key, ttl) after the HSET",
+        )
+
+
+def wt_failed_commit(c: CheckContext) -> None:
+    row = _wt_airline(c)
+    key = c.keys.airline(int(row["airline_id"]))
+    c.admin.hset(key, mapping=row)  # a reader cached the committed row
+    c.admin.expire(key, WT_TTL)
+    db = c.learner_db()
+    db.fail_writes = True
+    try:
+        _wt_rename(c, row, WT_DOOMED, expect=True)
+    except InjectedFailure:
+        pass
+    finally:
+        db.fail_writes = False
+    if db.failures == 0:
+        raise CheckFailed(
+            "rename_airline() wrote nothing through db.transaction(), so the COMMIT failure"
+            " this check injects never happened",
+            hint="run the UPDATE inside `with db.transaction():`",
+        )
+    cached = c.admin.hget(key, "airlinename")
+    if cached == WT_DOOMED:
+        raise CheckFailed(
+            f"the database COMMIT failed and rolled back, yet Valkey holds {WT_DOOMED!r}:"
+            " you updated the cache before the database committed, so readers now see a"
+            " name the database never stored, until the TTL ends",
+            hint="write to Valkey only after the `with db.transaction():` block has ended"
+            " without an error; let the error propagate",
+        )
+
+
+# -- write-behind ---------------------------------------------------------------------------
+WB_GROUP = "exercise-writer"
+WB_CONSUMER = "worker-1"
+WB_BATCH = 4
+WB_FIRST_FLIGHT = 900_001  # the queue's own flight ids: one per entry, no FK involved
+
+
+@dataclass
+class _Queued:
+    entry_id: str
+    flight: int
+    seats: int
+
+
+def _wb_queue(c: CheckContext, n: int) -> tuple[str, list[_Queued]]:
+    from flightcache.patterns.write_behind import ensure_tables
+
+    db = c.database()
+    ensure_tables(db)
+    stream = c.keys.exercise_queue()
+    c.ledger("wb_queue", stream)
+    c.admin.xgroup_create(stream, WB_GROUP, id="0", mkstream=True)
+    queued = []
+    for i in range(n):
+        flight, seats = WB_FIRST_FLIGHT + i, i + 1
+        entry_id = c.admin.xadd(stream, {"flight": flight, "seats": seats})
+        queued.append(_Queued(str(entry_id), flight, seats))
+    return stream, queued
+
+
+def _wb_applied(c: CheckContext, stream: str, entry: _Queued) -> int:
+    found = c.database().fetch(
+        c.sql("wb_flight_seats"), {"queue": stream, "flight_id": entry.flight}
+    )
+    return int(found.rows[0][0])
+
+
+def _wb_drain(c: CheckContext, stream: str, *, expect: bool = False) -> Any:
+    return c.learner.call(
+        "drain", c.valkey, c.db, stream, WB_GROUP, WB_CONSUMER, WB_BATCH, expect_failure=expect
+    )
+
+
+def _wb_drain_all(c: CheckContext, stream: str, queued: int) -> None:
+    for _ in range(queued + 3):
+        if not _wb_drain(c, stream):
+            return
+    raise CheckFailed(
+        f"drain() kept returning a count after {queued} entries were applied",
+        hint="return how many entries this call applied: 0 when there was nothing to read",
+    )
+
+
+def _wb_pending(c: CheckContext, stream: str) -> set[str]:
+    rows = c.admin.xpending_range(stream, WB_GROUP, min="-", max="+", count=1000)
+    return {str(r["message_id"]) for r in rows}
+
+
+def _wb_delivered(c: CheckContext, stream: str, queued: list[_Queued]) -> list[_Queued]:
+    groups = c.admin.xinfo_groups(stream)
+    last = next((str(g["last-delivered-id"]) for g in groups if g["name"] == WB_GROUP), "0-0")
+    return [q for q in queued if _stream_id(q.entry_id) <= _stream_id(last)]
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _wb_exactly_once(c: CheckContext, stream: str, queued: list[_Queued], after: str) -> None:
+    applied = {q.entry_id: _wb_applied(c, stream, q) for q in queued}
+    missing = [q for q in queued if applied[q.entry_id] == 0]
+    twice = [q for q in queued if applied[q.entry_id] > q.seats]
+    if missing:
+        raise CheckFailed(
+            f"{after}, {len(missing)} of {len(queued)} queued bookings never reached the"
+            f" database (entries {', '.join(q.entry_id for q in missing[:3])})",
+            hint="read this consumer's pending entries first (XREADGROUP ... STREAMS key 0),"
+            " then new ones (>), and call record_booking() for each inside the transaction",
+        )
+    if twice:
+        raise CheckFailed(
+            f"{after}, {len(twice)} bookings were applied more than once",
+            hint="apply each entry once per call, and XACK it after the commit",
+        )
+
+
+def wb_applies(c: CheckContext) -> None:
+    stream, queued = _wb_queue(c, 6)
+    _wb_drain_all(c, stream, len(queued))
+    _wb_exactly_once(c, stream, queued, "after draining the queue")
+
+
+def wb_acks(c: CheckContext) -> None:
+    stream, queued = _wb_queue(c, 6)
+    _wb_drain_all(c, stream, len(queued))
+    pending = _wb_pending(c, stream)
+    if pending:
+        raise CheckFailed(
+            f"{len(pending)} applied entries are still pending: never acknowledged, they"
+            " would be delivered again after a restart",
+            hint="after the transaction has committed: valkey.xack(stream, group, *entry_ids)",
+        )
+
+
+def _wb_fail_once(c: CheckContext, stream: str) -> ExerciseDb:
+    db = c.learner_db()
+    db.fail_writes = True
+    try:
+        _wb_drain(c, stream, expect=True)
+    except InjectedFailure:
+        pass
+    finally:
+        db.fail_writes = False
+    if db.failures == 0:
+        raise CheckFailed(
+            "drain() wrote nothing through db.transaction(), so the database failure this"
+            " check injects never happened",
+            hint="apply the batch inside `with db.transaction():`",
+        )
+    return db
+
+
+def wb_ack_after_commit(c: CheckContext) -> None:
+    stream, queued = _wb_queue(c, 4)
+    _wb_fail_once(c, stream)
+    delivered = _wb_delivered(c, stream, queued)
+    pending = _wb_pending(c, stream)
+    lost = [q for q in delivered if q.entry_id not in pending and _wb_applied(c, stream, q) == 0]
+    if lost:
+        raise CheckFailed(
+            f"the database write failed, yet {len(lost)} of {len(delivered)} entries read were"
+            " acknowledged (XACK): they are no longer pending and not in the database, so"
+            " those bookings are lost",
+            hint="XACK only after the `with db.transaction():` block has ended without an"
+            " error; a failure then leaves the entries pending, to be retried",
+        )
+
+
+def wb_retries(c: CheckContext) -> None:
+    stream, queued = _wb_queue(c, 4)
+    _wb_fail_once(c, stream)
+    _wb_drain_all(c, stream, len(queued))
+    _wb_exactly_once(c, stream, queued, "after a failed write and a retry")
+    if _wb_pending(c, stream):
+        raise CheckFailed(
+            "after the retry some entries are still pending",
+            hint="XACK every entry you applied, after the commit",
+        )
+
+
+# -- leaderboard -------------------------------------------------------------------------------
+LB_SCORES = {"FRA": 980.0, "MUC": 870.0, "BER": 640.0, "HAM": 410.0, "CGN": 120.0}
+
+
+def _lb_board(c: CheckContext) -> str:
+    key = c.keys.board("exercise")
+    c.admin.zadd(key, LB_SCORES)
+    return key
+
+
+def lb_add(c: CheckContext) -> None:
+    key = c.keys.board("exercise")
+    c.learner.call("add_points", c.valkey, key, "VIE", 10)
+    returned = c.learner.call("add_points", c.valkey, key, "VIE", 5)
+    score = c.admin.zscore(key, "VIE")
+    if score != 15:
+        raise CheckFailed(
+            f"after add_points(VIE, 10) and add_points(VIE, 5) the score is {score}, not 15",
+            hint="add to the score with ZINCRBY key points member (valkey.zincrby)",
+        )
+    if returned is None or float(returned) != 15:
+        raise CheckFailed(
+            f"add_points() returned {returned!r}, not the new score 15.0",
+            hint="return what ZINCRBY returns",
+        )
+
+
+def lb_top(c: CheckContext) -> None:
+    key = _lb_board(c)
+    got = c.learner.call("top", c.valkey, key, 3)
+    expected = sorted(LB_SCORES.items(), key=lambda kv: -kv[1])[:3]
+    pairs = [(str(m), float(s)) for m, s in got] if isinstance(got, list) else got
+    if pairs == expected:
+        return
+    if isinstance(pairs, list) and len(pairs) != 3:
+        raise CheckFailed(
+            f"top(3) returned {len(pairs)} entries: {show(pairs)}",
+            hint="ZRANGE's stop index is inclusive: the first n are 0 to n-1",
+        )
+    lowest = min(LB_SCORES.items(), key=lambda kv: kv[1])[0]
+    if isinstance(pairs, list) and pairs and pairs[0][0] == lowest:
+        raise CheckFailed(
+            f"top(3) returned the lowest scores first: {show(pairs)}",
+            hint="highest first: ZRANGE key 0 n-1 REV WITHSCORES (valkey.zrevrange(key, 0, n - 1,"
+            " withscores=True))",
+        )
+    raise CheckFailed(
+        f"top(3) returned {show(got)}, not {show(expected)}",
+        hint="return (member, score) pairs, highest score first",
+    )
+
+
+def lb_rank(c: CheckContext) -> None:
+    key = _lb_board(c)
+    leader = c.learner.call("rank", c.valkey, key, "FRA")
+    third = c.learner.call("rank", c.valkey, key, "BER")
+    if leader == 0:
+        raise CheckFailed(
+            "rank() of the leader returned 0, but ranks here start at 1: the leader is rank 1",
+            hint="ZREVRANK counts from 0: return it plus 1",
+        )
+    if leader == len(LB_SCORES):
+        raise CheckFailed(
+            f"rank() of the leader returned {leader}: it counted from the lowest score",
+            hint="rank by the highest score first: ZREVRANK, plus 1",
+        )
+    if (leader, third) != (1, 3):
+        raise CheckFailed(
+            f"rank() returned {leader!r} for the leader and {third!r} for the third, not 1 and 3",
+            hint="return ZREVRANK key member plus 1",
+        )
+
+
+def lb_absent(c: CheckContext) -> None:
+    key = _lb_board(c)
+    got = c.learner.call("rank", c.valkey, key, "XXX")
+    if got is not None:
+        raise CheckFailed(
+            f"rank() of a member not on the board returned {got!r}, not None",
+            hint="ZREVRANK returns None for a member that is not there: return None then",
+        )
+
+
+# -- sessions -----------------------------------------------------------------------------
+SESSION_TTL = 1800
+SESSION_FIELDS = {"username": "john_doe", "search_origin": "JFK", "cart_items": "2"}
+IDLE_LEFT = 5  # seconds of the session left when activity arrives
+
+
+def _session(c: CheckContext) -> str:
+    key = c.keys.exercise_session("user123")
+    c.learner.call("login", c.valkey, key, "123", dict(SESSION_FIELDS), SESSION_TTL)
+    return key
+
+
+def ses_login(c: CheckContext) -> None:
+    key = _session(c)
+    stored = c.admin.hgetall(key)
+    expected = {"user_id": "123", **SESSION_FIELDS}
+    if stored != expected:
+        raise CheckFailed(
+            f"after login() the session hash holds {show(stored)}, not {show(expected)}",
+            hint="HSET key user_id <user_id> and every field (valkey.hset(key, mapping=...))",
+        )
+    problem = expiry_problem(c, key, SESSION_TTL)
+    if problem:
+        raise CheckFailed(
+            f"the session has {problem}: a session must end after ttl ({SESSION_TTL} s)"
+            " without activity",
+            hint="EXPIRE key ttl after the HSET",
+        )
+
+
+def ses_get(c: CheckContext) -> None:
+    key = _session(c)
+    got = c.learner.call("get_session", c.valkey, key, SESSION_TTL)
+    if got != {"user_id": "123", **SESSION_FIELDS}:
+        raise CheckFailed(
+            f"get_session() returned {show(got)}, not the session's fields",
+            hint="return HGETALL key",
+        )
+    missing = c.keys.exercise_session("nobody")
+    none = c.learner.call("get_session", c.valkey, missing, SESSION_TTL)
+    if none is not None:
+        raise CheckFailed(
+            f"get_session() of a session that does not exist returned {none!r}, not None",
+            hint="HGETALL returns {} for a missing key: return None then",
+        )
+    if c.admin.exists(missing):
+        raise CheckFailed(
+            "get_session() of a missing session created its key",
+            hint="only read a missing session; never write one",
+        )
+
+
+def _slides(c: CheckContext, function: str, args: tuple[Any, ...], key: str) -> None:
+    c.admin.expire(key, IDLE_LEFT)
+    c.learner.call(function, c.valkey, key, *args)
+    ttl = int(c.admin.ttl(key))
+    if ttl <= IDLE_LEFT:
+        raise CheckFailed(
+            f"the session had {IDLE_LEFT} s left; after {function}() it still expires in"
+            f" {max(ttl, 0)} s: activity must push the expiry back to ttl ({SESSION_TTL} s),"
+            " or an active user is logged out mid-booking",
+            hint="EXPIRE key ttl on every activity (a sliding expiry)",
+        )
+
+
+def ses_touch_slides(c: CheckContext) -> None:
+    _slides(c, "touch", (SESSION_TTL,), _session(c))
+
+
+def ses_get_slides(c: CheckContext) -> None:
+    _slides(c, "get_session", (SESSION_TTL,), _session(c))
+
+
+def ses_touch_missing(c: CheckContext) -> None:
+    key = c.keys.exercise_session("expired")
+    got = c.learner.call("touch", c.valkey, key, SESSION_TTL)
+    if c.admin.exists(key):
+        raise CheckFailed(
+            "touch() of an expired session created it again: a logged-out user would be"
+            " back in, with a session holding no login",
+            hint="EXPIRE alone does nothing to a missing key; return what it returns",
+        )
+    if got is not False and got != 0:
+        raise CheckFailed(
+            f"touch() of an expired session returned {got!r}, not False",
+            hint="return bool(valkey.expire(key, ttl))",
+        )
+
+
+# -- stampede lock ------------------------------------------------------------------------
+LOCK_MS = 30_000
+OTHER_TOKEN = "another-client-token"
+
+
+def _acquired(c: CheckContext, key: str) -> str:
+    token = c.learner.call("acquire", c.valkey, key, LOCK_MS)
+    if not isinstance(token, str) or not token:
+        raise CheckFailed(
+            f"acquire() of a free lock returned {token!r}, not a token",
+            hint="SET key token NX PX ttl_ms and return the token when SET answers OK",
+        )
+    return token
+
+
+def _held(c: CheckContext) -> tuple[str, str]:
+    """The lock's key, acquired by the learner's acquire(): (key, token)."""
+    key = c.keys.lock("exercise")
+    return key, _acquired(c, key)
+
+
+def lock_acquire(c: CheckContext) -> None:
+    key, token = _held(c)
+    held = c.admin.get(key)
+    if held != token:
+        raise CheckFailed(
+            f"the lock key holds {held!r}, not the token acquire() returned ({token!r})",
+            hint="store the token itself: SET key token NX PX ttl_ms",
+        )
+    problem = expiry_problem(c, key, LOCK_MS, ms=True)
+    if problem:
+        raise CheckFailed(
+            f"the lock has {problem}: a holder that crashes must not block every rebuild"
+            " for longer than ttl_ms",
+            hint="give the SET an expiry: PX ttl_ms (valkey.set(key, token, nx=True, px=ttl_ms))",
+        )
+
+
+def lock_exclusive(c: CheckContext) -> None:
+    key, token = _held(c)
+    second = c.learner.call("acquire", c.valkey, key, LOCK_MS)
+    if second:
+        raise CheckFailed(
+            f"a second acquire() of a held lock returned {second!r}: two rebuilders would run",
+            hint="SET ... NX sets only when the key is absent; return None when it answers nil",
+        )
+    if c.admin.get(key) != token:
+        raise CheckFailed(
+            "a second acquire() replaced the holder's token",
+            hint="use NX, so a held lock is left alone",
+        )
+
+
+def lock_release(c: CheckContext) -> None:
+    key, token = _held(c)
+    released = c.learner.call("release", c.valkey, key, token)
+    if c.admin.exists(key):
+        raise CheckFailed(
+            "release() with the holder's token left the lock in place",
+            hint="delete the key when it holds your token",
+        )
+    if not released:
+        raise CheckFailed(
+            f"release() of your own lock returned {released!r}, not True",
+            hint="return whether the key was deleted (the script's DEL answer, 1)",
+        )
+    again = _acquired(c, key)
+    if again == token:
+        raise CheckFailed(
+            f"two acquisitions returned the same token {token!r}: a token must identify one"
+            " holder, or one client can release another's lock",
+            hint="make a fresh token each time: secrets.token_hex(16)",
+        )
+
+
+def lock_owner(c: CheckContext) -> None:
+    key, token = _held(c)
+    # our lock expired meanwhile, and another client acquired it
+    c.admin.set(key, OTHER_TOKEN, px=LOCK_MS)
+    released = c.learner.call("release", c.valkey, key, token)
+    if c.admin.get(key) != OTHER_TOKEN:
+        raise CheckFailed(
+            "release() deleted a lock another client holds: your lock had expired and"
+            " someone else acquired it, and your release removed theirs without checking"
+            " the owner, so a third client can now rebuild alongside them",
+            hint="compare the token and delete in one step, in a Lua script: if"
+            " redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1])"
+            " end return 0",
+        )
+    if released:
+        raise CheckFailed(
+            f"release() of a lock held by another client returned {released!r}, not False",
+            hint="return whether your script deleted the key",
+        )
+
+
+CHECKS: dict[str, tuple[Check, ...]] = {
+    "cache-aside": (
+        Check("miss", "a miss runs the query and stores its rows", ca_miss),
+        Check("hit", "a hit answers from Valkey without SQL", ca_hit),
+        Check("ttl", "cached rows expire (a TTL on every SET)", ca_ttl),
+        Check("empty", "an empty result is not cached for long", ca_empty),
+    ),
+    "write-through": (
+        Check("database", "the rename reaches the database", wt_database),
+        Check("cache", "the new row is written through to Valkey, with a TTL", wt_cache),
+        Check(
+            "failed-commit",
+            "a failed COMMIT leaves no new name in Valkey",
+            wt_failed_commit,
+        ),
+    ),
+    "write-behind": (
+        Check("applies", "every queued booking reaches the database once", wb_applies),
+        Check("acks", "applied entries are acknowledged", wb_acks),
+        Check(
+            "ack-after-commit",
+            "nothing is acknowledged before its write is durable",
+            wb_ack_after_commit,
+        ),
+        Check("retries", "entries left pending by a failure are retried", wb_retries),
+    ),
+    "leaderboard": (
+        Check("add", "add_points accumulates a member's score", lb_add),
+        Check("top", "top(n) lists the n highest scores, best first", lb_top),
+        Check("rank", "ranks are 1-based: the leader is rank 1", lb_rank),
+        Check("absent", "a member not on the board has no rank", lb_absent),
+    ),
+    "sessions": (
+        Check("login", "login stores the session hash with a TTL", ses_login),
+        Check("get", "get_session returns the fields, None when absent", ses_get),
+        Check("touch-slides", "touch slides the expiry", ses_touch_slides),
+        Check("get-slides", "reading the session slides the expiry", ses_get_slides),
+        Check("touch-missing", "touch does not bring an expired session back", ses_touch_missing),
+    ),
+    "stampede-lock": (
+        Check("acquire", "acquire sets the lock with a token and an expiry", lock_acquire),
+        Check("exclusive", "a held lock cannot be acquired twice", lock_exclusive),
+        Check(
+            "release", "release frees your own lock; each acquire has a fresh token", lock_release
+        ),
+        Check("owner", "release leaves another client's lock alone", lock_owner),
+    ),
+}

@@ -1,0 +1,240 @@
+"""What a check works with: the learner's module, called safely, and the handles.
+
+A check calls the learner's functions through :class:`Learner`, which turns
+whatever goes wrong inside them (NotImplementedError, an exception, a key outside
+the prefix) into a :class:`CheckFailed` that names the learner's file and line.
+The learner's code gets the database as an :class:`ExerciseDb`, which counts
+reads and makes the COMMIT of a transaction fail when a check asks, so that the
+order of "database, then cache" (write-through) or "commit, then XACK"
+(write-behind) becomes visible.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from flightcache import sqlfiles
+from flightcache.db import Database, Params, QueryResult
+from flightcache.errors import FlightcacheError
+from flightcache.exercises.catalogue import Exercise
+from flightcache.keys import Keys
+
+
+class CheckFailed(Exception):
+    """A check that did not pass: what is wrong, what to do, where in the learner's file."""
+
+    def __init__(self, message: str, hint: str = "", where: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.where = where
+
+
+class InjectedFailure(Exception):
+    """A database failure a check causes on purpose."""
+
+
+class ExerciseDb:
+    """The database as the learner's code gets it.
+
+    ``sql(name)`` gives a named query of flightcache's sql/ files for this
+    database; ``fetch``, ``execute`` and ``transaction`` run on the check's
+    connection. A check counts the reads (``fetches``) and can make writes fail
+    (``fail_writes``): the COMMIT of a transaction, or a write outside one.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.dialect = db.dialect
+        self.fetches = 0
+        self.fail_writes = False
+        self.failures = 0
+        self._open = False
+
+    def sql(self, name: str) -> str:
+        return sqlfiles.query(self.dialect, name)
+
+    def fetch(self, sql: str, params: Params = None) -> QueryResult:
+        self.fetches += 1
+        return self._db.fetch(sql, params)
+
+    def execute(self, sql: str, params: Params = None) -> int:
+        if self.fail_writes and not self._open:
+            self.failures += 1
+            raise InjectedFailure("the database refused the write (a failure the check injected)")
+        return self._db.execute(sql, params)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._open:
+            raise RuntimeError("a transaction is already open: db.transaction() does not nest")
+        with self._db.transaction():
+            self._open = True
+            try:
+                yield
+            finally:
+                self._open = False
+            if self.fail_writes:
+                self.failures += 1
+                raise InjectedFailure(
+                    "COMMIT failed (a failure the check injected); the transaction rolled back"
+                )
+
+
+def _caused_by_injection(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, InjectedFailure):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _outside_prefix(exc: BaseException) -> bool:
+    text = str(exc)
+    return "NOPERM" in text or "No permissions" in text or "ACL failure" in text
+
+
+def where_in(path: Path, exc: BaseException) -> str:
+    """``file:line: source`` of the deepest frame of ``path`` in the exception's traceback."""
+    found = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).resolve() == path:
+            found = f"{path}:{frame.lineno}: {(frame.line or '').strip()}"
+    if not found and isinstance(exc, SyntaxError) and exc.lineno:
+        found = f"{exc.filename}:{exc.lineno}: {(exc.text or '').strip()}"
+    return found
+
+
+class Learner:
+    """The learner's module, called so that its failures become CheckFailed."""
+
+    def __init__(self, module: ModuleType, path: Path, exercise: Exercise) -> None:
+        self.module = module
+        self.path = path.resolve()
+        self.exercise = exercise
+        self.last_called = ""  # ``file:line: def ...`` of the function called last
+
+    def definition(self, fn: Any) -> str:
+        """``file:line: source`` of a function's ``def`` line in the learner's file."""
+        code = getattr(fn, "__code__", None)
+        if code is None or Path(code.co_filename).resolve() != self.path:
+            return ""
+        try:
+            line = self.path.read_text(encoding="utf-8").splitlines()[code.co_firstlineno - 1]
+        except (OSError, IndexError):
+            line = ""
+        return f"{self.path}:{code.co_firstlineno}: {line.strip()}"
+
+    def where(self, exc: BaseException) -> str:
+        return where_in(self.path, exc)
+
+    def call(self, function: str, *args: Any, expect_failure: bool = False) -> Any:
+        """Call ``function`` of the learner's module. With ``expect_failure`` an
+        injected failure may come out of it (it is re-raised for the check)."""
+        fn = getattr(self.module, function, None)
+        if not callable(fn):
+            raise CheckFailed(
+                f"{self.path.name} has no function {function}()",
+                hint=f"keep the function names of the starter file: "
+                f"{', '.join(f + '()' for f in self.exercise.functions)}",
+            )
+        self.last_called = self.definition(fn)
+        try:
+            return fn(*args)
+        except CheckFailed:
+            raise
+        except NotImplementedError as exc:
+            raise CheckFailed(
+                f"{function}() is not written yet (it raises NotImplementedError)",
+                hint=f"write it between {self.exercise.start_marker!r} and "
+                f"{self.exercise.end_marker!r}, as its docstring says",
+                where=self.where(exc),
+            ) from None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            if expect_failure and _caused_by_injection(exc):
+                raise InjectedFailure(str(exc)) from None
+            if _outside_prefix(exc):
+                raise CheckFailed(
+                    f"your code touched a key outside its prefix, and Valkey refused: {exc}",
+                    hint="use only the key names the checker passes to your function",
+                    where=self.where(exc),
+                ) from None
+            if isinstance(exc, SystemExit):
+                raise CheckFailed(
+                    f"{function}() called sys.exit({exc.code!r})",
+                    hint="return a value or raise an exception instead of exiting",
+                    where=self.where(exc),
+                ) from None
+            raise CheckFailed(
+                f"{function}() raised {type(exc).__name__}: {exc}",
+                hint="read the line below and the function's docstring",
+                where=self.where(exc),
+            ) from None
+
+
+@dataclass
+class CheckContext:
+    """What a check works with: the learner's module and client, its own handles."""
+
+    learner: Learner
+    valkey: Any  # the learner's client (restricted to the run's prefix when ACLs allow)
+    admin: Any  # the checker's own client
+    keys: Keys  # this check's key scope
+    raw_db: Database | None
+    db: ExerciseDb | None
+    ledger: Callable[[str, str], None]
+
+    def sql(self, name: str) -> str:
+        return sqlfiles.query(self.database().dialect, name)
+
+    def database(self) -> Database:
+        if self.raw_db is None:
+            raise FlightcacheError("this exercise's checks need a database connection")
+        return self.raw_db
+
+    def learner_db(self) -> ExerciseDb:
+        if self.db is None:
+            raise FlightcacheError("this exercise's checks need a database connection")
+        return self.db
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    title: str
+    run: Callable[[CheckContext], None]
+
+
+def plain(value: Any) -> Any:
+    """Rows as JSON sees them: tuples become lists, dates and decimals text."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def show(value: Any, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def expiry_problem(c: CheckContext, key: str, limit: int, *, ms: bool = False) -> str:
+    """ "" when ``key`` expires within ``limit`` (seconds, or ms); else what is wrong."""
+    left = int(c.admin.pttl(key) if ms else c.admin.ttl(key))
+    unit = "ms" if ms else "s"
+    if left == -2:
+        return f"no key at all ({key} does not exist)"
+    if left == -1:
+        return f"no TTL ({'PTTL' if ms else 'TTL'} {key} is -1)"
+    if left > limit:
+        return f"a TTL of {left} {unit}, longer than the {limit} {unit} asked"
+    return ""
