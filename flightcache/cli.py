@@ -16,18 +16,26 @@ import typer
 
 from flightcache import __version__
 from flightcache.app import App, Options
+from flightcache.commands import bench as bench_commands
 from flightcache.commands import cache_aside as cache_aside_commands
 from flightcache.commands import data as data_commands
 from flightcache.commands import eviction as eviction_commands
+from flightcache.commands import exercise as exercise_commands
 from flightcache.commands import hit_ratio as hit_ratio_commands
 from flightcache.commands import leaderboard as leaderboard_commands
 from flightcache.commands import query as query_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
+from flightcache.commands import workshop as workshop_commands
 from flightcache.commands import write_behind as write_behind_commands
+from flightcache.commands.invalidate import invalidate as invalidate_command
 from flightcache.commands.memory import memory as memory_command
+from flightcache.commands.memory_pressure import memory_pressure as memory_pressure_command
 from flightcache.commands.nested_doll import nested_doll
+from flightcache.commands.session import session as session_command
+from flightcache.commands.stampede import stampede as stampede_command
 from flightcache.commands.ttl import ttl as ttl_command
+from flightcache.commands.universal import universal as universal_command
 from flightcache.commands.write_through import write_through
 from flightcache.errors import FlightcacheError
 
@@ -136,9 +144,18 @@ app.command("ttl", rich_help_panel=MODULE_1)(ttl_command)
 app.command("memory", rich_help_panel=MODULE_1)(memory_command)
 app.command("hit-ratio", rich_help_panel=MODULE_1)(hit_ratio_commands.hit_ratio)
 app.command("eviction", rich_help_panel=MODULE_1)(eviction_commands.eviction)
+app.command("universal", rich_help_panel="Module 2: universal caching")(universal_command)
 app.add_typer(
     leaderboard_commands.app, name="leaderboard", rich_help_panel="Module 3: leaderboards"
 )
+app.command("session", rich_help_panel="Module 4: sessions")(session_command)
+ADVANCED = "Advanced topics"
+app.command("memory-pressure", rich_help_panel=ADVANCED)(memory_pressure_command)
+app.command("invalidate", rich_help_panel=ADVANCED)(invalidate_command)
+app.command("stampede", rich_help_panel=ADVANCED)(stampede_command)
+app.add_typer(bench_commands.app, name="bench", rich_help_panel="Benchmarks")
+app.add_typer(workshop_commands.app, name="workshop", rich_help_panel="Workshop")
+app.add_typer(exercise_commands.app, name="exercise", rich_help_panel="Workshop")
 
 
 def _wants_traceback(argv: list[str]) -> bool:
@@ -168,12 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     except FlightcacheError as exc:
         if _wants_traceback(args):
             raise
-        from flightcache.config import scrub
-        from flightcache.console import err
+        from flightcache.console import print_error
 
-        err.print(f"[bold red]error:[/bold red] {scrub(exc.message)}", markup=True, soft_wrap=True)
-        if exc.hint:
-            err.print(f"[dim]hint:[/dim] {scrub(exc.hint)}", soft_wrap=True)
+        print_error(exc)
         return exc.exit_code
     except Exception as exc:  # the last line of defence: never a bare traceback
         if _wants_traceback(args):
