@@ -109,8 +109,10 @@ def _render_step(step: Any, number: int) -> None:
     head.append(step.title, style="bold")
     if step.hit is not None:
         head.append("  HIT" if step.hit else "  MISS", style="green" if step.hit else "yellow")
-    if not step.ok:
-        head.append("  FAILED", style="red")
+    if step.on_purpose:
+        head.append("  FAILS ON PURPOSE", style="magenta")
+    elif not step.ok:
+        head.append("  FAILED", style="bold red")
     head.append(f"  {human_ns(step.elapsed_ns)}", style="cyan")
     out.print(head)
     if step.why:

@@ -102,3 +102,39 @@ def test_valkey_lost_mid_demo_is_one_clear_error(
         _demo.run(Ctx(), "probe", demo, as_json=False, pause=False, repeat=1)  # type: ignore[arg-type]
     assert restored == [True]
     assert "1. write one key" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("ok", "on_purpose", "shown", "not_shown"),
+    [
+        (True, False, None, ("FAILED", "ON PURPOSE")),
+        (False, False, "FAILED", ("ON PURPOSE",)),
+        (False, True, "FAILS ON PURPOSE", ("FAILED",)),
+    ],
+)
+def test_a_step_that_fails_on_purpose_is_not_printed_as_a_fault(
+    monkeypatch: pytest.MonkeyPatch,
+    ok: bool,
+    on_purpose: bool,
+    shown: str | None,
+    not_shown: tuple[str, ...],
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from flightcache import console
+    from flightcache.patterns.base import Step
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(console, "out", Console(file=buffer, width=120, highlight=False))
+    step = Step("Read after logout", ok=ok)
+    if on_purpose:
+        step.fails_on_purpose()
+    console.render_record(step, 1)
+    head = buffer.getvalue().splitlines()[0]
+    assert head.startswith("1. Read after logout")
+    if shown:
+        assert shown in head
+    assert not any(word in head for word in not_shown)
+    assert step.as_dict()["on_purpose"] is on_purpose

@@ -56,6 +56,7 @@ def test_demo_on_both_databases_one_node_and_cluster(
     for step in steps:
         expected = not step["title"].startswith(ON_PURPOSE)
         assert step["ok"] is expected, (step["title"], step["outcome"])
+        assert step["on_purpose"] is not expected, step["title"]
     booking, fix = steps[2]["data"], steps[5]["data"]
     assert booking["stale"] and booking["cached_rows"] + 1 == booking["database_rows"]
     assert fix["cached_rows"] + 1 == fix["database_rows"]  # DEL before COMMIT left it stale
@@ -222,3 +223,4 @@ def test_a_chosen_passenger_off_the_flight(
     assert f"passenger {scene.elsewhere} books" in steps[2]["title"]
     for step in steps:
         assert step["ok"] is not step["title"].startswith(ON_PURPOSE), step["title"]
+        assert step["on_purpose"] is step["title"].startswith(ON_PURPOSE), step["title"]

@@ -247,6 +247,7 @@ def test_cli_json(
     assert doc["demo"] == "session" and doc["key_prefix"] == f"{key_prefix}session:"
     steps = _steps(doc)
     assert [t for t, s in steps.items() if not s["ok"]] == REJECTED
+    assert [t for t, s in steps.items() if s["on_purpose"]] == REJECTED
     login = steps[next(t for t in steps if t.startswith("Log in"))]
     assert any(c.startswith("EVALSHA ") and " new 600000 " in c for c in login["valkey"])
     assert any(c.startswith("SADD ") for c in login["valkey"]) and login["sql"]

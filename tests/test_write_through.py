@@ -203,6 +203,8 @@ def test_cli_json(
     assert steps[4]["data"]["detail_name"] == "Renamed By Test"
     fault_a, fault_b = steps[5], steps[7]
     assert not fault_a["ok"] and "ROLLBACK" in fault_a["sql"]
+    assert fault_a["on_purpose"] and fault_b["on_purpose"]
+    assert [s["title"] for s in steps if not s["ok"]] == [fault_a["title"], fault_b["title"]]
     assert fault_a["data"]["database_name"] == "Renamed By Test"
     assert all(n in (None, "Renamed By Test") for n in fault_a["data"]["cached_names"].values())
     assert fault_b["data"]["committed"] and not fault_b["data"]["cache_written"]

@@ -34,7 +34,8 @@ class Step:
     rows: int | None = None
     bytes: int | None = None
     elapsed_ns: int = 0
-    ok: bool = True  # False when the step shows a failure on purpose
+    ok: bool = True  # False when the step failed, or shows a failure (then on_purpose)
+    on_purpose: bool = False  # the failure is the lesson: printed as such, not as a fault
     commands: list[list[Any]] = field(default_factory=list)
     sql: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
@@ -59,6 +60,10 @@ class Step:
             self.commands += commands
             self.sql += statements
 
+    def fails_on_purpose(self) -> None:
+        """Mark this step as showing a failure the demo set out to show, which it did."""
+        self.ok, self.on_purpose = False, True
+
     def valkey_lines(self, limit: int | None = 60) -> list[str]:
         return [format_command(c, limit) for c in self.commands]
 
@@ -73,6 +78,7 @@ class Step:
             "bytes": self.bytes,
             "elapsed_ns": self.elapsed_ns,
             "ok": self.ok,
+            "on_purpose": self.on_purpose,
             "valkey": self.valkey_lines(limit=None),
             "sql": self.sql,
             "data": self.data,

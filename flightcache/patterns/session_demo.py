@@ -307,6 +307,8 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
             except NotLoggedIn as exc:
                 answers.append(exc.message)
         step.data = {"valkey": answers[0], "database": answers[1]}
+        if not any("must not happen" in a for a in answers):
+            step.fails_on_purpose()
         step.outcome = f"Valkey: {answers[0]}; database: {answers[1]}"
     yield step
 
@@ -327,6 +329,7 @@ def _refused(
             attempt()
             step.outcome = "accepted (this must not happen)"
         except refusal as exc:
+            step.fails_on_purpose()
             step.outcome = exc.message + then
             step.data = {"rejected": True, "error": exc.message}
     return step

@@ -100,7 +100,7 @@ class _Run:
         try:
             served = self.get(source, **kwargs)
         except NothingCached as exc:
-            step.ok = False
+            step.fails_on_purpose()  # the origin failed with nothing cached: the clear error
             step.hit = False
             step.outcome = f"error: {exc.message} ({exc.hint})"
             step.data.update(item=item, source="error", error=exc.message)

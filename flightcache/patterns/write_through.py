@@ -422,6 +422,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         try:
             wt.update_name(airline_id, lost_name, inside_transaction=fail)
         except InjectedFault as exc:
+            step.fails_on_purpose()
             step.data["error"] = exc.message
         stored = wt.read_row(airline_id)["airlinename"]
         copies = wt.cached_names(airline_id, tagged)
@@ -454,6 +455,8 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     ) as step:
         step.ok = False
         report = wt.update_name(airline_id, late_name, cache=broken)
+        if report.error:
+            step.fails_on_purpose()
         stored = wt.read_row(airline_id)["airlinename"]
         copies = wt.cached_names(airline_id, tagged)
         step.data = {
