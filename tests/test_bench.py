@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from flightcache.data.load import SETTLE
 from tests.conftest import keys_left, server_args
 
 ALL = [
@@ -100,6 +101,10 @@ def test_every_scenario_counts_its_database_calls_and_exports(
     assert env["database"]["dataset"]["scale"] == "tiny"
     assert env["valkey"]["version"] and "Parser" in env["valkey"]["client_parser"]
     assert env["cpu_count"] >= 1 and "bench run all" in env["command"]
+    settled = env["database"]["settled"]  # the tables settled before the first scenario
+    assert settled["statement"] == SETTLE[loaded.dialect] and settled["seconds"] >= 0
+    if loaded.dialect == "postgresql":
+        assert _last_vacuum(loaded, "booking") is not None
     assert doc["self_check"]["per_op_ns"] > 0 and "get_ratio" in doc["self_check"]
     # the CSV says what the JSON says
     rows = list(csv.DictReader(out["csv"].open()))
@@ -360,3 +365,8 @@ def test_ctrl_c_prints_what_was_measured_and_exits_130(
     client = connect(valkey_server.url)
     assert keys_left(client, key_prefix) == []  # the teardown ran
     close(client)
+
+
+def _last_vacuum(db: Any, table: str) -> Any:
+    sql = f"SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = '{table}'"
+    return db.fetch(sql).rows[0][0]
