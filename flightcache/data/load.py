@@ -273,9 +273,8 @@ def settle(db: Database) -> str:
 
     Fresh planner statistics on both databases (ANALYZE); on PostgreSQL a VACUUM
     too, which sets the visibility map and hint bits a fresh COPY or a demo's
-    inserts and deletes leave unset, so that the first queries after a load (or
-    after another run's writes) are not slower than every later one. Returns the
-    statement run, for the record.
+    inserts and deletes leave unset, work autovacuum and the first readers would
+    otherwise do at a moment nobody chose. Returns the statement run.
     """
     statement = f"{SETTLE[db.dialect]} {', '.join(db.quote(t) for t in LOAD_ORDER)}"
     if db.dialect == "postgresql":

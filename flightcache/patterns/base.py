@@ -60,9 +60,10 @@ class Step:
             self.commands += commands
             self.sql += statements
 
-    def fails_on_purpose(self) -> None:
-        """Mark this step as showing a failure the demo set out to show, which it did."""
-        self.ok, self.on_purpose = False, True
+    def fails_on_purpose(self, shown: bool = True) -> None:
+        """Mark this step as one whose failure is the lesson. ``shown``: the failure
+        really happened; when it did not, the step is printed as a fault instead."""
+        self.ok, self.on_purpose = False, shown
 
     def valkey_lines(self, limit: int | None = 60) -> list[str]:
         return [format_command(c, limit) for c in self.commands]
