@@ -216,6 +216,7 @@ def check(
             db=db,
             key_prefix=application.settings.key_prefix,
             timeout=timeout,
+            state_dir=application.settings.state_dir,
         )
     finally:
         if db is not None:
@@ -238,6 +239,11 @@ def _render(report: Report, progress: Progress) -> None:
     from flightcache.console import out
     from flightcache.exercises.catalogue import EXERCISES
 
+    if report.swept:
+        out.print(
+            escape("removed what a killed check run left: " + ", ".join(report.swept)),
+            style="dim",
+        )
     out.print(f"[bold]{report.exercise}[/bold]: {escape(str(report.file))}")
     previous: tuple[str, str, str] | None = None
     for result in report.results:
