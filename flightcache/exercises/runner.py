@@ -185,6 +185,7 @@ def run(
             db_server(db.url) if db is not None else "",
             role_name(run_id) if db is not None else "",
             sandbox.host if sandbox is not None else "",
+            list(guard.sentinels),
         )
         records.write(record)
         clean = False

@@ -30,7 +30,7 @@ import json
 import os
 import re
 import secrets
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class Record:
     db_server: str = ""  # host:port/database
     db_role: str = ""
     db_host: str = ""  # MariaDB: the host part of the user
+    sentinels: list[str] = field(default_factory=list)  # keys beside the prefix
 
     def path(self, folder: Path) -> Path:
         return folder / f"{self.run_id}.json"
@@ -268,6 +269,7 @@ def sweep(
     db: Database | None,
 ) -> list[str]:
     """Remove what killed runs left on these servers; one line per thing removed."""
+    from flightcache.keys import Keys
     from flightcache.valkey_client import delete_matching, primaries
 
     done: list[str] = []
@@ -283,8 +285,11 @@ def sweep(
                 except Exception:  # one node failing must not stop the rest
                     complete = False
         try:
-            if record.key_prefix:
-                delete_matching(admin, record.key_prefix + "*")
+            if record.key_prefix.endswith(f":{record.run_id}:"):  # only a run's own prefix
+                delete_matching(admin, Keys(record.key_prefix).match())
+            for key in record.sentinels:
+                if f"sentinel:{record.run_id}:" in key:
+                    admin.delete(key)
         except Exception:  # a record of a server gone away stays
             complete = False
         if record.db_role:

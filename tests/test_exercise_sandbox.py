@@ -1,0 +1,463 @@
+"""The exercise sandbox, attacked for real: learner code that looks for the admin
+credentials, runs the commands the ACL must refuse, writes the dataset, forks and
+loops, runs an endless Lua script, allocates 4 GB, and a `flightcache exercise
+check` killed with SIGKILL, whose leftovers the next run must sweep.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flightcache.config import ValkeyUrl
+from flightcache.exercises import catalogue
+from flightcache.exercises.runner import TIMEOUT_HINT, Report, run
+from tests.conftest import _fresh_database, keys_left
+
+pytestmark = pytest.mark.safety
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module", params=["mysql", "postgresql"])
+def data_db(request: pytest.FixtureRequest) -> Iterator[Any]:
+    from flightcache.data.load import load_generated
+    from flightcache.db import connect
+
+    for url in _fresh_database(request.param):
+        conn = connect(url)
+        load_generated(conn, "tiny", 1)
+        yield conn
+        conn.close()
+
+
+@pytest.fixture
+def node_client(valkey_server: Any) -> Iterator[Any]:
+    from flightcache.valkey_client import close, connect
+
+    client = connect(valkey_server.url)
+    yield client
+    close(client)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+def learner_file(folder: Path, name: str, code: str) -> Path:
+    exercise = catalogue.get(name)
+    text = catalogue.reference_text(exercise)
+    text = text.replace(catalogue.block(exercise, text), code.strip() + "\n\n\n")
+    path = folder / exercise.filename
+    path.write_text(text)
+    return path
+
+
+def check(name: str, file: Path, url: ValkeyUrl, prefix: str, state: Path, **kw: Any) -> Report:
+    exercise = catalogue.get(name)
+    return run(exercise, file, valkey_url=url, db=None, key_prefix=prefix, state_dir=state, **kw)
+
+
+def failed(report: Report) -> dict[str, str]:
+    return {r.name: f"{r.message} | {r.hint}" for r in report.results if not r.passed}
+
+
+def dead(pid: int) -> bool:
+    """Gone, or a zombie nobody has reaped yet."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def wait_for(predicate: Any, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def _exercise_users(client: Any) -> list[str]:
+    return [u for u in client.acl_users() if u.startswith("flightcache-exercise-")]
+
+
+def _db_roles(db: Any) -> list[str]:
+    if db.dialect == "mysql":
+        rows = db.fetch("SELECT user FROM mysql.user WHERE user LIKE 'flightcache\\_ex\\_%'").rows
+    else:
+        rows = db.fetch(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'flightcache\\_ex\\_%'"
+        ).rows
+    return [str(r[0]) for r in rows]
+
+
+@pytest.fixture
+def admin_url(valkey_server: Any, node_client: Any) -> Iterator[ValkeyUrl]:
+    """An admin URL with a password of a shape the learner's code can search for."""
+    user, password = f"fctest-admin-{secrets.token_hex(3)}", "fcadminpw-" + secrets.token_hex(12)
+    node_client.execute_command(
+        "ACL", "SETUSER", user, "reset", "on", f">{password}", "~*", "&*", "+@all"
+    )
+    yield ValkeyUrl.parse(f"valkey://{user}:{password}@127.0.0.1:{valkey_server.ports[0]}")
+    node_client.execute_command("ACL", "DELUSER", user)
+
+
+# the learner's code: its environment, its command line, and every readable page of
+# its memory, searched for the admin password (built from parts, so that the search
+# itself holds no copy of it)
+SNOOP = """
+import re as _re
+
+def _snoop(out_path):
+    found = []
+    env = open("/proc/self/environ", "rb").read()
+    cmdline = open("/proc/self/cmdline", "rb").read()
+    pattern = _re.compile(b"fcadmin" + b"pw-[0-9a-f]{24}")
+    for name, blob in (("environ", env), ("cmdline", cmdline)):
+        if pattern.search(blob):
+            found.append(name)
+    if b"FLIGHTCACHE_" in env:
+        found.append("FLIGHTCACHE_ variable in environ")
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if not fields[1].startswith("r") or "[v" in line:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(start)
+                chunk = mem.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            if pattern.search(chunk):
+                found.append("memory " + fields[0] + " " + (fields[5] if len(fields) > 5 else ""))
+    with open(out_path, "w") as fh:
+        fh.write("\\n".join(found))
+
+_snoop(OUT)
+
+
+def add_points(valkey, key, member, points):
+    return float(valkey.zincrby(key, points, member))
+
+
+def rank(valkey, key, member):
+    position = valkey.zrevrank(key, member)
+    return None if position is None else position + 1
+
+
+def top(valkey, key, n):
+    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
+"""
+
+
+def test_the_learners_process_holds_no_admin_credentials(
+    admin_url: ValkeyUrl,
+    node_client: Any,
+    key_prefix: str,
+    tmp_path: Path,
+    state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FLIGHTCACHE_VALKEY_URL", admin_url.url(redact=False))
+    out = tmp_path / "snooped.txt"
+    file = learner_file(tmp_path, "leaderboard", SNOOP.replace("OUT", repr(str(out))))
+    report = check("leaderboard", file, admin_url, key_prefix, state_dir, timeout=60)
+    assert failed(report) == {}
+    assert report.isolation == "acl"
+    assert out.read_text() == ""  # nothing found in environ, cmdline or memory
+    assert keys_left(node_client, key_prefix) == []
+
+
+DENIED = [
+    ("SCRIPT", "FLUSH"),
+    ("SCRIPT", "KILL"),
+    ("FUNCTION", "FLUSH"),
+    ("FUNCTION", "KILL"),
+    ("FUNCTION", "DELETE", "nolib"),
+    ("SELECT", "1"),
+    ("SWAPDB", "0", "1"),
+    ("FLUSHALL",),
+    ("FLUSHDB",),
+    ("KEYS", "*"),
+    ("CONFIG", "GET", "maxmemory"),
+    ("CONFIG", "SET", "maxmemory", "1"),
+    ("DEBUG", "SLEEP", "0"),
+    ("SHUTDOWN", "ABORT"),
+    ("MODULE", "LIST"),
+    ("ACL", "LIST"),
+    ("ACL", "SETUSER", "intruder", "on", ">x", "+@all", "~*"),
+    ("REPLICAOF", "NO", "ONE"),
+    ("MIGRATE", "127.0.0.1", "1", "k", "0", "1"),
+    ("CLIENT", "KILL", "ID", "999999"),
+    ("CLIENT", "LIST"),
+    ("MONITOR",),
+    ("BGSAVE",),
+]
+
+
+def test_the_acl_refuses_every_dangerous_command(
+    valkey_server: Any, node_client: Any, key_prefix: str
+) -> None:
+    from flightcache.exercises.runner import Guard
+    from flightcache.keys import Keys
+    from flightcache.valkey_client import close, connect
+
+    base = Keys(key_prefix).scope("exercise")
+    run_id = secrets.token_hex(4)
+    keys = base.scope(f"leaderboard:{run_id}")
+    guard = Guard(node_client, base, keys, run_id)
+    guard.setup(use_acl=True)
+    learner = connect(guard.learner_url(valkey_server.url))
+    allowed: list[str] = []
+    try:
+        for command in DENIED:
+            # the server's own answer to "may this user run it?"
+            verdict = node_client.execute_command("ACL", "DRYRUN", guard.user, *command)
+            if verdict == "OK":
+                allowed.append(f"{' '.join(command)}: ACL DRYRUN says OK")
+            try:
+                learner.execute_command(*command)
+            except Exception as exc:
+                if "NOPERM" in str(exc) or "permission" in str(exc).lower():
+                    continue
+                if command[0] == "DEBUG" and "DEBUG command not allowed" in str(exc):
+                    continue  # refused by the server's configuration first
+                allowed.append(f"{' '.join(command)}: {exc}")
+            else:
+                allowed.append(" ".join(command))
+        # what the exercises need still works, inside the prefix
+        learner.set(keys.prefix + "k", "v")
+        assert learner.eval("return redis.call('GET', KEYS[1])", 1, keys.prefix + "k") == "v"
+    finally:
+        close(learner)
+        guard.close()
+    assert allowed == []
+    assert _exercise_users(node_client) == []
+
+
+def _qualified_airline(db: Any) -> str:
+    if db.dialect == "mysql":
+        return f"`{db.url.database}`.airline"
+    return str(db.fetch("SELECT current_schema()").rows[0][0]) + ".airline"
+
+
+ATTACK = """
+def rename_airline(valkey, db, key, airline_id, name, ttl):
+    for statement in (
+        "UPDATE QUALIFIED SET airlinename = 'pwned'",
+        "UPDATE flight SET flightno = 'PWN1'",
+        "DELETE FROM flight",
+        "DROP TABLE QUALIFIED",
+    ):
+        try:
+            db.execute(statement)
+        except Exception as exc:
+            print("refused:", exc)
+    with db.transaction():
+        db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
+    valkey.hset(key, mapping=airline_row(db, airline_id))
+    valkey.expire(key, ttl)
+"""
+
+
+def test_learner_sql_cannot_write_the_dataset(
+    data_db: Any,
+    valkey_server: Any,
+    node_client: Any,
+    key_prefix: str,
+    tmp_path: Path,
+    state_dir: Path,
+) -> None:
+    flights = data_db.fetch("SELECT COUNT(*) FROM flight").rows[0][0]
+    names = data_db.fetch("SELECT airline_id, airlinename FROM airline ORDER BY 1").rows
+    code = ATTACK.replace("QUALIFIED", _qualified_airline(data_db))
+    file = learner_file(tmp_path, "write-through", code)
+    report = run(
+        catalogue.get("write-through"),
+        file,
+        valkey_url=valkey_server.url,
+        db=data_db,
+        key_prefix=key_prefix,
+        state_dir=state_dir,
+        timeout=30,
+    )
+    assert failed(report) == {}  # the rename went to the run's scratch copy
+    refusals = [li for li in report.output.splitlines() if li.startswith("refused:")]
+    privileges = [li for li in refusals if "injected" not in li]
+    assert len(privileges) == 8, report.output  # 4 statements in each of 2 checks
+    refused = re.compile(r"denied|must be owner|lack rights")
+    assert all(refused.search(li) for li in privileges), report.output
+    assert data_db.fetch("SELECT COUNT(*) FROM flight").rows[0][0] == flights
+    assert data_db.fetch("SELECT COUNT(*) FROM flight WHERE flightno = 'PWN1'").rows[0][0] == 0
+    assert data_db.fetch("SELECT airline_id, airlinename FROM airline ORDER BY 1").rows == names
+    assert _db_roles(data_db) == []
+    assert keys_left(node_client, key_prefix) == []
+
+
+HANG = """
+import os, time
+
+def add_points(valkey, key, member, points):
+    return float(valkey.zincrby(key, points, member))
+
+
+def rank(valkey, key, member):
+    pid = os.fork()
+    if pid == 0:
+        while True:
+            time.sleep(0.01)
+    with open(PIDS, "a") as fh:
+        fh.write(f"{os.getpid()} {pid}\\n")
+    while True:
+        pass
+
+
+def top(valkey, key, n):
+    valkey.eval("while true do end", 0)
+"""
+
+
+def test_a_timeout_kills_a_forking_grandchild_and_an_endless_script(
+    valkey_server: Any, node_client: Any, key_prefix: str, tmp_path: Path, state_dir: Path
+) -> None:
+    pids = tmp_path / "pids.txt"
+    file = learner_file(tmp_path, "leaderboard", HANG.replace("PIDS", repr(str(pids))))
+    report = check("leaderboard", file, valkey_server.url, key_prefix, state_dir, timeout=1)
+    results = {r.name: r for r in report.results}
+    assert results["add"].passed
+    assert results["rank"].message == "timed out after 1 s"
+    assert results["top"].message == "timed out after 1 s"
+    assert results["top"].hint == TIMEOUT_HINT
+    child, grandchild = (int(p) for p in pids.read_text().split()[:2])
+    assert wait_for(lambda: dead(child) and dead(grandchild), 5)
+    assert node_client.ping()  # no script left blocking the server (BUSY)
+    assert keys_left(node_client, key_prefix) == []
+    assert _exercise_users(node_client) == []
+
+
+LIMITS = """
+def add_points(valkey, key, member, points):
+    with open(OUT, "w") as fh:
+        fh.write(open("/proc/self/limits").read())
+    data = bytes(4 * 1024 ** 3)  # calloc: never touched, even where it succeeds
+    return float(len(data))
+
+
+def rank(valkey, key, member):
+    position = valkey.zrevrank(key, member)
+    return None if position is None else position + 1
+
+
+def top(valkey, key, n):
+    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
+"""
+
+
+def _limit(text: str, name: str) -> str:
+    line = next(li for li in text.splitlines() if li.startswith(name))
+    return re.split(r"\s{2,}", line.strip())[1]
+
+
+def test_resource_limits_apply_and_4_gb_fails_cleanly(
+    valkey_server: Any, node_client: Any, key_prefix: str, tmp_path: Path, state_dir: Path
+) -> None:
+    out = tmp_path / "limits.txt"
+    file = learner_file(tmp_path, "leaderboard", LIMITS.replace("OUT", repr(str(out))))
+    report = check("leaderboard", file, valkey_server.url, key_prefix, state_dir, timeout=10)
+    reasons = failed(report)
+    assert list(reasons) == ["add"]
+    assert "add_points() raised MemoryError" in reasons["add"]
+    text = out.read_text()
+    assert _limit(text, "Max cpu time") != "unlimited"
+    assert _limit(text, "Max address space") == str(1 << 30)
+    assert _limit(text, "Max processes") != "unlimited"
+    assert keys_left(node_client, key_prefix) == []
+
+
+KILLED = """
+import os, time
+
+def rename_airline(valkey, db, key, airline_id, name, ttl):
+    pid = os.fork()
+    if pid == 0:
+        while True:
+            time.sleep(0.01)
+    with open(PIDS, "a") as fh:
+        fh.write(f"{os.getpid()} {pid}\\n")
+    while True:
+        time.sleep(0.01)
+"""
+
+
+def test_sigkill_of_the_check_kills_the_learner_and_the_next_run_sweeps(
+    data_db: Any, valkey_server: Any, node_client: Any, key_prefix: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    pids = tmp_path / "pids.txt"
+    learner_file(tmp_path, "write-through", KILLED.replace("PIDS", repr(str(pids))))
+    env = {
+        **os.environ,
+        "FLIGHTCACHE_VALKEY_URL": valkey_server.url.url(redact=False),
+        "FLIGHTCACHE_DB_URL": data_db.url.url(redact=False),
+        "FLIGHTCACHE_STATE_DIR": str(state),
+        "FLIGHTCACHE_KEY_PREFIX": key_prefix.rstrip(":"),
+    }
+    command = [sys.executable, "-m", "flightcache", "exercise", "check", "write-through"]
+    command += ["--dir", str(tmp_path), "--timeout", "120"]
+    parent = subprocess.Popen(
+        command,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) >= 2, 60)
+        child, grandchild = (int(p) for p in pids.read_text().split()[:2])
+        assert _exercise_users(node_client) and _db_roles(data_db)  # the run's, in use
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    assert wait_for(lambda: dead(child) and dead(grandchild), 5)
+    assert len(list((state / "exercise-runs").glob("*.json"))) == 1
+    leftover = _exercise_users(node_client)
+    assert leftover and _db_roles(data_db)
+
+    # the next run removes what the killed one left, and only that
+    bystander = "flightcache-exercise-00000000"  # not recorded: someone else's
+    node_client.execute_command("ACL", "SETUSER", bystander, "off")
+    try:
+        reference = catalogue.solution_code(catalogue.get("write-through"))
+        report = run(
+            catalogue.get("write-through"),
+            learner_file(tmp_path, "write-through", reference),
+            valkey_url=valkey_server.url,
+            db=data_db,
+            key_prefix=key_prefix,
+            state_dir=state,
+            timeout=30,
+        )
+        assert failed(report) == {}
+        assert f"ACL user {leftover[0]}" in report.swept
+        assert any(line.startswith("database role flightcache_ex_") for line in report.swept)
+        assert _exercise_users(node_client) == [bystander]
+    finally:
+        node_client.execute_command("ACL", "DELUSER", bystander)
+    assert _db_roles(data_db) == []
+    assert list((state / "exercise-runs").glob("*.json")) == []
+    assert keys_left(node_client, key_prefix) == []
