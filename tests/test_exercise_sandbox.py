@@ -22,32 +22,14 @@ import pytest
 from flightcache.config import ValkeyUrl
 from flightcache.exercises import catalogue
 from flightcache.exercises.runner import TIMEOUT_HINT, Report, run
-from tests.conftest import _fresh_database, keys_left
+from tests.conftest import keys_left
+from tests.test_exercises import data_db, failed, learner_file, node_client
+
+__all__ = ["data_db", "node_client"]  # the fixtures, shared with the exercises' tests
 
 pytestmark = pytest.mark.safety
 
 ROOT = Path(__file__).parent.parent
-
-
-@pytest.fixture(scope="module", params=["mysql", "postgresql"])
-def data_db(request: pytest.FixtureRequest) -> Iterator[Any]:
-    from flightcache.data.load import load_generated
-    from flightcache.db import connect
-
-    for url in _fresh_database(request.param):
-        conn = connect(url)
-        load_generated(conn, "tiny", 1)
-        yield conn
-        conn.close()
-
-
-@pytest.fixture
-def node_client(valkey_server: Any) -> Iterator[Any]:
-    from flightcache.valkey_client import close, connect
-
-    client = connect(valkey_server.url)
-    yield client
-    close(client)
 
 
 @pytest.fixture
@@ -55,22 +37,9 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
-def learner_file(folder: Path, name: str, code: str) -> Path:
-    exercise = catalogue.get(name)
-    text = catalogue.reference_text(exercise)
-    text = text.replace(catalogue.block(exercise, text), code.strip() + "\n\n\n")
-    path = folder / exercise.filename
-    path.write_text(text)
-    return path
-
-
 def check(name: str, file: Path, url: ValkeyUrl, prefix: str, state: Path, **kw: Any) -> Report:
     exercise = catalogue.get(name)
     return run(exercise, file, valkey_url=url, db=None, key_prefix=prefix, state_dir=state, **kw)
-
-
-def failed(report: Report) -> dict[str, str]:
-    return {r.name: f"{r.message} | {r.hint}" for r in report.results if not r.passed}
 
 
 def dead(pid: int) -> bool:
