@@ -176,10 +176,12 @@ def check(
 
     Each check calls your functions with real clients and reports passed or
     failed, with what is wrong, a hint, and the line of your file. Your code runs
-    in a separate process, each check with a time limit, under a key prefix of its
-    own (a Valkey ACL user allowed nothing else, where the server permits);
-    touching other keys fails the run. Checks delete their keys and rows. Exit
-    code 1 when a check failed.
+    in a separate process with resource limits, each check with a time limit,
+    under a key prefix of its own (a Valkey ACL user allowed nothing else and no
+    dangerous command, where the server permits) and, for SQL, a database role
+    that reads the dataset and writes only its own scratch tables; touching other
+    keys fails the run. Checks delete their keys, the ACL user and the role, and
+    sweep what a killed run left. Exit code 1 when a check failed.
 
     Examples:
 
