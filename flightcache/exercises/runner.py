@@ -190,9 +190,9 @@ def run(
         records.write(record)
         clean = False
         try:
-            guard.setup(use_acl=use_acl)
+            guard.setup(use_acl=use_acl, db=valkey_url.db)
             report.isolation, report.note = guard.mode, guard.note
-            scratch = sandbox.create() if sandbox is not None else None
+            scratch = _create(sandbox) if sandbox is not None else None
             spec = {
                 "exercise": exercise.name,
                 "file": str(file),
@@ -211,6 +211,18 @@ def run(
     finally:
         close(admin)
     return report
+
+
+def _create(sandbox: DbSandbox) -> Database:
+    try:
+        return sandbox.create()
+    except FlightcacheError as exc:
+        raise FlightcacheError(
+            f"cannot create the database role your SQL runs as: {exc.message}",
+            hint="the checks need a database user that may create users and grant"
+            " (MySQL/MariaDB: CREATE USER, GRANT OPTION, CREATE) or roles (PostgreSQL:"
+            " CREATEROLE and CREATE on the database); the embedded stack's user may",
+        ) from None
 
 
 def _state_dir() -> Path:
@@ -277,7 +289,7 @@ class Guard:
         self.sentinels = {key: secrets.token_hex(8) for key in _sentinel_keys(admin, base, run_id)}
         self._acl_nodes: list[Any] = []
 
-    def setup(self, *, use_acl: bool) -> None:
+    def setup(self, *, use_acl: bool, db: int = 0) -> None:
         for key, token in self.sentinels.items():
             self.admin.set(key, token, ex=3600)  # gone within the hour, even after a crash
         if not use_acl:
@@ -286,9 +298,11 @@ class Guard:
             )
             return
         rules = ["reset", "on", f">{self.password}", f"~{self.keys.prefix}*", "resetchannels"]
+        # the URL's own database only: the client selects it when it connects
+        selected = [f"+select|{db}"] if db else []
         try:
             for node in primaries(self.admin):
-                node.execute_command("ACL", "SETUSER", self.user, *rules, *ACL_RULES)
+                node.execute_command("ACL", "SETUSER", self.user, *rules, *ACL_RULES, *selected)
                 self._acl_nodes.append(node)
         except valkey.exceptions.ValkeyError as exc:
             self._drop_user()
@@ -569,6 +583,7 @@ class _Remote:
             return {"error": exc.message, "kind": "query"}
         finally:
             timer.cancel()
+            timer.join()  # a cancel under way ends before the admin connection is used again
         return {"value": value}
 
 
