@@ -430,3 +430,49 @@ def test_sigkill_of_the_check_kills_the_learner_and_the_next_run_sweeps(
     assert _db_roles(data_db) == []
     assert list((state / "exercise-runs").glob("*.json")) == []
     assert keys_left(node_client, key_prefix) == []
+
+
+FAKE_PACKAGE = "open(MARKER, 'w').write('imported')\nraise SystemExit('a fake flightcache ran')\n"
+
+
+def test_a_flightcache_folder_is_never_imported_and_the_learners_own_modules_are(
+    valkey_server: Any,
+    node_client: Any,
+    key_prefix: str,
+    tmp_path: Path,
+    state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The child runs with -I: a `flightcache/` folder in the current directory or
+    beside the learner's file is not imported; a module of the learner's own is."""
+    marker = tmp_path / "fake-imported"
+    folder = tmp_path / "exercises"
+    for place in (tmp_path, folder):
+        (place / "flightcache").mkdir(parents=True)
+        (place / "flightcache" / "__init__.py").write_text(
+            FAKE_PACKAGE.replace("MARKER", repr(str(marker)))
+        )
+    (folder / "ranking.py").write_text(
+        "def one_based(position):\n    return None if position is None else position + 1\n"
+    )
+    code = """
+from ranking import one_based
+
+
+def add_points(valkey, key, member, points):
+    return float(valkey.zincrby(key, points, member))
+
+
+def rank(valkey, key, member):
+    return one_based(valkey.zrevrank(key, member))
+
+
+def top(valkey, key, n):
+    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
+"""
+    file = learner_file(folder, "leaderboard", code)
+    monkeypatch.chdir(tmp_path)
+    report = check("leaderboard", file, valkey_server.url, key_prefix, state_dir, timeout=30)
+    assert failed(report) == {}
+    assert not marker.exists()
+    assert keys_left(node_client, key_prefix) == []

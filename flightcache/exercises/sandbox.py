@@ -71,11 +71,17 @@ class Records:
         self.folder = state_dir / RECORDS_DIR
 
     def write(self, record: Record) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = record.path(self.folder)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(record), fh)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = record.path(self.folder)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(asdict(record), fh)
+        except OSError as exc:
+            raise FlightcacheError(
+                f"cannot record the check run in {self.folder}: {exc.strerror}",
+                hint="the state directory must be writable (--state-dir, FLIGHTCACHE_STATE_DIR)",
+            ) from None
 
     def remove(self, record: Record) -> None:
         with contextlib.suppress(FileNotFoundError):
