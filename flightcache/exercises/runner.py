@@ -309,7 +309,8 @@ class Guard:
             reason = str(exc).split("\n", 1)[0]
             self.note = (
                 f"ACLs unavailable ({reason}): keys outside the prefix are detected"
-                " afterwards by sentinel keys, not refused"
+                " afterwards by sentinel keys, not refused, and your code runs with your own"
+                " Valkey credentials"
             )
             return
         self.mode = "acl"

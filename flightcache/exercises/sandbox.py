@@ -166,7 +166,10 @@ class DbSandbox:
         conn = connect(url)
         self.conn = conn
         if conn.dialect == "mysql":
-            conn.execute(f"SET SESSION max_statement_time = {self.statement_ms / 1000:.3f}")
+            try:  # MariaDB; MySQL bounds its SELECTs with max_execution_time instead
+                conn.execute(f"SET SESSION max_statement_time = {self.statement_ms / 1000:.3f}")
+            except QueryError:
+                conn.execute(f"SET SESSION max_execution_time = {self.statement_ms}")
             conn.execute(f"SET SESSION innodb_lock_wait_timeout = {self.statement_ms // 1000}")
             self._backend = int(conn.fetch("SELECT CONNECTION_ID()").rows[0][0])
             self._fill_mysql(conn, dataset)
