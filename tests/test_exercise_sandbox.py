@@ -476,3 +476,41 @@ def top(valkey, key, n):
     assert failed(report) == {}
     assert not marker.exists()
     assert keys_left(node_client, key_prefix) == []
+
+
+DROPS_ITS_TABLE = """
+def rename_airline(valkey, db, key, airline_id, name, ttl):
+    db.execute("DROP TABLE airline")
+"""
+
+
+def test_code_that_drops_its_scratch_table_fails_its_check_not_the_run(
+    data_db: Any,
+    valkey_server: Any,
+    node_client: Any,
+    key_prefix: str,
+    tmp_path: Path,
+    state_dir: Path,
+) -> None:
+    airlines = data_db.fetch("SELECT COUNT(*) FROM airline").rows[0][0]
+    file = learner_file(tmp_path, "write-through", DROPS_ITS_TABLE)
+    report = run(
+        catalogue.get("write-through"),
+        file,
+        valkey_url=valkey_server.url,
+        db=data_db,
+        key_prefix=key_prefix,
+        state_dir=state_dir,
+        timeout=30,
+    )
+    reasons = failed(report)
+    # MySQL: the scratch database has no airline left to read; PostgreSQL: the
+    # search_path falls through to the dataset's airline, which kept its name
+    expected = {
+        "mysql": "reading the scratch tables your code writes failed",
+        "postgresql": "the database still says",
+    }
+    assert expected[data_db.dialect] in reasons["database"]
+    assert data_db.fetch("SELECT COUNT(*) FROM airline").rows[0][0] == airlines
+    assert _db_roles(data_db) == []
+    assert keys_left(node_client, key_prefix) == []

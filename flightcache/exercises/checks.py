@@ -132,11 +132,10 @@ WT_DOOMED = "Doomed Air"
 
 def _wt_airline(c: CheckContext) -> dict[str, str]:
     """An airline row of the run's scratch copy of ``airline``, as text."""
-    scratch = c.scratch_db()
-    codes = [str(r[0]) for r in scratch.fetch(c.sql("exercise_airline_codes")).rows if r[0]]
+    codes = [str(r[0]) for r in c.scratch_fetch("exercise_airline_codes").rows if r[0]]
     random.shuffle(codes)
     for code in codes[:20]:
-        found = scratch.fetch(c.sql("airline_by_iata"), {"iata": code})
+        found = c.scratch_fetch("airline_by_iata", {"iata": code})
         if len(found.rows) == 1:
             return _wt_row(c, int(found.rows[0][0]))
     raise DataError(
@@ -147,7 +146,7 @@ def _wt_airline(c: CheckContext) -> dict[str, str]:
 
 
 def _wt_row(c: CheckContext, airline_id: int) -> dict[str, str]:
-    found = c.scratch_db().fetch(c.sql("airline_by_id"), {"airline_id": airline_id})
+    found = c.scratch_fetch("airline_by_id", {"airline_id": airline_id})
     return {
         col: "" if v is None else str(v)
         for col, v in zip(found.columns, found.rows[0], strict=True)
@@ -259,9 +258,7 @@ def _wb_queue(c: CheckContext, n: int) -> tuple[str, list[_Queued]]:
 
 
 def _wb_applied(c: CheckContext, stream: str, entry: _Queued) -> int:
-    found = c.scratch_db().fetch(
-        c.sql("wb_flight_seats"), {"queue": stream, "flight_id": entry.flight}
-    )
+    found = c.scratch_fetch("wb_flight_seats", {"queue": stream, "flight_id": entry.flight})
     return int(found.rows[0][0])
 
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from flightcache import sqlfiles
 from flightcache.db import Database, Params, QueryResult
-from flightcache.errors import FlightcacheError
+from flightcache.errors import FlightcacheError, QueryError
 from flightcache.exercises.catalogue import Exercise
 from flightcache.keys import Keys
 
@@ -250,6 +250,17 @@ class CheckContext:
         if self.scratch is None:
             raise FlightcacheError("this exercise's checks need a database connection")
         return self.scratch
+
+    def scratch_fetch(self, name: str, params: Params = None) -> QueryResult:
+        """A named query on the scratch area, which the learner's code may have broken
+        (its role owns those tables): a failure is the check's, not the run's."""
+        try:
+            return self.scratch_db().fetch(self.sql(name), params)
+        except QueryError as exc:
+            raise CheckFailed(
+                f"reading the scratch tables your code writes failed: {exc.message}",
+                hint="leave the tables as they are: change rows only as the docstring says",
+            ) from None
 
     def learner_db(self) -> ExerciseDb:
         if self.db is None:
