@@ -37,9 +37,11 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
-def check(name: str, file: Path, url: ValkeyUrl, prefix: str, state: Path, **kw: Any) -> Report:
+def check(
+    name: str, file: Path, url: ValkeyUrl, prefix: str, state: Path, db: Any = None, **kw: Any
+) -> Report:
     exercise = catalogue.get(name)
-    return run(exercise, file, valkey_url=url, db=None, key_prefix=prefix, state_dir=state, **kw)
+    return run(exercise, file, valkey_url=url, db=db, key_prefix=prefix, state_dir=state, **kw)
 
 
 def dead(pid: int) -> bool:
@@ -256,14 +258,8 @@ def test_learner_sql_cannot_write_the_dataset(
     names = data_db.fetch("SELECT airline_id, airlinename FROM airline ORDER BY 1").rows
     code = ATTACK.replace("QUALIFIED", _qualified_airline(data_db))
     file = learner_file(tmp_path, "write-through", code)
-    report = run(
-        catalogue.get("write-through"),
-        file,
-        valkey_url=valkey_server.url,
-        db=data_db,
-        key_prefix=key_prefix,
-        state_dir=state_dir,
-        timeout=30,
+    report = check(
+        "write-through", file, valkey_server.url, key_prefix, state_dir, data_db, timeout=30
     )
     assert failed(report) == {}  # the rename went to the run's scratch copy
     refusals = [li for li in report.output.splitlines() if li.startswith("refused:")]
@@ -412,13 +408,13 @@ def test_sigkill_of_the_check_kills_the_learner_and_the_next_run_sweeps(
     node_client.execute_command("ACL", "SETUSER", bystander, "off")
     try:
         reference = catalogue.solution_code(catalogue.get("write-through"))
-        report = run(
-            catalogue.get("write-through"),
+        report = check(
+            "write-through",
             learner_file(tmp_path, "write-through", reference),
-            valkey_url=valkey_server.url,
-            db=data_db,
-            key_prefix=key_prefix,
-            state_dir=state,
+            valkey_server.url,
+            key_prefix,
+            state,
+            data_db,
             timeout=30,
         )
         assert failed(report) == {}
@@ -494,14 +490,8 @@ def test_code_that_drops_its_scratch_table_fails_its_check_not_the_run(
 ) -> None:
     airlines = data_db.fetch("SELECT COUNT(*) FROM airline").rows[0][0]
     file = learner_file(tmp_path, "write-through", DROPS_ITS_TABLE)
-    report = run(
-        catalogue.get("write-through"),
-        file,
-        valkey_url=valkey_server.url,
-        db=data_db,
-        key_prefix=key_prefix,
-        state_dir=state_dir,
-        timeout=30,
+    report = check(
+        "write-through", file, valkey_server.url, key_prefix, state_dir, data_db, timeout=30
     )
     reasons = failed(report)
     # MySQL: the scratch database has no airline left to read; PostgreSQL: the
