@@ -504,3 +504,31 @@ def test_code_that_drops_its_scratch_table_fails_its_check_not_the_run(
     assert data_db.fetch("SELECT COUNT(*) FROM airline").rows[0][0] == airlines
     assert _db_roles(data_db) == []
     assert keys_left(node_client, key_prefix) == []
+
+
+FLUSHES = """
+def add_points(valkey, key, member, points):
+    valkey.script_flush()
+    return float(valkey.zincrby(key, points, member))
+
+
+def rank(valkey, key, member):
+    position = valkey.zrevrank(key, member)
+    return None if position is None else position + 1
+
+
+def top(valkey, key, n):
+    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
+"""
+
+
+def test_a_refused_command_is_named_as_a_command_not_a_key(
+    valkey_server: Any, node_client: Any, key_prefix: str, tmp_path: Path, state_dir: Path
+) -> None:
+    file = learner_file(tmp_path, "leaderboard", FLUSHES)
+    report = check("leaderboard", file, valkey_server.url, key_prefix, state_dir, timeout=30)
+    reasons = failed(report)
+    assert "your code ran a command exercises may not run" in reasons["add"]
+    assert "your code ran commands exercises may not run" in reasons["prefix"]
+    assert "SCRIPT|FLUSH was refused" in reasons["prefix"]
+    assert keys_left(node_client, key_prefix) == []

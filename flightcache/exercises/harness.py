@@ -194,6 +194,12 @@ class Learner:
         except BaseException as exc:
             if expect_failure and _caused_by_injection(exc):
                 raise InjectedFailure(str(exc)) from None
+            if "permissions to run" in str(exc):
+                raise CheckFailed(
+                    f"your code ran a command exercises may not run, and Valkey refused: {exc}",
+                    hint="the exercises need only the commands their docstrings name",
+                    where=self.where(exc),
+                ) from None
             if _outside_prefix(exc):
                 raise CheckFailed(
                     f"your code touched a key outside its prefix, and Valkey refused: {exc}",

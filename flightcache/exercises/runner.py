@@ -345,17 +345,23 @@ class Guard:
 
     def verdict(self) -> CheckResult:
         touched = self.touched()
-        title = "keys outside the prefix left alone"
+        title = "only the run's keys touched, only allowed commands run"
         if not touched:
             return CheckResult(PREFIX_CHECK, title, True)
-        return CheckResult(
-            PREFIX_CHECK,
-            title,
-            False,
-            f"your code touched keys outside its prefix {self.keys.prefix}: "
-            + "; ".join(touched[:5]),
-            "use only the key names the checker passes to your functions",
-        )
+        refused = [line for line in touched if line.endswith("(not allowed in exercises)")]
+        keys = [line for line in touched if line not in refused]
+        said: list[str] = []
+        hints: list[str] = []
+        if keys:
+            said.append(
+                f"your code touched keys outside its prefix {self.keys.prefix}: "
+                + "; ".join(keys[:5])
+            )
+            hints.append("use only the key names the checker passes to your functions")
+        if refused:
+            said.append("your code ran commands exercises may not run: " + "; ".join(refused[:5]))
+            hints.append("the exercises need only the commands their docstrings name")
+        return CheckResult(PREFIX_CHECK, title, False, "; ".join(said), "; ".join(hints))
 
     def _drop_user(self) -> None:
         for node in self._acl_nodes:
