@@ -87,10 +87,23 @@ def admin_url(valkey_server: Any, node_client: Any) -> Iterator[ValkeyUrl]:
     node_client.execute_command("ACL", "DELUSER", user)
 
 
+# the reference rank() and top() of the leaderboard, for learner code that changes add_points()
+RANK_TOP = """
+def rank(valkey, key, member):
+    position = valkey.zrevrank(key, member)
+    return None if position is None else position + 1
+
+
+def top(valkey, key, n):
+    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
+"""
+
+
 # the learner's code: its environment, its command line, and every readable page of
 # its memory, searched for the admin password (built from parts, so that the search
 # itself holds no copy of it)
-SNOOP = """
+SNOOP = (
+    """
 import re as _re
 
 def _snoop(out_path):
@@ -125,15 +138,9 @@ _snoop(OUT)
 def add_points(valkey, key, member, points):
     return float(valkey.zincrby(key, points, member))
 
-
-def rank(valkey, key, member):
-    position = valkey.zrevrank(key, member)
-    return None if position is None else position + 1
-
-
-def top(valkey, key, n):
-    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
 """
+    + RANK_TOP
+)
 
 
 def test_the_learners_process_holds_no_admin_credentials(
@@ -315,22 +322,17 @@ def test_a_timeout_kills_a_forking_grandchild_and_an_endless_script(
     assert _exercise_users(node_client) == []
 
 
-LIMITS = """
+LIMITS = (
+    """
 def add_points(valkey, key, member, points):
     with open(OUT, "w") as fh:
         fh.write(open("/proc/self/limits").read())
     data = bytes(4 * 1024 ** 3)  # calloc: never touched, even where it succeeds
     return float(len(data))
 
-
-def rank(valkey, key, member):
-    position = valkey.zrevrank(key, member)
-    return None if position is None else position + 1
-
-
-def top(valkey, key, n):
-    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
 """
+    + RANK_TOP
+)
 
 
 def _limit(text: str, name: str) -> str:
@@ -506,20 +508,15 @@ def test_code_that_drops_its_scratch_table_fails_its_check_not_the_run(
     assert keys_left(node_client, key_prefix) == []
 
 
-FLUSHES = """
+FLUSHES = (
+    """
 def add_points(valkey, key, member, points):
     valkey.script_flush()
     return float(valkey.zincrby(key, points, member))
 
-
-def rank(valkey, key, member):
-    position = valkey.zrevrank(key, member)
-    return None if position is None else position + 1
-
-
-def top(valkey, key, n):
-    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
 """
+    + RANK_TOP
+)
 
 
 def test_a_refused_command_is_named_as_a_command_not_a_key(
