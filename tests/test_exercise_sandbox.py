@@ -66,6 +66,25 @@ def _exercise_users(client: Any) -> list[str]:
     return [u for u in client.acl_users() if u.startswith("flightcache-exercise-")]
 
 
+def _role_of(report: Report) -> str:
+    """The database role of a run: named after the run's id, the last part of its prefix."""
+    return "flightcache_ex_" + report.prefix.rstrip(":").rsplit(":", 1)[1]
+
+
+def _add_role(db: Any, name: str) -> None:
+    if db.dialect == "mysql":
+        db.execute(f"CREATE USER '{name}'@'localhost'")
+    else:
+        db.execute(f"CREATE ROLE {name}")
+
+
+def _drop_role(db: Any, name: str) -> None:
+    if db.dialect == "mysql":
+        db.execute(f"DROP USER IF EXISTS '{name}'@'localhost'")
+    else:
+        db.execute(f"DROP ROLE IF EXISTS {name}")
+
+
 def _db_roles(db: Any) -> list[str]:
     if db.dialect == "mysql":
         rows = db.fetch("SELECT user FROM mysql.user WHERE user LIKE 'flightcache\\_ex\\_%'").rows
@@ -277,7 +296,7 @@ def test_learner_sql_cannot_write_the_dataset(
     assert data_db.fetch("SELECT COUNT(*) FROM flight").rows[0][0] == flights
     assert data_db.fetch("SELECT COUNT(*) FROM flight WHERE flightno = 'PWN1'").rows[0][0] == 0
     assert data_db.fetch("SELECT airline_id, airlinename FROM airline ORDER BY 1").rows == names
-    assert _db_roles(data_db) == []
+    assert _role_of(report) not in _db_roles(data_db)
     assert keys_left(node_client, key_prefix) == []
 
 
@@ -396,18 +415,21 @@ def test_sigkill_of_the_check_kills_the_learner_and_the_next_run_sweeps(
     try:
         assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) >= 2, 60)
         child, grandchild = (int(p) for p in pids.read_text().split()[:2])
-        assert _exercise_users(node_client) and _db_roles(data_db)  # the run's, in use
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
     assert wait_for(lambda: dead(child) and dead(grandchild), 5)
-    assert len(list((state / "exercise-runs").glob("*.json"))) == 1
-    leftover = _exercise_users(node_client)
-    assert leftover and _db_roles(data_db)
+    (record,) = (state / "exercise-runs").glob("*.json")
+    killed_user = f"flightcache-exercise-{record.stem}"
+    killed_role = f"flightcache_ex_{record.stem}"
+    assert _exercise_users(node_client) == [killed_user]  # left by the killed run
+    assert killed_role in _db_roles(data_db)
 
-    # the next run removes what the killed one left, and only that
-    bystander = "flightcache-exercise-00000000"  # not recorded: someone else's
-    node_client.execute_command("ACL", "SETUSER", bystander, "off")
+    # the next run removes what the killed one left, and only that: not these two
+    bystander_user = "flightcache-exercise-00000000"
+    bystander_role = f"flightcache_ex_{secrets.token_hex(4)}"
+    node_client.execute_command("ACL", "SETUSER", bystander_user, "off")
+    _add_role(data_db, bystander_role)
     try:
         reference = catalogue.solution_code(catalogue.get("write-through"))
         report = check(
@@ -420,12 +442,14 @@ def test_sigkill_of_the_check_kills_the_learner_and_the_next_run_sweeps(
             timeout=30,
         )
         assert failed(report) == {}
-        assert f"ACL user {leftover[0]}" in report.swept
-        assert any(line.startswith("database role flightcache_ex_") for line in report.swept)
-        assert _exercise_users(node_client) == [bystander]
+        assert report.swept == [f"ACL user {killed_user}", f"database role {killed_role}"]
+        assert _exercise_users(node_client) == [bystander_user]
+        roles = _db_roles(data_db)
+        assert killed_role not in roles and _role_of(report) not in roles
+        assert bystander_role in roles
     finally:
-        node_client.execute_command("ACL", "DELUSER", bystander)
-    assert _db_roles(data_db) == []
+        node_client.execute_command("ACL", "DELUSER", bystander_user)
+        _drop_role(data_db, bystander_role)
     assert list((state / "exercise-runs").glob("*.json")) == []
     assert keys_left(node_client, key_prefix) == []
 
@@ -504,7 +528,7 @@ def test_code_that_drops_its_scratch_table_fails_its_check_not_the_run(
     }
     assert expected[data_db.dialect] in reasons["database"]
     assert data_db.fetch("SELECT COUNT(*) FROM airline").rows[0][0] == airlines
-    assert _db_roles(data_db) == []
+    assert _role_of(report) not in _db_roles(data_db)
     assert keys_left(node_client, key_prefix) == []
 
 
