@@ -553,3 +553,47 @@ def test_a_refused_command_is_named_as_a_command_not_a_key(
     assert "your code ran commands exercises may not run" in reasons["prefix"]
     assert "SCRIPT|FLUSH was refused" in reasons["prefix"]
     assert keys_left(node_client, key_prefix) == []
+
+
+SLEEPS = """
+def cached_query(valkey, db, key, sql, params, ttl, empty_ttl):
+    if db.dialect == "mysql":
+        db.execute("SET SESSION max_statement_time = 0")
+        db.fetch("SELECT SLEEP(29.123)")
+    else:
+        db.execute("SET statement_timeout = 0")
+        db.fetch("SELECT pg_sleep(29.123)")
+    return []
+"""
+
+
+def _sleeping(db: Any) -> int:
+    """Sessions still running the learner's sleep, on the whole server."""
+    if db.dialect == "mysql":
+        sql = (
+            "SELECT COUNT(*) FROM information_schema.processlist"
+            " WHERE info LIKE %(q)s AND info NOT LIKE '%%processlist%%'"
+        )
+    else:
+        sql = "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE %(q)s AND state = 'active'"
+    return int(db.fetch(sql, {"q": "%sleep(29.123)%"}).rows[0][0])
+
+
+def test_a_statement_that_lifts_its_own_time_limit_is_cancelled(
+    data_db: Any,
+    valkey_server: Any,
+    node_client: Any,
+    key_prefix: str,
+    tmp_path: Path,
+    state_dir: Path,
+) -> None:
+    file = learner_file(tmp_path, "cache-aside", SLEEPS)
+    started = time.monotonic()
+    report = check(
+        "cache-aside", file, valkey_server.url, key_prefix, state_dir, data_db, timeout=1
+    )
+    assert time.monotonic() - started < 20
+    assert failed(report)["miss"] == "timed out after 1 s | " + TIMEOUT_HINT
+    assert wait_for(lambda: _sleeping(data_db) == 0, 2)  # nothing left running on the server
+    assert _role_of(report) not in _db_roles(data_db)
+    assert keys_left(node_client, key_prefix) == []
