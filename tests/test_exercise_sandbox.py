@@ -390,17 +390,19 @@ def rename_airline(valkey, db, key, airline_id, name, ttl):
 """
 
 
-def test_sigkill_of_the_check_kills_the_learner_and_the_next_run_sweeps(
-    data_db: Any, valkey_server: Any, node_client: Any, key_prefix: str, tmp_path: Path
-) -> None:
-    state = tmp_path / "state"
+def _check_in_a_process(
+    data_db: Any, valkey_server: Any, key_prefix: str, tmp_path: Path, stop: signal.Signals
+) -> tuple[int, int, int, str]:
+    """`flightcache exercise check write-through` on learner code that forks and loops,
+    stopped by ``stop`` once both learner processes run:
+    (exit code, child, grandchild, the run's id)."""
     pids = tmp_path / "pids.txt"
     learner_file(tmp_path, "write-through", KILLED.replace("PIDS", repr(str(pids))))
     env = {
         **os.environ,
         "FLIGHTCACHE_VALKEY_URL": valkey_server.url.url(redact=False),
         "FLIGHTCACHE_DB_URL": data_db.url.url(redact=False),
-        "FLIGHTCACHE_STATE_DIR": str(state),
+        "FLIGHTCACHE_STATE_DIR": str(tmp_path / "state"),
         "FLIGHTCACHE_KEY_PREFIX": key_prefix.rstrip(":"),
     }
     command = [sys.executable, "-m", "flightcache", "exercise", "check", "write-through"]
@@ -415,9 +417,24 @@ def test_sigkill_of_the_check_kills_the_learner_and_the_next_run_sweeps(
     try:
         assert wait_for(lambda: pids.exists() and len(pids.read_text().split()) >= 2, 60)
         child, grandchild = (int(p) for p in pids.read_text().split()[:2])
+        records = list((tmp_path / "state" / "exercise-runs").glob("*.json"))
     finally:
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
+        parent.send_signal(stop)
+        try:
+            code = parent.wait(timeout=30)
+        finally:
+            parent.kill()
+            parent.wait()
+    return code, child, grandchild, records[0].stem if records else ""
+
+
+def test_sigkill_of_the_check_kills_the_learner_and_the_next_run_sweeps(
+    data_db: Any, valkey_server: Any, node_client: Any, key_prefix: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    _, child, grandchild, _ = _check_in_a_process(
+        data_db, valkey_server, key_prefix, tmp_path, signal.SIGKILL
+    )
     assert wait_for(lambda: dead(child) and dead(grandchild), 5)
     (record,) = (state / "exercise-runs").glob("*.json")
     killed_user = f"flightcache-exercise-{record.stem}"
@@ -451,6 +468,27 @@ def test_sigkill_of_the_check_kills_the_learner_and_the_next_run_sweeps(
         node_client.execute_command("ACL", "DELUSER", bystander_user)
         _drop_role(data_db, bystander_role)
     assert list((state / "exercise-runs").glob("*.json")) == []
+    assert keys_left(node_client, key_prefix) == []
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_sigterm_or_sighup_of_the_check_cleans_up_at_once(
+    stop: signal.Signals,
+    data_db: Any,
+    valkey_server: Any,
+    node_client: Any,
+    key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    code, child, grandchild, run_id = _check_in_a_process(
+        data_db, valkey_server, key_prefix, tmp_path, stop
+    )
+    assert wait_for(lambda: dead(child) and dead(grandchild), 5)
+    assert code not in (0, -stop)  # it ended through its error boundary, not by the signal
+    assert run_id  # the run was recorded before it made anything
+    assert _exercise_users(node_client) == []  # removed at once, not by a next run
+    assert f"flightcache_ex_{run_id}" not in _db_roles(data_db)
+    assert list((tmp_path / "state" / "exercise-runs").glob("*.json")) == []
     assert keys_left(node_client, key_prefix) == []
 
 

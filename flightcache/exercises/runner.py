@@ -18,6 +18,7 @@ touched outside its prefix becomes one more failed check.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -170,47 +172,76 @@ def run(
         report.results = failed_compile
         return report
     records = Records(state_dir or _state_dir())
-    admin = connect(valkey_url)
-    try:
-        report.swept = sweep(records, valkey_url=valkey_url, admin=admin, db=db)
-        guard = Guard(admin, base, keys, run_id)
-        sandbox = DbSandbox(db, run_id, timeout) if db is not None else None
-        record = Record(
-            run_id,
-            os.getpid(),
-            valkey_address(valkey_url),
-            guard.user,
-            keys.prefix,
-            db.dialect if db is not None else "",
-            db_server(db.url) if db is not None else "",
-            role_name(run_id) if db is not None else "",
-            sandbox.host if sandbox is not None else "",
-            list(guard.sentinels),
-        )
-        records.write(record)
-        clean = False
+    with _signals_end_the_run():
+        admin = connect(valkey_url)
         try:
-            guard.setup(use_acl=use_acl, db=valkey_url.db)
-            report.isolation, report.note = guard.mode, guard.note
-            scratch = _create(sandbox) if sandbox is not None else None
-            spec = {
-                "exercise": exercise.name,
-                "file": str(file),
-                "learner_url": guard.learner_url(valkey_url).url(redact=False),
-                "dialect": db.dialect if db is not None else "",
-            }
-            session = _Session(spec, admin, db, scratch, sandbox, keys, timeout)
-            report.results, report.output = session.drive(checks)
-            verdict = guard.verdict()
-            if not verdict.passed:
-                report.results.append(verdict)
+            report.swept = sweep(records, valkey_url=valkey_url, admin=admin, db=db)
+            guard = Guard(admin, base, keys, run_id)
+            sandbox = DbSandbox(db, run_id, timeout) if db is not None else None
+            record = Record(
+                run_id,
+                os.getpid(),
+                valkey_address(valkey_url),
+                guard.user,
+                keys.prefix,
+                db.dialect if db is not None else "",
+                db_server(db.url) if db is not None else "",
+                role_name(run_id) if db is not None else "",
+                sandbox.host if sandbox is not None else "",
+                list(guard.sentinels),
+            )
+            records.write(record)
+            try:
+                guard.setup(use_acl=use_acl, db=valkey_url.db)
+                report.isolation, report.note = guard.mode, guard.note
+                scratch = _create(sandbox) if sandbox is not None else None
+                spec = {
+                    "exercise": exercise.name,
+                    "file": str(file),
+                    "learner_url": guard.learner_url(valkey_url).url(redact=False),
+                    "dialect": db.dialect if db is not None else "",
+                }
+                session = _Session(spec, admin, db, scratch, sandbox, keys, timeout)
+                report.results, report.output = session.drive(checks)
+                verdict = guard.verdict()
+                if not verdict.passed:
+                    report.results.append(verdict)
+            finally:
+                clean = _cleanup(guard, sandbox)
+                if clean:
+                    records.remove(record)
         finally:
-            clean = _cleanup(guard, sandbox)
-            if clean:
-                records.remove(record)
+            close(admin)
+        return report
+
+
+class RunStopped(FlightcacheError):
+    """SIGTERM or SIGHUP arrived during a check run; its cleanup ran before this was raised."""
+
+
+@contextlib.contextmanager
+def _signals_end_the_run() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the run through its cleanup (the learner's process group,
+    the ACL user, the role, the keys), once: a second one during the cleanup is ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = (signal.SIGTERM, signal.SIGHUP)
+
+    def stop(signum: int, _frame: Any) -> None:
+        for number in caught:
+            signal.signal(number, signal.SIG_IGN)
+        raise RunStopped(
+            f"the check run was stopped by {signal.Signals(signum).name}",
+            hint="what it had made on the servers was removed; run the check again",
+        )
+
+    previous = {number: signal.signal(number, stop) for number in caught}
+    try:
+        yield
     finally:
-        close(admin)
-    return report
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _create(sandbox: DbSandbox) -> Database:
