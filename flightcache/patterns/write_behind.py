@@ -27,7 +27,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,6 +37,7 @@ from typing import Any, Protocol
 import valkey.exceptions
 
 from flightcache import sqlfiles
+from flightcache.children import child_env, python_command
 from flightcache.db import Params, QueryResult
 from flightcache.errors import ConfigError, DataError, FlightcacheError
 from flightcache.keys import Keys
@@ -639,21 +639,24 @@ class _Clock:
 
 
 def worker_command(batch: int, consumer: str, global_args: Sequence[str] = ()) -> list[str]:
-    """The command line of a worker child process: --once, with a --json summary."""
-    return [
-        sys.executable,
-        "-m",
-        "flightcache",
-        *global_args,
-        "write-behind",
-        "worker",
-        "--once",
-        "--batch",
-        str(batch),
-        "--consumer",
-        consumer,
-        "--json",
-    ]
+    """The command line of a worker child process: --once, with a --json summary.
+
+    ``python -P``: a ``flightcache/`` directory where the demo runs is never imported."""
+    return python_command(
+        [
+            "-m",
+            "flightcache",
+            *global_args,
+            "write-behind",
+            "worker",
+            "--once",
+            "--batch",
+            str(batch),
+            "--consumer",
+            consumer,
+            "--json",
+        ]
+    )
 
 
 PAUSE_ENV = "FLIGHTCACHE_WB_PAUSE_BEFORE_ACK"
@@ -671,7 +674,7 @@ def kill_after_commit(
     before = applied_count(db, queue)
     child = subprocess.Popen(
         list(command),
-        env={**env, PAUSE_ENV: str(timeout)},
+        env=child_env({**env, PAUSE_ENV: str(timeout)}),  # it dies with us
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -860,7 +863,9 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     ) as step:
         env = {**os.environ, **opts.get("child_env", {})}
         env.pop(PAUSE_ENV, None)
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            command, env=child_env(env), capture_output=True, text=True, timeout=300
+        )
         if done.returncode != 0:
             raise FlightcacheError(
                 f"the restarted worker failed: {done.stderr.strip()[-300:]}",
