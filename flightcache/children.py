@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 PARENT_ENV = "FLIGHTCACHE_PARENT_PID"
@@ -78,6 +78,22 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> str:
     if os.getppid() != parent_pid:  # it died before we asked
         os.kill(os.getpid(), sig)
     return how
+
+
+def preexec_die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """For ``subprocess.Popen(preexec_fn=...)`` of a program that is not flightcache's
+    own Python (a shell, a database client): Linux asks for the parent-death signal
+    between fork and exec, and it survives the exec. None where there is no prctl.
+    Start such a child from the main thread: the signal follows the creating thread."""
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        if not _prctl_pdeathsig(sig) or os.getppid() != parent:
+            os.kill(os.getpid(), sig)
+
+    return arm
 
 
 def adopt_parent_from_env() -> None:

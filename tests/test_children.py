@@ -95,7 +95,12 @@ def _kill_parent_and_watch(command: list[str], tmp_path: Path, find: Finder, wha
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
-    deadline = time.monotonic() + 5
+    _assert_gone(children)
+
+
+def _assert_gone(children: list[psutil.Process], seconds: float = 5) -> None:
+    """Every one of ``children`` ends within ``seconds`` (a zombie counts as ended)."""
+    deadline = time.monotonic() + seconds
     while _alive(children) and time.monotonic() < deadline:
         time.sleep(0.05)
     left = _alive(children)
@@ -185,3 +190,21 @@ def test_a_child_dies_even_when_its_parent_died_first(tmp_path: Path) -> None:
     gone.wait()
     child = subprocess.Popen([sys.executable, "-P", "-c", code, str(gone.pid)])
     assert child.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_a_program_started_with_the_preexec_hook_dies_with_its_parent() -> None:
+    """Not flightcache's Python (a database client, say): the signal is armed before exec."""
+    code = (
+        "import subprocess, sys, time\n"
+        "from flightcache.children import preexec_die_with_parent\n"
+        "p = subprocess.Popen(['sleep', '60'], preexec_fn=preexec_die_with_parent())\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-P", "-c", code], stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    child = psutil.Process(int(parent.stdout.readline()))
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    parent.stdout.close()
+    _assert_gone([child])
