@@ -924,7 +924,8 @@ def _poison(ctx: DemoContext, pattern: WriteBehind, flight: int, batch: int) -> 
         "Poison entries go to the dead letters",
         f"XADD straight into the streams, past the script: flight {missing} (does not exist)"
         f" and {POISON_SEATS:.0e} seats on flight {flight} (no BIGINT holds that); the worker"
-        " acks each into the shard's dead-letter stream with its error, never retries it",
+        " sets each aside with its error, never retrying it: one script XACKs it and XADDs"
+        " it to the shard's dead-letter stream",
     ) as step:
         before = db_total(ctx.db, queue)
         ids = [
@@ -938,8 +939,8 @@ def _poison(ctx: DemoContext, pattern: WriteBehind, flight: int, batch: int) -> 
         with ctx.tracer.paused():
             report = worker.run(once=True)
             left = backlog(pattern.depth())
-        dead = [d for d in dead_letters(ctx.valkey, ctx.keys) if d.entry in ids]
-        after = db_total(ctx.db, queue)
+            dead = [d for d in dead_letters(ctx.valkey, ctx.keys) if d.entry in ids]
+            after = db_total(ctx.db, queue)
         step.outcome = (
             f"{report.dead_lettered} entries dead-lettered and acked; backlog {left};"
             f" database total unchanged at {after:,} seats"
