@@ -101,7 +101,7 @@ def eviction(
     """
     from flightcache.app import App
     from flightcache.commands import _demo
-    from flightcache.console import err
+    from flightcache.console import err, styled
     from flightcache.patterns.eviction import demo, parse_policies
 
     try:
@@ -116,8 +116,10 @@ def eviction(
     application: App = ctx.obj
     require_consent(application.settings, yes)
     err.print(
-        "[yellow]note:[/yellow] eviction acts on the whole server: while this runs, any key on"
-        " it may be evicted or refused, not only flightcache's",
+        styled(
+            "[yellow]note:[/yellow] eviction acts on the whole server: while this runs, any key on"
+            " it may be evicted or refused, not only flightcache's"
+        ),
         soft_wrap=True,
     )
     _demo.run(

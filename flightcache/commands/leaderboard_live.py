@@ -138,8 +138,8 @@ def simulate(
                 sim.cleanup()
         if report.cleanup_valkey_failed:
             err.print(
-                "[yellow]--cleanup deleted the bookings, but Valkey failed: the boards still"
-                " count them[/yellow]",
+                "--cleanup deleted the bookings, but Valkey failed: the boards still count them",
+                style="yellow",
                 soft_wrap=True,
             )
         summary = report.as_dict()

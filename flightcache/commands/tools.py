@@ -165,7 +165,7 @@ def doctor(
       flightcache doctor
       flightcache doctor --json
     """
-    from flightcache.console import out, table
+    from flightcache.console import out, styled, table
 
     checks = _doctor_checks(ctx.obj)
     failed = [c for c in checks if not c.ok]
@@ -177,7 +177,12 @@ def doctor(
                 "flightcache doctor",
                 ["check", "", "detail", "fix"],
                 [
-                    [c.name, "[green]ok[/green]" if c.ok else "[red]FAIL[/red]", c.detail, c.fix]
+                    [
+                        c.name,
+                        styled("[green]ok[/green]" if c.ok else "[red]FAIL[/red]"),
+                        c.detail,
+                        c.fix,
+                    ]
                     for c in checks
                 ],
             )

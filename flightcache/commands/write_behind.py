@@ -147,7 +147,7 @@ def worker(
     """
     import valkey.exceptions
 
-    from flightcache.console import err, human_ns, out, table
+    from flightcache.console import err, human_ns, out, styled, table
     from flightcache.errors import ConfigError, ConnectionFailed, FlightcacheError
     from flightcache.patterns.write_behind import (
         PAUSE_ENV,
@@ -174,8 +174,8 @@ def worker(
 
     def on_retry(exc: FlightcacheError, delay: float, attempt: int, pending: int) -> None:
         err.print(
-            f"[yellow]database unavailable:[/yellow] {exc.message}; {pending} entries stay"
-            f" pending (not acked); retry {attempt} in {delay:.1f} s",
+            styled("[yellow]database unavailable:[/yellow] {}", exc.message)
+            + f"; {pending} entries stay pending (not acked); retry {attempt} in {delay:.1f} s",
             soft_wrap=True,
         )
 
@@ -191,7 +191,7 @@ def worker(
         )
 
     def on_pause(entries: int) -> None:
-        err.print(f"[dim]{PAUSE_ENV}: {entries} entries committed, waiting before XACK[/dim]")
+        err.print(f"{PAUSE_ENV}: {entries} entries committed, waiting before XACK", style="dim")
 
     drainer = Worker(
         client,
