@@ -1,13 +1,19 @@
 """Untrusted input (issue 12, item 8): text from the data or the command line is shown,
-never obeyed as rich markup or terminal control sequences."""
+never obeyed as rich markup or terminal control sequences; numbers are checked before
+any server is contacted."""
 
 from __future__ import annotations
 
 import io
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.main
+
+from flightcache.cli import app
 
 pytestmark = pytest.mark.safety
 
@@ -105,3 +111,136 @@ def test_renderers_on_a_terminal_send_no_foreign_control_sequence() -> None:
     assert "\x1b]0;pwned" not in text and "\x07" not in text and "\x1b[2J" not in text
     for shown in SHOWN:
         assert shown in text
+
+
+# -- numbers ----------------------------------------------------------------------------------
+# What may legitimately be zero, negative or infinite; everything else refuses
+# nan and inf (floats), 0 and -1 (every number) before it contacts a server.
+# Each bad value is given to the command on its own, the other options as they are.
+ANY_SIGN = {"--seed", "leaderboard range --min", "leaderboard range --max"}
+INFINITE_OK = {"leaderboard range --min", "leaderboard range --max"}
+ZERO_OK = ANY_SIGN | {
+    "ttl --jitter",
+    "invalidate --jitter",
+    "invalidate --warm",
+    "universal --api-latency-ms",
+    "universal --api-failure-rate",
+    "memory-pressure --slower-than",
+    "stampede --rebuild-ms",
+    "bench run --warmup",
+    "bench run --read-ratio",
+    "write-behind worker --claim-idle",
+    "write-behind --crash-writes",
+}
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command, and every group whose callback takes options (write-behind's demo)."""
+    yield path, group
+    for name, sub in getattr(group, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def _numeric_options() -> list[tuple[str, list[str], str, list[str]]]:
+    """(command, its arguments and required options, option, the values it must refuse)"""
+    found = []
+    for path, command in _commands(typer.main.get_command(app)):
+        arguments = ["_x" for p in command.params if p.required and not p.opts[0].startswith("-")]
+        if path[:1] == ("leaderboard",) and arguments:  # a board that exists: the number is wrong
+            arguments[0] = "airport-bookings"
+        for p in command.params:
+            kind = p.type_descriptor.annotation
+            if kind not in (int, float) or not p.opts[0].startswith("--"):
+                continue
+            name, where = p.opts[0], f"{' '.join(path)} {p.opts[0]}"
+            others = [
+                f"{o.opts[0]}=1"
+                for o in command.params
+                if o.required and o is not p and o.opts[0].startswith("--")
+            ]
+            bad = []
+            if kind is float:
+                bad.append("nan")
+                if where not in INFINITE_OK:
+                    bad += ["inf", "-inf"]
+            if name not in ANY_SIGN and where not in ANY_SIGN:
+                bad.append("-1")
+                if where not in ZERO_OK:
+                    bad.append("0")
+            found.append((" ".join(path), [*path, *arguments, *others], name, bad))
+    return found
+
+
+NUMERIC = _numeric_options()
+# the walk itself: it must reach the options issue 12 names, or it proves nothing
+_WALKED = {(command, option) for command, _, option, _ in NUMERIC}
+assert (
+    len(NUMERIC) >= 90
+    and {
+        ("monitor", "--seconds"),
+        ("bench run", "--rate"),
+        ("bench run", "--duration"),
+        ("bench run", "--requests"),
+        ("bench run", "--clients"),
+        ("bench run", "--processes"),
+        ("bench run", "--zipf-s"),
+        ("bench run", "--read-ratio"),
+        ("query run", "--repeat"),
+        ("write-behind worker", "--batch"),
+        ("write-behind worker", "--max-seconds"),
+        ("hit-ratio", "--ttl"),
+        ("universal", "--api-latency-ms"),
+        ("universal", "--api-failure-rate"),
+        ("leaderboard top", "--n"),
+        ("leaderboard simulate", "--seconds"),
+    }
+    <= _WALKED
+), "the walk of the command tree misses options"
+
+
+@pytest.fixture(scope="module")
+def dead_port() -> int:
+    """A loopback port nothing listens on: any connection attempt fails at once (exit 4)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+CHECKED = [n for n in NUMERIC if n[3]]  # the seeds take any int
+
+
+@pytest.mark.parametrize(
+    ("command", "argv", "option", "bad"), CHECKED, ids=[f"{c} {o}" for c, _, o, _ in CHECKED]
+)
+def test_a_number_that_means_nothing_is_a_usage_error_before_any_server(
+    cli: Any, tmp_path: Path, dead_port: int, command: str, argv: list[str], option: str,
+    bad: list[str],
+) -> None:  # fmt: skip
+    servers = [
+        "--db-url", f"postgresql://nobody@127.0.0.1:{dead_port}/none",
+        "--valkey-url", f"valkey://127.0.0.1:{dead_port}",
+        "--state-dir", str(tmp_path / "state"),
+    ]  # fmt: skip
+    for value in bad:
+        result = cli(*servers, *argv, f"{option}={value}")
+        said = result.out + result.err
+        # 2: a usage error; 3: the configuration error some demos (ttl, memory,
+        # write-behind) said before any of this, before any server too
+        assert result.code in (2, 3), f"{option}={value}: exit {result.code}: {said}"
+        assert option in said, said
+        assert "cannot reach" not in said
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--seconds", "nan"], "--seconds nan is not a number"),
+        (["--seconds", "0"], "--seconds 0 must be above zero"),
+        (["--seconds", "inf"], "--seconds inf is not a finite number"),
+    ],
+)
+def test_monitor_seconds_says_what_is_wrong(cli: Any, args: list[str], fragment: str) -> None:
+    result = cli("--valkey-url", "valkey://127.0.0.1:1", "monitor", *args)
+    assert result.code == 2
+    assert result.err.startswith(f"error: {fragment}") and "hint:" in result.err

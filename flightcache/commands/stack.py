@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from flightcache.app import App
+from flightcache.commands._options import port
 from flightcache.commands.data import SCALES
 
 
@@ -21,10 +22,12 @@ def up(
         bool, typer.Option("--standalone", help="Run Valkey as one node (undoes --cluster).")
     ] = False,
     valkey_port: Annotated[
-        int | None, typer.Option("--valkey-port", help="Valkey port (default: a free one).")
+        int | None,
+        typer.Option("--valkey-port", callback=port, help="Valkey port (default: a free one)."),
     ] = None,
     pg_port: Annotated[
-        int | None, typer.Option("--pg-port", help="PostgreSQL port (default: a free one).")
+        int | None,
+        typer.Option("--pg-port", callback=port, help="PostgreSQL port (default: a free one)."),
     ] = None,
     scale: Annotated[
         str,

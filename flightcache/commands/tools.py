@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from flightcache.app import App
+from flightcache.commands._options import positive
 from flightcache.errors import FlightcacheError
 
 
@@ -322,7 +323,8 @@ def _render(reply: Any) -> str:
 def monitor(
     ctx: typer.Context,
     seconds: Annotated[
-        float | None, typer.Option("--seconds", help="Stop after this many seconds.")
+        float | None,
+        typer.Option("--seconds", callback=positive, help="Stop after this many seconds."),
     ] = None,
 ) -> None:
     """Stream every command Valkey receives (MONITOR): the workshop's third terminal.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
+from flightcache.commands._options import non_negative, positive
 
 if TYPE_CHECKING:
     from flightcache.app import App
@@ -30,7 +31,10 @@ def _keys(application: App) -> Keys:
 def write_behind(
     ctx: typer.Context,
     flight: Annotated[
-        int | None, typer.Option("--flight", help="flight_id to book on. Default: the first.")
+        int | None,
+        typer.Option(
+            "--flight", callback=positive, help="flight_id to book on. Default: the first."
+        ),
     ] = None,
     seats: Annotated[
         int, typer.Option("--seats", help="Seats per booking in the first steps.")
@@ -110,7 +114,8 @@ def worker(
         bool, typer.Option("--once", help="Drain until the queue is empty, then exit.")
     ] = False,
     max_seconds: Annotated[
-        float | None, typer.Option("--max-seconds", help="Stop after this many seconds.")
+        float | None,
+        typer.Option("--max-seconds", callback=positive, help="Stop after this many seconds."),
     ] = None,
     consumer: Annotated[
         str,
@@ -124,7 +129,7 @@ def worker(
         float,
         typer.Option(
             "--claim-idle",
-            min=0,
+            callback=non_negative,
             help="Take over other consumers' entries pending longer than this (seconds).",
         ),
     ] = 60.0,
@@ -244,7 +249,9 @@ def worker(
 @app.command("book")
 def book(
     ctx: typer.Context,
-    flight: Annotated[int, typer.Option("--flight", help="flight_id to book on.")],
+    flight: Annotated[
+        int, typer.Option("--flight", callback=positive, help="flight_id to book on.")
+    ],
     seats: Annotated[int, typer.Option("--seats", help="Seats to book.")] = 1,
     times: Annotated[
         int,
