@@ -1,6 +1,6 @@
 """Untrusted input (issue 12, item 8): text from the data or the command line is shown,
-never obeyed as rich markup or terminal control sequences; numbers are checked before
-any server is contacted."""
+never obeyed as rich markup or terminal control sequences; numbers and the key prefix
+are checked before any server is contacted."""
 
 from __future__ import annotations
 
@@ -244,3 +244,35 @@ def test_monitor_seconds_says_what_is_wrong(cli: Any, args: list[str], fragment:
     result = cli("--valkey-url", "valkey://127.0.0.1:1", "monitor", *args)
     assert result.code == 2
     assert result.err.startswith(f"error: {fragment}") and "hint:" in result.err
+
+
+# -- the key prefix ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "prefix",
+    ["fc{x}:", "a b:", "fc:\x1b[2J", "fc\x00:", "fc\x7f", "flüge:", "x" * 65, "fc\\:", "fc*"],
+    ids=["brace", "space", "escape", "nul", "del", "non-ascii", "too-long", "backslash", "glob"],
+)
+def test_a_key_prefix_that_would_break_keys_is_refused(cli: Any, prefix: str) -> None:
+    result = cli("--key-prefix", prefix, "--valkey-url", "valkey://127.0.0.1:1", "valkey", "PING")
+    assert result.code == 3, result.err
+    assert "key prefix" in result.err
+    _safe(result.out + result.err)
+
+
+def test_a_key_prefix_from_the_environment_is_checked_too(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLIGHTCACHE_KEY_PREFIX", "fc:\x1bc")  # ESC c resets a terminal
+    result = cli("--valkey-url", "valkey://127.0.0.1:1", "valkey", "PING")
+    assert result.code == 3 and "key prefix" in result.err
+    _safe(result.err)
+
+
+def test_a_key_prefix_is_at_most_sixty_four_printable_characters() -> None:
+    from flightcache.config import resolve
+    from flightcache.errors import ConfigError
+
+    prefix = "workshop:alice-01_" + "x" * 46
+    assert resolve(key_prefix=prefix, environ={}).key_prefix == prefix
+    with pytest.raises(ConfigError, match="more than 64"):
+        resolve(key_prefix=prefix + "x", environ={})
