@@ -88,6 +88,27 @@ def test_markup_and_escapes_in_airline_names_from_the_database(
         assert shown in result.out
 
 
+def test_demo_steps_show_a_hostile_airline_name_as_text(
+    cli: Any, tiny_db_url: Any, valkey_server: Any, key_prefix: str, wide: None
+) -> None:
+    """The write-through and nested-doll demos narrate airline names read from the database."""
+    from flightcache.db import connect
+
+    name = PAYLOADS[1] + PAYLOADS[2]  # a closing tag and a terminal title in one
+    db = connect(tiny_db_url)
+    try:
+        with db.transaction():
+            db.execute("UPDATE airline SET airlinename = %(name)s", {"name": name})
+    finally:
+        db.close()
+    servers = ["--db-url", tiny_db_url.url(redact=False), "--valkey-url", str(valkey_server.url)]
+    for demo in ("write-through", "nested-doll"):
+        result = cli(*servers, "--key-prefix", key_prefix, demo, "--repeat", "3")
+        assert result.code == 0, result.err
+        _safe(result.out + result.err)
+        assert SHOWN[1] + SHOWN[2] in result.out or SHOWN[2] in result.out, demo
+
+
 def test_renderers_on_a_terminal_send_no_foreign_control_sequence() -> None:
     """On a colour terminal rich writes its own escapes; none of the data's get through,
     whether a value reaches the console as a string, a table cell or a Text."""
