@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
+from flightcache.commands._options import non_negative, positive
 
 if TYPE_CHECKING:
     from flightcache.app import App
@@ -30,7 +31,10 @@ def _keys(application: App) -> Keys:
 def write_behind(
     ctx: typer.Context,
     flight: Annotated[
-        int | None, typer.Option("--flight", help="flight_id to book on. Default: the first.")
+        int | None,
+        typer.Option(
+            "--flight", callback=positive, help="flight_id to book on. Default: the first."
+        ),
     ] = None,
     seats: Annotated[
         int, typer.Option("--seats", help="Seats per booking in the first steps (1 to 1,000).")
@@ -121,7 +125,8 @@ def worker(
         bool, typer.Option("--once", help="Drain until the queue is empty, then exit.")
     ] = False,
     max_seconds: Annotated[
-        float | None, typer.Option("--max-seconds", help="Stop after this many seconds.")
+        float | None,
+        typer.Option("--max-seconds", callback=positive, help="Stop after this many seconds."),
     ] = None,
     consumer: Annotated[
         str,
@@ -135,8 +140,8 @@ def worker(
         float,
         typer.Option(
             "--claim-idle",
-            min=0,
             max=86_400,
+            callback=non_negative,
             help="Take over other consumers' entries pending longer than this (seconds).",
         ),
     ] = 60.0,
@@ -175,7 +180,7 @@ def worker(
     """
     import valkey.exceptions
 
-    from flightcache.console import err, human_ns, out, table
+    from flightcache.console import err, human_ns, out, styled, table
     from flightcache.errors import ConfigError, ConnectionFailed, FlightcacheError
     from flightcache.patterns.write_behind import (
         PAUSE_ENV,
@@ -205,8 +210,8 @@ def worker(
 
     def on_retry(exc: FlightcacheError, delay: float, attempt: int, pending: int) -> None:
         err.print(
-            f"[yellow]database unavailable:[/yellow] {exc.message}; {pending} entries stay"
-            f" pending (not acked); retry {attempt} in {delay:.1f} s",
+            styled("[yellow]database unavailable:[/yellow] {}", exc.message)
+            + f"; {pending} entries stay pending (not acked); retry {attempt} in {delay:.1f} s",
             soft_wrap=True,
         )
 
@@ -222,7 +227,7 @@ def worker(
         )
 
     def on_pause(entries: int) -> None:
-        err.print(f"[dim]{PAUSE_ENV}: {entries} entries committed, waiting before XACK[/dim]")
+        err.print(f"{PAUSE_ENV}: {entries} entries committed, waiting before XACK", style="dim")
 
     drainer = Worker(
         client,
@@ -280,7 +285,9 @@ def worker(
 @app.command("book")
 def book(
     ctx: typer.Context,
-    flight: Annotated[int, typer.Option("--flight", help="flight_id to book on.")],
+    flight: Annotated[
+        int, typer.Option("--flight", callback=positive, help="flight_id to book on.")
+    ],
     seats: Annotated[int, typer.Option("--seats", help="Seats to book (1 to 1,000).")] = 1,
     times: Annotated[
         int,
