@@ -236,40 +236,35 @@ def check(
 
 
 def _render(report: Report, progress: Progress) -> None:
-    from rich.markup import escape
-
-    from flightcache.console import out
+    from flightcache.console import out, styled
     from flightcache.exercises.catalogue import EXERCISES
 
     if report.swept:
-        out.print(
-            escape("removed what a killed check run left: " + ", ".join(report.swept)),
-            style="dim",
-        )
-    out.print(f"[bold]{report.exercise}[/bold]: {escape(str(report.file))}")
+        out.print("removed what a killed check run left: " + ", ".join(report.swept), style="dim")
+    out.print(styled("[bold]{}[/bold]: {}", report.exercise, report.file))
     previous: tuple[str, str, str] | None = None
     for result in report.results:
         if result.passed:
-            out.print(f"  [green]✓ passed[/green]  {escape(result.title)}")
+            out.print(styled("  [green]✓ passed[/green]  {}", result.title))
             continue
-        out.print(f"  [red]✗ failed[/red]  {escape(result.title)}")
+        out.print(styled("  [red]✗ failed[/red]  {}", result.title))
         said = (result.message, result.hint, result.where)
         if said == previous:
             out.print("      the same as above", style="dim")
             continue
         previous = said
-        out.print(f"      {escape(result.message)}", soft_wrap=True)
+        out.print(f"      {result.message}", soft_wrap=True)
         if result.hint:
-            out.print(f"      [dim]hint:[/dim] {escape(result.hint)}", soft_wrap=True)
+            out.print(styled("      [dim]hint:[/dim] {}", result.hint), soft_wrap=True)
         if result.where:
-            out.print(f"      [dim]at[/dim] {escape(result.where)}", soft_wrap=True)
+            out.print(styled("      [dim]at[/dim] {}", result.where), soft_wrap=True)
     if report.output.strip():
-        out.print("[dim]your code printed:[/dim]")
-        out.print(escape(report.output.rstrip()), style="dim", soft_wrap=True)
+        out.print("your code printed:", style="dim")
+        out.print(report.output.rstrip(), style="dim", soft_wrap=True)
     done, total = report.score
     colour = "green" if report.passed else "red"
-    out.print(f"[{colour}]{done}/{total} checks passed[/{colour}]")
-    out.print(escape(report.note), style="dim")
+    out.print(f"{done}/{total} checks passed", style=colour)
+    out.print(report.note, style="dim")
     if report.passed:
         following = [n for n in EXERCISES if progress.status(n) != "passed"]
         if following:
