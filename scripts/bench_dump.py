@@ -100,7 +100,7 @@ def parse(paths: list[Path], runs: int) -> int:
     rows = 0
     for _ in range(runs):
         t0 = time.perf_counter()
-        rows = sum(len(batch.rows) for batch in read_dump(paths))
+        rows = sum(len(b.rows) for b in read_dump(paths[0] if len(paths) == 1 else paths))
         times.append(time.perf_counter() - t0)
     best, median = min(times), statistics.median(times)
     print(f"{rows:,} rows; best {best:.2f} s ({rows / best:,.0f} rows/s), median {median:.2f} s")

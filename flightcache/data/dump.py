@@ -230,8 +230,11 @@ _VALUE_FAST = r"('[^'\\]*'|[^,'()\s]+)"
 
 @lru_cache(maxsize=64)
 def _row_fast_re(n: int) -> re.Pattern[str]:
-    """One ``(v1,...,vn)`` tuple as mysqldump writes it and the ``,`` or ``;`` after it."""
-    return re.compile(r"\(" + ",".join([_VALUE_FAST] * n) + r"\)[,;]")
+    """One ``(v1,...,vn)`` tuple as mysqldump writes it and the ``,`` or ``;`` after it.
+
+    MariaDB's dump starts each tuple on a line of its own, hence the leading space.
+    """
+    return re.compile(r"\s*\(" + ",".join([_VALUE_FAST] * n) + r"\)[,;]")
 
 
 # --------------------------------------------------------------------------- scanner
