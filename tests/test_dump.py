@@ -859,6 +859,17 @@ def test_a_dump_cut_short_is_refused(tmp_path: Path, where: str) -> None:
 
 
 @pytest.mark.safety
+def test_a_mariadb_dump_cut_short_is_refused(tmp_path: Path) -> None:
+    # mariadb-dump 10.11 writes a sandbox-mode line before its header
+    data = b"/*M!999999\\- enable the sandbox mode */ \n" + flughafen_dump().replace(
+        b"-- MySQL dump", b"-- MariaDB dump"
+    )
+    assert rows_by_table(list(read_dump(write(tmp_path, "whole.sql", data)))) == EXPECTED
+    cut = data[: data.index(b"--\n-- Table structure for table `flight`")]
+    assert "truncated" in read_error(write(tmp_path, "cut.sql", cut)).message
+
+
+@pytest.mark.safety
 @pytest.mark.parametrize("packed", [False, True], ids=["sql", "sql.gz"])
 def test_a_dump_cut_in_half_is_refused(tmp_path: Path, packed: bool) -> None:
     data = big_booking_dump(50_000, rows_per_insert=2_000)

@@ -24,7 +24,7 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -984,8 +984,10 @@ class _Parser:
 
     def run(self) -> Iterator[RowBatch]:
         src = self.src
-        src.ensure(len(_DUMP_HEADERS[1]))
-        self.from_mysqldump = src.buf.startswith(_DUMP_HEADERS, src.pos)
+        src.ensure(_PEEK)
+        # mysqldump's first line, or second after MariaDB's /*M!999999\- sandbox */ line
+        first_lines = src.buf[src.pos : src.pos + _PEEK].splitlines()[:3]
+        self.from_mysqldump = any(line.startswith(_DUMP_HEADERS) for line in first_lines)
         while self._skip_blank():
             self.completed = False
             src.ensure(_PEEK)
@@ -1288,7 +1290,7 @@ def read_dump(
     *,
     on_progress: Callable[[int, int], None] | None = None,
     batch_rows: int = 5000,
-) -> Iterator[RowBatch]:
+) -> Generator[RowBatch, None, None]:
     """Stream the rows of the FlughafenDB dump at ``path`` as :class:`RowBatch` es.
 
     A generator: the file is opened on the first ``next()``, and every problem with
