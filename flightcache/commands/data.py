@@ -46,18 +46,18 @@ Beside = Annotated[
 Yes = Annotated[bool, typer.Option("--yes", help="Do not ask before replacing.")]
 
 
-def confirm(db: Database, question: str, *, yes: bool) -> None:
-    """Ask ``question`` on the terminal; refuse, in one line, when there is none."""
+def confirm(action: str, *, yes: bool) -> None:
+    """Ask before ``action`` on the terminal; refuse, in one line, when there is none."""
     from flightcache.errors import DataError
 
     if yes:
         return
     if not sys.stdin.isatty():
         raise DataError(
-            f"not asking on a terminal, so nothing changed in {db.url.url()}: {question}",
+            f"not asking on a terminal, so not done: {action}",
             hint="run it in a terminal to be asked, or pass --yes",
         )
-    typer.confirm(question, abort=True)
+    typer.confirm(f"{action}?", abort=True)
 
 
 def confirm_replace(db: Database, *, replace: bool, yes: bool) -> None:
@@ -67,7 +67,7 @@ def confirm_replace(db: Database, *, replace: bool, yes: bool) -> None:
     if not (replace and info(db).complete):
         return  # nothing loaded to replace, or an interrupted load to repair
     tables = ", ".join(f"{t} ({n:,} rows)" for t, n in replaced_tables(db) if n)
-    confirm(db, f"replace the FlughafenDB tables in {db.url.url()}: {tables}?", yes=yes)
+    confirm(f"replace the FlughafenDB tables in {db.url.url()}: {tables}", yes=yes)
 
 
 def check_scale(scale: str) -> None:
@@ -216,6 +216,7 @@ def import_dump(
         typer.Argument(
             help="The FlughafenDB MySQL dump, .sql or .sql.gz; or every part of a split"
             " one (flughafendb_large.sql.gz.part-*), in order.",
+            metavar="DUMP",
             show_default=False,
         ),
     ],
@@ -381,7 +382,7 @@ def drop(
     application: App = ctx.obj
     db = application.database()
     try:
-        confirm(db, f"drop the FlughafenDB tables flightcache created in {db.url.url()}?", yes=yes)
+        confirm(f"drop the FlughafenDB tables flightcache created in {db.url.url()}", yes=yes)
         dropped = drop_schema(db)
     finally:
         db.close()
