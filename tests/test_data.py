@@ -212,6 +212,16 @@ def test_replace_without_a_terminal_or_yes_is_refused(cli: Any, tiny_db_url: Any
 
 
 @pytest.mark.safety
+def test_drop_without_a_terminal_or_yes_is_refused(cli: Any, tiny_db_url: Any) -> None:
+    url = tiny_db_url.url(redact=False)
+    refused = cli("--db-url", url, "data", "drop")
+    assert refused.code == 6, (refused.out, refused.err)
+    assert refused.err.startswith("error: not asking on a terminal, so not done: drop")
+    assert _dataset(tiny_db_url)[0] == "complete"
+    assert cli("--db-url", url, "data", "drop", "--yes").code == 0
+
+
+@pytest.mark.safety
 def test_replace_on_a_terminal_names_the_tables_and_asks(tiny_db_url: Any) -> None:
     import os
     import pty
