@@ -210,7 +210,7 @@ def check_target(db: Database, *, force: bool) -> DatasetInfo:
         raise DataError(
             f"{db.url.url()} holds tables that are not FlughafenDB's: {shown}",
             hint="load into an empty database (name another one in the URL), "
-            "or pass --force to load beside them",
+            "or pass --beside to load beside them (they stay untouched)",
         )
     return found
 
