@@ -286,6 +286,7 @@ def test_import_a_dump_into_either_database(cli: Any, db_url: Any, tmp_path: Pat
             create("booking"),
             "INSERT INTO `booking` VALUES (1,1,'1A',7,99.50),(2,1,'1B',8,120.00),"
             "(3,2,NULL,7,80.25);\n",
+            "-- Dump completed on 2015-06-03 12:00:00\n",
         ]
     )
     path = tmp_path / "flughafendb.sql"

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
+import json
 import random
+import re
 import struct
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -359,6 +365,7 @@ def test_point_as_a_plain_string_with_raw_bytes(tmp_path: Path) -> None:
         HEADER
         + table_sql("airport", AIRPORT_DEF, "")
         + table_sql("airport_geo", AIRPORT_GEO_DEF, "<ROWS>")
+        + FOOTER
     )
     data = text.encode().replace(b"<ROWS>", rows)
     batches = list(read_dump(write(tmp_path, "old.sql", data)))
@@ -752,3 +759,171 @@ def test_corrupt_gzip(tmp_path: Path, offset: int, patch: bytes) -> None:
     packed[start : start + len(patch)] = patch
     err = read_error(write(tmp_path, "bad.sql.gz", bytes(packed)))
     assert "starts like a gzip file but cannot be decompressed" in err.message
+
+
+# ------------------------------------------------------------------ untrusted input
+
+
+def _bench_dump() -> Any:
+    """scripts/bench_dump.py, whose adversarial files the tests share."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_dump.py"
+    spec = importlib.util.spec_from_file_location("bench_dump", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.safety
+def test_no_regex_feature_that_early_311_gets_wrong() -> None:
+    # Possessive quantifiers and atomic groups are new in 3.11 and wrong in 3.11.2
+    # (Debian 12's python3): there, CREATE TABLE `a`.`b` was not recognised.
+    patterns = [v.pattern for v in vars(dump_module).values() if isinstance(v, re.Pattern)]
+    patterns += [dump_module._row_fast_re(8).pattern, dump_module._special_re(";;").pattern]
+    assert len(patterns) > 5
+    for pattern in patterns:
+        for feature in ("*+", "++", "?+", "}+", "(?>"):
+            assert feature not in pattern.replace("\\+", ""), (feature, pattern)
+
+
+@pytest.mark.safety
+def test_adversarial_dumps_are_rejected_in_linear_time(tmp_path: Path) -> None:
+    """1 MiB files built to make regex backtracking explode are refused in seconds.
+
+    Read in a child process, so that a reader that takes hours fails the test
+    instead of hanging it.
+    """
+    bench = _bench_dump()
+    paths = bench.write_adversarial(tmp_path, 1 << 20)
+    code = (
+        "import json, sys\n"
+        "from flightcache.data.dump import read_dump\n"
+        "from flightcache.errors import DumpFormatError\n"
+        "import time\n"
+        "out = {}\n"
+        "for p in sys.argv[1:]:\n"
+        "    t0 = time.perf_counter()\n"
+        "    try:\n"
+        "        for _ in read_dump(p): pass\n"
+        "        out[p] = ['ACCEPTED', 0]\n"
+        "    except DumpFormatError as e:\n"
+        "        out[p] = [e.message, time.perf_counter() - t0]\n"
+        "print(json.dumps(out))\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *map(str, paths)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("reading 1 MiB adversarial dumps took over a minute")
+    results = json.loads(proc.stdout)
+    assert len(results) == len(bench.ADVERSARIAL) >= 15
+    for path, (message, seconds) in results.items():
+        assert message != "ACCEPTED", path
+        assert seconds < bench.TARGET_SECONDS, (path, seconds)
+
+
+def test_scanner_reads_what_the_fast_path_does_not(tmp_path: Path) -> None:
+    rows = (
+        "INSERT INTO `airport` VALUES ( 1 ,\t'A\\'B' , 'C''D',_utf8mb4 'x\\\\y'),"
+        "(2,X'41',b'1',0x4142) , (3,'(,)',' ; ','');"
+    )
+    text = HEADER + table_sql("airport", AIRPORT_DEF, rows) + FOOTER
+    batches = list(read_dump(write(tmp_path, "d.sql", text.encode())))
+    assert rows_by_table(batches)["airport"] == [
+        (1, "A'B", "C'D", "x\\y"),
+        (2, b"A", 1, b"AB"),
+        (3, "(,)", " ; ", ""),
+    ]
+
+
+# ------------------------------------------------------------------ truncation
+
+
+@pytest.mark.safety
+@pytest.mark.parametrize("where", ["between-statements", "before-last-line"])
+def test_a_dump_cut_short_is_refused(tmp_path: Path, where: str) -> None:
+    data = flughafen_dump()
+    cut = {
+        # what today's reader took for a whole dump: every statement it read was whole
+        "between-statements": data[: data.index(b"--\n-- Table structure for table `flight`")],
+        "before-last-line": data[: data.index(b"-- Dump completed")],
+    }[where]
+    for name, payload in (("cut.sql", cut), ("cut.sql.gz", gzip.compress(cut))):
+        err = read_error(write(tmp_path, name, payload))
+        assert "truncated" in err.message, err.message
+
+
+@pytest.mark.safety
+def test_a_mariadb_dump_cut_short_is_refused(tmp_path: Path) -> None:
+    # mariadb-dump 10.11 writes a sandbox-mode line before its header
+    data = b"/*M!999999\\- enable the sandbox mode */ \n" + flughafen_dump().replace(
+        b"-- MySQL dump", b"-- MariaDB dump"
+    )
+    assert rows_by_table(list(read_dump(write(tmp_path, "whole.sql", data)))) == EXPECTED
+    cut = data[: data.index(b"--\n-- Table structure for table `flight`")]
+    assert "truncated" in read_error(write(tmp_path, "cut.sql", cut)).message
+
+
+@pytest.mark.safety
+@pytest.mark.parametrize("packed", [False, True], ids=["sql", "sql.gz"])
+def test_a_dump_cut_in_half_is_refused(tmp_path: Path, packed: bool) -> None:
+    data = big_booking_dump(50_000, rows_per_insert=2_000)
+    if packed:
+        data = gzip.compress(data)
+    whole = write(tmp_path, "whole", data)
+    assert sum(len(b.rows) for b in read_dump(whole)) == 50_000
+    err = read_error(write(tmp_path, "half", data[: len(data) // 2]))
+    assert "truncated" in err.message
+
+
+# ------------------------------------------------------------------ split dumps
+
+
+def split(data: bytes, parts: int, tmp_path: Path, names: list[str]) -> list[Path]:
+    size = -(-len(data) // parts)
+    return [
+        write(tmp_path, f"flughafendb_large.sql.gz.part-{name}", data[i * size : (i + 1) * size])
+        for i, name in enumerate(names)
+    ]
+
+
+def test_split_parts_read_as_one_gzip_stream(tmp_path: Path) -> None:
+    data = gzip.compress(big_booking_dump(30_000))
+    parts = split(data, 3, tmp_path, ["aa", "ab", "ac"])
+    whole = write(tmp_path, "flughafendb_large.sql.gz", data)
+    calls: list[tuple[int, int]] = []
+    from_parts = list(read_dump(parts, on_progress=lambda d, t: calls.append((d, t))))
+    assert from_parts == list(read_dump(whole))
+    assert calls[-1] == (len(data), len(data))
+    numbered = split(data, 3, tmp_path, ["00", "01", "02"])
+    assert sum(len(b.rows) for b in read_dump(numbered)) == 30_000
+
+
+@pytest.mark.safety
+@pytest.mark.parametrize(
+    ("order", "words"),
+    [
+        ([1, 0, 2], "not in order"),
+        ([0, 2], "missing between"),
+        ([1, 2], "not the first part"),
+        ([0, 0, 1, 2], "given twice"),
+    ],
+)
+def test_split_parts_out_of_order_are_refused(tmp_path: Path, order: list[int], words: str) -> None:
+    data = gzip.compress(big_booking_dump(3_000))
+    parts = split(data, 3, tmp_path, ["aa", "ab", "ac"])
+    err = read_error([parts[i] for i in order])  # type: ignore[arg-type]
+    assert words in err.message
+    assert "part-*" in (err.hint or "")
+
+
+def test_several_files_that_are_not_parts(tmp_path: Path) -> None:
+    one = write(tmp_path, "a.sql", flughafen_dump())
+    two = write(tmp_path, "b.sql", flughafen_dump())
+    err = read_error([one, two])  # type: ignore[arg-type]
+    assert "is not a part of a split dump" in err.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, groupby
 from pathlib import Path
@@ -24,6 +25,49 @@ app = typer.Typer(
 )
 
 SCALES = ("tiny", "small", "workshop", "full")  # the keys of data.generate.SCALES
+
+# The options that say what a load may do to the tables already there.
+Replace = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Replace the FlughafenDB tables flightcache loaded here before: names them and"
+        " asks first (--yes skips the question).",
+    ),
+]
+Beside = Annotated[
+    bool,
+    typer.Option(
+        "--beside",
+        "--force",
+        help="Load into a database that holds other tables too; they are left untouched.",
+    ),
+]
+Yes = Annotated[bool, typer.Option("--yes", help="Do not ask before replacing.")]
+
+
+def confirm(action: str, *, yes: bool) -> None:
+    """Ask before ``action`` on the terminal; refuse, in one line, when there is none."""
+    from flightcache.errors import DataError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise DataError(
+            f"not asking on a terminal, so not done: {action}",
+            hint="run it in a terminal to be asked, or pass --yes",
+        )
+    typer.confirm(f"{action}?", abort=True)
+
+
+def confirm_replace(db: Database, *, replace: bool, yes: bool) -> None:
+    """With --replace over a complete dataset: name what will be emptied, and ask."""
+    from flightcache.data.load import info, replaced_tables
+
+    if not (replace and info(db).complete):
+        return  # nothing loaded to replace, or an interrupted load to repair
+    tables = ", ".join(f"{t} ({n:,} rows)" for t, n in replaced_tables(db) if n)
+    confirm(f"replace the FlughafenDB tables in {db.url.url()}: {tables}", yes=yes)
 
 
 def check_scale(scale: str) -> None:
@@ -50,9 +94,16 @@ def _summary(report: LoadReport, what: str) -> None:
         ]
     )
     out.print(table(what, ["table", "rows", "time", "rows/s"], rows))
+    for name, n in report.skipped.items():
+        out.print(
+            f"[yellow]{n:,} row(s) of {name} were not stored:[/yellow] the database skipped them"
+            " with a warning (duplicate keys or values it cannot hold)"
+        )
 
 
-def run_generated_load(db: Database, scale: str, seed: int, *, replace: bool, force: bool) -> None:
+def run_generated_load(
+    db: Database, scale: str, seed: int, *, replace: bool, force: bool, yes: bool = False
+) -> None:
     """Load a generated dataset with one progress bar per table, then a summary."""
     from rich.progress import TaskID
 
@@ -60,6 +111,7 @@ def run_generated_load(db: Database, scale: str, seed: int, *, replace: bool, fo
     from flightcache.data.load import load_generated, preflight
 
     preflight(db, replace=replace, force=force)  # refuse before any progress bar is drawn
+    confirm_replace(db, replace=replace, yes=yes)
     tasks: dict[str, TaskID] = {}
     with load_progress() as bars:
 
@@ -78,17 +130,11 @@ def run_generated_load(db: Database, scale: str, seed: int, *, replace: bool, fo
 
 
 @app.command()
-def schema(
-    ctx: typer.Context,
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Drop FlughafenDB tables that flightcache did not create."),
-    ] = False,
-) -> None:
+def schema(ctx: typer.Context) -> None:
     """Create FlughafenDB's 14 tables in the configured database.
 
     Tables that exist already are kept. Tables with FlughafenDB names that
-    flightcache did not create stop the command, unless --force drops them.
+    flightcache did not create stop the command; it never drops them.
 
     Example:
 
@@ -101,7 +147,7 @@ def schema(
     application: App = ctx.obj
     db = application.database(create=True)
     try:
-        created = create_schema(db, force=force)
+        created = create_schema(db)
     finally:
         db.close()
     if created:
@@ -117,13 +163,9 @@ def load(
         str, typer.Option("--scale", help="tiny, small, workshop (default) or full.")
     ] = "workshop",
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same rows.")] = 42,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="Load over a dataset that is already loaded.")
-    ] = False,
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Load into a database that holds other tables too."),
-    ] = False,
+    replace: Replace = False,
+    beside: Beside = False,
+    yes: Yes = False,
 ) -> None:
     """Generate FlughafenDB-shaped data and bulk-load it.
 
@@ -131,42 +173,71 @@ def load(
     skewed toward hubs and big airlines. Deterministic for a scale and a seed. An
     interrupted load never looks complete: the next `data load` repairs it.
 
+    A database that holds other tables needs --beside (they stay as they are);
+    a dataset already loaded needs --replace, which names the tables it empties
+    and asks first. Tables flightcache did not create are never dropped.
+
     Examples:
 
     \b
       flightcache data load
-      flightcache data load --scale tiny --seed 7 --replace
+      flightcache data load --scale tiny --seed 7 --replace --yes
     """
     check_scale(scale)
     application: App = ctx.obj
     db = application.database(create=True)
     try:
-        run_generated_load(db, scale, seed, replace=replace, force=force)
+        run_generated_load(db, scale, seed, replace=replace, force=beside, yes=yes)
     finally:
         db.close()
+
+
+def _read_whole(paths: list[Path], label: str) -> None:
+    """Read the whole dump once, with a progress bar, so that it fails before any change."""
+    from flightcache.console import bytes_progress
+    from flightcache.data.dump import read_dump
+
+    with bytes_progress() as bars:
+        task = bars.add_task(f"checking {label}", total=None, rows=0)
+        rows = 0
+
+        def on_progress(done: int, total: int) -> None:
+            bars.update(task, completed=done, total=total or None, rows=f"{rows:,}")
+
+        for batch in read_dump(paths, on_progress=on_progress):
+            rows += len(batch.rows)
 
 
 @app.command("import")
 def import_dump(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="The FlughafenDB MySQL dump, .sql or .sql.gz.")],
-    replace: Annotated[
-        bool, typer.Option("--replace", help="Load over a dataset that is already loaded.")
-    ] = False,
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Load into a database that holds other tables too."),
-    ] = False,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The FlughafenDB MySQL dump, .sql or .sql.gz; or every part of a split"
+            " one (flughafendb_large.sql.gz.part-*), in order.",
+            metavar="DUMP",
+            show_default=False,
+        ),
+    ],
+    replace: Replace = False,
+    beside: Beside = False,
+    yes: Yes = False,
 ) -> None:
     """Import the real FlughafenDB MySQL dump (plain or gzipped) into either database.
 
-    Into PostgreSQL the dump is translated on the fly. The file is checked before
-    anything in the database changes.
+    Into PostgreSQL the dump is translated on the fly, and emptying the old tables
+    and loading the new rows are one transaction: a dump that turns out broken
+    leaves the old data. On MySQL, when there is a dataset to replace, the whole
+    dump is read once before anything changes. A dump cut short is refused. Rows
+    MySQL skips with only a warning are counted and reported.
 
-    Example:
+    Examples:
 
     \b
       flightcache data import ~/Downloads/flughafendb_large.sql.gz
+      flightcache data import ~/Downloads/flughafendb_large.sql.gz.part-*
+      flightcache data import dump.sql --replace --yes
     """
     from flightcache.console import bytes_progress, out
     from flightcache.data.dump import RowBatch, mysql_point_to_lonlat, read_dump
@@ -176,20 +247,28 @@ def import_dump(
 
     application: App = ctx.obj
     seen = {"rows": 0, "done": 0, "total": 0}
+    label = paths[0].name if len(paths) == 1 else paths[0].name.rpartition(".part")[0]
 
     def on_progress(done: int, total: int) -> None:
         seen["done"], seen["total"] = done, total
 
-    batches = read_dump(path, on_progress=on_progress)
+    batches = read_dump(paths, on_progress=on_progress)
     first = next(iter(batches), None)  # the file is identified before the database is touched
     if first is None:
-        raise DataError(f"{path} holds no FlughafenDB rows")
+        raise DataError(f"{label} holds no FlughafenDB rows")
     db = application.database(create=True)
     try:
-        preflight(db, replace=replace, force=force)  # refuse before any progress bar is drawn
-        create_schema(db, force=force)
+        before = preflight(db, replace=replace, force=beside)  # before any progress bar
+        confirm_replace(db, replace=replace, yes=yes)
+        if before.present and db.dialect != "postgresql":
+            # MySQL empties a table for good at once: the whole dump must read first
+            batches.close()
+            _read_whole(paths, label)
+            batches = read_dump(paths, on_progress=on_progress)
+            first = next(batches)
+        create_schema(db)
         with bytes_progress() as bars:
-            task = bars.add_task(f"reading {path.name}", total=None, rows=0)
+            task = bars.add_task(f"reading {label}", total=None, rows=0)
 
             def rows_of(run: Iterable[RowBatch]) -> Iterator[Sequence[Any]]:
                 """The rows of consecutive batches of one table, points decoded."""
@@ -216,10 +295,10 @@ def import_dump(
                 for table, run in groupby(chain([first], batches), key=lambda b: b.table):
                     yield table, COLUMNS[table], rows_of(run), None
 
-            report = load_tables(db, sources(), meta={"source": f"import:{path.name}"})
+            report = load_tables(db, sources(), meta={"source": f"import:{label}"})
     finally:
         db.close()
-    _summary(report, f"imported {path.name} into {db.url}")
+    _summary(report, f"imported {label} into {db.url}")
     out.print("FlughafenDB by Stefan Proell, Eva Zangerle and Wolfgang Gassler, CC BY 4.0")
 
 
@@ -303,8 +382,7 @@ def drop(
     application: App = ctx.obj
     db = application.database()
     try:
-        if not yes:
-            typer.confirm(f"drop the FlughafenDB tables in {db.url}?", abort=True)
+        confirm(f"drop the FlughafenDB tables flightcache created in {db.url.url()}", yes=yes)
         dropped = drop_schema(db)
     finally:
         db.close()

@@ -24,17 +24,18 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 from flightcache.data.tables import COLUMNS, TABLES
 from flightcache.errors import DumpFormatError
 
-__all__ = ["RowBatch", "mysql_point_to_lonlat", "read_dump"]
+__all__ = ["RowBatch", "check_parts", "mysql_point_to_lonlat", "read_dump"]
 
 _CHUNK = 1 << 20  # bytes read from the (decompressed) stream at a time
 _PROGRESS_STEP = 1 << 20  # on_progress is called about once per MiB of file
@@ -56,6 +57,13 @@ class RowBatch:
 
 
 # --------------------------------------------------------------------------- values
+#
+# The dump is data from the internet, so every pattern below is a single
+# character class under one quantifier, or an alternation of such pieces where
+# each repetition starts with its own character: a failed match gives back at
+# most one token, never explores combinations. No possessive quantifiers and no
+# atomic groups: early 3.11 releases (Debian 12's 3.11.2) get those wrong.
+# Structure (strings, comments, statements, tuples) is read by the scanner below.
 
 _ESCAPES = {
     "0": "\0",
@@ -72,10 +80,7 @@ _ESCAPES = {
     "_": "\\_",
 }
 _ESCAPE_RE = re.compile(r"\\(.)|''", re.S)
-_DECIMAL_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_HEX_RE = re.compile(r"0x([0-9A-Fa-f]*)|[xX]'([0-9A-Fa-f]*)'")
-_BITS_RE = re.compile(r"0b([01]*)|[bB]'([01]*)'")
-_INTRODUCED_RE = re.compile(r"_(\w+)\s*'(.*)'", re.S)
+_HEX_DIGITS = "0123456789abcdefABCDEF"
 
 
 # Columns that hold bytes: a plain '...' string there (older mysqldump versions
@@ -104,13 +109,28 @@ def _unescape(body: str) -> str:
     return body
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _is_decimal(tok: str) -> bool:
+    """``[+-]digits[.digits][e[+-]digits]``, as MySQL writes an exact or float number."""
+    body = tok[1:] if tok[:1] in "+-" else tok
+    mantissa, e, exponent = body.replace("E", "e").partition("e")
+    if e:
+        exponent = exponent[1:] if exponent[:1] in "+-" else exponent
+        if not _digits(exponent):
+            return False
+    whole, _, fraction = mantissa.partition(".")
+    if not (whole or fraction):
+        return False
+    return all(part == "" or _digits(part) for part in (whole, fraction))
+
+
 def _convert(tok: str) -> object:
     """One value literal of a VALUES tuple, as Python. The common cases come first."""
     if tok[0] == "'":
-        body = tok[1:-1]
-        if "\\" in body or "''" in body:
-            return _ESCAPE_RE.sub(_unescape_match, body)
-        return body
+        return _unescape(tok[1:-1])
     if tok.isdecimal():
         return int(tok)
     if tok == "NULL":
@@ -119,41 +139,48 @@ def _convert(tok: str) -> object:
 
 
 def _convert_rare(tok: str) -> object:
-    if tok[0] in "+-" and tok[1:].isdecimal():
+    if tok[0] in "+-" and _digits(tok[1:]):
         return int(tok)
-    if _DECIMAL_RE.fullmatch(tok):
+    if _is_decimal(tok):
         return Decimal(tok)
     if tok.upper() == "NULL":
         return None
-    m = _HEX_RE.fullmatch(tok)
-    if m:
-        digits = m.group(1) if m.group(1) is not None else m.group(2)
+    head = tok[:2]
+    if head in ("0x", "x'", "X'"):
+        quoted = head != "0x"
+        digits = tok[2:-1] if quoted else tok[2:]
+        if (quoted and tok[-1] != "'") or digits.strip(_HEX_DIGITS):
+            raise _BadValue(tok)
         if len(digits) % 2:
-            if m.group(1) is None:  # X'...' must have an even number of digits
+            if quoted:  # X'...' must have an even number of digits
                 raise _BadValue(tok)
             digits = "0" + digits
         return bytes.fromhex(digits)
-    m = _BITS_RE.fullmatch(tok)
-    if m:
-        bits = m.group(1) if m.group(1) is not None else m.group(2)
+    if head in ("0b", "b'", "B'"):
+        quoted = head != "0b"
+        bits = tok[2:-1] if quoted else tok[2:]
+        if (quoted and tok[-1] != "'") or bits.strip("01"):
+            raise _BadValue(tok)
         return int(bits, 2) if bits else 0
-    m = _INTRODUCED_RE.fullmatch(tok)
-    if m:
-        text = _unescape(m.group(2))
-        if m.group(1).lower() == "binary":
-            # The file is decoded as UTF-8 with surrogateescape, so this gives
-            # back exactly the bytes that were between the quotes.
-            return text.encode("utf-8", "surrogateescape")
-        return text
+    if tok[0] == "_" and tok[-1] == "'":
+        quote = tok.find("'")
+        charset = tok[1:quote].rstrip()
+        if quote < len(tok) - 1 and charset and _word_end(charset, 0) == len(charset):
+            text = _unescape(tok[quote + 1 : -1])
+            if charset.lower() == "binary":
+                # The file is decoded as UTF-8 with surrogateescape, so this gives
+                # back exactly the bytes that were between the quotes.
+                return text.encode("utf-8", "surrogateescape")
+            return text
     raise _BadValue(tok)
 
 
 # Whole columns of one batch, joined with NUL (which no token of these shapes holds),
 # are checked against these at C speed; a column that fits one is converted with
 # a fast path that gives exactly what _convert would give value by value.
-_INT_COLUMN_RE = re.compile(r"(?:(?:-?[0-9]++|NULL)\0)*+(?:-?[0-9]++|NULL)")
-_DECIMAL_COLUMN_RE = re.compile(r"(?:(?:-?[0-9]++\.[0-9]++|NULL)\0)*+(?:-?[0-9]++\.[0-9]++|NULL)")
-_STRING_COLUMN_RE = re.compile(r"(?:(?:'[^'\\\0]*+'|NULL)\0)*+(?:'[^'\\\0]*+'|NULL)")
+_INT_COLUMN_RE = re.compile(r"(?:-?[0-9]+|NULL)(?:\0(?:-?[0-9]+|NULL))*")
+_DECIMAL_COLUMN_RE = re.compile(r"(?:-?[0-9]+\.[0-9]+|NULL)(?:\0(?:-?[0-9]+\.[0-9]+|NULL))*")
+_STRING_COLUMN_RE = re.compile(r"(?:'[^'\\\0]*'|NULL)(?:\0(?:'[^'\\\0]*'|NULL))*")
 
 
 # The file is decoded with surrogateescape: bytes that are not UTF-8 become these.
@@ -194,33 +221,321 @@ def _convert_binary_column(tokens: tuple[str, ...]) -> list[object]:
     ]
 
 
-# A value: quoted string, introduced string (_binary '...'), X'..'/B'..', or a bare
-# token (NULL, number, 0x..). Possessive quantifiers keep a failed match linear.
-_STRING = r"'(?:[^'\\]++|\\.|'')*+'"
-_VALUE = r"\s*(" + _STRING + r"|_\w+\s*" + _STRING + r"|[xXbB]'[^']*'|[^,'()\s]++)\s*"
-
-
-# What mysqldump writes nearly always: no spaces, strings without escapes. About
-# twice as fast as the full pattern, and a subset of it, tried first.
-_VALUE_FAST = r"('[^'\\]*+'|[^,'()\s]++)"
-
-
-@lru_cache(maxsize=64)
-def _row_re(n: int) -> re.Pattern[str]:
-    """One ``(v1,...,vn)`` tuple and the ``,`` or ``;`` after it; n groups."""
-    return re.compile(r"\s*\(" + ",".join([_VALUE] * n) + r"\)\s*[,;]", re.S)
+# What mysqldump writes nearly always: no spaces, strings without escapes. One
+# match per row at C speed; any row it does not fit is read by _scan_row. Each
+# value is a quoted run without quote or backslash, or a bare run without
+# separators: a failed match gives each value back once, so a row costs its length.
+_VALUE_FAST = r"('[^'\\]*'|[^,'()\s]+)"
 
 
 @lru_cache(maxsize=64)
 def _row_fast_re(n: int) -> re.Pattern[str]:
-    """:func:`_row_re` for the common case only."""
-    return re.compile(r"\(" + ",".join([_VALUE_FAST] * n) + r"\)[,;]")
+    """One ``(v1,...,vn)`` tuple as mysqldump writes it and the ``,`` or ``;`` after it.
+
+    MariaDB's dump starts each tuple on a line of its own, hence the leading space.
+    """
+    return re.compile(r"\s*\(" + ",".join([_VALUE_FAST] * n) + r"\)[,;]")
 
 
-# The longest prefix of a tuple that a tuple of any width could start with.
-_ROW_PREFIX_RE = re.compile(r"\s*\((?:[^'()]++|" + _STRING + r")*+", re.S)
-_ROW_ANY_RE = re.compile(r"\s*\(((?:[^'()]++|" + _STRING + r")*+)\)\s*[,;]", re.S)
-_VALUE_ANY_RE = re.compile(_VALUE + r"(?:,|$)", re.S)
+# --------------------------------------------------------------------------- scanner
+
+_SPACE_RE = re.compile(r"\s+")
+_WORD_RE = re.compile(r"[\w$]+")
+_BARE_RE = re.compile(r"[^,'()\s;]+")
+
+
+def _space_end(buf: str, i: int) -> int:
+    m = _SPACE_RE.match(buf, i)
+    return m.end() if m else i
+
+
+def _word_end(buf: str, i: int) -> int:
+    m = _WORD_RE.match(buf, i)
+    return m.end() if m else i
+
+
+def _quoted_end(buf: str, i: int, *, backslash: bool = True) -> int:
+    """Just past the quoted string or identifier opening at ``buf[i]``; -1 if it runs off buf.
+
+    The quote closes it unless doubled; with ``backslash`` a backslash escapes the
+    next character. Each character is looked at a bounded number of times.
+    """
+    quote = buf[i]
+    j = i + 1
+    q = buf.find(quote, j)
+    while q >= 0:
+        if backslash:
+            b = buf.find("\\", j, q)
+            if b >= 0:
+                j = b + 2
+                if q < j:
+                    q = buf.find(quote, j)
+                continue
+        if buf.startswith(quote, q + 1):
+            j = q + 2
+            q = buf.find(quote, j)
+            continue
+        return q + 1
+    return -1
+
+
+def _gap_end(buf: str, i: int) -> int:
+    """Past white space and /* comments */ at ``i``; -1 if a comment runs off buf."""
+    while True:
+        i = _space_end(buf, i)
+        if not buf.startswith("/*", i):
+            return i
+        close = buf.find("*/", i + 2)
+        if close < 0:
+            return -1
+        i = close + 2
+
+
+def _ident_at(buf: str, i: int) -> tuple[str, int] | None:
+    """The identifier (unquoted) at ``i`` and its end; None if there is none in view."""
+    if i >= len(buf):
+        return None
+    if buf[i] in '`"':
+        end = _quoted_end(buf, i, backslash=False)
+        if end < 0:
+            return None
+        return buf[i + 1 : end - 1].replace(buf[i] * 2, buf[i]), end
+    end = _word_end(buf, i)
+    if end == i:
+        return None
+    return buf[i:end], end
+
+
+def _keyword(buf: str, i: int, *words: str) -> tuple[str, int] | None:
+    """The keyword (one of ``words``, any case) at ``i``, upper-cased, and its end."""
+    end = _word_end(buf, i)
+    word = buf[i:end].upper()
+    return (word, end) if end > i and word in words else None
+
+
+def _table_name(buf: str, i: int) -> tuple[str, int] | None:
+    """``name`` or ``schema.name`` at ``i``: the table's name and the end."""
+    first = _ident_at(buf, i)
+    if first is None:
+        return None
+    name, end = first
+    j = _gap_end(buf, end)
+    if j >= 0 and buf.startswith(".", j):
+        k = _gap_end(buf, j + 1)
+        second = _ident_at(buf, k) if k >= 0 else None
+        if second is None:
+            return None
+        return second
+    return name, end
+
+
+_INSERT_MODIFIERS = ("LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE")
+
+
+def _insert_head(buf: str, i: int) -> tuple[str, int] | None:
+    """``INSERT|REPLACE [modifiers] [INTO] table`` at ``i``: the table and the end."""
+    verb = _keyword(buf, i, "INSERT", "REPLACE")
+    if verb is None:
+        return None
+    end = verb[1]
+    while True:
+        j = _gap_end(buf, end)
+        if j < 0:
+            return None
+        word = _keyword(buf, j, *_INSERT_MODIFIERS, "INTO")
+        if word is None:
+            return _table_name(buf, j)
+        end = word[1]
+        if word[0] == "INTO":
+            j = _gap_end(buf, end)
+            return _table_name(buf, j) if j >= 0 else None
+
+
+def _insert_rest(buf: str, i: int) -> tuple[list[str] | None, int] | None:
+    """``[(col, ...)] VALUES`` after an INSERT's table: the columns listed, and the end."""
+    j = _gap_end(buf, i)
+    if j < 0:
+        return None
+    columns: list[str] | None = None
+    if buf.startswith("(", j):
+        columns = []
+        while True:
+            j = _space_end(buf, j + 1)
+            ident = _ident_at(buf, j)
+            if ident is None:
+                return None
+            columns.append(ident[0])
+            j = _space_end(buf, ident[1])
+            if buf.startswith(")", j):
+                break
+            if not buf.startswith(",", j):
+                return None
+        j = _gap_end(buf, j + 1)
+        if j < 0:
+            return None
+    word = _keyword(buf, j, "VALUES", "VALUE")
+    return (columns, word[1]) if word else None
+
+
+def _create_table_head(buf: str, i: int) -> tuple[str, int] | None:
+    """``CREATE [TEMPORARY] TABLE [IF NOT EXISTS] name`` at ``i``: the name and the end."""
+    if _keyword(buf, i, "CREATE") is None:
+        return None
+    j = _gap_end(buf, i + 6)
+    if j >= 0 and (word := _keyword(buf, j, "TEMPORARY")):
+        j = _gap_end(buf, word[1])
+    if j < 0 or (word := _keyword(buf, j, "TABLE")) is None:
+        return None
+    j = _gap_end(buf, word[1])
+    if j >= 0 and (word := _keyword(buf, j, "IF")):
+        for expected in ("NOT", "EXISTS"):
+            j = _space_end(buf, word[1])
+            if (word := _keyword(buf, j, expected)) is None:
+                return None
+        j = _gap_end(buf, word[1])
+    return _table_name(buf, j) if j >= 0 else None
+
+
+_SQL_WORDS = frozenset(
+    [
+        "SET",
+        "DROP",
+        "CREATE",
+        "ALTER",
+        "LOCK",
+        "UNLOCK",
+        "USE",
+        "START",
+        "COMMIT",
+        "BEGIN",
+        "INSERT",
+        "REPLACE",
+    ]
+)
+_NOT_A_COLUMN = frozenset(
+    {
+        "PRIMARY",
+        "KEY",
+        "INDEX",
+        "UNIQUE",
+        "CONSTRAINT",
+        "FOREIGN",
+        "FULLTEXT",
+        "SPATIAL",
+        "CHECK",
+        "PERIOD",
+    }
+)
+
+
+def _table_columns(statement: str, start: int) -> list[str] | None:
+    """Column names of a CREATE TABLE whose name ends at ``start``; None if unreadable."""
+    i = _gap_end(statement, start)
+    if i < 0 or not statement.startswith("(", i):
+        return None  # CREATE TABLE ... LIKE / AS SELECT
+    columns: list[str] = []
+    depth = 0
+    item_start = True  # the next word starts a column definition
+    n = len(statement)
+    while i < n:
+        c = statement[i]
+        if c in "'\"`":
+            if item_start and depth == 1 and c != "'":
+                ident = _ident_at(statement, i)
+                if ident is None:
+                    return None
+                columns.append(ident[0])
+                item_start = False
+                i = ident[1]
+                continue
+            end = _quoted_end(statement, i, backslash=c != "`")
+            if end < 0:
+                return None
+            i = end
+        elif statement.startswith("/*", i):
+            end = statement.find("*/", i + 2)
+            if end < 0:
+                return None
+            i = end + 2
+        elif c == "#" or (statement.startswith("--", i) and statement[i + 2 : i + 3].isspace()):
+            end = statement.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif c == "(":
+            depth += 1
+            item_start = depth == 1
+            i += 1
+        elif c == ")":
+            depth -= 1
+            i += 1
+            if depth == 0:
+                return columns
+        elif c == "," and depth == 1:
+            item_start = True
+            i += 1
+        elif c.isspace():
+            i = _space_end(statement, i)
+        elif item_start and depth == 1:
+            end = _word_end(statement, i)
+            if end == i:
+                return None
+            word = statement[i:end]
+            if word.upper() not in _NOT_A_COLUMN:
+                columns.append(word)
+            item_start = False
+            i = end
+        else:
+            end = _word_end(statement, i)
+            i = end if end > i else i + 1
+    return None
+
+
+def _scan_row(buf: str, pos: int) -> tuple[list[str], int] | int:
+    """Read one ``( value, ... )`` and the ``,`` or ``;`` after it, at ``pos``.
+
+    Returns the value literals and the end, or an int: -1 when the tuple runs off
+    the end of buf (more text may complete it), or the index where it stops making
+    sense. Every value is consumed by one scan, so a row costs its length.
+    """
+    n = len(buf)
+    i = _space_end(buf, pos)
+    if i >= n:
+        return -1
+    if buf[i] != "(":
+        return i
+    values: list[str] = []
+    while True:
+        i = _space_end(buf, i + 1)
+        if i >= n:
+            return -1
+        c = buf[i]
+        start = i
+        if c == "'":
+            i = _quoted_end(buf, i)
+        elif c in "xXbB" and buf.startswith("'", i + 1):
+            i = _quoted_end(buf, i + 1, backslash=False)
+        elif c == "_" and (j := _space_end(buf, _word_end(buf, i))) < n and buf[j] == "'":
+            i = _quoted_end(buf, j)
+        else:
+            m = _BARE_RE.match(buf, i)
+            if m is None:
+                return i
+            i = m.end()
+        if i < 0:
+            return -1
+        values.append(buf[start:i])
+        i = _space_end(buf, i)
+        if i >= n:
+            return -1
+        if buf[i] == ",":
+            continue
+        if buf[i] != ")":
+            return i
+        i = _space_end(buf, i + 1)
+        if i >= n:
+            return -1
+        if buf[i] not in ",;":
+            return i
+        return values, i + 1
 
 
 # --------------------------------------------------------------------------- points
@@ -264,38 +579,159 @@ def mysql_point_to_lonlat(value: bytes) -> tuple[float, float]:
 # --------------------------------------------------------------------------- file
 
 
-class _DumpFile:
-    """The bytes of the dump (gunzipped if need be) as UTF-8 text, with progress."""
+def _open_part(path: Path) -> io.BufferedReader:
+    try:
+        return open(path, "rb")  # closed by _DumpFile.close()
+    except FileNotFoundError:
+        raise DumpFormatError(
+            f"dump file not found: {path}", "check the path of the dump file"
+        ) from None
+    except IsADirectoryError:
+        raise DumpFormatError(
+            f"{path} is a directory, not a dump file", "give the path of the file"
+        ) from None
+    except OSError as exc:
+        raise DumpFormatError(
+            f"cannot open {path}: {exc.strerror or exc}",
+            "check that the file exists and is readable",
+        ) from None
 
-    def __init__(self, path: Path, on_progress: Callable[[int, int], None] | None) -> None:
-        self.path = path
+
+_PART_MARK = ".part"
+_HINT_PARTS = (
+    "give one dump file, or every part of a split one in order,"
+    " e.g. flughafendb_large.sql.gz.part-* (the shell sorts them)"
+)
+
+
+def _split_part(path: Path) -> tuple[str, str] | None:
+    """(the whole file's name, the part's suffix) of ``x.sql.gz.part-ab``; None if no part."""
+    base, mark, suffix = path.name.rpartition(_PART_MARK)
+    suffix = suffix.lstrip("-_.")
+    if not (mark and base and suffix.isascii() and suffix.isalnum()):
+        return None
+    return str(path.parent / base), suffix
+
+
+def _suffix_number(suffix: str) -> int | None:
+    """The part's place for split's suffixes (aa, ab, ... or 00, 01, ...); None otherwise."""
+    if suffix.isdigit():
+        return int(suffix)
+    if suffix.isalpha() and suffix.islower():
+        number = 0
+        for c in suffix:
+            number = number * 26 + ord(c) - ord("a")
+        return number
+    return None
+
+
+def check_parts(paths: Sequence[Path]) -> str:
+    """Check that ``paths`` are one dump, or the parts of one split dump in order.
+
+    Returns the name to show for them. Parts have the names ``split`` gives
+    (``<file>.part-aa``, ``-ab``, ... or ``-00``, ``-01``, ...): one whole file's,
+    with no part missing, none twice, in order.
+    """
+    if not paths:
+        raise DumpFormatError("no dump file given", _HINT_PARTS)
+    if len(paths) == 1:
+        return str(paths[0])
+    parts: list[tuple[str, str]] = []
+    for path in paths:
+        part = _split_part(path)
+        if part is None:
+            raise DumpFormatError(
+                f"{len(paths)} files given, but {path} is not a part of a split dump"
+                f" (its name does not end in {_PART_MARK}-<suffix>)",
+                _HINT_PARTS,
+            )
+        parts.append(part)
+    bases = {base for base, _ in parts}
+    if len(bases) > 1:
+        raise DumpFormatError(
+            f"the files given are parts of different dumps: {', '.join(sorted(bases))}",
+            _HINT_PARTS,
+        )
+    suffixes = [suffix for _, suffix in parts]
+    numbers = [_suffix_number(s) for s in suffixes]
+    for i in range(1, len(paths)):
+        before, after = suffixes[i - 1], suffixes[i]
+        if before == after:
+            raise DumpFormatError(f"{paths[i]} is given twice", _HINT_PARTS)
+        if (len(before), before) > (len(after), after):
+            raise DumpFormatError(
+                f"the parts are not in order: {paths[i - 1].name} is given before {paths[i].name}",
+                _HINT_PARTS,
+            )
+        a, b = numbers[i - 1], numbers[i]
+        if a is not None and b is not None and len(before) == len(after) and b != a + 1:
+            raise DumpFormatError(
+                f"a part is missing between {paths[i - 1].name} and {paths[i].name}", _HINT_PARTS
+            )
+    first = numbers[0]
+    if first is not None and first > (1 if suffixes[0].isdigit() else 0):
+        raise DumpFormatError(
+            f"{paths[0].name} is not the first part of the dump; the first part is missing",
+            _HINT_PARTS,
+        )
+    return f"{paths[0]} ... {paths[-1].name}"
+
+
+class _Parts(io.RawIOBase):
+    """Several files read as one stream, one after the other."""
+
+    def __init__(self, files: list[io.BufferedReader]) -> None:
+        super().__init__()
+        self._files = files
+        self._index = 0
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._index < len(self._files):
+            n = self._files[self._index].readinto(buffer)
+            if n:
+                self.consumed += n
+                return n
+            self._index += 1
+        return 0
+
+
+class _DumpFile:
+    """The bytes of the dump (gunzipped if need be) as UTF-8 text, with progress.
+
+    Several paths are the parts of one split dump, read as one stream.
+    """
+
+    def __init__(
+        self, paths: Sequence[Path], on_progress: Callable[[int, int], None] | None
+    ) -> None:
+        self.path = check_parts(paths)
         self._on_progress = on_progress
+        files: list[io.BufferedReader] = []
         try:
-            raw = open(path, "rb")  # noqa: SIM115 - closed by close()
-        except FileNotFoundError:
-            raise DumpFormatError(
-                f"dump file not found: {path}", "check the path of the dump file"
-            ) from None
-        except IsADirectoryError:
-            raise DumpFormatError(
-                f"{path} is a directory, not a dump file", "give the path of the file"
-            ) from None
+            for path in paths:
+                files.append(_open_part(path))
+            self.total = sum(os.fstat(f.fileno()).st_size for f in files)
+            self.gzipped = files[0].read(2) == b"\x1f\x8b"
+            files[0].seek(0)
         except OSError as exc:
+            for f in files:
+                f.close()
             raise DumpFormatError(
-                f"cannot open {path}: {exc.strerror or exc}",
-                "check that the file exists and is readable",
-            ) from None
-        self._raw = raw
-        try:
-            self.total = os.fstat(raw.fileno()).st_size
-            self.gzipped = raw.read(2) == b"\x1f\x8b"
-            raw.seek(0)
-        except OSError as exc:
-            raw.close()
-            raise DumpFormatError(
-                f"cannot read {path}: {exc.strerror or exc}",
+                f"cannot read {self.path}: {exc.strerror or exc}",
                 "check that the file is readable",
             ) from None
+        except BaseException:
+            for f in files:
+                f.close()
+            raise
+        self._files = files
+        self._parts = _Parts(files) if len(files) > 1 else None
+        raw: io.BufferedIOBase = files[0] if self._parts is None else io.BufferedReader(self._parts)
+        self._raw = raw
         self._stream: io.BufferedIOBase = (
             gzip.GzipFile(fileobj=raw, mode="rb") if self.gzipped else raw
         )
@@ -308,12 +744,14 @@ class _DumpFile:
     def close(self) -> None:
         if self._stream is not self._raw:
             self._stream.close()
-        self._raw.close()
+        for f in self._files:
+            f.close()
 
     def progress(self, *, final: bool = False) -> None:
         if self._on_progress is None:
             return
-        done = self.total if final else min(self._raw.tell(), self.total)
+        at = self._raw.tell() if self._parts is None else self._parts.consumed
+        done = self.total if final else min(at, self.total)
         if done - self._reported >= _PROGRESS_STEP or (final and done != self._reported):
             self._reported = done
             self._on_progress(done, self.total)
@@ -421,119 +859,20 @@ class _Source:
 
 # --------------------------------------------------------------------------- SQL
 
-_IDENT = r"(?:`(?:[^`]|``)*`|\"(?:[^\"]|\"\")*\"|[\w$]+)"
-# White space and /* comments */ (mysqldump writes CREATE TABLE /*!32312 IF NOT EXISTS*/).
-_GAP = r"(?:\s++|/\*(?:[^*]++|\*(?!/))*+\*/)*+"
-_TABLE_NAME = r"(?:" + _IDENT + _GAP + r"\." + _GAP + r")?(" + _IDENT + r")"
-_INSERT_START_RE = re.compile(
-    r"(?:INSERT|REPLACE)\b(?:" + _GAP + r"(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\b)*"
-    r"(?:" + _GAP + r"INTO\b)?" + _GAP + _TABLE_NAME,
-    re.I,
-)
-_INSERT_REST_RE = re.compile(
-    _GAP + r"(?:\(\s*((?:" + _IDENT + r"\s*,\s*)*" + _IDENT + r")\s*\))?" + _GAP + r"VALUES?\b",
-    re.I,
-)
-_CREATE_TABLE_RE = re.compile(
-    r"CREATE"
-    + _GAP
-    + r"(?:TEMPORARY"
-    + _GAP
-    + r")?TABLE\b"
-    + _GAP
-    + r"(?:IF\s+NOT\s+EXISTS\b"
-    + _GAP
-    + r")?"
-    + _TABLE_NAME,
-    re.I,
-)
-_DELIMITER_RE = re.compile(r"DELIMITER[ \t]+(\S+)[^\n]*", re.I)
-_SQL_WORD_RE = re.compile(
-    r"(?:SET|DROP|CREATE|ALTER|LOCK|UNLOCK|USE|START|COMMIT|BEGIN|INSERT|REPLACE)\b",
-    re.I,
-)
-_SPACE_RE = re.compile(r"\s+")
-_TAIL_SPACE_RE = re.compile(r"\s*\Z")
-_IDENT_RE = re.compile(_IDENT)
-_QUOTED_RE = {
-    "'": re.compile(_STRING, re.S),
-    '"': re.compile(r'"(?:[^"\\]++|\\.|"")*+"', re.S),
-    "`": re.compile(r"`(?:[^`]++|``)*+`"),
-}
-_DEF_TOKEN_RE = re.compile(
-    r"""'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|`(?:[^`]|``)*`"""
-    r"|/\*.*?\*/|--[ \t][^\n]*|\#[^\n]*|[(),]|[^'\"`(),/#-]+|[/#-]",
-    re.S,
-)
-_NOT_A_COLUMN = frozenset(
-    {
-        "PRIMARY",
-        "KEY",
-        "INDEX",
-        "UNIQUE",
-        "CONSTRAINT",
-        "FOREIGN",
-        "FULLTEXT",
-        "SPATIAL",
-        "CHECK",
-        "PERIOD",
-    }
-)
-
 
 @lru_cache(maxsize=16)
 def _special_re(delimiter: str) -> re.Pattern[str]:
-    """What matters when looking for the end of a statement."""
+    """What matters when looking for the end of a statement: literals only."""
     return re.compile(re.escape(delimiter) + r"|['\"`#]|--|/\*")
 
 
-def _unquote_ident(ident: str) -> str:
-    if ident[:1] == "`":
-        return ident[1:-1].replace("``", "`")
-    if ident[:1] == '"':
-        return ident[1:-1].replace('""', '"')
-    return ident
-
-
-def _table_columns(statement: str, start: int) -> list[str] | None:
-    """Column names of a CREATE TABLE whose name ends at ``start``; None if unreadable."""
-    columns: list[str] = []
-    item: list[str] = []
-    depth = 0
-    for m in _DEF_TOKEN_RE.finditer(statement, start):
-        tok = m.group()
-        if tok.startswith(("/*", "--", "#")):
-            continue
-        if depth == 0:
-            if tok == "(":
-                depth = 1
-            elif tok.strip():
-                return None  # CREATE TABLE ... LIKE / AS SELECT
-            continue
-        if tok == "(":
-            depth += 1
-        elif tok == ")":
-            depth -= 1
-        if depth == 0 or (depth == 1 and tok == ","):
-            words = "".join(item).strip()
-            item = []
-            if words:
-                first = _IDENT_RE.match(words)
-                if first is None:
-                    return None
-                name = first.group()
-                if name[0] in '`"' or name.upper() not in _NOT_A_COLUMN:
-                    columns.append(_unquote_ident(name))
-            if depth == 0:
-                return columns
-            continue
-        item.append(tok)
-    return None
-
-
 def _snippet(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
+    text = " ".join(text[: limit * 4].split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_DUMP_HEADERS = ("-- MySQL dump", "-- MariaDB dump")
+_DUMP_TRAILER = "-- Dump completed"
 
 
 @dataclass
@@ -544,7 +883,6 @@ class _Target:
     columns: tuple[str, ...]
     width: int
     reorder: Callable[[tuple[str, ...]], tuple[str, ...]] | None
-    row_re: re.Pattern[str]
     fast_re: re.Pattern[str]
 
 
@@ -558,9 +896,11 @@ class _Parser:
         self.order: dict[str, tuple[str, ...]] = {}  # table -> its columns in the dump
         self.identified = False
         self.saw_sql = False
+        self.from_mysqldump = False  # the file starts with mysqldump's header
+        self.completed = False  # mysqldump's last line was the last thing read
         self.with_rows: set[str] = set()
         self.pending: list[RowBatch] = []  # batches held back until identified
-        self.targets: dict[tuple[str, str | None], _Target] = {}
+        self.targets: dict[tuple[str, tuple[str, ...] | None], _Target] = {}
         self.table: str | None = None  # table of self.raw_rows
         self.raw_rows: list[tuple[str, ...]] = []  # value literals, canonical order
 
@@ -644,58 +984,85 @@ class _Parser:
 
     def run(self) -> Iterator[RowBatch]:
         src = self.src
+        src.ensure(_PEEK)
+        # mysqldump's first line, or second after MariaDB's /*M!999999\- sandbox */ line
+        first_lines = src.buf[src.pos : src.pos + _PEEK].splitlines()[:3]
+        self.from_mysqldump = any(line.startswith(_DUMP_HEADERS) for line in first_lines)
         while self._skip_blank():
+            self.completed = False
             src.ensure(_PEEK)
             buf, pos = src.buf, src.pos
-            m = _DELIMITER_RE.match(buf, pos)
-            if m:
-                self.saw_sql = True
-                self.delimiter = m.group(1)
-                src.pos = m.end()
+            if self._delimiter(buf, pos):
                 continue
-            m = _INSERT_START_RE.match(buf, pos)
-            if m:
+            head = _insert_head(buf, pos)
+            if head is not None:
                 self.saw_sql = True
-                yield from self._insert(m)
+                yield from self._insert(*head)
                 continue
-            m = _CREATE_TABLE_RE.match(buf, pos)
-            if m:
+            if _create_table_head(buf, pos) is not None:
                 self.saw_sql = True
                 self._create_table(self._statement(keep=True))
                 if self.identified and self.pending:
                     yield from self.pending
                     self.pending.clear()
                 continue
-            if _SQL_WORD_RE.match(buf, pos):
+            if _keyword(buf, pos, *_SQL_WORDS):
                 self.saw_sql = True
             self._statement(keep=False)
-        yield from self._release(self._take())
+        last = self._take()
         if not self.identified:
             raise self._not_flughafendb()
+        if self.from_mysqldump and not self.completed:
+            raise DumpFormatError(
+                f"{self.path} ends before mysqldump's last line ({_DUMP_TRAILER} ...);"
+                " the file looks truncated",
+                "download or copy the dump again; a dump cut short is never loaded",
+            )
         if not self.with_rows:
             raise DumpFormatError(
                 f"{self.path} holds the schema but no rows: no INSERT for any FlughafenDB table",
                 "dump the database with its data (mysqldump without --no-data)",
             )
+        yield from self._release(last)
         self.file.progress(final=True)
+
+    def _delimiter(self, buf: str, pos: int) -> bool:
+        """Consume a ``DELIMITER x`` line at ``pos``, if that is what is there."""
+        word = _keyword(buf, pos, "DELIMITER")
+        if word is None or not buf.startswith((" ", "\t"), word[1]):
+            return False
+        i = word[1]
+        while buf.startswith((" ", "\t"), i):
+            i += 1
+        end = i
+        while end < len(buf) and not buf[end].isspace():
+            end += 1
+        if end == i:
+            return False
+        self.saw_sql = True
+        self.delimiter = buf[i:end]
+        line_end = buf.find("\n", end)
+        self.src.pos = len(buf) if line_end < 0 else line_end
+        return True
 
     def _skip_blank(self) -> bool:
         """Skip white space and comments; False at the end of the file."""
         src = self.src
         while True:
-            src.ensure(3)
+            src.ensure(len(_DUMP_TRAILER))
             buf, pos = src.buf, src.pos
             if pos >= len(buf):
                 return False
-            m = _SPACE_RE.match(buf, pos)
-            if m:
-                src.pos = m.end()
+            end = _space_end(buf, pos)
+            if end > pos:
+                src.pos = end
                 continue
             if buf.startswith("/*", pos):
                 self._skip_past("*/", pos + 2)
             elif buf[pos] == "#" or (
                 buf.startswith("--", pos) and (pos + 2 == len(buf) or buf[pos + 2].isspace())
             ):
+                self.completed = buf.startswith(_DUMP_TRAILER, pos)
                 self._skip_past("\n", pos + 1)
             else:
                 return True
@@ -755,12 +1122,12 @@ class _Parser:
     def _token_end(self, buf: str, start: int, tok: str) -> int:
         """End of the quoted string or comment at ``start``; -1 if it runs off buf."""
         eof = self.src.eof
-        if tok in _QUOTED_RE:
+        if tok in "'\"`":
             # A doubled quote cut in two by the end of buf reads as the end of one
             # string and the start of the next: the statement ends in the same place.
-            m = _QUOTED_RE[tok].match(buf, start)
-            if m is not None:
-                return m.end()
+            end = _quoted_end(buf, start, backslash=tok != "`")
+            if end >= 0:
+                return end
         elif tok == "--":
             if start + 2 < len(buf) and not buf[start + 2].isspace():
                 return start + 1  # not a comment
@@ -781,13 +1148,13 @@ class _Parser:
     # ---- CREATE TABLE
 
     def _create_table(self, statement: str) -> None:
-        m = _CREATE_TABLE_RE.match(statement)
-        if m is None:  # pragma: no cover - matched before the statement was read
+        head = _create_table_head(statement, 0)
+        if head is None:  # pragma: no cover - matched before the statement was read
             return
-        table = _unquote_ident(m.group(1)).lower()
+        table = head[0].lower()
         if table not in TABLES:
             return
-        columns = _table_columns(statement, m.end())
+        columns = _table_columns(statement, head[1])
         if columns is None:
             raise DumpFormatError(
                 f"{self.path}: cannot read the columns of CREATE TABLE `{table}`:"
@@ -802,17 +1169,17 @@ class _Parser:
 
     # ---- INSERT
 
-    def _target(self, table: str, listed: str | None) -> _Target:
-        target = self.targets.get((table, listed))
+    def _target(self, table: str, listed: list[str] | None) -> _Target:
+        key = (table, None if listed is None else tuple(listed))
+        target = self.targets.get(key)
         if target is None:
-            target = self.targets[table, listed] = self._new_target(table, listed)
+            target = self.targets[key] = self._new_target(table, listed)
         return target
 
-    def _new_target(self, table: str, listed: str | None) -> _Target:
+    def _new_target(self, table: str, listed: list[str] | None) -> _Target:
         if listed is not None:
-            columns = [_unquote_ident(c) for c in _IDENT_RE.findall(listed)]
-            self._check_columns(table, columns, "the column list of an INSERT")
-            order = tuple(c.lower() for c in columns)
+            self._check_columns(table, listed, "the column list of an INSERT")
+            order = tuple(c.lower() for c in listed)
         elif table in self.order:
             order = self.order[table]
         else:
@@ -824,29 +1191,28 @@ class _Parser:
         canonical = COLUMNS[table]
         positions = tuple(order.index(c) for c in canonical)
         reorder = None if positions == tuple(range(len(order))) else itemgetter(*positions)
-        return _Target(
-            table, canonical, len(order), reorder, _row_re(len(order)), _row_fast_re(len(order))
-        )
+        return _Target(table, canonical, len(order), reorder, _row_fast_re(len(order)))
 
-    def _insert(self, start: re.Match[str]) -> Iterator[RowBatch]:
+    def _insert(self, name: str, end: int) -> Iterator[RowBatch]:
         src = self.src
-        table = _unquote_ident(start.group(1)).lower()
+        table = name.lower()
         if table not in TABLES:
             self._statement(keep=False)
             return
-        rest = _INSERT_REST_RE.match(src.buf, start.end())
+        rest = _insert_rest(src.buf, end)
         if rest is None:
             raise DumpFormatError(
                 f"{self.path}: cannot read an INSERT for table `{table}`:"
                 f" {_snippet(src.buf[src.pos : src.pos + 200])}",
                 "only INSERT ... VALUES statements as mysqldump writes them are read",
             )
-        target = self._target(table, rest.group(1))
+        listed, end = rest
+        target = self._target(table, listed)
         if self.delimiter == ";":
-            src.pos = rest.end()
+            src.pos = end
             yield from self._rows(src, target)
         else:  # inside a DELIMITER block: read the statement, then its tuples
-            offset = rest.end() - src.pos
+            offset = end - src.pos
             text = self._statement(keep=True)
             yield from self._rows(_Source(None, text[offset:] + ";"), target)
 
@@ -855,23 +1221,34 @@ class _Parser:
             yield from self._release(self._take())
             self.table = target.table
         self.with_rows.add(target.table)
-        # The hot loop: only the regex runs per row; values are converted a
-        # column at a time when the batch is taken (see _convert_column).
+        # The hot loop: one match per row; values are converted a column at a
+        # time when the batch is taken (see _convert_column).
         rows = self.raw_rows
         limit = self.batch_rows
         reorder = target.reorder
         fast = target.fast_re.match
-        full = target.row_re.match
+        width = target.width
         while True:
             buf = src.buf
             pos = src.pos
             while True:
-                m = fast(buf, pos) or full(buf, pos)
-                if m is None:
-                    break
-                values = m.groups()
+                m = fast(buf, pos)
+                if m is not None:
+                    values: tuple[str, ...] = m.groups()
+                    pos = m.end()
+                else:
+                    scanned = _scan_row(buf, pos)
+                    if isinstance(scanned, int):
+                        break
+                    if len(scanned[0]) != width:
+                        raise DumpFormatError(
+                            f"{self.path}: a row of an INSERT for table `{target.table}` has"
+                            f" {len(scanned[0])} value(s) where {width} were expected:"
+                            f" {_snippet(buf[pos : scanned[1]].strip())}",
+                            _HINT_DUMP,
+                        )
+                    values, pos = tuple(scanned[0]), scanned[1]
                 rows.append(values if reorder is None else reorder(values))
-                pos = m.end()
                 if len(rows) >= limit:
                     src.pos = pos
                     yield from self._release(self._take())
@@ -880,38 +1257,15 @@ class _Parser:
                     src.pos = pos
                     return
             src.pos = pos
-            self._more_rows(src, target)
+            self._more_rows(src, target, scanned)
 
-    def _more_rows(self, src: _Source, target: _Target) -> None:
-        """The next tuple did not match: read more text, or say what is wrong."""
+    def _more_rows(self, src: _Source, target: _Target, stop: int) -> None:
+        """The next tuple is not complete in view: read more text, or say what is wrong."""
         buf, pos = src.buf, src.pos
-        whole = _ROW_ANY_RE.match(buf, pos)
-        if whole is not None:
-            found = len(_VALUE_ANY_RE.findall(whole.group(1)))
-            why = (
-                f"has {found} value(s) where {target.width} were expected"
-                if found != target.width
-                else "holds a value that cannot be read"
-            )
-            raise DumpFormatError(
-                f"{self.path}: a row of an INSERT for table `{target.table}` {why}:"
-                f" {_snippet(whole.group().strip())}",
-                _HINT_DUMP,
-            )
-        prefix = _ROW_PREFIX_RE.match(buf, pos)
-        if prefix is None:  # not even the "(" of a tuple: only space may follow
-            incomplete = _TAIL_SPACE_RE.match(buf, pos) is not None
-        else:
-            end = prefix.end()
-            incomplete = (
-                end == len(buf)
-                or buf[end] == "'"  # a string that runs off the end of buf
-                or (buf[end] == ")" and _TAIL_SPACE_RE.match(buf, end + 1) is not None)
-            )
-        if not incomplete:
+        if stop >= 0:
             raise DumpFormatError(
                 f"{self.path}: cannot read an INSERT for table `{target.table}` near:"
-                f" {_snippet(buf[pos : pos + 200])}",
+                f" {_snippet(buf[max(pos, stop - 40) : stop + 160])}",
                 _HINT_DUMP,
             )
         if len(buf) - pos > _MAX_PENDING:
@@ -932,11 +1286,11 @@ class _Parser:
 
 
 def read_dump(
-    path: Path,
+    path: Path | Sequence[Path],
     *,
     on_progress: Callable[[int, int], None] | None = None,
     batch_rows: int = 5000,
-) -> Iterator[RowBatch]:
+) -> Generator[RowBatch, None, None]:
     """Stream the rows of the FlughafenDB dump at ``path`` as :class:`RowBatch` es.
 
     A generator: the file is opened on the first ``next()``, and every problem with
@@ -946,10 +1300,16 @@ def read_dump(
     ``on_progress(done, total)`` gets the bytes of the file consumed so far
     (compressed bytes for gzip) and its size, about once per MiB, and a last
     ``(total, total)`` when the whole file has been read.
+
+    Several paths are the parts of one split dump (``x.sql.gz.part-aa``, ``-ab``,
+    ...), read in the order given as one file: see :func:`check_parts`. A file that
+    starts with mysqldump's header and lacks its last line is refused as truncated.
+    Reading takes time linear in the file's size, whatever the file holds.
     """
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
-    file = _DumpFile(Path(path), on_progress)
+    paths = [Path(path)] if isinstance(path, (str, os.PathLike)) else [Path(p) for p in path]
+    file = _DumpFile(paths, on_progress)
     try:
         yield from _Parser(file, batch_rows).run()
     finally:

@@ -13,6 +13,12 @@ A load marks ``state=loading`` before it touches a table and ``complete`` after
 the last row, so an interrupted load (Ctrl-C, a killed process) can never look
 complete: the next ``data load`` sees the mark and loads again. On PostgreSQL the
 whole load is also one transaction, so an interruption leaves the previous data.
+
+flightcache empties and refills only the FlughafenDB tables it created itself
+(``owner``); tables with FlughafenDB's names that another owner made stop a load
+and are never dropped. Rows the database skips without an error (MySQL's
+``LOAD DATA`` drops duplicate keys with only a warning) are counted per table,
+from what is stored, not from what the server says it loaded.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class DatasetInfo:
 @dataclass
 class LoadReport:
     tables: list[tuple[str, int, float]] = field(default_factory=list)  # name, rows, seconds
+    skipped: dict[str, int] = field(default_factory=dict)  # rows given but not stored
     seconds: float = 0.0
     repaired: bool = False
     created_schema: bool = False
@@ -128,26 +135,28 @@ def require_dataset(db: Database) -> DatasetInfo:
     return found
 
 
-def create_schema(db: Database, *, force: bool = False) -> list[str]:
+def check_owner(db: Database) -> None:
+    """Refuse a database whose FlughafenDB tables another owner created: never touched."""
+    existing = db.tables() & TABLES
+    if existing and read_meta(db).get("owner") != "flightcache":
+        raise DataError(
+            f"{db.url.url()} already holds FlughafenDB tables flightcache did not create: "
+            f"{', '.join(sorted(existing))}",
+            hint="name another database in the URL; flightcache never drops tables it did not"
+            " create (drop them yourself if they are yours to drop)",
+        )
+
+
+def create_schema(db: Database) -> list[str]:
     """Create the FlughafenDB tables that are missing; return the ones created.
 
     Tables with FlughafenDB names that flightcache did not create are left alone,
-    and make this fail, unless ``force`` (then they are dropped and recreated).
+    and make this fail (see :func:`check_owner`).
     """
+    check_owner(db)
     for statement in sqlfiles.statements(db.dialect, "flightcache.sql"):
         db.execute(statement)
     existing = db.tables() & TABLES
-    meta = read_meta(db)
-    ours = meta.get("owner") == "flightcache"
-    if existing and not ours:
-        if not force:
-            raise DataError(
-                f"{db.url.url()} already holds FlughafenDB tables flightcache did not create: "
-                f"{', '.join(sorted(existing))}",
-                hint="use another database in the URL, or pass --force to drop and recreate them",
-            )
-        db.drop_tables([t for t in reversed(LOAD_ORDER) if t in existing])
-        existing = set()
     write_meta(db, owner="flightcache")
     created: list[str] = []
     for statement in sqlfiles.statements(db.dialect, "schema.sql"):
@@ -201,7 +210,7 @@ def check_target(db: Database, *, force: bool) -> DatasetInfo:
         raise DataError(
             f"{db.url.url()} holds tables that are not FlughafenDB's: {shown}",
             hint="load into an empty database (name another one in the URL), "
-            "or pass --force to load beside them",
+            "or pass --beside to load beside them (they stay untouched)",
         )
     return found
 
@@ -219,9 +228,11 @@ def load_tables(
     may come more than once (a dump's INSERT batches); its counts add up.
     """
     report = LoadReport()
+    check_owner(db)
     started = time.perf_counter()
     outer = db.transaction() if db.dialect == "postgresql" else nullcontext()
     counts: dict[str, int] = {}
+    fed: dict[str, int] = {}  # rows given, per table
     with outer:
         # MySQL commits this mark at once; on PostgreSQL it shares the load's fate
         write_meta(db, state="loading")
@@ -232,24 +243,37 @@ def load_tables(
             for table, columns, rows, expected in sources:
                 t0 = time.perf_counter()
                 done = counts.get(table, 0)
+                given = [0]
 
                 def counted(
                     rows: Iterable[Sequence[Any]] = rows,
                     table: str = table,
                     expected: int | None = expected,
                     base: int = done,
+                    given: list[int] = given,
                 ) -> Iterator[Sequence[Any]]:
                     n = 0
                     for n, row in enumerate(rows, start=1):
                         if progress is not None and n % 20_000 == 0:
                             progress(table, base + n, expected)
                         yield row
+                    given[0] = n
                     if progress is not None:
                         progress(table, base + n, expected)
 
                 loaded = db.copy_rows(table, columns, counted())
                 counts[table] = done + loaded
+                fed[table] = fed.get(table, 0) + given[0]
                 report.tables.append((table, loaded, time.perf_counter() - t0))
+        if db.dialect == "mysql":
+            # LOAD DATA skips a row with a duplicate key with only a warning, and
+            # MariaDB's bulk load into an empty table then drops the whole batch
+            # while reporting every row as loaded: count what is stored.
+            for table, given_rows in fed.items():
+                stored = int(db.fetch(f"SELECT COUNT(*) FROM {db.quote(table)}").rows[0][0])
+                if stored < given_rows:
+                    report.skipped[table] = given_rows - stored
+                counts[table] = stored
         for table, column in IDENTITY.items():
             db.reset_identity(table, column)
         report.seconds = time.perf_counter() - started
@@ -257,6 +281,7 @@ def load_tables(
             db,
             **meta,
             **{f"rows__{t}": counts.get(t, 0) for t in LOAD_ORDER},
+            **{f"skipped__{t}": report.skipped.get(t, 0) for t in LOAD_ORDER},
             loaded_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             load_seconds=f"{report.seconds:.1f}",
             state="complete",
@@ -285,8 +310,10 @@ def settle(db: Database) -> str:
 
 
 def preflight(db: Database, *, replace: bool, force: bool) -> DatasetInfo:
-    """Refuse a load that would mix with other tables or overwrite a dataset unasked."""
+    """Refuse a load that would mix with other tables, overwrite a dataset unasked, or
+    touch FlughafenDB tables flightcache did not create (never, whatever the flags)."""
     before = check_target(db, force=force)
+    check_owner(db)
     if before.complete and not replace:
         what = (
             f"scale {before.scale}, seed {before.seed}"
@@ -298,6 +325,12 @@ def preflight(db: Database, *, replace: bool, force: bool) -> DatasetInfo:
             hint="pass --replace to load another over it",
         )
     return before
+
+
+def replaced_tables(db: Database) -> list[tuple[str, int]]:
+    """The FlughafenDB tables a load would empty here, with their rows now."""
+    found = info(db, exact=True)
+    return [(table, found.rows[table]) for table in LOAD_ORDER if table in found.rows]
 
 
 def load_generated(
@@ -313,7 +346,7 @@ def load_generated(
     from flightcache.data.generate import generate
 
     before = preflight(db, replace=replace, force=force)
-    created = create_schema(db, force=force)
+    created = create_schema(db)
     dataset = generate(scale, seed)
 
     def sources() -> Iterator[tuple[str, Sequence[str], Iterable[Sequence[Any]], int | None]]:
