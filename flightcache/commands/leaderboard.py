@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flightcache.commands import leaderboard_live
-from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
+from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt, RowsYesOpt
 
 if TYPE_CHECKING:
     from flightcache.patterns.leaderboard import Entry, Leaderboards
@@ -126,6 +126,7 @@ def demo(
     pause: PauseOpt = False,
     repeat: RepeatOpt = 50,
     keep: KeepOpt = False,
+    yes: RowsYesOpt = False,
 ) -> None:
     """The narrated tour: every board, the update paths, queries, windows, SQL vs ZSET.
 
@@ -157,6 +158,8 @@ def demo(
         pause=pause,
         repeat=repeat,
         keep=keep,
+        changes_rows=True,
+        yes=yes,
         options={"n": n},
     )
 
