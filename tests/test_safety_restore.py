@@ -283,6 +283,14 @@ def test_demo_refuses_a_database_flightcache_did_not_load(
     assert code == 0, err
     assert airline_name(tiny_db_url, 1) == original
 
+    db = connect(tiny_db_url)
+    bookings = db.fetch("SELECT COUNT(*) FROM booking").rows[0][0]
+    book = [*server_args(tiny_db_url, valkey_server, key_prefix), "leaderboard", "book"]
+    code, _, err = finished(flightcache(tmp_path, [*book, "--flight", "1", "--passenger", "1"]))
+    assert code == 6 and "a database flightcache did not load" in err
+    assert db.fetch("SELECT COUNT(*) FROM booking").rows[0][0] == bookings
+    db.close()
+
 
 def test_a_failing_cleanup_does_not_skip_the_others(
     valkey_server: ValkeyInstance,

@@ -411,6 +411,7 @@ def book(
             help="Do not update the boards now: XADD an event for `leaderboard events`.",
         ),
     ] = False,
+    yes: RowsYesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Book a seat (a real INSERT into booking) and count it on airport-bookings.
@@ -418,7 +419,8 @@ def book(
     Write-through by default: after COMMIT one script runs ZINCRBY and EXPIRE on
     the hourly, daily, monthly, yearly and all-time keys that exist, and each new
     score is PUBLISHed for `leaderboard live`. With --via-stream the booking is
-    XADDed to the event stream instead. The booking stays in the database.
+    XADDed to the event stream instead. The booking stays in the database; a
+    database flightcache did not load is refused unless --yes.
 
     Examples:
 
@@ -426,7 +428,11 @@ def book(
       flightcache leaderboard book --flight 42 --passenger 7
       flightcache leaderboard book --flight 42 --passenger 7 --via-stream
     """
+    from flightcache.commands._demo import require_ours
+    from flightcache.data.load import require_dataset
+
     with _boards(ctx) as lb:
+        require_ours(require_dataset(lb.db), lb.db, "leaderboard book", yes)
         if via_stream:
             booked = lb.book_only(flight, passenger)
             event = lb.emit(booked.booking_id, booked.member, booked.departure)

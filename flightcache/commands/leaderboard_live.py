@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flightcache.commands._demo import JsonOpt
+from flightcache.commands._demo import JsonOpt, RowsYesOpt, require_ours
 
 if TYPE_CHECKING:
     from flightcache.app import App
@@ -61,6 +61,7 @@ def simulate(
         ),
     ] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    yes: RowsYesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Produce bookings: INSERT into the database, then ZINCRBY and PUBLISH.
@@ -71,7 +72,9 @@ def simulate(
     `airport-bookings` boards, daily (EXPIRE 7 days) and all-time, and PUBLISHes
     one event per changed airport and board for `flightcache leaderboard live`.
     Valkey failures after the commit are counted, not fatal. The bookings stay
-    in the database unless --cleanup deletes them at the end.
+    in the database unless --cleanup deletes them at the end (also after Ctrl-C,
+    SIGTERM or SIGHUP, which finish the batch under way). A database flightcache
+    did not load is refused unless --yes.
 
     Examples:
 
@@ -104,7 +107,7 @@ def simulate(
     db = application.database()
     client: Any = None
     try:
-        require_dataset(db)
+        require_ours(require_dataset(db), db, "leaderboard simulate", yes)
         client = application.valkey()
         sim = Simulator(db, client, keys, day, seed=seed)
         if not as_json:
@@ -129,11 +132,13 @@ def simulate(
         def interrupted(signum: int, frame: Any) -> None:
             stop.set()  # finish the batch under way: no half-written batch, no lost ids
 
-        previous = signal.signal(signal.SIGINT, interrupted)
+        ending = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+        previous = {number: signal.signal(number, interrupted) for number in ending}
         try:
             report = sim.run(rate, batch, seconds, progress, stop=stop)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
             if cleanup:
                 sim.cleanup()
         if report.cleanup_valkey_failed:
