@@ -222,12 +222,14 @@ def database_digest(url: DbUrl) -> str:
 
 
 def repair_settings(state_dir: Path, nodes: list[Any]) -> list[str]:
-    """Put back the settings a killed demo left changed on any of ``nodes``; one line per
-    node put back (a node whose record belongs to a live demo is left to that demo)."""
+    """Put back the settings a killed demo left changed on any of ``nodes``: one line for
+    all the nodes put back, and one per node that could not be (its record stays for the
+    next command). A node whose record belongs to a live demo is left to that demo."""
     directory = state_dir / UNDO_DIR
     if not directory.is_dir() or not any(directory.glob("valkey-*.json")):
         return []
-    lines: list[str] = []
+    done: list[str] = []
+    failed: list[str] = []
     with _locked(state_dir):
         for node in nodes:
             address = node_address(node)
@@ -243,19 +245,17 @@ def repair_settings(state_dir: Path, nodes: list[Any]) -> list[str]:
                     continue
                 if args:
                     node.execute_command("CONFIG", "SET", *args)
-            except Exception as exc:  # each node on its own; the record stays for next time
-                lines.append(
+            except Exception as exc:  # each node on its own
+                failed.append(
                     f"could not put back Valkey {address}'s settings ({' '.join(args)}):"
                     f" {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
                 )
                 continue
             path.unlink(missing_ok=True)
-            shown = ", ".join(f"{k} {v}" for k, v in settings.items())
-            lines.append(
-                f"put back Valkey {address}'s settings that a killed demo (pid"
-                f" {record.get('owner', {}).get('pid', '?')}) had changed: {shown}"
-            )
-    return lines
+            done.append(f"{address} " + ", ".join(f"{k} {v}" for k, v in settings.items()))
+    if not done:
+        return failed
+    return [f"put back Valkey settings a killed demo had changed: {'; '.join(done)}", *failed]
 
 
 def pending_rows(state_dir: Path, url: DbUrl, dataset: str) -> list[dict[str, Any]]:
@@ -279,7 +279,14 @@ def pending_rows(state_dir: Path, url: DbUrl, dataset: str) -> list[dict[str, An
 
 
 UNDO_QUERIES = frozenset(
-    {"airline_rename", "booking_remove", "inv_flight_move", "session_db_delete"}
+    {
+        "airline_rename",
+        "booking_remove",
+        "inv_flight_move",
+        "session_db_delete",
+        "wb_forget_seats",
+        "wb_forget_applied",
+    }
 )
 """The named queries a record may ask for: each puts back one row a demo changed."""
 

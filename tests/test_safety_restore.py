@@ -227,41 +227,121 @@ def test_write_through_rename_is_put_back(
     assert not list((tmp_path / "undo").glob("rows-*.json"))
 
 
-def test_invalidate_killed_booking_and_flight_are_put_back(
+def rows_state(url: DbUrl) -> tuple[int, list[Any]]:
+    """How many bookings, and every flight's times: what the booking demos change."""
+    from flightcache.db import connect
+
+    db = connect(url)
+    try:
+        bookings = int(db.fetch("SELECT COUNT(*) FROM booking").rows[0][0])
+        flights = db.fetch(
+            "SELECT flight_id, departure, arrival FROM flight ORDER BY flight_id"
+        ).rows
+        return bookings, [tuple(r) for r in flights]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    "demo", [["invalidate"], ["leaderboard", "demo"], ["nested-doll"]], ids=" ".join
+)
+def test_killed_demos_bookings_and_moved_flight_are_put_back(
+    demo: list[str],
     tiny_db_url: DbUrl,
     valkey_server: ValkeyInstance,
     key_prefix: str,
     tmp_path: Path,
 ) -> None:
-    from flightcache.db import connect
-
-    def state() -> tuple[int, list[Any]]:
-        db = connect(tiny_db_url)
-        try:
-            bookings = int(db.fetch("SELECT COUNT(*) FROM booking").rows[0][0])
-            flights = db.fetch(
-                "SELECT flight_id, departure, arrival FROM flight ORDER BY flight_id"
-            ).rows
-            return bookings, [tuple(r) for r in flights]
-        finally:
-            db.close()
-
-    before = state()
-    proc = flightcache(
-        tmp_path, [*server_args(tiny_db_url, valkey_server, key_prefix), "invalidate", "--pause"]
-    )
-    wait_for(proc, lambda: state()[0] != before[0], "it booked a seat")
+    """SIGKILL right after the demo booked a seat (and, for invalidate, before or after
+    it moved a flight): the next demo on that database puts every row back."""
+    args = server_args(tiny_db_url, valkey_server, key_prefix)
+    before = rows_state(tiny_db_url)
+    proc = flightcache(tmp_path, [*args, *demo, "--pause"])
+    wait_for(proc, lambda: rows_state(tiny_db_url)[0] != before[0], "it booked a seat")
     proc.send_signal(signal.SIGKILL)
     finished(proc)
-    assert state() != before  # the fault is real
+    assert rows_state(tiny_db_url) != before  # the fault is real
 
-    nxt = flightcache(
-        tmp_path, [*server_args(tiny_db_url, valkey_server, key_prefix), "write-through"]
-    )
-    code, _, err = finished(nxt, timeout=120)
+    code, _, err = finished(flightcache(tmp_path, [*args, "write-through"]), timeout=120)
     assert code == 0, err
-    assert "row change(s) that a killed demo had left" in err
-    assert state() == before
+    assert len([x for x in err.splitlines() if "that a killed demo had left" in x]) == 1, err
+    assert rows_state(tiny_db_url) == before
+
+
+def test_simulate_cleanup_runs_on_sigterm(
+    tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
+) -> None:
+    args = server_args(tiny_db_url, valkey_server, key_prefix)
+    before = rows_state(tiny_db_url)[0]
+    simulate = ["leaderboard", "simulate", "--rate", "50", "--seconds", "60", "--cleanup"]
+    proc = flightcache(tmp_path, [*args, *simulate])
+    wait_for(proc, lambda: rows_state(tiny_db_url)[0] > before, "it booked")
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = finished(proc)
+    assert code == STATUS["SIGTERM"], err
+    assert rows_state(tiny_db_url)[0] == before
+
+
+def test_a_running_demos_settings_are_left_to_it(
+    tiny_db_url: DbUrl,
+    valkey_server: ValkeyInstance,
+    valkey_settings: tuple[Any, dict[str, str]],
+    key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """Another command on the same Valkey while a demo runs does not put back its settings."""
+    client, before = valkey_settings
+    args = server_args(tiny_db_url, valkey_server, key_prefix)
+    proc = flightcache(tmp_path, eviction_args(tiny_db_url, valkey_server, key_prefix))
+    wait_for(proc, lambda: settings_of(client) != before, "it changed the settings")
+    changed = settings_of(client)
+    code, _, err = finished(flightcache(tmp_path, [*args, "valkey", "PING"]))
+    assert code == 0 and "put back" not in err, err
+    assert settings_of(client) == changed
+    proc.send_signal(signal.SIGTERM)
+    finished(proc)
+    assert settings_of(client) == before
+
+
+CLUSTER_SETTINGS = (*SETTINGS, "slowlog-log-slower-than", "slowlog-max-len")
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_memory_pressure_on_a_cluster_puts_every_node_back(
+    sig: str,
+    tiny_db_url: DbUrl,
+    valkey_cluster: ValkeyInstance,
+    key_prefix: str,
+    tmp_path: Path,
+) -> None:
+    from flightcache.valkey_client import close, connect, primaries
+
+    client = connect(valkey_cluster.url)
+    nodes = primaries(client)
+
+    def now() -> list[dict[str, str]]:
+        return [{n: str(node.config_get(n)[n]) for n in CLUSTER_SETTINGS} for node in nodes]
+
+    before = now()
+    args = server_args(tiny_db_url, valkey_cluster, key_prefix)
+    try:
+        proc = flightcache(tmp_path, [*args, "memory-pressure", "--yes", "--pause"])
+        wait_for(proc, lambda: now() != before, "it changed the settings")
+        proc.send_signal(getattr(signal, sig))
+        code, _, err = finished(proc)
+        if sig == "SIGKILL":
+            assert now() != before  # the fault is real
+            code, _, err = finished(flightcache(tmp_path, [*args, "valkey", "PING"]))
+            assert code == 0, err
+            assert len([x for x in err.splitlines() if "put back Valkey" in x]) == 1, err
+        else:
+            assert code == STATUS[sig], err
+            assert keys_left(client, key_prefix) == []
+        assert now() == before
+    finally:
+        for node, saved in zip(nodes, before, strict=True):
+            node.execute_command("CONFIG", "SET", *[x for item in saved.items() for x in item])
+        close(client)
 
 
 def test_demo_refuses_a_database_flightcache_did_not_load(

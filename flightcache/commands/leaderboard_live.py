@@ -129,7 +129,10 @@ def simulate(
 
         stop = threading.Event()
 
+        came: list[int] = []
+
         def interrupted(signum: int, frame: Any) -> None:
+            came.append(signum)  # the exit status tells which: 128 + its number
             stop.set()  # finish the batch under way: no half-written batch, no lost ids
 
         ending = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
@@ -159,7 +162,7 @@ def simulate(
         if as_json:
             out.print_json(json.dumps(summary))
             if stop.is_set():
-                raise typer.Exit(130)
+                raise typer.Exit(128 + came[0])
             return
         rows = [
             ["bookings written", f"{report.bookings:,} in {report.batches:,} batches"],
@@ -178,7 +181,7 @@ def simulate(
         ]
         out.print(table("simulate: summary", ["what", "figure"], rows))
         if stop.is_set():
-            raise typer.Exit(130)
+            raise typer.Exit(128 + came[0])
     finally:
         if client is not None:
             close(client)

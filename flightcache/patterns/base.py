@@ -228,14 +228,23 @@ class DemoContext:
         entry = self.undo.record(query, params) if self.undo is not None else None
         pending = [True]
 
+        def bare(db: Any) -> None:
+            with db.transaction():
+                db.execute(sqlfiles.query(db.dialect, query), dict(params))
+
         def undo() -> None:
             if not pending:
                 return
-            if how is not None:
-                how()
-            else:
-                with self.db.transaction():
-                    self.db.execute(sqlfiles.query(self.db.dialect, query), dict(params))
+            try:
+                how() if how is not None else bare(self.db)
+            except Exception:  # the demo's connection may be what broke: try a fresh one
+                from flightcache.db import connect
+
+                fresh = connect(self.db.url)
+                try:
+                    bare(fresh)
+                finally:
+                    fresh.close()
             pending.clear()
             if entry is not None and self.undo is not None:
                 self.undo.done(entry)
