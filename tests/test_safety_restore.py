@@ -268,6 +268,33 @@ def test_killed_demos_bookings_and_moved_flight_are_put_back(
     assert rows_state(tiny_db_url) == before
 
 
+def test_killed_session_demos_row_is_deleted(
+    tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
+) -> None:
+    """The session demo's row in flightcache_session goes too (SIGKILL, then a demo)."""
+    from flightcache.db import connect
+    from flightcache.errors import FlightcacheError
+
+    def sessions() -> int:
+        db = connect(tiny_db_url)
+        try:
+            return int(db.fetch("SELECT COUNT(*) FROM flightcache_session").rows[0][0])
+        except FlightcacheError:
+            return 0  # not created yet
+        finally:
+            db.close()
+
+    args = server_args(tiny_db_url, valkey_server, key_prefix)
+    proc = flightcache(tmp_path, [*args, "session", "--pause"])
+    wait_for(proc, lambda: sessions() > 0, "it stored a session row")
+    proc.send_signal(signal.SIGKILL)
+    finished(proc)
+    code, _, err = finished(flightcache(tmp_path, [*args, "write-through"]), timeout=120)
+    assert code == 0, err
+    assert "that a killed demo had left" in err
+    assert sessions() == 0
+
+
 def test_simulate_cleanup_runs_on_sigterm(
     tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
 ) -> None:
