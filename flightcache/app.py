@@ -71,11 +71,9 @@ class App:
         return client
 
     def _put_back_settings(self, client: Client) -> None:
-        from rich.markup import escape
-
-        from flightcache.console import err
+        from flightcache.console import err, styled
         from flightcache.undo import repair_settings
         from flightcache.valkey_client import primaries
 
         for line in repair_settings(self.settings.state_dir, primaries(client)):
-            err.print(escape(line), style="yellow", soft_wrap=True)
+            err.print(styled("[yellow]{}[/yellow]", line), soft_wrap=True)

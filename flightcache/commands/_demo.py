@@ -80,9 +80,7 @@ def run(
     refuses a database flightcache did not load unless ``yes``. SIGTERM and SIGHUP end
     the demo like Ctrl-C does: its cleanups run before the process exits.
     """
-    from rich.markup import escape
-
-    from flightcache.console import err, out, render_record
+    from flightcache.console import err, out, render_record, styled
     from flightcache.errors import ConnectionFailed, FlightcacheError
     from flightcache.keys import Keys
     from flightcache.patterns.base import DemoContext, Step
@@ -104,7 +102,7 @@ def run(
                 require_ours(found, db, name, yes)
         state_dir = application.settings.state_dir
         for line in repair_rows(state_dir, db, dataset):
-            err.print(escape(line), style="yellow", soft_wrap=True)
+            err.print(styled("[yellow]{}[/yellow]", line), soft_wrap=True)
         try:
             client = application.valkey()
             valkey_up = True
@@ -112,7 +110,9 @@ def run(
             if not valkey_optional:
                 raise
             err.print(
-                f"[yellow]Valkey is down:[/yellow] {exc.message}; the demo shows the fallback"
+                styled(
+                    "[yellow]Valkey is down:[/yellow] {}; the demo shows the fallback", exc.message
+                )
             )
             client = unchecked(application.valkey_url())
             valkey_up = False
@@ -153,12 +153,16 @@ def run(
                     failed.append(str(exc).split("\n", 1)[0])
                 failed += demo_ctx.run_cleanups()
                 for line in failed:
-                    err.print(f"[yellow]could not put back:[/yellow] {escape(line)}")
+                    err.print(
+                        styled("[yellow]could not put back:[/yellow] {}", line), soft_wrap=True
+                    )
                 if valkey_up and not keep:
                     try:
                         delete_matching(client, keys.match())
                     except Exception as exc:  # Valkey gone mid-demo: say what stays behind
-                        err.print(f"[yellow]could not delete {keys.match()}:[/yellow] {exc}")
+                        err.print(
+                            styled("[yellow]could not delete {}:[/yellow] {}", keys.match(), exc)
+                        )
         if failed:
             raise FlightcacheError(
                 f"{len(failed)} step(s) putting back what the demo changed failed",
