@@ -63,6 +63,17 @@ class App:
         return connect(self.db_url(), create=create)
 
     def valkey(self, *, decode: bool = True) -> Client:
+        """A client; first, settings a killed demo left changed on it are put back."""
         from flightcache.valkey_client import connect
 
-        return connect(self.valkey_url(), decode=decode)
+        client = connect(self.valkey_url(), decode=decode)
+        self._put_back_settings(client)
+        return client
+
+    def _put_back_settings(self, client: Client) -> None:
+        from flightcache.console import err, styled
+        from flightcache.undo import repair_settings
+        from flightcache.valkey_client import primaries
+
+        for line in repair_settings(self.settings.state_dir, primaries(client)):
+            err.print(styled("[yellow]{}[/yellow]", line), soft_wrap=True)

@@ -230,7 +230,7 @@ def test_a_hash_layout_fills_and_is_refused_too(valkey_server: Any, key_prefix: 
     from flightcache.valkey_client import delete_matching
 
     client = _client(valkey_server)
-    limits = MemoryLimits([client])
+    limits = MemoryLimits([client], None)
     record = {"booking_id": 1, "seat": None, "price": "99.00", "lastname": "Proell"}
     try:
         limits.apply([_limit(valkey_server, MARGIN + 100 * 1024)], "noeviction")

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flightcache.undo import signals_end_here
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
 
     from flightcache.app import App
     from flightcache.patterns.base import Demo, Record
@@ -33,8 +35,30 @@ RepeatOpt = Annotated[
 KeepOpt = Annotated[
     bool, typer.Option("--keep", help="Leave the demo's keys in Valkey to inspect afterwards.")
 ]
+RowsYesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        help="Allow changing rows (put back at the end) of a database flightcache did not load.",
+    ),
+]
 
 
+def require_ours(found: Any, db: Any, command: str, yes: bool) -> None:
+    """A demo that changes rows runs on a database flightcache loaded, unless --yes."""
+    from flightcache.errors import DataError
+
+    if yes or found.owner == "flightcache":
+        return
+    raise DataError(
+        f"flightcache {command} changes rows of {db.url.url()}, a database flightcache did"
+        " not load",
+        hint="it puts them back at the end; pass --yes if that is fine, or use a database"
+        " loaded with `flightcache data load`",
+    )
+
+
+@signals_end_here()
 def run(
     ctx: typer.Context,
     name: str,
@@ -47,23 +71,38 @@ def run(
     options: dict[str, Any] | None = None,
     valkey_optional: bool = False,
     needs_data: bool = True,
+    changes_rows: bool = False,
+    yes: bool = False,
 ) -> None:
-    """Run ``demo`` against the configured servers and render what it yields."""
+    """Run ``demo`` against the configured servers and render what it yields.
+
+    ``changes_rows``: the demo changes rows of the dataset (and puts them back), so it
+    refuses a database flightcache did not load unless ``yes``. SIGTERM and SIGHUP end
+    the demo like Ctrl-C does: its cleanups run before the process exits.
+    """
     from flightcache.console import err, out, render_record, styled
-    from flightcache.errors import ConnectionFailed
+    from flightcache.errors import ConnectionFailed, FlightcacheError
     from flightcache.keys import Keys
     from flightcache.patterns.base import DemoContext, Step
     from flightcache.trace import Tracer
+    from flightcache.undo import Undo, repair_rows, signals_held
     from flightcache.valkey_client import close, delete_matching, unchecked
 
     application: App = ctx.obj
     db = application.database()
     client: Any = None
     try:
+        dataset = ""
         if needs_data:
             from flightcache.data.load import require_dataset
 
-            require_dataset(db)
+            found = require_dataset(db)
+            dataset = found.loaded_at or ""
+            if changes_rows:
+                require_ours(found, db, name, yes)
+        state_dir = application.settings.state_dir
+        for line in repair_rows(state_dir, db, dataset):
+            err.print(styled("[yellow]{}[/yellow]", line), soft_wrap=True)
         try:
             client = application.valkey()
             valkey_up = True
@@ -87,14 +126,16 @@ def run(
             tracer=tracer,
             repeat=repeat,
             options={**(options or {}), "valkey_up": valkey_up},
+            undo=Undo(state_dir, db.url, dataset),
         )
         if valkey_up:
             with tracer.paused():
                 delete_matching(client, keys.match())  # leftovers of an earlier --keep
         records: list[dict[str, Any]] = []
         number = 0
+        steps = _wrapped(demo(demo_ctx), application)
         try:
-            for record in _wrapped(demo(demo_ctx), application):
+            for record in steps:
                 if as_json:
                     records.append(record.as_dict())
                     continue
@@ -104,16 +145,29 @@ def run(
                         pause = _wait_for_enter()
                 render_record(record, number)
         finally:
-            for cleanup in reversed(demo_ctx.cleanups):
-                cleanup()
-            if valkey_up and not keep:
-                with tracer.paused():
+            with signals_held(), tracer.paused():
+                failed = []
+                try:
+                    steps.close()  # a demo stopped between steps runs its own finally now
+                except Exception as exc:
+                    failed.append(str(exc).split("\n", 1)[0])
+                failed += demo_ctx.run_cleanups()
+                for line in failed:
+                    err.print(
+                        styled("[yellow]could not put back:[/yellow] {}", line), soft_wrap=True
+                    )
+                if valkey_up and not keep:
                     try:
                         delete_matching(client, keys.match())
                     except Exception as exc:  # Valkey gone mid-demo: say what stays behind
                         err.print(
                             styled("[yellow]could not delete {}:[/yellow] {}", keys.match(), exc)
                         )
+        if failed:
+            raise FlightcacheError(
+                f"{len(failed)} step(s) putting back what the demo changed failed",
+                hint="the lines above say which; run the demo again to retry them",
+            )
         if as_json:
             document = {
                 "demo": name,
@@ -131,7 +185,7 @@ def run(
         db.close()
 
 
-def _wrapped(records: Iterator[Record], application: App) -> Iterator[Record]:
+def _wrapped(records: Iterator[Record], application: App) -> Generator[Record, None, None]:
     """The demo's records, with a Valkey failure turned into one clear line."""
     import valkey.exceptions
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
+from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt, RowsYesOpt
 
 
 def invalidate(
@@ -43,6 +43,7 @@ def invalidate(
     pause: PauseOpt = False,
     repeat: RepeatOpt = 50,
     keep: KeepOpt = False,
+    yes: RowsYesOpt = False,
 ) -> None:
     """Invalidation: on a change, delete exactly the cached copies it makes wrong.
 
@@ -73,6 +74,8 @@ def invalidate(
         pause=pause,
         repeat=repeat,
         keep=keep,
+        changes_rows=True,
+        yes=yes,
         options={
             "flight": flight,
             "passenger": passenger,

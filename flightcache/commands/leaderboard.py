@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flightcache.commands import leaderboard_live
-from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
+from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt, RowsYesOpt
 from flightcache.commands._options import positive
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ def demo(
     pause: PauseOpt = False,
     repeat: RepeatOpt = 50,
     keep: KeepOpt = False,
+    yes: RowsYesOpt = False,
 ) -> None:
     """The narrated tour: every board, the update paths, queries, windows, SQL vs ZSET.
 
@@ -158,6 +159,8 @@ def demo(
         pause=pause,
         repeat=repeat,
         keep=keep,
+        changes_rows=True,
+        yes=yes,
         options={"n": n},
     )
 
@@ -413,6 +416,7 @@ def book(
             help="Do not update the boards now: XADD an event for `leaderboard events`.",
         ),
     ] = False,
+    yes: RowsYesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Book a seat (a real INSERT into booking) and count it on airport-bookings.
@@ -420,7 +424,8 @@ def book(
     Write-through by default: after COMMIT one script runs ZINCRBY and EXPIRE on
     the hourly, daily, monthly, yearly and all-time keys that exist, and each new
     score is PUBLISHed for `leaderboard live`. With --via-stream the booking is
-    XADDed to the event stream instead. The booking stays in the database.
+    XADDed to the event stream instead. The booking stays in the database; a
+    database flightcache did not load is refused unless --yes.
 
     Examples:
 
@@ -428,7 +433,11 @@ def book(
       flightcache leaderboard book --flight 42 --passenger 7
       flightcache leaderboard book --flight 42 --passenger 7 --via-stream
     """
+    from flightcache.commands._demo import require_ours
+    from flightcache.data.load import require_dataset
+
     with _boards(ctx) as lb:
+        require_ours(require_dataset(lb.db), lb.db, "leaderboard book", yes)
         if via_stream:
             booked = lb.book_only(flight, passenger)
             event = lb.emit(booked.booking_id, booked.member, booked.departure)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flightcache.commands._demo import JsonOpt
+from flightcache.commands._demo import JsonOpt, RowsYesOpt, require_ours
 from flightcache.commands._options import positive
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def simulate(
         ),
     ] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    yes: RowsYesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Produce bookings: INSERT into the database, then ZINCRBY and PUBLISH.
@@ -78,7 +79,9 @@ def simulate(
     `airport-bookings` boards, daily (EXPIRE 7 days) and all-time, and PUBLISHes
     one event per changed airport and board for `flightcache leaderboard live`.
     Valkey failures after the commit are counted, not fatal. The bookings stay
-    in the database unless --cleanup deletes them at the end.
+    in the database unless --cleanup deletes them at the end (also after Ctrl-C,
+    SIGTERM or SIGHUP, which finish the batch under way). A database flightcache
+    did not load is refused unless --yes.
 
     Examples:
 
@@ -111,7 +114,7 @@ def simulate(
     db = application.database()
     client: Any = None
     try:
-        require_dataset(db)
+        require_ours(require_dataset(db), db, "leaderboard simulate", yes)
         client = application.valkey()
         sim = Simulator(db, client, keys, day, seed=seed)
         if not as_json:
@@ -133,14 +136,19 @@ def simulate(
 
         stop = threading.Event()
 
+        came: list[int] = []
+
         def interrupted(signum: int, frame: Any) -> None:
+            came.append(signum)  # the exit status tells which: 128 + its number
             stop.set()  # finish the batch under way: no half-written batch, no lost ids
 
-        previous = signal.signal(signal.SIGINT, interrupted)
+        ending = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+        previous = {number: signal.signal(number, interrupted) for number in ending}
         try:
             report = sim.run(rate, batch, seconds, progress, stop=stop)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
             if cleanup:
                 sim.cleanup()
         if report.cleanup_valkey_failed:
@@ -161,7 +169,7 @@ def simulate(
         if as_json:
             out.print_json(json.dumps(summary))
             if stop.is_set():
-                raise typer.Exit(130)
+                raise typer.Exit(128 + came[0])
             return
         rows = [
             ["bookings written", f"{report.bookings:,} in {report.batches:,} batches"],
@@ -180,7 +188,7 @@ def simulate(
         ]
         out.print(table("simulate: summary", ["what", "figure"], rows))
         if stop.is_set():
-            raise typer.Exit(130)
+            raise typer.Exit(128 + came[0])
     finally:
         if client is not None:
             close(client)

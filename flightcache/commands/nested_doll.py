@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
+from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt, RowsYesOpt
 
 
 def nested_doll(
@@ -23,6 +23,7 @@ def nested_doll(
     pause: PauseOpt = False,
     repeat: RepeatOpt = 50,
     keep: KeepOpt = False,
+    yes: RowsYesOpt = False,
 ) -> None:
     """Nested doll caching: a flight in four layers, each with the TTL of its volatility.
 
@@ -50,5 +51,7 @@ def nested_doll(
         pause=pause,
         repeat=repeat,
         keep=keep,
+        changes_rows=True,
+        yes=yes,
         options={"flight": flight},
     )

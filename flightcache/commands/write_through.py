@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
+from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt, RowsYesOpt
 
 
 def write_through(
@@ -29,6 +29,7 @@ def write_through(
     pause: PauseOpt = False,
     repeat: RepeatOpt = 50,
     keep: KeepOpt = False,
+    yes: RowsYesOpt = False,
 ) -> None:
     """Write-through: a rename goes to the database and to Valkey in one operation.
 
@@ -57,5 +58,7 @@ def write_through(
         pause=pause,
         repeat=repeat,
         keep=keep,
+        changes_rows=True,
+        yes=yes,
         options={"airline": airline, "name": name},
     )

@@ -21,6 +21,7 @@ from typing import Any
 from flightcache.bench.timing import Stats, compare
 from flightcache.keys import Keys
 from flightcache.trace import TracedDatabase, Tracer, format_command
+from flightcache.undo import Undo
 
 
 @dataclass
@@ -163,6 +164,7 @@ class DemoContext:
     warmup: int = 3
     options: dict[str, Any] = field(default_factory=dict)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    undo: Undo | None = None  # where changes are recorded before they are made
 
     def step(self, title: str, why: str = "") -> Step:
         return Step(title, why, _tracer=self.tracer)
@@ -207,6 +209,60 @@ class DemoContext:
     def on_exit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` when the demo ends, however it ends (restore a setting, say)."""
         self.cleanups.append(fn)
+
+    def put_back(
+        self,
+        query: str,
+        params: Mapping[str, Any],
+        *,
+        how: Callable[[], None] | None = None,
+    ) -> Callable[[], None]:
+        """Before changing a row: record that the named query (one of
+        :data:`flightcache.undo.UNDO_QUERIES`) with ``params`` undoes the change, and
+        run it when the demo ends, however it ends; after a SIGKILL the next demo on
+        this database runs it. ``how``, when given, is the in-process way to put the
+        row back (through the cache, say) in place of the bare query. Returns the undo,
+        which runs once, for a demo that puts the row back itself before the end."""
+        from flightcache import sqlfiles
+
+        entry = self.undo.record(query, params) if self.undo is not None else None
+        pending = [True]
+
+        def bare(db: Any) -> None:
+            with db.transaction():
+                db.execute(sqlfiles.query(db.dialect, query), dict(params))
+
+        def undo() -> None:
+            if not pending:
+                return
+            try:
+                how() if how is not None else bare(self.db)
+            except Exception:  # the demo's connection may be what broke: try a fresh one
+                from flightcache.db import connect
+
+                fresh = connect(self.db.url)
+                try:
+                    bare(fresh)
+                finally:
+                    fresh.close()
+            pending.clear()
+            if entry is not None and self.undo is not None:
+                self.undo.done(entry)
+
+        self.on_exit(undo)
+        return undo
+
+    def run_cleanups(self) -> list[str]:
+        """Run every cleanup, last registered first, each on its own: one that fails
+        does not skip the rest. Returns one line per failure."""
+        failed: list[str] = []
+        while self.cleanups:
+            cleanup = self.cleanups.pop()
+            try:
+                cleanup()
+            except Exception as exc:
+                failed.append(first_line(exc))
+        return failed
 
 
 Demo = Callable[[DemoContext], Iterator[Record]]

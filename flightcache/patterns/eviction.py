@@ -27,6 +27,7 @@ from flightcache.bench.zipf import zipf_ranks
 from flightcache.errors import ConfigError, DataError, FlightcacheError
 from flightcache.keys import Keys
 from flightcache.patterns.base import DemoContext, Record, Table, Timing
+from flightcache.undo import Undo
 from flightcache.valkey_client import config_value, delete_matching, info, primaries
 
 POLICIES = (
@@ -90,19 +91,29 @@ def mib(n: int) -> str:
 class ServerSettings:
     """CONFIG settings of every primary: changed for a demo, always put back."""
 
-    def __init__(self, nodes: Sequence[Any], names: Sequence[str]) -> None:
+    def __init__(self, nodes: Sequence[Any], names: Sequence[str], undo: Undo | None) -> None:
+        """``undo`` records the saved values in the state directory before the first
+        CONFIG SET, so a killed demo's settings are put back by the next command
+        (None: nowhere to record, for a test's own server)."""
         self.nodes = list(nodes)
         self.names = tuple(names)
+        self.undo = undo
         self.saved = [{name: config_value(node, name) for name in names} for node in self.nodes]
         self.changed = False
 
     def set(self, values: Sequence[Mapping[str, Any]]) -> None:
         """CONFIG SET ``values[i]`` on node ``i`` (only names given at creation)."""
-        self.changed = True
-        for node, wanted in zip(self.nodes, values, strict=True):
+        for wanted in values:
             unknown = set(wanted) - set(self.names)
             if unknown:
                 raise ValueError(f"{sorted(unknown)} are not saved, so could not be restored")
+        if len(values) != len(self.nodes):
+            raise ValueError(f"{len(values)} sets of values for {len(self.nodes)} nodes")
+        if self.undo is not None and not self.changed:
+            for node, saved in zip(self.nodes, self.saved, strict=True):
+                self.undo.save_settings(node, saved)
+        self.changed = True
+        for node, wanted in zip(self.nodes, values, strict=True):
             node.execute_command("CONFIG", "SET", *(x for item in wanted.items() for x in item))
 
     def set_all(self, **values: Any) -> None:
@@ -122,7 +133,9 @@ class ServerSettings:
             args = [x for item in saved.items() for x in item]
             try:
                 node.execute_command("CONFIG", "SET", *args)
-            except valkey.exceptions.ValkeyError as exc:
+                if self.undo is not None:
+                    self.undo.settings_back(node, self.names)
+            except (valkey.exceptions.ValkeyError, OSError) as exc:
                 kwargs = node.connection_pool.connection_kwargs
                 failed.append(
                     f"{kwargs.get('host')}:{kwargs.get('port')} ({exc}): "
@@ -139,8 +152,8 @@ class ServerSettings:
 class MemoryLimits(ServerSettings):
     """The maxmemory settings of every primary: changed for the demo, always put back."""
 
-    def __init__(self, nodes: Sequence[Any]) -> None:
-        super().__init__(nodes, SETTINGS)
+    def __init__(self, nodes: Sequence[Any], undo: Undo | None) -> None:
+        super().__init__(nodes, SETTINGS, undo)
 
     def apply(self, maxmemory: Sequence[int], policy: str) -> None:
         self.set([{"maxmemory": limit, "maxmemory-policy": policy} for limit in maxmemory])
@@ -297,7 +310,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         "Look at the server's memory settings",
         "the demo changes them on every primary and puts them back at the end",
     ) as step:
-        limits = MemoryLimits(nodes)
+        limits = MemoryLimits(nodes, ctx.undo)
         maxmemory = limits_for(nodes, ctx.options["maxmemory"])
         current = ", ".join(
             f"{s['maxmemory']} bytes / {s['maxmemory-policy']}" for s in limits.saved

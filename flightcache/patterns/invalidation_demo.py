@@ -32,12 +32,17 @@ from flightcache.patterns.ttl import Jitter, human_s
 from flightcache.sqlfiles import query
 
 
-def _book(db: Any, flight: Mapping[str, Any], passenger: int) -> int:
+def _book(ctx: DemoContext, flight: Mapping[str, Any], passenger: int) -> int:
+    """INSERT a booking (inside the caller's transaction); its removal is recorded
+    before the COMMIT, so not even a SIGKILL leaves it behind."""
+    db = ctx.db
     db.execute(
         query(db.dialect, "booking_add"),
         {"flight_id": int(flight["flight_id"]), "passenger_id": passenger, "price": 99.0},
     )
-    return int(db.fetch(query(db.dialect, "last_insert_id")).rows[0][0])
+    booking_id = int(db.fetch(query(db.dialect, "last_insert_id")).rows[0][0])
+    ctx.put_back("booking_remove", {"booking_id": booking_id})
+    return booking_id
 
 
 def _unbook(db: Any, booking_id: int) -> None:
@@ -54,15 +59,6 @@ def _move(db: Any, flight: Mapping[str, Any], minutes: int) -> None:
             "arrival": flight["arrival"] + shift,
         },
     )
-
-
-def _undo(db: Any, booked: list[int], flight: Mapping[str, Any]) -> None:
-    """Remove the demo's bookings and put the flight back on time."""
-    with db.transaction():
-        for booking_id in booked:
-            _unbook(db, booking_id)
-        _move(db, flight, 0)
-    booked.clear()
 
 
 def _existing(ctx: DemoContext, keys: Sequence[str]) -> list[str]:
@@ -103,7 +99,14 @@ def run(ctx: DemoContext) -> Iterator[Record]:
     flight, other, who = scene.flight, scene.other, scene.booker
     flight_id, other_id = int(flight["flight_id"]), int(other["flight_id"])
     booked: list[int] = []
-    ctx.on_exit(lambda: _undo(ctx.db, booked, flight))
+    ctx.put_back(
+        "inv_flight_move",
+        {
+            "flight_id": flight_id,
+            "departure": flight["departure"],
+            "arrival": flight["arrival"],
+        },
+    )
     reader_db = ctx.tracer.database(connect(ctx.db.url))  # a concurrent reader's connection
     ctx.on_exit(reader_db.close)
 
@@ -176,7 +179,7 @@ def run(ctx: DemoContext) -> Iterator[Record]:
         " window between the COMMIT and the invalidation",
     ) as step:
         with ctx.db.transaction():
-            booked.append(_book(ctx.db, other, who))
+            booked.append(_book(ctx, other, who))
         stale = cache.get(*bookings_of(who))
         fresh = cache.fresh(*bookings_of(who))
         step.hit = stale.hit
@@ -253,7 +256,7 @@ def run(ctx: DemoContext) -> Iterator[Record]:
         before_commit_only(
             ctx.db,
             ctx.valkey,
-            lambda: booked.append(_book(ctx.db, other, who)),
+            lambda: booked.append(_book(ctx, other, who)),
             affected,
             reader,
         )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +42,8 @@ from flightcache.patterns.leaderboard_periods import (
 from flightcache.sqlfiles import query
 
 N_MAX = 10_000
+Recorded = Callable[[int], None]
+"""Called with a new booking's id inside its transaction, before the COMMIT."""
 SHOWN = 8  # members in the one traced ZADD of a rebuild; the others go untraced
 EVENTS_GROUP = "boards"
 
@@ -286,9 +288,11 @@ class Leaderboards:
         self.valkey.expire(dest, WINDOW_TTL)
         return dest, keys
 
-    def book(self, flight_id: int, passenger_id: int) -> Booked:
+    def book(
+        self, flight_id: int, passenger_id: int, *, recorded: Recorded | None = None
+    ) -> Booked:
         """Write-through: INSERT the booking, COMMIT, then count it on every board period."""
-        booked = self.book_only(flight_id, passenger_id)
+        booked = self.book_only(flight_id, passenger_id, recorded=recorded)
         try:
             booked.scores = self.apply(booked.member, booked.departure, 1)
         except valkey.exceptions.ValkeyError as exc:
@@ -299,8 +303,11 @@ class Leaderboards:
             ) from None
         return booked
 
-    def book_only(self, flight_id: int, passenger_id: int) -> Booked:
-        """INSERT one booking (price 99.00, no seat) and COMMIT; no board is touched."""
+    def book_only(
+        self, flight_id: int, passenger_id: int, *, recorded: Recorded | None = None
+    ) -> Booked:
+        """INSERT one booking (price 99.00, no seat) and COMMIT; no board is touched.
+        ``recorded(booking_id)`` runs before the COMMIT (a demo records the undo there)."""
         departure, member = self._flight(flight_id)
         found = self.db.fetch(
             query(self.db.dialect, "lb_passenger"), {"passenger_id": passenger_id}
@@ -316,6 +323,8 @@ class Leaderboards:
                 {"flight_id": flight_id, "passenger_id": passenger_id, "price": 99.0},
             )
             booking_id = int(self.db.fetch(query(self.db.dialect, "last_insert_id")).rows[0][0])
+            if recorded is not None:
+                recorded(booking_id)
         return Booked(booking_id, flight_id, member, departure)
 
     def cancel(self, booked: Booked) -> dict[str, float | None]:

@@ -174,11 +174,9 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     # -- 5. update paths: write-through, event-driven, fallback ------------------------------
     booked: list[Booked] = []
 
-    def remove_bookings() -> None:
-        for done in booked:
-            ctx.db.execute(query(ctx.db.dialect, "booking_remove"), {"booking_id": done.booking_id})
+    def recorded(booking_id: int) -> None:  # before the COMMIT: not even a SIGKILL keeps it
+        ctx.put_back("booking_remove", {"booking_id": booking_id})
 
-    ctx.on_exit(remove_bookings)
     flight_id = int(ctx.db.fetch(query(ctx.db.dialect, "lb_latest_flight")).rows[0][0])
     passenger_id = int(ctx.db.fetch(query(ctx.db.dialect, "passenger_first")).rows[0][0])
     with ctx.step(
@@ -186,7 +184,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         "INSERT and COMMIT, then one script: ZINCRBY + EXPIRE on each period key that exists;"
         " PUBLISH the new score for live views",
     ) as step:
-        b1 = lb.book(flight_id, passenger_id)
+        b1 = lb.book(flight_id, passenger_id, recorded=recorded)
         booked.append(b1)
         step.outcome = f"booking {b1.booking_id} from {b1.member}: " + ", ".join(
             f"{p} {score_text(s)}" for p, s in b1.scores.items()
@@ -199,7 +197,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         " XREADGROUP, applies with the same script, which SADDs the booking's event id"
         " first and skips an id it has seen, then XACKs",
     ) as step:
-        b2 = lb.book_only(flight_id, passenger_id)
+        b2 = lb.book_only(flight_id, passenger_id, recorded=recorded)
         booked.append(b2)
         lb.emit(b2.booking_id, b2.member, b2.departure)
         lb.emit(b2.booking_id, b2.member, b2.departure)

@@ -33,6 +33,7 @@ from flightcache.keys import Keys
 from flightcache.patterns.base import DemoContext, Record, Table
 from flightcache.patterns.cache_aside import CacheAside, Lookup
 from flightcache.patterns.eviction import MemoryLimits, ServerSettings, limits_for, mib
+from flightcache.undo import Undo
 from flightcache.valkey_client import delete_matching, info, primaries
 
 LAYOUTS = ("json", "hash")
@@ -205,9 +206,9 @@ def kept_and_median_ttl(nodes: Sequence[Any], keys: Keys) -> tuple[int, int | No
 class SlowLog:
     """A window on every primary's SLOWLOG: only entries newer than those found at the start."""
 
-    def __init__(self, nodes: Sequence[Any]) -> None:
+    def __init__(self, nodes: Sequence[Any], undo: Undo | None) -> None:
         self.nodes = list(nodes)
-        self.settings = ServerSettings(nodes, ("slowlog-log-slower-than", "slowlog-max-len"))
+        self.settings = ServerSettings(nodes, ("slowlog-log-slower-than", "slowlog-max-len"), undo)
         self.last = [self._newest(node) for node in self.nodes]
 
     @staticmethod
@@ -304,7 +305,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         )
     yield step
 
-    limits = MemoryLimits(nodes)
+    limits = MemoryLimits(nodes, ctx.undo)
     ctx.on_exit(limits.restore)
     maxmemory = limits_for(nodes, o["maxmemory"])
     results: list[FillResult] = []
@@ -524,7 +525,7 @@ def _retried(tries: int) -> str:
 
 
 def _slowlog(ctx: DemoContext, nodes: Sequence[Any], micros: int, own: bool) -> Iterator[Record]:
-    log = SlowLog(nodes)
+    log = SlowLog(nodes, ctx.undo)
     ctx.on_exit(log.settings.restore)
     try:
         with ctx.step(

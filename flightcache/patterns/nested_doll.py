@@ -233,14 +233,24 @@ class NestedDoll:
         self._store(flight_id, {layer: value})
         return value
 
-    def add_booking(self, flight_id: int, passenger_id: int, price: float = 99.0) -> int:
-        """Book a seat (no seat number) and rebuild the seats layer; the new booking id."""
+    def add_booking(
+        self,
+        flight_id: int,
+        passenger_id: int,
+        price: float = 99.0,
+        *,
+        recorded: Callable[[int], None] | None = None,
+    ) -> int:
+        """Book a seat (no seat number) and rebuild the seats layer; the new booking id.
+        ``recorded(booking_id)`` runs before the COMMIT (a demo records the undo there)."""
         with self.db.transaction():
             self.db.execute(
                 self._sql("booking_add"),
                 {"flight_id": flight_id, "passenger_id": passenger_id, "price": price},
             )
             booking_id = int(self.db.fetch(self._sql("last_insert_id")).rows[0][0])
+            if recorded is not None:
+                recorded(booking_id)
         self.refresh(flight_id, "seats")
         return booking_id
 
@@ -334,8 +344,15 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         " for seats; the other layers keep their value and their TTL",
     ) as step:
         before = doll.ttls(flight_id)
-        booking_id = doll.add_booking(flight_id, passenger)
-        ctx.on_exit(lambda: _unbook(doll, flight_id, booking_id))
+
+        def recorded(new_id: int) -> None:  # before the COMMIT: not even a SIGKILL keeps it
+            ctx.put_back(
+                "booking_remove",
+                {"booking_id": new_id},
+                how=lambda: _unbook(doll, flight_id, new_id),
+            )
+
+        booking_id = doll.add_booking(flight_id, passenger, recorded=recorded)
         after = doll.ttls(flight_id)
         fresh = doll.valkey.hgetall(doll.key(flight_id, "seats"))
         step.data = {"booking_id": booking_id, "pttl_before": before, "pttl_after": after}

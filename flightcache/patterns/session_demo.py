@@ -232,7 +232,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         " does, one row per token, the session as JSON, an expiry each read checks",
     ) as step:
         table.ensure()
-        ctx.on_exit(lambda: table.delete(token))
+        ctx.put_back("session_db_delete", {"token": token}, how=lambda: table.delete(token))
         stored = store.get(token)
         table.save(token, stored)
         from_db = table.read(token)

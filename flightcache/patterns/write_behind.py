@@ -989,9 +989,10 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         pattern.load_script()
         step.outcome = f"{known:,} flight ids cached; tables flightcache_wb_seats, _applied ready"
     yield step
-    if not opts.get("keep"):
-        ctx.on_exit(lambda: forget(ctx.db, queue))
-        ctx.on_exit(lambda: forget(ctx.db, queue + "direct"))
+    if not opts.get("keep"):  # flightcache's own tables: the rows of this demo's queues
+        for name in (queue, queue + "direct"):
+            ctx.put_back("wb_forget_applied", {"queue": name})
+            ctx.put_back("wb_forget_seats", {"queue": name})
 
     with ctx.step(
         f"Book {seats} seats on flight {flight}",

@@ -352,7 +352,11 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     airline_id, code, original = int(airline["airline_id"]), airline["iata"], airline["airlinename"]
     new_name = new_name or renamed(original, "new")
     lost_name, late_name = renamed(original, "rolled back"), renamed(original, "cache down")
-    ctx.on_exit(lambda: _restore(wt, airline_id, original))
+    ctx.put_back(
+        "airline_rename",
+        {"name": original, "airline_id": airline_id},
+        how=lambda: _restore(wt, airline_id, original),
+    )
 
     with ctx.step(
         f"Warm the cache: airline {code} and its detail query",
