@@ -313,6 +313,8 @@ def test_a_stack_from_before_credentials_is_closed_by_up(state_dir: Path, cli: A
     open_node.start()
     assert _ping(port) == b"+PONG\r\n"
 
+    status = cli("--state-dir", str(state_dir), "status")
+    assert "valkey: no password: any account on this machine can connect" in status.out
     result = cli("--state-dir", str(state_dir), "valkey", "PING")
     assert result.code == 5 and "has no credentials" in result.err
     assert "run `flightcache up`" in result.err

