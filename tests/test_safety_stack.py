@@ -329,3 +329,14 @@ def test_a_stack_from_before_credentials_is_closed_by_up(state_dir: Path, cli: A
     assert refused.returncode != 0 and "no password supplied" in refused.stderr
     assert (state_dir / statedir.MARKER).exists()
     assert cli("--state-dir", str(state_dir), "valkey", "PING").out == "PONG\n"
+
+
+def test_up_closes_a_valkey_whose_password_was_taken_off(state_dir: Path) -> None:
+    stack = Stack(state_dir)
+    stack.up(start_postgres=False)
+    node = stack.valkey_nodes()[0]
+    assert node.command("CONFIG", "SET", "requirepass", "") == b"+OK\r\n"
+    assert _ping(node.port) == b"+PONG\r\n"  # open to anyone now
+    report = stack.up(start_postgres=False)
+    assert report.steps[-1][0].startswith("started Valkey")  # restarted, not "already running"
+    assert _ping(node.port).startswith(b"-NOAUTH")
