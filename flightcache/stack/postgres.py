@@ -261,7 +261,7 @@ class EmbeddedPostgres:
         pidfile = self.data / "postmaster.pid"
         if not pidfile.exists():
             return None
-        pid = proc.owned_pid(pidfile, self.record, self._postgres_binaries(), server_uids())
+        pid = proc.owned_pid(pidfile, self.record, self._postgres_binaries, server_uids())
         if pid is None:
             pidfile.unlink(missing_ok=True)
             self.record.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -89,13 +90,16 @@ def record_start(record: Path, pid: int, *, not_before: float) -> None:
     os.replace(tmp, record)
 
 
-def owned_pid(pidfile: Path, record: Path, exes: list[Path], uids: set[int]) -> int | None:
+def owned_pid(
+    pidfile: Path, record: Path, exes: Callable[[], list[Path]], uids: set[int]
+) -> int | None:
     """The pid named by ``pidfile`` when that process is the server we started, else None.
 
     With a start record (written by :func:`record_start`) pid, executable, account and
     start time must all match it. A server started before records existed must run one
-    of ``exes`` under one of ``uids`` and be older than its pidfile (a recycled pid
-    belongs to a process started after the pidfile was written).
+    of ``exes()`` (asked only then: finding them may import a package) under one of
+    ``uids`` and be older than its pidfile (a recycled pid belongs to a process started
+    after the pidfile was written).
     """
     pid = read_pid(pidfile)
     if pid is None:
@@ -126,7 +130,7 @@ def owned_pid(pidfile: Path, record: Path, exes: list[Path], uids: set[int]) -> 
         written = pidfile.stat().st_mtime
     except OSError:
         return None
-    legacy = any(_same_file(exe, e) for e in exes) and uid in uids
+    legacy = uid in uids and any(_same_file(exe, e) for e in exes())
     return pid if legacy and started <= written + START_SLACK else None
 
 

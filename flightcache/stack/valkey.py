@@ -188,6 +188,9 @@ class ValkeyNode:
     def _copy_dir(self) -> Path:
         return self.bin_dir or self.dir.parent / "valkeybin"
 
+    def _binaries(self) -> list[Path]:
+        return [server_binary(), self._copy_dir() / "valkey-server"]
+
     def _uids(self) -> set[int]:
         return server_uids() | ({self.account.pw_uid} if self.account else set())
 
@@ -195,8 +198,7 @@ class ValkeyNode:
         """The pid of the server we started, or None (a stale pidfile is removed)."""
         if not self.pidfile.exists():
             return None
-        exes = [server_binary(), self._copy_dir() / "valkey-server"]
-        pid = proc.owned_pid(self.pidfile, self.record, exes, self._uids())
+        pid = proc.owned_pid(self.pidfile, self.record, self._binaries, self._uids())
         if pid is None:
             self.pidfile.unlink(missing_ok=True)
             self.record.unlink(missing_ok=True)
