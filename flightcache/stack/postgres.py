@@ -318,12 +318,7 @@ class EmbeddedPostgres:
         pid = self.pid()
         if pid is None:
             return
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-        if not proc.wait_gone(pid, 20):
-            proc.terminate(pid, timeout=5)
+        proc.stop(pid, signal.SIGINT, 20)
         (self.data / "postmaster.pid").unlink(missing_ok=True)
         self.record.unlink(missing_ok=True)
 

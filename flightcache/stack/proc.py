@@ -160,6 +160,19 @@ def wait_gone(pid: int, timeout: float) -> bool:
     return not process_alive(pid)
 
 
+def stop(pid: int, sig: signal.Signals, timeout: float) -> None:
+    """Send ``sig``, wait up to ``timeout`` for the exit, then :func:`terminate`.
+
+    Only for a pid :func:`owned_pid` vouched for.
+    """
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    if not wait_gone(pid, timeout):
+        terminate(pid, timeout=5)
+
+
 def terminate(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after ``timeout``; children of ``pid`` go too.
 

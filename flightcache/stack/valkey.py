@@ -12,6 +12,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -301,7 +302,7 @@ class ValkeyNode:
         pid = self.pid()
         if pid is None:
             return
-        proc.terminate(pid, timeout=timeout)
+        proc.stop(pid, signal.SIGTERM, timeout)
         self.pidfile.unlink(missing_ok=True)
         self.record.unlink(missing_ok=True)
 
