@@ -162,6 +162,14 @@ def test_state_dir_may_not_be_root_home_or_someone_elses(
         assert "already holds files flightcache did not create (notes.txt)" in result.err
     assert sorted(p.name for p in theirs.iterdir()) == ["notes.txt"]
     assert stat.S_IMODE(theirs.stat().st_mode) == 0o755
+
+    # a directory holding only a "postgres" of someone's: its pg_hba.conf stays theirs
+    someones = tmp_path / "someones"
+    (someones / "postgres" / "data").mkdir(parents=True)
+    (someones / "postgres" / "data" / "PG_VERSION").write_text("15\n")
+    result = cli("--state-dir", str(someones), *configured, "up", "--no-load")
+    assert result.code == 5 and "did not create (postgres)" in result.err, result.err
+    assert [p.name for p in someones.iterdir()] == ["postgres"]
     assert all(_alive(b) for b in bystanders)
 
 

@@ -40,16 +40,26 @@ LEGACY_NAMES = frozenset(
         "exercises.json",
     }
 )
+LOCKS = frozenset({"stack.lock", "stack.json"})
+PROGRESS = frozenset({"workshop-progress.json", "exercises.json"})
 HINT = "choose another with --state-dir or FLIGHTCACHE_STATE_DIR"
 
 
 def is_ours(path: Path) -> bool:
-    """True when ``path`` is missing, empty, marked, or an unmarked state dir of old."""
+    """True when ``path`` is missing, empty, marked, or an unmarked state dir of old.
+
+    A directory holding only ``postgres/`` is not taken for ours: it may be someone's
+    PostgreSQL, whose pg_hba.conf ``up`` would rewrite.
+    """
     try:
         names = {entry.name for entry in os.scandir(path)}
     except (FileNotFoundError, NotADirectoryError):  # nothing there (yet) to belong to anyone
         return True
-    return not names or MARKER in names or names <= LEGACY_NAMES
+    if not names or MARKER in names:
+        return True
+    # unmarked, from before the marker: only our names, and the lock every `up` and
+    # `down` took (or nothing but the progress files the workshop commands write)
+    return names <= LEGACY_NAMES and bool(names & LOCKS or names <= PROGRESS)
 
 
 def check(path: Path) -> None:
@@ -58,7 +68,8 @@ def check(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise StackError(f"state directory {path} is a file, not a directory", hint=HINT)
     if not is_ours(path):
-        others = sorted(e.name for e in os.scandir(path) if e.name not in LEGACY_NAMES)
+        names = sorted(e.name for e in os.scandir(path))
+        others = [n for n in names if n not in LEGACY_NAMES] or names
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         raise StackError(
             f"state directory {path} already holds files flightcache did not create ({shown})",
