@@ -66,6 +66,12 @@ class QueryError(FlightcacheError):
     exit_code = 7
 
 
+class RejectedValue(QueryError):
+    """The database refused a value for good (a constraint, a column's range or type):
+    the same statement fails again however often it is retried. The db layer raises it
+    for the drivers' IntegrityError and DataError."""
+
+
 class ValkeyCommandError(FlightcacheError):
     """Valkey answered a command with an error."""
 

@@ -14,7 +14,13 @@ import pymysql.cursors
 
 from flightcache.config import DbUrl, scrub
 from flightcache.db import Params, Point, QueryResult, chunked, text_field
-from flightcache.errors import ConnectionFailed, DataError, FlightcacheError, QueryError
+from flightcache.errors import (
+    ConnectionFailed,
+    DataError,
+    FlightcacheError,
+    QueryError,
+    RejectedValue,
+)
 from flightcache.sqlfiles import Dialect
 
 _UNREACHABLE = {2002, 2003, 2005, 2006, 2013}
@@ -41,7 +47,10 @@ def _wrap(exc: pymysql.err.Error, url: DbUrl) -> FlightcacheError:
             f"database {url.database!r} does not exist on MySQL at {where}",
             hint="create and fill it with `flightcache data load`",
         )
-    return QueryError(f"MySQL error {code}: {text}" if code else f"MySQL error: {text}")
+    said = f"MySQL error {code}: {text}" if code else f"MySQL error: {text}"
+    if isinstance(exc, (pymysql.err.IntegrityError, pymysql.err.DataError)):
+        return RejectedValue(said)  # a constraint or a column refused the value: for good
+    return QueryError(said)
 
 
 def _connect(url: DbUrl, database: str | None, timeout: float) -> pymysql.connections.Connection:

@@ -12,7 +12,13 @@ from psycopg import sql as pgsql
 
 from flightcache.config import DbUrl, scrub
 from flightcache.db import Params, Point, QueryResult
-from flightcache.errors import ConnectionFailed, DataError, FlightcacheError, QueryError
+from flightcache.errors import (
+    ConnectionFailed,
+    DataError,
+    FlightcacheError,
+    QueryError,
+    RejectedValue,
+)
 from flightcache.sqlfiles import Dialect
 
 
@@ -23,6 +29,14 @@ def _message(exc: psycopg.Error) -> str:
         return scrub(str(primary))
     lines = str(exc).strip().splitlines()
     return scrub(lines[-1] if lines else repr(exc))
+
+
+def _query_error(exc: psycopg.Error) -> QueryError:
+    """A failed statement; RejectedValue when a constraint or a column refused a value."""
+    said = f"PostgreSQL error: {_message(exc)}"
+    if isinstance(exc, (psycopg.IntegrityError, psycopg.DataError)):
+        return RejectedValue(said)
+    return QueryError(said)
 
 
 def _wrap_connect(exc: psycopg.Error, url: DbUrl) -> FlightcacheError:
@@ -123,7 +137,7 @@ class PostgresDatabase:
         except psycopg.OperationalError as exc:
             raise ConnectionFailed(f"lost the PostgreSQL connection: {_message(exc)}") from None
         except psycopg.Error as exc:
-            raise QueryError(f"PostgreSQL error: {_message(exc)}") from None
+            raise _query_error(exc) from None
         return QueryResult(columns, list(rows), count, time.perf_counter_ns() - start)
 
     def execute(self, sql: str, params: Params = None) -> int:
@@ -132,7 +146,7 @@ class PostgresDatabase:
         except psycopg.OperationalError as exc:
             raise ConnectionFailed(f"lost the PostgreSQL connection: {_message(exc)}") from None
         except psycopg.Error as exc:
-            raise QueryError(f"PostgreSQL error: {_message(exc)}") from None
+            raise _query_error(exc) from None
 
     def execute_many(self, sql: str, params: Sequence[Params]) -> int:
         if not params:
@@ -144,7 +158,7 @@ class PostgresDatabase:
         except psycopg.OperationalError as exc:
             raise ConnectionFailed(f"lost the PostgreSQL connection: {_message(exc)}") from None
         except psycopg.Error as exc:
-            raise QueryError(f"PostgreSQL error: {_message(exc)}") from None
+            raise _query_error(exc) from None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -152,7 +166,7 @@ class PostgresDatabase:
             with self._conn.transaction():
                 yield
         except psycopg.Error as exc:
-            raise QueryError(f"PostgreSQL error: {_message(exc)}") from None
+            raise _query_error(exc) from None
 
     @contextmanager
     def bulk_session(self) -> Iterator[None]:

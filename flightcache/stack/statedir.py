@@ -38,10 +38,11 @@ LEGACY_NAMES = frozenset(
         "secrets",
         "workshop-progress.json",
         "exercises.json",
+        "exercise-runs",
     }
 )
 LOCKS = frozenset({"stack.lock", "stack.json"})
-PROGRESS = frozenset({"workshop-progress.json", "exercises.json"})
+PROGRESS = frozenset({"workshop-progress.json", "exercises.json", "exercise-runs"})
 HINT = "choose another with --state-dir or FLIGHTCACHE_STATE_DIR"
 
 
@@ -58,7 +59,7 @@ def is_ours(path: Path) -> bool:
     if not names or MARKER in names:
         return True
     # unmarked, from before the marker: only our names, and the lock every `up` and
-    # `down` took (or nothing but the progress files the workshop commands write)
+    # `down` took (or nothing but what the workshop and exercise commands write)
     return names <= LEGACY_NAMES and bool(names & LOCKS or names <= PROGRESS)
 
 
