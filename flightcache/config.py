@@ -278,6 +278,27 @@ def default_state_dir() -> Path:
     return Path(platformdirs.user_state_path("flightcache"))
 
 
+def refuse_state_dir(path: Path) -> None:
+    """Raise when ``path`` is a directory no state directory may be: ``/`` or a home.
+
+    ``down`` stops the servers of its state directory and ``up`` tightens its
+    permissions, so neither may be pointed at a directory that holds other things.
+    """
+    resolved = path.expanduser().resolve()
+    homes = {Path(os.path.expanduser("~")).resolve()}
+    if resolved == Path(resolved.anchor):
+        why = "is the root directory"
+    elif resolved in homes:
+        why = "is your home directory"
+    else:
+        return
+    raise ConfigError(
+        f"state directory {path} {why}; flightcache keeps its servers in a directory of their own",
+        hint="leave --state-dir out (the default is ~/.local/state/flightcache), "
+        "or name a new directory",
+    )
+
+
 def default_config_file() -> Path:
     import platformdirs
 
@@ -387,10 +408,12 @@ def resolve(
     raw_valkey = pick(valkey_url, ENV_VALKEY_URL, "valkey_url")
     raw_state = pick(state_dir, ENV_STATE_DIR, "state_dir")
     prefix = check_key_prefix(pick(key_prefix, ENV_KEY_PREFIX, "key_prefix") or DEFAULT_KEY_PREFIX)
+    state = Path(raw_state).expanduser().absolute() if raw_state else default_state_dir()
+    refuse_state_dir(state)
     return Settings(
         db_url=DbUrl.parse(raw_db) if raw_db else None,
         valkey_url=ValkeyUrl.parse(raw_valkey) if raw_valkey else None,
-        state_dir=Path(raw_state).expanduser().absolute() if raw_state else default_state_dir(),
+        state_dir=state,
         sources=sources,
         key_prefix=prefix,
     )

@@ -110,7 +110,7 @@ def main() -> None:
                 folder = Path(args.out or tmp)
                 folder.mkdir(parents=True, exist_ok=True)
                 doc, wall = bench_run(
-                    exe, urls[kind], str(scratch.url), folder / f"{kind}-{i + 1}.json"
+                    exe, urls[kind], scratch.url.url(redact=False), folder / f"{kind}-{i + 1}.json"
                 )
                 runs.append(doc)
                 check = doc["self_check"]

@@ -53,9 +53,9 @@ def main() -> None:
     exe = str(Path(sys.executable).parent / "flightcache")
 
     with contextlib.ExitStack() as stack:
-        valkey = args.valkey_url or str(
-            stack.enter_context(scratch_valkey(prefix="fc-bench-lb-")).url
-        )
+        valkey = args.valkey_url or stack.enter_context(
+            scratch_valkey(prefix="fc-bench-lb-")
+        ).url.url(redact=False)
         for raw in (args.mysql, args.pg):
             url = DbUrl.parse(raw)
             if not args.no_load:

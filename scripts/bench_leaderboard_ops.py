@@ -53,18 +53,19 @@ def main() -> None:
     args = parser.parse_args()
     exe = str(Path(sys.executable).parent / "flightcache")
 
+    from flightcache.config import ValkeyUrl
     from flightcache.stack.valkey import scratch_valkey
 
     with contextlib.ExitStack() as stack:
-        valkey = args.valkey_url or str(
-            stack.enter_context(scratch_valkey(3 if args.cluster else 1, prefix="fc-bench-lb-")).url
-        )
+        scratch = scratch_valkey(3 if args.cluster else 1, prefix="fc-bench-lb-")
+        valkey = args.valkey_url or stack.enter_context(scratch).url.url(redact=False)
         runs = []
         for i in range(args.runs):
             figures = _figures(_run(exe, valkey, args.seconds, args.clients))
             runs.append(figures)
             print(f"run {i + 1}: " + "  ".join(f"{k} {v:,.2f}" for k, v in figures.items()))
-        print(f"\nmedian of {args.runs} runs, {args.seconds:g} s each, {valkey}:")
+        shown = ValkeyUrl.parse(valkey)  # printed with its password as ***
+        print(f"\nmedian of {args.runs} runs, {args.seconds:g} s each, {shown}:")
         for name in runs[0]:
             print(f"  {name:<24} {statistics.median(r[name] for r in runs):>12,.2f}")
 

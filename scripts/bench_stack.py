@@ -1,9 +1,11 @@
 """Measure issue 2's figures: --help time, `up` on a fresh state dir and when up,
 load time and rows/s per table on both databases, and the uncached route query.
 
-    .venv/bin/python scripts/bench_stack.py [--scale workshop] [--runs 7]
+    .venv/bin/python scripts/bench_stack.py [--scale workshop] [--runs 7] [--no-load]
 
-Loads go into throwaway databases (fc_bench_*) that are dropped afterwards.
+`up` includes what the credentials cost (generating them, scram-sha-256, Valkey's
+AUTH). Loads go into throwaway databases (fc_bench_*) that are dropped afterwards;
+--no-load measures only --help and `up`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306/fc_bench_load")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/fc_bench_load")
+    parser.add_argument("--no-load", action="store_true", help="measure --help and up only")
     args = parser.parse_args()
     exe = str(Path(sys.executable).parent / "flightcache")
 
@@ -61,7 +64,7 @@ def main() -> None:
         stack.down()
         shutil.rmtree(root, ignore_errors=True)
 
-    for raw in (args.mysql, args.pg):
+    for raw in () if args.no_load else (args.mysql, args.pg):
         url = DbUrl.parse(raw)
         db = connect(url, create=True)
         try:

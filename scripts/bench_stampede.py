@@ -109,12 +109,11 @@ def main() -> None:
     exe = str(Path(sys.executable).parent / "flightcache")
     ok = True
     with contextlib.ExitStack() as stack:
-        valkeys = [
-            ("one node", str(stack.enter_context(scratch_valkey(prefix="fc-bench-st-")).url))
-        ]
+        single = stack.enter_context(scratch_valkey(prefix="fc-bench-st-"))
+        valkeys = [("one node", single.url.url(redact=False))]
         if args.cluster:
             cluster = stack.enter_context(scratch_valkey(3, prefix="fc-bench-st-cluster-"))
-            valkeys.append(("3-node cluster", str(cluster.url)))
+            valkeys.append(("3-node cluster", cluster.url.url(redact=False)))
         for raw in (args.mysql, args.pg):
             url = DbUrl.parse(raw)
             conn = connect(url, create=True)

@@ -48,9 +48,9 @@ def main() -> None:
     exe = str(Path(sys.executable).parent / "flightcache")
 
     with contextlib.ExitStack() as stack:
-        valkey = args.valkey_url or str(
-            stack.enter_context(scratch_valkey(prefix="fc-bench-wt-")).url
-        )
+        valkey = args.valkey_url or stack.enter_context(
+            scratch_valkey(prefix="fc-bench-wt-")
+        ).url.url(redact=False)
         for raw in (args.mysql, args.pg):
             url = DbUrl.parse(raw)
             conn = connect(url, create=True)

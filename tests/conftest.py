@@ -108,6 +108,15 @@ def db(db_url: DbUrl) -> Iterator[object]:
     conn.close()
 
 
+class ScratchUrl(ValkeyUrl):
+    """The test Valkey's URL. It has a password (as the embedded stack's does), and tests
+    hand ``str(url)`` to the CLI, so here ``str`` keeps the password; flightcache's own
+    output still shows it as ``***``, since the CLI parses what it is given afresh."""
+
+    def __str__(self) -> str:
+        return self.url(redact=False)
+
+
 @dataclass
 class ValkeyInstance:
     url: ValkeyUrl
@@ -122,7 +131,7 @@ def _scratch(nodes: int, prefix: str) -> Iterator[ValkeyInstance]:
             scratch = stack.enter_context(scratch_valkey(nodes, prefix=prefix))
         except FlightcacheError as exc:
             absent(f"embedded Valkey ({nodes} node(s)) would not start: {exc.message}")
-        yield ValkeyInstance(scratch.url, scratch.ports)
+        yield ValkeyInstance(ScratchUrl.parse(scratch.url.url(redact=False)), scratch.ports)
 
 
 @pytest.fixture(scope="session")

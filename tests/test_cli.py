@@ -133,16 +133,10 @@ def test_wrong_mysql_password(cli: Any, mysql_url: Any) -> None:
 
 
 def test_cluster_url_modes_must_match(cli: Any, valkey_server: Any, valkey_cluster: Any) -> None:
-    single = valkey_server.ports[0]
-    _one_line_error(
-        cli("--valkey-url", f"valkey+cluster://127.0.0.1:{single}", "valkey", "PING"),
-        3,
-        "not in cluster mode",
-    )
-    node = valkey_cluster.ports[0]
-    _one_line_error(
-        cli("--valkey-url", f"valkey://127.0.0.1:{node}", "valkey", "PING"), 3, "is a cluster node"
-    )
+    single = valkey_server.url.url(redact=False).replace("valkey://", "valkey+cluster://")
+    _one_line_error(cli("--valkey-url", single, "valkey", "PING"), 3, "not in cluster mode")
+    node = valkey_cluster.url.url(redact=False).replace("valkey+cluster://", "valkey://")
+    _one_line_error(cli("--valkey-url", node, "valkey", "PING"), 3, "is a cluster node")
 
 
 def test_valkey_command_prints_like_valkey_cli(

@@ -59,9 +59,10 @@ def test_up_status_down_and_repairs(state_dir: Path, cli: Any) -> None:
     # the CLI sees the same stack, and down leaves no process behind
     result = cli("--state-dir", str(state_dir), "status", "--json")
     assert result.code == 0 and '"running": true' in result.out
+    servers = [stack.postgres.pid(), *(n.pid() for n in stack.valkey_nodes())]
     stopped = stack.down()
     assert any("PostgreSQL" in s for s in stopped) and any("Valkey" in s for s in stopped)
-    assert proc.processes_under(state_dir) == []
+    assert servers and not any(proc.process_alive(pid) for pid in servers)
     assert stack.down() == []
 
 

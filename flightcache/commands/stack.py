@@ -43,7 +43,9 @@ def up(
     """Start the embedded Valkey and PostgreSQL; load the dataset if the database is empty.
 
     Servers keep running after the command ends, so every later command shares
-    them; `up` again does nothing but report. A URL you configured
+    them; `up` again does nothing but report. Both listen on 127.0.0.1 only and
+    want passwords that `up` generates and keeps in the state directory (0600);
+    flightcache reads them itself. A URL you configured
     (FLIGHTCACHE_DB_URL, FLIGHTCACHE_VALKEY_URL) replaces that embedded server.
 
     Examples:
@@ -103,6 +105,9 @@ def up(
 
 def down(ctx: typer.Context) -> None:
     """Stop the embedded servers. Their data stays for the next `up`.
+
+    Only the servers flightcache started in the state directory are signalled:
+    their pidfile, executable and start time must agree.
 
     Example:
 
@@ -175,6 +180,9 @@ def status(
             ],
         )
     )
+    for r in rows:
+        if r.running and r.note:
+            out.print(styled("[yellow]{}:[/yellow] {}", r.name, r.note))
     for key, label in (("db_url", "database"), ("valkey_url", "valkey")):
         value = getattr(settings, key)
         source = settings.sources.get(key, "")

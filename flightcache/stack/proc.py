@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -51,22 +53,91 @@ def check_port(port: int, what: str) -> None:
         )
 
 
-def process_alive(pid: int | None, *, cwd: Path | None = None) -> bool:
-    """True when ``pid`` runs (not a zombie) and, if given, works in directory ``cwd``.
-
-    Valkey and PostgreSQL both chdir into their data directory, which is unique to
-    one server, so the working directory tells a live server from a recycled pid.
-    """
+def process_alive(pid: int | None) -> bool:
+    """True when ``pid`` runs and is not a zombie (says nothing about whose it is)."""
     if not pid:
         return False
     try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+        return False
+
+
+# A process is ours when the pid in its pidfile names a live process that runs our
+# executable, under the account we started it as, and began when we recorded it did
+# (the record is written right after the start). Working directories and command
+# lines are never consulted: anyone can chdir into the state directory.
+START_SLACK = 2.0  # seconds: /proc's boot time, and so create_time, can move by one
+
+
+def record_start(record: Path, pid: int, *, not_before: float) -> None:
+    """Write the identity of the server we just started; raise when ``pid`` is not it."""
+    try:
+        process = psutil.Process(pid)
+        exe, started, uid = process.exe(), process.create_time(), process.uids().real
+    except (psutil.Error, OSError) as exc:
+        raise StackError(
+            f"the server we started (pid {pid}) vanished: {exc}",
+            hint=f"see the log next to {record}",
+        ) from None
+    if started < not_before - START_SLACK:
+        raise StackError(
+            f"pid {pid} in the pidfile near {record} is older than the server we started",
+            hint="another program wrote that pidfile; run `flightcache down` and retry",
+        )
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": pid, "exe": exe, "started": started, "uid": uid}))
+    os.replace(tmp, record)
+
+
+def owned_pid(
+    pidfile: Path, record: Path, exes: Callable[[], list[Path]], uids: set[int]
+) -> int | None:
+    """The pid named by ``pidfile`` when that process is the server we started, else None.
+
+    With a start record (written by :func:`record_start`) pid, executable, account and
+    start time must all match it. A server started before records existed must run one
+    of ``exes()`` (asked only then: finding them may import a package) under one of
+    ``uids`` and be older than its pidfile (a recycled pid belongs to a process started
+    after the pidfile was written).
+    """
+    pid = read_pid(pidfile)
+    if pid is None:
+        return None
+    try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if cwd is None:
-            return True
-        return Path(process.cwd()).resolve() == cwd.resolve()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            return None
+        exe, started, uid = Path(process.exe()), process.create_time(), process.uids().real
+    except (psutil.Error, OSError):
+        return None
+    try:
+        saved = json.loads(record.read_text())
+    except FileNotFoundError:
+        saved = None
+    except (OSError, ValueError):
+        return None
+    if isinstance(saved, dict):
+        same = (
+            saved.get("pid") == pid
+            and _same_file(exe, Path(str(saved.get("exe"))))
+            and saved.get("uid") == uid
+            and uid in uids
+            and abs(float(saved.get("started", 0)) - started) <= START_SLACK
+        )
+        return pid if same else None
+    try:
+        written = pidfile.stat().st_mtime
+    except OSError:
+        return None
+    legacy = uid in uids and any(_same_file(exe, e) for e in exes())
+    return pid if legacy and started <= written + START_SLACK else None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except OSError:
         return False
 
 
@@ -89,8 +160,24 @@ def wait_gone(pid: int, timeout: float) -> bool:
     return not process_alive(pid)
 
 
+def stop(pid: int, sig: signal.Signals, timeout: float) -> None:
+    """Send ``sig``, wait up to ``timeout`` for the exit, then :func:`terminate`.
+
+    Only for a pid :func:`owned_pid` vouched for.
+    """
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    if not wait_gone(pid, timeout):
+        terminate(pid, timeout=5)
+
+
 def terminate(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after ``timeout``; children of ``pid`` go too."""
+    """SIGTERM, then SIGKILL after ``timeout``; children of ``pid`` go too.
+
+    Only for a pid :func:`owned_pid` vouched for.
+    """
     try:
         proc = psutil.Process(pid)
         children = proc.children(recursive=True)
@@ -108,24 +195,6 @@ def terminate(pid: int, timeout: float = 10.0) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(alive, timeout=5)
-
-
-def processes_under(path: Path) -> list[psutil.Process]:
-    """Live processes that work in, or name a file below, ``path`` (our servers)."""
-    root = str(path.resolve())
-    found: list[psutil.Process] = []
-    me = os.getpid()
-    for process in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
-        try:
-            if process.pid == me or process.info.get("status") == psutil.STATUS_ZOMBIE:
-                continue
-            cwd = process.info.get("cwd") or ""
-            cmd = process.info.get("cmdline") or []
-            if cwd == root or cwd.startswith(root + os.sep) or any(root in c for c in cmd):
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
 
 
 def memory_of(pid: int) -> int | None:

