@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -19,8 +20,48 @@ from rich.table import Table
 if TYPE_CHECKING:
     from flightcache.errors import FlightcacheError
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+
+class Redacted:
+    """stdout or stderr (looked up at each write, as tests swap them) with every
+    password taken out by :func:`flightcache.config.scrub` on its way through.
+
+    Both consoles write through it, so whatever they print (steps, tables, errors,
+    ``--json``, progress) shows a password as ``***``, whoever built the text.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @property
+    def stream(self) -> IO[str]:
+        stream: IO[str] = getattr(sys, self._name)
+        return stream
+
+    def write(self, text: str) -> int:
+        from flightcache.config import scrub
+
+        return self.stream.write(scrub(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+out = Console(file=Redacted("stdout"), highlight=False)  # type: ignore[arg-type]
+err = Console(file=Redacted("stderr"), stderr=True, highlight=False)  # type: ignore[arg-type]
 
 
 def human_bytes(n: int | None) -> str:

@@ -66,6 +66,10 @@ class QueryError(FlightcacheError):
     exit_code = 7
 
 
+class StatementTimeout(QueryError):
+    """The server cut a statement that ran past the connection's statement timeout."""
+
+
 class ValkeyCommandError(FlightcacheError):
     """Valkey answered a command with an error."""
 

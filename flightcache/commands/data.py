@@ -139,7 +139,7 @@ def load(
     """
     check_scale(scale)
     application: App = ctx.obj
-    db = application.database(create=True)
+    db = application.database(create=True, loader=True)
     try:
         run_generated_load(db, scale, seed, replace=replace, force=force)
     finally:
@@ -184,7 +184,7 @@ def import_dump(
     first = next(iter(batches), None)  # the file is identified before the database is touched
     if first is None:
         raise DataError(f"{path} holds no FlughafenDB rows")
-    db = application.database(create=True)
+    db = application.database(create=True, loader=True)
     try:
         preflight(db, replace=replace, force=force)  # refuse before any progress bar is drawn
         create_schema(db, force=force)
