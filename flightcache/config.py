@@ -289,7 +289,7 @@ class DbUrl:
     user: str
     password: str = field(repr=False)
     database: str
-    params: tuple[tuple[str, str], ...] = ()
+    params: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may hold a secret
 
     @classmethod
     def parse(cls, url: str) -> DbUrl:
@@ -439,7 +439,7 @@ class ValkeyUrl:
     username: str
     password: str = field(repr=False)
     db: int = 0
-    params: tuple[tuple[str, str], ...] = ()
+    params: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may hold a secret
 
     @classmethod
     def parse(cls, url: str) -> ValkeyUrl:

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from flightcache.errors import FlightcacheError
 
 
-
 class Redacted:
     """stdout or stderr (looked up at each write, as tests swap them) with every
     password taken out by :func:`flightcache.config.scrub` on its way through.
