@@ -379,6 +379,70 @@ def _query(params: tuple[tuple[str, str], ...], *, redact: bool) -> str:
     )
 
 
+_PG_ENV = {
+    "application_name": "PGAPPNAME", "channel_binding": "PGCHANNELBINDING",
+    "client_encoding": "PGCLIENTENCODING", "connect_timeout": "PGCONNECT_TIMEOUT",
+    "gssdelegation": "PGGSSDELEGATION", "gssencmode": "PGGSSENCMODE", "gsslib": "PGGSSLIB",
+    "hostaddr": "PGHOSTADDR", "krbsrvname": "PGKRBSRVNAME",
+    "load_balance_hosts": "PGLOADBALANCEHOSTS", "max_protocol_version": "PGMAXPROTOCOLVERSION",
+    "min_protocol_version": "PGMINPROTOCOLVERSION", "options": "PGOPTIONS",
+    "passfile": "PGPASSFILE", "require_auth": "PGREQUIREAUTH", "requirepeer": "PGREQUIREPEER",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION", "sslcert": "PGSSLCERT",
+    "sslcertmode": "PGSSLCERTMODE", "sslcompression": "PGSSLCOMPRESSION", "sslcrl": "PGSSLCRL",
+    "sslcrldir": "PGSSLCRLDIR", "sslkey": "PGSSLKEY", "sslmode": "PGSSLMODE",
+    "sslnegotiation": "PGSSLNEGOTIATION", "sslrootcert": "PGSSLROOTCERT", "sslsni": "PGSSLSNI",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+}  # fmt: skip
+"""libpq's environment variable for each URL parameter pgcli can be given that way."""
+_MYCLI_FLAGS = {"ssl_ca": "--ssl-ca", "ssl_cert": "--ssl-cert", "ssl_key": "--ssl-key",
+                "charset": "--charset"}  # fmt: skip
+_SHELL_SKIPS = frozenset(
+    {
+        "statement_timeout", "read_timeout", "write_timeout", "keepalives", "keepalives_idle",
+        "keepalives_interval", "keepalives_count", "tcp_user_timeout", "program_name",
+        "fallback_application_name",
+    }
+)  # fmt: skip
+"""Limits of flightcache's own connections; an interactive shell waits as long as its user."""
+
+
+def shell_options(url: DbUrl) -> tuple[list[str], dict[str, str]]:
+    """The arguments and environment that give mycli or pgcli the URL's parameters.
+
+    Timeouts are left out (a person at a prompt decides how long to wait); TLS and
+    the rest are handed over, and a parameter the shell has no way to take is an
+    error that names it, rather than a shell that connects without it.
+    """
+    args: list[str] = []
+    env: dict[str, str] = {}
+    tool = "mycli" if url.kind == "mysql" else "pgcli"
+    for name, value in url.params:
+        if name in _SHELL_SKIPS:
+            continue
+        if url.kind == "postgresql" and name in _PG_ENV:
+            env[_PG_ENV[name]] = value
+        elif url.kind == "mysql" and name in _MYCLI_FLAGS:
+            args += [_MYCLI_FLAGS[name], value]
+        elif url.kind == "mysql" and name in ("ssl_mode", "sslmode"):
+            mode = mysql_ssl_mode(value)
+            args += ["--ssl-mode", "off" if mode == "disabled" else "on"]
+            if mode == "verify_identity":
+                args.append("--ssl-verify-server-cert")
+        elif url.kind == "mysql" and name == "ssl_disabled" and parse_bool(value):
+            args += ["--ssl-mode", "off"]
+        elif url.kind == "mysql" and name == "ssl_verify_identity" and parse_bool(value):
+            args.append("--ssl-verify-server-cert")
+        elif url.kind == "mysql" and name in ("ssl_disabled", "ssl_verify_identity"):
+            continue  # false: the shell's default
+        else:
+            raise ConfigError(
+                f"{tool} cannot be given the database URL parameter {name!r}",
+                hint=f"drop it from the URL for `flightcache sql`, or run {tool} yourself",
+            )
+    return args, env
+
+
 _VALKEY_PARAMS = {
     "socket_timeout": "seconds", "socket_connect_timeout": "seconds",
     "socket_keepalive": "bool", "retry_on_timeout": "bool", "health_check_interval": "int",

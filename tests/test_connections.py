@@ -109,6 +109,29 @@ def test_valkey_url_parameters_reach_the_client(valkey_server: Any) -> None:
         close(client)
 
 
+@pytest.mark.parametrize("kind", ["tls", "unknown"])
+def test_sql_hands_the_url_parameters_to_the_shell_or_refuses(
+    db_url: DbUrl, tmp_path: Path, kind: str
+) -> None:
+    """`flightcache sql` started mycli/pgcli without the URL's TLS settings: in the clear."""
+    from tests.test_tools import _run_cli
+
+    if kind == "tls":
+        query = "ssl_mode=required" if db_url.kind == "mysql" else "sslmode=require"
+    else:
+        query = "ssl_key_password=Kp9x" if db_url.kind == "mysql" else "sslpassword=Kp9x"
+    flag = "-e" if db_url.kind == "mysql" else "-c"
+    url = _with(db_url, query).url(redact=False)
+    result = _run_cli(tmp_path, "--db-url", url, "sql", flag, "SELECT 4242 AS answer")
+    assert result.returncode != 0 and "4242" not in result.stdout
+    said = result.stdout + result.stderr
+    assert "Kp9x" not in said
+    if kind == "tls":
+        assert "SSL" in said or "TLS" in said or "ssl" in said, said
+    else:
+        assert repr(query.split("=")[0]) in said, said
+
+
 # -- timeouts ---------------------------------------------------------------------------
 def _sleep(db_url: DbUrl, seconds: float) -> str:
     if db_url.kind == "mysql":
