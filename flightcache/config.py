@@ -59,9 +59,12 @@ _KEYWORD = re.compile(
     r"(?:'(?:[^'\\]|\\.)*'|[^\s&'\"]+)",
     re.IGNORECASE,
 )
-# "password": "..." in JSON
+# "password": "..." in JSON, colours of a terminal (rich's JSON highlighting) allowed between
+_SGR = r"(?:\x1b\[[0-9;]*m)*"
 _JSON_KEY = re.compile(
-    r'(?P<head>"(?:' + "|".join(SECRET_PARAMS) + r')"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE
+    r'(?P<head>"(?:' + "|".join(SECRET_PARAMS) + r')"' + _SGR + r"\s*:\s*" + _SGR + r')"'
+    r'(?:[^"\\]|\\.)*"',
+    re.IGNORECASE,
 )
 
 

@@ -152,3 +152,19 @@ def test_bench_export_of_a_command_line_with_a_password(tmp_path: Path) -> None:
     for name in ("out.json", "out.md"):
         report.write(str(tmp_path / name), f"command: {line}\n")
         assert PASSWORD not in (tmp_path / name).read_text()
+
+
+def test_both_consoles_redact_whatever_they_print(capsys: pytest.CaptureFixture[str]) -> None:
+    """Text built anywhere (a driver message, a table cell, a JSON document) is redacted
+    on its way out, not only the URLs that know how to print themselves."""
+    from rich.text import Text
+
+    from flightcache.console import err, out, table
+
+    out.print(Text(f"sql> connect mysql://app:{PASSWORD}@h/x"))
+    out.print(table("t", ["url"], [[f"postgresql://u@h/x?password={PASSWORD}"]]))
+    out.print_json(f'{{"password": "{PASSWORD}"}}')
+    err.print(f"driver said: host=h password={PASSWORD} dbname=x")
+    captured = capsys.readouterr()
+    assert captured.out.count("***") == 3 and "***" in captured.err
+    assert PASSWORD not in captured.out + captured.err
