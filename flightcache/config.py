@@ -456,9 +456,13 @@ _VALKEY_PARAMS = {
 }  # fmt: skip
 """The query parameters of a Valkey URL and their kind; valkey-py's client takes each."""
 _VALKEY_TLS_ONLY = frozenset(n for n in _VALKEY_PARAMS if n.startswith("ssl_"))
+_VALKEY_NOT_CLUSTER = frozenset({"health_check_interval", "ssl_ca_path", "ssl_check_hostname"})
+"""Parameters valkey-py's cluster client drops without a word: refused on a cluster URL."""
 
 
-def _valkey_params(url: str, params: dict[str, str], *, tls: bool) -> tuple[tuple[str, str], ...]:
+def _valkey_params(
+    url: str, params: dict[str, str], *, tls: bool, cluster: bool
+) -> tuple[tuple[str, str], ...]:
     hint = "a Valkey URL takes: db, password, " + ", ".join(sorted(_VALKEY_PARAMS))
     out: list[tuple[str, str]] = []
     for name, value in params.items():
@@ -467,6 +471,11 @@ def _valkey_params(url: str, params: dict[str, str], *, tls: bool) -> tuple[tupl
         kind = _VALKEY_PARAMS.get(name)
         if kind is None:
             raise _bad_param("Valkey", url, name, "is not understood (it would be ignored)", hint)
+        if cluster and name in _VALKEY_NOT_CLUSTER:
+            raise _bad_param(
+                "Valkey", url, name, "is not taken by valkey-py's cluster client",
+                hint="drop it from the cluster URL (ssl_ca_certs names the CA file)",
+            )  # fmt: skip
         if name in _VALKEY_TLS_ONLY and not tls:
             raise _bad_param(
                 "Valkey", url, name, "needs TLS", hint="use valkeys:// (or valkeys+cluster://)"
@@ -528,7 +537,7 @@ class ValkeyUrl:
                 )
             password = params["password"]
             register_secret(password)
-        options = _valkey_params(url, params, tls=scheme.startswith("valkeys"))
+        options = _valkey_params(url, params, tls=scheme.startswith("valkeys"), cluster=cluster)
         if scheme == "unix":
             if not path:
                 raise ConfigError(

@@ -61,6 +61,7 @@ def test_only_the_loader_connection_may_load_data_local(mysql_url: DbUrl, tmp_pa
         ("valkey://h:6379?ssl_ca_certs=/ca.pem", "ssl_ca_certs"),
         ("valkey://h:6379?socket_timeout=0", "socket_timeout"),
         ("valkey://h:6379?sockettimeout=1", "sockettimeout"),
+        ("valkeys+cluster://h:7000?ssl_check_hostname=false", "ssl_check_hostname"),
     ],
 )
 def test_a_parameter_no_driver_takes_is_refused_by_name(url: str, name: str) -> None:
@@ -92,12 +93,12 @@ def test_tls_and_other_parameters_reach_the_drivers(db_url: DbUrl) -> None:
         conn.close()
 
 
-def test_valkey_url_parameters_reach_the_client(valkey_server: Any) -> None:
+def test_valkey_url_parameters_reach_the_client(any_valkey: Any) -> None:
     import valkey.exceptions
 
     from flightcache.valkey_client import close, connect
 
-    base = valkey_server.url.url(redact=False)
+    base = any_valkey.url.url(redact=False)
     client = connect(ValkeyUrl.parse(f"{base}?client_name=fc_probe&socket_timeout=0.3"))
     try:
         assert client.client_getname() == "fc_probe"
