@@ -93,6 +93,19 @@ def test_tls_and_other_parameters_reach_the_drivers(db_url: DbUrl) -> None:
         conn.close()
 
 
+BAD_VALUES = {
+    "mysql": [("charset=bogus", "charset"), ("ssl_ca=/nonexistent/ca.pem", "ssl_ca")],
+    "postgresql": [("sslmode=bogus", "sslmode"), ("gssencmode=no", "gssencmode")],
+}
+
+
+def test_a_value_the_driver_refuses_is_one_line_naming_it(cli: Any, db_url: DbUrl) -> None:
+    for query, name in BAD_VALUES[db_url.kind]:
+        result = cli("--db-url", _with(db_url, query).url(redact=False), "data", "info")
+        assert result.code in (3, 4), result.err  # configuration or connection, no traceback
+        assert name in result.err and "Traceback" not in result.err
+
+
 def test_valkey_url_parameters_reach_the_client(any_valkey: Any) -> None:
     import valkey.exceptions
 

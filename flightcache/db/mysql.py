@@ -10,11 +10,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pymysql
+import pymysql.charset
 import pymysql.cursors
 
 from flightcache.config import DbUrl, mysql_ssl_mode, parse_bool, scrub
 from flightcache.db import Limits, Params, Point, QueryResult, chunked, text_field
 from flightcache.errors import (
+    ConfigError,
     ConnectionFailed,
     DataError,
     FlightcacheError,
@@ -93,6 +95,12 @@ def _connect(
     url: DbUrl, database: str | None, limits: Limits, *, loader: bool = False
 ) -> pymysql.connections.Connection:
     """A connection with timeouts; LOAD DATA LOCAL only on the loader's own."""
+    charset = url.param("charset") or "utf8mb4"
+    if pymysql.charset.charset_by_name(charset) is None:
+        raise ConfigError(
+            f"database URL parameter 'charset' is {charset!r}, which PyMySQL does not know",
+            hint="e.g. charset=utf8mb4 (the default) or charset=latin1",
+        )
     write = url.param("write_timeout")
     handshake = limits.connect  # PyMySQL reads the greeting with the read timeout
     try:
@@ -102,7 +110,7 @@ def _connect(
             user=url.user,
             password=url.password,
             database=database,
-            charset=url.param("charset") or "utf8mb4",
+            charset=charset,
             autocommit=True,
             local_infile=loader,
             connect_timeout=limits.connect,
@@ -114,8 +122,10 @@ def _connect(
     except pymysql.err.Error as exc:
         raise _wrap(exc, url, limits) from None
     except (OSError, ValueError) as exc:  # a TLS file that cannot be read or used
+        files = [f"{n}={v}" for n in ("ssl_ca", "ssl_cert", "ssl_key") if (v := url.param(n))]
+        what = f"{exc.strerror or exc} ({', '.join(files)})" if isinstance(exc, OSError) else exc
         raise ConnectionFailed(
-            f"cannot open a TLS connection to MySQL at {url.host}:{url.port}: {scrub(str(exc))}",
+            f"cannot open a TLS connection to MySQL at {url.host}:{url.port}: {scrub(str(what))}",
             hint="check ssl_ca, ssl_cert and ssl_key in the database URL",
         ) from None
     # connected: from now on a read may wait as long as a statement may run
