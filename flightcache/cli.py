@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         from flightcache.console import err
 
-        err.print("[yellow]interrupted[/yellow]")
+        err.print("interrupted", style="yellow")
         return INTERRUPTED
     except FlightcacheError as exc:
         if _wants_traceback(args):
@@ -193,19 +193,21 @@ def main(argv: list[str] | None = None) -> int:
         if _wants_traceback(args):
             raise
         from flightcache.config import scrub
-        from flightcache.console import err
+        from flightcache.console import err, styled
 
         err.print(
-            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {scrub(str(exc))}",
+            styled(
+                "[bold red]internal error:[/bold red] {}: {}", type(exc).__name__, scrub(str(exc))
+            ),
             soft_wrap=True,
         )
-        err.print("[dim]hint:[/dim] rerun with --traceback and report it")
+        err.print(styled("[dim]hint:[/dim] rerun with --traceback and report it"))
         return 70
     code = int(result) if isinstance(result, int) else 0
     if code == INTERRUPTED:  # typer turns Ctrl-C into Exit(130) and returns its code
         from flightcache.console import err
 
-        err.print("[yellow]interrupted[/yellow]")
+        err.print("interrupted", style="yellow")
     return code
 
 

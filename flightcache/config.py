@@ -676,6 +676,29 @@ def read_config_file(path: Path) -> dict[str, str]:
     return out
 
 
+MAX_KEY_PREFIX = 64
+# printable ASCII but the space, the hash-tag braces and the glob characters of MATCH
+_KEY_PREFIX_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - set("{}*?[]\\")
+
+
+def check_key_prefix(prefix: str) -> str:
+    """``prefix`` if every key flightcache names can start with it, else a ConfigError."""
+    hint = f"use up to {MAX_KEY_PREFIX} letters, digits and - _ : . e.g. fc: or workshop:alice:"
+    if len(prefix) > MAX_KEY_PREFIX:
+        raise ConfigError(
+            f"key prefix is {len(prefix)} characters long, more than {MAX_KEY_PREFIX}", hint=hint
+        )
+    bad = sorted(set(prefix) - _KEY_PREFIX_CHARS)
+    if bad:
+        shown = ", ".join(repr(ch) for ch in bad)
+        raise ConfigError(
+            f"key prefix {prefix!r} has {shown}: only printable ASCII without spaces,"
+            " hash-tag braces or glob characters can start a key",
+            hint=hint,
+        )
+    return prefix
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a command runs against. ``None`` URLs mean the embedded stack."""
@@ -726,12 +749,7 @@ def resolve(
     raw_db = pick(db_url, ENV_DB_URL, "db_url")
     raw_valkey = pick(valkey_url, ENV_VALKEY_URL, "valkey_url")
     raw_state = pick(state_dir, ENV_STATE_DIR, "state_dir")
-    prefix = pick(key_prefix, ENV_KEY_PREFIX, "key_prefix") or DEFAULT_KEY_PREFIX
-    if any(ch in prefix for ch in " \t\r\n{}*?[]"):
-        raise ConfigError(
-            f"key prefix {prefix!r} has a space, a hash-tag brace or a glob character",
-            hint="use letters, digits and ':' , e.g. fc: or workshop:alice:",
-        )
+    prefix = check_key_prefix(pick(key_prefix, ENV_KEY_PREFIX, "key_prefix") or DEFAULT_KEY_PREFIX)
     return Settings(
         db_url=DbUrl.parse(raw_db) if raw_db else None,
         valkey_url=ValkeyUrl.parse(raw_valkey) if raw_valkey else None,

@@ -1,11 +1,20 @@
-"""The rich consoles and the renderers shared by commands."""
+"""The rich consoles and the renderers shared by commands.
+
+Text from the data or the command line is shown as it is, never read as rich markup
+or as terminal control sequences: both consoles have markup off (a line of ours that
+wants style says so with ``styled`` or a ``Text``), and every piece of text they print
+has its control characters shown as ``\\xNN`` (``clean``) before it reaches the terminal.
+"""
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,7 +24,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from flightcache.errors import FlightcacheError
@@ -59,8 +70,54 @@ class Redacted:
         return getattr(self.stream, name)
 
 
-out = Console(file=Redacted("stdout"), highlight=False)  # type: ignore[arg-type]
-err = Console(file=Redacted("stderr"), stderr=True, highlight=False)  # type: ignore[arg-type]
+# C0 and C1 controls but newline and tab, DEL, and the bidirectional overrides that
+# make text read in another order than it runs
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(text: str) -> str:
+    """``text`` with every control character written out (ESC as ``\\x1b``): safe to print."""
+    return _UNSAFE.sub(_shown, text)
+
+
+def plain(value: object) -> Text:
+    """A value from data or the command line as rich text: no markup, no control codes."""
+    return Text(clean(str(value)))
+
+
+def styled(template: str, *values: object) -> Text:
+    """Our own markup with values put in as plain text: ``styled("[red]{}[/red]", name)``."""
+    return Text.from_markup(template.format(*(escape(clean(str(v))) for v in values)))
+
+
+class SafeConsole(Console):
+    """A console that shows control characters instead of sending them to the terminal.
+
+    Strings are cleaned before layout (so tables measure what is shown); whatever
+    arrives as a ``Text`` or another renderable is cleaned segment by segment on its
+    way out. Segments rich marks as control (cursor moves of a live display) pass.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(clean(text), **kwargs)
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control or not _UNSAFE.search(segment.text):
+                yield segment
+            else:
+                yield Segment(clean(segment.text), segment.style)
+
+
+out = SafeConsole(file=Redacted("stdout"), highlight=False, markup=False)  # type: ignore[arg-type]
+err = SafeConsole(file=Redacted("stderr"), stderr=True, highlight=False, markup=False)  # type: ignore[arg-type]
 
 
 def human_bytes(n: int | None) -> str:
@@ -87,18 +144,18 @@ def human_ns(ns: float | None) -> str:
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]], **kwargs: Any) -> Table:
-    t = Table(title=title, title_justify="left", **kwargs)
+    t = Table(title=None if title is None else plain(title), title_justify="left", **kwargs)
     for col in columns:
         t.add_column(col)
     for row in rows:
-        t.add_row(*("-" if v is None else str(v) for v in row))
+        t.add_row(*("-" if v is None else v if isinstance(v, Text) else plain(v) for v in row))
     return t
 
 
 def load_progress() -> Progress:
     """One bar per table, rows done of rows expected."""
     return Progress(
-        TextColumn("{task.description:<18}"),
+        TextColumn("{task.description:<18}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
@@ -111,10 +168,10 @@ def load_progress() -> Progress:
 
 def bytes_progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[rows]} rows"),
+        TextColumn("{task.fields[rows]} rows", markup=False),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
@@ -143,10 +200,8 @@ COMMAND_LINES = 12  # Valkey commands shown per step; --json has every one
 
 
 def _render_step(step: Any, number: int) -> None:
-    from rich.text import Text
-
     head = Text(f"{number}. ", style="bold")
-    head.append(step.title, style="bold")
+    head.append(clean(step.title), style="bold")
     if step.hit is not None:
         head.append("  HIT" if step.hit else "  MISS", style="green" if step.hit else "yellow")
     if step.on_purpose:
@@ -156,7 +211,7 @@ def _render_step(step: Any, number: int) -> None:
     head.append(f"  {human_ns(step.elapsed_ns)}", style="cyan")
     out.print(head)
     if step.why:
-        out.print(Text("   " + step.why, style="dim"))
+        out.print(Text("   " + clean(step.why), style="dim"))
     lines = step.valkey_lines()
     if len(lines) > COMMAND_LINES:  # a pipeline of thousands: its head and tail
         skipped = len(lines) - COMMAND_LINES
@@ -166,13 +221,13 @@ def _render_step(step: Any, number: int) -> None:
             *lines[-2:],
         ]
     for line in lines:
-        out.print(Text("   valkey> ", style="magenta") + Text(line), soft_wrap=True)
+        out.print(Text("   valkey> ", style="magenta") + plain(line), soft_wrap=True)
     for line in step.sql:
-        out.print(Text("   sql>    ", style="blue") + Text(_cut(line, 160)), soft_wrap=True)
+        out.print(Text("   sql>    ", style="blue") + plain(_cut(line, 160)), soft_wrap=True)
     for line in step.data.get("http", ()):
-        out.print(Text("   http>   ", style="yellow") + Text(line), soft_wrap=True)
+        out.print(Text("   http>   ", style="yellow") + plain(line), soft_wrap=True)
     if step.outcome:
-        out.print(Text("   = " + step.outcome))
+        out.print(Text("   = " + clean(step.outcome)))
     out.print()
 
 
@@ -209,8 +264,6 @@ def _edge(value: int, unit: str, width: int) -> str:
 
 def _render_histogram(histogram: Any) -> None:
     """One row per bucket, one bar per series, all bars on one scale."""
-    from rich.text import Text
-
     edges, series = histogram.edges, histogram.series
     width = edges[1] - edges[0] if len(edges) > 1 else 0
     top = max((max(counts, default=0) for counts in series.values()), default=0) or 1
@@ -236,6 +289,6 @@ def print_error(exc: FlightcacheError) -> None:
     """An error as the CLI prints it: one red line and its hint, on stderr, passwords scrubbed."""
     from flightcache.config import scrub
 
-    err.print(f"[bold red]error:[/bold red] {scrub(exc.message)}", markup=True, soft_wrap=True)
+    err.print(styled("[bold red]error:[/bold red] {}", scrub(exc.message)), soft_wrap=True)
     if exc.hint:
-        err.print(f"[dim]hint:[/dim] {scrub(exc.hint)}", soft_wrap=True)
+        err.print(styled("[dim]hint:[/dim] {}", scrub(exc.hint)), soft_wrap=True)

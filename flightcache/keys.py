@@ -158,6 +158,12 @@ class Keys:
         drained by the consumer group ``db-writer``."""
         return f"{self.prefix}{{wb{shard}}}:queue"
 
+    def wb_dead(self, shard: int) -> str:
+        """stream: one shard's dead letters, entries the database refused for good (the
+        entry's own fields plus ``entry``, ``error``, ``consumer``). Same hash tag as the
+        shard's queue: one script acks the entry there and adds it here."""
+        return f"{self.prefix}{{wb{shard}}}:dead"
+
     def wb_direct(self, flight_id: int) -> str:
         """hash: the write-through comparison's counter of one flight (field ``seats``)."""
         return f"{self.prefix}direct:flight:{flight_id}:bookings"

@@ -259,3 +259,134 @@ def test_bad_input_is_one_clear_line(
     assert result.code == 0, result.err
     booking = json.loads(result.out)
     assert booking["booked"] == 2 and booking["backlog"] == 1
+
+
+# -- poison entries, bounds, a worker that always ends (issue 12, item 5) -------------------
+def _xadd(client: Any, keys: Keys, flight: int, seats: Any) -> str:
+    """An entry straight into its shard's stream, past the booking script's checks."""
+    return str(client.xadd(keys.wb_queue(wb.shard_of(flight)), {"flight": flight, "seats": seats}))
+
+
+@pytest.mark.safety
+def test_poison_entries_go_to_the_dead_letters_once(
+    db_url: DbUrl, loaded: Any, client: Any, any_valkey: Any, key_prefix: str, cli: Any
+) -> None:
+    """Entries injected with XADD that no database can take: a flight that does not
+    exist, seats beyond a BIGINT (the database's DataError), a malformed entry. Each is
+    dead-lettered with its error and acked; the good ones around it are applied; a second
+    run retries none of them. A consumer a killed worker left behind is removed."""
+    keys, pattern, accepted = _queued(loaded, client, key_prefix, 300)
+    missing = max(_flights(loaded, 10_000)) + 1
+    real = _flights(loaded, 1)[0]
+    poison = [  # (shard, id): ids are per stream, two shards may hand out the same one
+        (wb.shard_of(f), _xadd(client, keys, f, seats))
+        for f, seats in ((missing, 1), (real, str(10**20)), (real, "two"), (real, 0))
+    ]
+    more = pattern.book_many(_spread(_flights(loaded), 100))  # good ones after the poison
+    accepted += sum(s for _, s in _spread(_flights(loaded), 100))
+    # a consumer of a worker that was killed, holding one entry
+    ghost = keys.wb_queue(wb.shard_of(real))
+    client.xreadgroup(wb.GROUP, "ghost", {ghost: ">"}, count=1)
+
+    common = _global(db_url, any_valkey.url, key_prefix)
+    worker = ["write-behind", "worker", "--once", "--batch", "50", "--claim-idle", "0", "--json"]
+    result = cli(*common, *worker, "--max-seconds", "30")  # today: retried until time is up
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["dead_lettered"] == 4 and summary["dead_letters"] == 4
+    assert summary["backlog"] == 0 and summary["retries"] == 0
+    assert summary["swept"] >= 1
+    assert wb.db_total(loaded, keys.prefix) == accepted  # every good booking, once
+    assert wb.applied_count(loaded, keys.prefix) == 300 + more
+    consumers = [c["name"] for c in client.xinfo_consumers(ghost, wb.GROUP)]
+    assert "ghost" not in consumers
+
+    result = cli(*common, "write-behind", "dead-letters", "--json")
+    assert result.code == 0, result.err
+    listed = json.loads(result.out)
+    assert listed["total"] == 4
+    errors = {(d["shard"], d["entry"]): d["error"] for d in listed["dead_letters"]}
+    assert set(errors) == set(poison)
+    assert errors[poison[0]] == f"flight {missing} does not exist"
+    assert "out of range" in errors[poison[1]].lower()  # the database's own words
+    assert errors[poison[2]].startswith("malformed entry") and "two" in errors[poison[2]]
+    assert errors[poison[3]].startswith("malformed entry: 0 seats")
+    for key in {keys.wb_dead(wb.shard_of(f)) for f in (missing, real)}:
+        assert client.xlen(key) >= 1  # beside its shard's queue: same hash tag
+
+    result = cli(*common, *worker)  # nothing is retried
+    assert result.code == 0, result.err
+    again = json.loads(result.out)
+    assert again["dead_lettered"] == 0 and again["dead_letters"] == 4 and again["applied"] == 0
+
+
+@pytest.mark.safety
+@pytest.mark.parametrize("db_url", ["mysql", "postgresql"], indirect=True)
+def test_worker_once_ends_when_the_database_is_unreachable(
+    db_url: DbUrl, valkey_server: Any, key_prefix: str, tmp_path: Path
+) -> None:
+    """No --max-seconds: --once alone gives up after a bounded number of retries."""
+    import sys
+    import time
+
+    from flightcache.stack import proc
+    from flightcache.valkey_client import close, connect, delete_matching
+
+    keys = _keys(key_prefix)
+    c = connect(valkey_server.url)
+    wb.WriteBehind(c, None, keys).ensure_groups()
+    for i in range(20):
+        _xadd(c, keys, 1 + i, 1)  # well-formed entries; the database decides
+    closed = proc.free_port()  # a real port where nothing listens
+    down = db_url.url(redact=False).replace(f":{db_url.port}/", f":{closed}/")
+    command = [
+        sys.executable, "-m", "flightcache", *_global(DbUrl.parse(down), valkey_server.url,
+        key_prefix), "write-behind", "worker", "--once", "--json",
+    ]  # fmt: skip
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            command, env=_env(tmp_path), capture_output=True, text=True, timeout=60, check=False
+        )
+    finally:
+        assert delete_matching(c, Keys(key_prefix).match()) > 0
+        close(c)
+    assert time.monotonic() - started < 30
+    assert done.returncode == 4, done.stderr
+    assert "stayed unavailable" in done.stderr and "none of them lost" in done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["retries"] == wb.ONCE_RETRIES and summary["backlog"] == 20
+    assert summary["dead_lettered"] == 0  # a database that is down is not the entries' fault
+
+
+@pytest.mark.safety
+def test_out_of_range_input_is_refused_before_anything_is_written(
+    db_url: DbUrl, loaded: Any, valkey_server: Any, key_prefix: str, cli: Any
+) -> None:
+    common = _global(db_url, valkey_server.url, key_prefix)
+    flight = str(_flights(loaded, 1)[0])
+    cases = [
+        (["book", "--flight", flight, "--seats", "1001"], "takes at most 1,000"),
+        (["book", "--flight", flight, "--seats", str(2**70)], ""),
+        (["book", "--flight", "0"], "cannot exist"),
+        (["book", "--flight", "-5"], "cannot exist"),
+        (["book", "--flight", str(2**31)], "cannot exist"),
+        (["--seats", "5000"], "takes at most 1,000"),
+        (["--flight", "0"], "cannot exist"),
+        (["worker", "--once", "--batch", "1000000"], "more than one transaction"),
+    ]
+    for args, said in cases:
+        result = cli(*common, "write-behind", *args)
+        assert result.code in (2, 3), (args, result.err)
+        assert said in result.err and "Traceback" not in result.err, (args, result.err)
+    long = ["--key-prefix", "p" * 90 + ":"]
+    for args in (["book", "--flight", flight], ["worker", "--once"], [], ["dead-letters"]):
+        result = cli(*common, *long, "write-behind", *args)
+        assert result.code == 3, (args, result.err)
+        assert "key prefix is too long for write-behind" in result.err, result.err
+    from flightcache.valkey_client import close, connect, delete_matching
+
+    c = connect(valkey_server.url)
+    assert delete_matching(c, Keys(key_prefix).match()) == 0  # nothing was written
+    assert delete_matching(c, "p" * 90 + ":*") == 0
+    close(c)

@@ -596,9 +596,13 @@ def _child(
     results: Any,
     progress: Any,
 ) -> None:
-    """One process of a multi-process run. Ctrl-C reaches the parent, which tells us."""
+    """One process of a multi-process run. Ctrl-C reaches the parent, which tells us;
+    should the parent be killed, we die with it."""
     import signal
 
+    from flightcache.children import die_with_mp_parent
+
+    die_with_mp_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = threading.Event()
 
@@ -644,22 +648,24 @@ def _processes(
     import multiprocessing
     import queue
 
+    from flightcache.children import safe_path
     from flightcache.errors import FlightcacheError
 
     mp = multiprocessing.get_context("spawn")  # fork would copy the parent's threads' locks
-    barrier = mp.Barrier(load.processes)
-    flags = mp.Array("i", 4 * load.processes, lock=False)
-    stopped, results, updates = mp.RawValue("i", 0), mp.Queue(), mp.Queue()
-    procs = [
-        mp.Process(
-            target=_child,
-            args=(factory, load, i, barrier, flags, stopped, results, updates),
-            name=f"bench-process-{i}",
-        )
-        for i in range(load.processes)
-    ]
-    for proc in procs:
-        proc.start()
+    with safe_path():  # the children (and the resource tracker) run with python -P
+        barrier = mp.Barrier(load.processes)
+        flags = mp.Array("i", 4 * load.processes, lock=False)
+        stopped, results, updates = mp.RawValue("i", 0), mp.Queue(), mp.Queue()
+        procs = [
+            mp.Process(
+                target=_child,
+                args=(factory, load, i, barrier, flags, stopped, results, updates),
+                name=f"bench-process-{i}",
+            )
+            for i in range(load.processes)
+        ]
+        for proc in procs:
+            proc.start()
     got: dict[int, Any] = {}
     try:
         while len(got) < len(procs):

@@ -167,9 +167,11 @@ def _worker(
     kind: str, url: str, keys: Keys, name: str, seconds: float, start_at: float, results: Any
 ) -> None:
     """One process of the concurrent run: a writer or a top-10 reader, own connection."""
+    from flightcache.children import die_with_mp_parent
     from flightcache.config import ValkeyUrl
     from flightcache.valkey_client import close, connect
 
+    die_with_mp_parent()
     client = connect(ValkeyUrl.parse(url))
     board = Board(client, keys, name)
     work = Workloads(board)
@@ -187,16 +189,19 @@ def concurrent(url: str, keys: Keys, name: str, seconds: float, clients: int) ->
     moment. Returns the writes and the reads summed over the readers."""
     import multiprocessing
 
+    from flightcache.children import safe_path
+
     mp = multiprocessing.get_context("spawn")
-    results: Any = mp.Queue()
-    start_at = time.time() + 1.0 + 0.3 * clients  # time for the children to import and connect
-    kinds = ["writes"] + ["top10"] * clients
-    procs = [
-        mp.Process(target=_worker, args=(k, url, keys, name, seconds, start_at, results))
-        for k in kinds
-    ]
-    for proc in procs:
-        proc.start()
+    with safe_path():  # the children (and the resource tracker) run with python -P
+        results: Any = mp.Queue()
+        start_at = time.time() + 1.0 + 0.3 * clients  # time to import and connect
+        kinds = ["writes"] + ["top10"] * clients
+        procs = [
+            mp.Process(target=_worker, args=(k, url, keys, name, seconds, start_at, results))
+            for k in kinds
+        ]
+        for proc in procs:
+            proc.start()
     got = [results.get(timeout=seconds + 60) for _ in procs]
     for proc in procs:
         proc.join()

@@ -49,7 +49,7 @@ def run(
     needs_data: bool = True,
 ) -> None:
     """Run ``demo`` against the configured servers and render what it yields."""
-    from flightcache.console import err, out, render_record
+    from flightcache.console import err, out, render_record, styled
     from flightcache.errors import ConnectionFailed
     from flightcache.keys import Keys
     from flightcache.patterns.base import DemoContext, Step
@@ -71,7 +71,9 @@ def run(
             if not valkey_optional:
                 raise
             err.print(
-                f"[yellow]Valkey is down:[/yellow] {exc.message}; the demo shows the fallback"
+                styled(
+                    "[yellow]Valkey is down:[/yellow] {}; the demo shows the fallback", exc.message
+                )
             )
             client = unchecked(application.valkey_url())
             valkey_up = False
@@ -109,7 +111,9 @@ def run(
                     try:
                         delete_matching(client, keys.match())
                     except Exception as exc:  # Valkey gone mid-demo: say what stays behind
-                        err.print(f"[yellow]could not delete {keys.match()}:[/yellow] {exc}")
+                        err.print(
+                            styled("[yellow]could not delete {}:[/yellow] {}", keys.match(), exc)
+                        )
         if as_json:
             document = {
                 "demo": name,

@@ -284,7 +284,7 @@ def _measure(
     )
     report.interrupted = stop.is_set()
     if report.interrupted:
-        err.print("[yellow]stopped early (Ctrl-C): what was measured follows[/yellow]")
+        err.print("stopped early (Ctrl-C): what was measured follows", style="yellow")
     return report
 
 
@@ -348,6 +348,8 @@ def _progress() -> Any:
 def _render(console: Console, report: Report, *, histogram: bool) -> None:
     """Per scenario its figures and distribution; then 001's table, the self-check,
     the warnings and what it ran on."""
+    from flightcache.console import styled
+
     st, env = report.settings, report.environment
     db, valkey = env["database"], env["valkey"]
     head = (
@@ -367,7 +369,9 @@ def _render(console: Console, report: Report, *, histogram: bool) -> None:
     _render_check(console, report)
     warnings = [(s.name, p.path, w) for s in report.scenarios for p in s.paths for w in p.warnings]
     for name, path, warning in warnings:
-        console.print(f"[yellow]warning[/yellow] {name} / {path}: {warning}", soft_wrap=True)
+        console.print(
+            styled("[yellow]warning[/yellow] {} / {}: {}", name, path, warning), soft_wrap=True
+        )
     if warnings:
         console.print()
     console.print(
@@ -537,6 +541,7 @@ def _render_check(console: Console, report: Report) -> None:
     from rich.table import Table
 
     from flightcache.bench.report import GET_RATIO_TARGET, HARNESS_BUDGET_NS, fmt_ns
+    from flightcache.console import styled
 
     check = report.self_check()
     t = Table(title="Self-check", title_justify="left", header_style="bold")
@@ -546,7 +551,7 @@ def _render_check(console: Console, report: Report) -> None:
     t.add_row(
         "the harness's cost per operation",
         f"{check['per_op_ns'] / 1000:.2f} µs",
-        f"under {HARNESS_BUDGET_NS / 1000:.0f} µs: {budget}",
+        styled(f"under {HARNESS_BUDGET_NS / 1000:.0f} µs: {budget}"),
     )
     t.add_row(
         "an empty operation measures",
@@ -558,7 +563,7 @@ def _render_check(console: Console, report: Report) -> None:
         t.add_row(
             "bare GET: bench p50 / valkey-py's",
             f"{check['get_ratio']:.2f}x",
-            f"at most {GET_RATIO_TARGET}x: {ok}",
+            styled(f"at most {GET_RATIO_TARGET}x: {ok}"),
         )
     console.print(t)
     st = report.settings
@@ -589,7 +594,7 @@ def list_scenarios(
     import json
 
     from flightcache.bench.scenarios import REGISTRY
-    from flightcache.console import out, table
+    from flightcache.console import out, styled, table
 
     if as_json:
         doc = [
@@ -627,7 +632,7 @@ def list_scenarios(
         )
     )
     for s in REGISTRY.values():
-        out.print(f"[bold]{s.name}[/bold]: {s.about}", soft_wrap=False)
+        out.print(styled("[bold]{}[/bold]: {}", s.name, s.about), soft_wrap=False)
 
 
 @app.command("compare")

@@ -34,16 +34,16 @@ def check_scale(scale: str) -> None:
 
 
 def _summary(report: LoadReport, what: str) -> None:
-    from flightcache.console import out, table
+    from flightcache.console import out, styled, table
 
-    rows = [
+    rows: list[list[object]] = [
         [name, f"{n:,}", f"{secs:.2f} s", f"{n / secs:,.0f}" if secs > 0 else "-"]
         for name, n, secs in report.tables
     ]
     total = sum(n for _, n, _ in report.tables)
     rows.append(
         [
-            "[bold]total[/bold]",
+            styled("[bold]total[/bold]"),
             f"{total:,}",
             f"{report.seconds:.2f} s",
             f"{total / report.seconds:,.0f}" if report.seconds else "-",
@@ -73,7 +73,7 @@ def run_generated_load(db: Database, scale: str, seed: int, *, replace: bool, fo
             done = bars.tasks[task].completed
             bars.update(task, total=done, completed=done)
     if report.repaired:
-        out.print("[yellow]the previous load had been interrupted; it is now complete[/yellow]")
+        out.print("the previous load had been interrupted; it is now complete", style="yellow")
     _summary(report, f"loaded scale {scale} (seed {seed}) into {db.url}")
 
 

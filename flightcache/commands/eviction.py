@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
-from flightcache.commands.hit_ratio import check_positive
+from flightcache.commands._options import positive
 from flightcache.errors import FlightcacheError
 
 if TYPE_CHECKING:
@@ -69,12 +69,19 @@ def eviction(
     maxmemory: MaxmemoryOpt = None,
     keys: Annotated[
         int,
-        typer.Option("--keys", help="Bookings to write, one key each.", max=1_000_000),
+        typer.Option(
+            "--keys", callback=positive, help="Bookings to write, one key each.", max=1_000_000
+        ),
     ] = 40_000,
     requests: Annotated[
-        int, typer.Option("--requests", help="Reads replayed per policy.", max=1_000_000)
+        int,
+        typer.Option(
+            "--requests", callback=positive, help="Reads replayed per policy.", max=1_000_000
+        ),
     ] = 5000,
-    skew: Annotated[float, typer.Option("--skew", help="Zipf exponent of the reads.")] = 1.1,
+    skew: Annotated[
+        float, typer.Option("--skew", callback=positive, help="Zipf exponent of the reads.")
+    ] = 1.1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of fill order and reads.")] = 1,
     yes: YesOpt = False,
     as_json: JsonOpt = False,
@@ -101,7 +108,7 @@ def eviction(
     """
     from flightcache.app import App
     from flightcache.commands import _demo
-    from flightcache.console import err
+    from flightcache.console import err, styled
     from flightcache.patterns.eviction import demo, parse_policies
 
     try:
@@ -109,15 +116,14 @@ def eviction(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--policies") from None
     limit = maxmemory_bytes(maxmemory)
-    check_positive(keys, "--keys")
-    check_positive(requests, "--requests")
-    check_positive(skew, "--skew")
 
     application: App = ctx.obj
     require_consent(application.settings, yes)
     err.print(
-        "[yellow]note:[/yellow] eviction acts on the whole server: while this runs, any key on"
-        " it may be evicted or refused, not only flightcache's",
+        styled(
+            "[yellow]note:[/yellow] eviction acts on the whole server: while this runs, any key on"
+            " it may be evicted or refused, not only flightcache's"
+        ),
         soft_wrap=True,
     )
     _demo.run(

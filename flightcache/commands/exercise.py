@@ -176,10 +176,12 @@ def check(
 
     Each check calls your functions with real clients and reports passed or
     failed, with what is wrong, a hint, and the line of your file. Your code runs
-    in a separate process, each check with a time limit, under a key prefix of its
-    own (a Valkey ACL user allowed nothing else, where the server permits);
-    touching other keys fails the run. Checks delete their keys and rows. Exit
-    code 1 when a check failed.
+    in a separate process with resource limits, each check with a time limit,
+    under a key prefix of its own (a Valkey ACL user allowed nothing else and no
+    dangerous command, where the server permits) and, for SQL, a database role
+    that reads the dataset and writes only its own scratch tables; touching other
+    keys fails the run. Checks delete their keys, the ACL user and the role, and
+    sweep what a killed run left. Exit code 1 when a check failed.
 
     Examples:
 
@@ -216,6 +218,7 @@ def check(
             db=db,
             key_prefix=application.settings.key_prefix,
             timeout=timeout,
+            state_dir=application.settings.state_dir,
         )
     finally:
         if db is not None:
@@ -233,35 +236,35 @@ def check(
 
 
 def _render(report: Report, progress: Progress) -> None:
-    from rich.markup import escape
-
-    from flightcache.console import out
+    from flightcache.console import out, styled
     from flightcache.exercises.catalogue import EXERCISES
 
-    out.print(f"[bold]{report.exercise}[/bold]: {escape(str(report.file))}")
+    if report.swept:
+        out.print("removed what a killed check run left: " + ", ".join(report.swept), style="dim")
+    out.print(styled("[bold]{}[/bold]: {}", report.exercise, report.file))
     previous: tuple[str, str, str] | None = None
     for result in report.results:
         if result.passed:
-            out.print(f"  [green]✓ passed[/green]  {escape(result.title)}")
+            out.print(styled("  [green]✓ passed[/green]  {}", result.title))
             continue
-        out.print(f"  [red]✗ failed[/red]  {escape(result.title)}")
+        out.print(styled("  [red]✗ failed[/red]  {}", result.title))
         said = (result.message, result.hint, result.where)
         if said == previous:
             out.print("      the same as above", style="dim")
             continue
         previous = said
-        out.print(f"      {escape(result.message)}", soft_wrap=True)
+        out.print(f"      {result.message}", soft_wrap=True)
         if result.hint:
-            out.print(f"      [dim]hint:[/dim] {escape(result.hint)}", soft_wrap=True)
+            out.print(styled("      [dim]hint:[/dim] {}", result.hint), soft_wrap=True)
         if result.where:
-            out.print(f"      [dim]at[/dim] {escape(result.where)}", soft_wrap=True)
+            out.print(styled("      [dim]at[/dim] {}", result.where), soft_wrap=True)
     if report.output.strip():
-        out.print("[dim]your code printed:[/dim]")
-        out.print(escape(report.output.rstrip()), style="dim", soft_wrap=True)
+        out.print("your code printed:", style="dim")
+        out.print(report.output.rstrip(), style="dim", soft_wrap=True)
     done, total = report.score
     colour = "green" if report.passed else "red"
-    out.print(f"[{colour}]{done}/{total} checks passed[/{colour}]")
-    out.print(escape(report.note), style="dim")
+    out.print(f"{done}/{total} checks passed", style=colour)
+    out.print(report.note, style="dim")
     if report.passed:
         following = [n for n in EXERCISES if progress.status(n) != "passed"]
         if following:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
+from flightcache.commands._options import positive
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,22 +29,27 @@ def bar(ratio: float, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "·" * (width - filled)
 
 
-def check_positive(value: float, option: str) -> None:
-    if value <= 0:
-        raise typer.BadParameter(f"must be greater than 0, not {value:g}", param_hint=option)
-
-
 def hit_ratio(
     ctx: typer.Context,
     requests: Annotated[
-        int, typer.Option("--requests", help="Reads in the replayed stream.", max=1_000_000)
+        int,
+        typer.Option(
+            "--requests", callback=positive, help="Reads in the replayed stream.", max=1_000_000
+        ),
     ] = 5000,
     skew: Annotated[
         float,
-        typer.Option("--skew", help="Zipf exponent: higher sends more reads to fewer flights."),
+        typer.Option(
+            "--skew",
+            callback=positive,
+            help="Zipf exponent: higher sends more reads to fewer flights.",
+        ),
     ] = 1.1,
     ttl: Annotated[
-        int, typer.Option("--ttl", help="TTL of a cached flight, in simulated seconds.")
+        int,
+        typer.Option(
+            "--ttl", callback=positive, help="TTL of a cached flight, in simulated seconds."
+        ),
     ] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the request stream.")] = 1,
     as_json: JsonOpt = False,
@@ -69,10 +75,6 @@ def hit_ratio(
     """
     from flightcache.commands import _demo
     from flightcache.patterns.hit_ratio import demo
-
-    check_positive(requests, "--requests")
-    check_positive(skew, "--skew")
-    check_positive(ttl, "--ttl")
 
     def with_bars(demo_ctx: DemoContext) -> Iterator[Record]:
         from flightcache.patterns.base import Table

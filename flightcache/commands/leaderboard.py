@@ -16,6 +16,7 @@ import typer
 
 from flightcache.commands import leaderboard_live
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
+from flightcache.commands._options import positive
 
 if TYPE_CHECKING:
     from flightcache.patterns.leaderboard import Entry, Leaderboards
@@ -399,8 +400,12 @@ def rebuild(
 @app.command("book")
 def book(
     ctx: typer.Context,
-    flight: Annotated[int, typer.Option("--flight", help="flight_id to book on.")],
-    passenger: Annotated[int, typer.Option("--passenger", help="passenger_id who flies.")],
+    flight: Annotated[
+        int, typer.Option("--flight", callback=positive, help="flight_id to book on.")
+    ],
+    passenger: Annotated[
+        int, typer.Option("--passenger", callback=positive, help="passenger_id who flies.")
+    ],
     via_stream: Annotated[
         bool,
         typer.Option(

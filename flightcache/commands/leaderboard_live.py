@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flightcache.commands._demo import JsonOpt
+from flightcache.commands._options import positive
 
 if TYPE_CHECKING:
     from flightcache.app import App
@@ -45,9 +46,15 @@ def _valkey_errors(command: Callable[..., None]) -> Callable[..., None]:
 
 def simulate(
     ctx: typer.Context,
-    rate: Annotated[float, typer.Option("--rate", help="Bookings per second, about.")] = 200.0,
-    batch: Annotated[int, typer.Option("--batch", help="Bookings per batch (one commit).")] = 20,
-    seconds: Annotated[float, typer.Option("--seconds", help="How long to run.")] = 30.0,
+    rate: Annotated[
+        float, typer.Option("--rate", callback=positive, help="Bookings per second, about.")
+    ] = 200.0,
+    batch: Annotated[
+        int, typer.Option("--batch", callback=positive, help="Bookings per batch (one commit).")
+    ] = 20,
+    seconds: Annotated[
+        float, typer.Option("--seconds", callback=positive, help="How long to run.")
+    ] = 30.0,
     date: Annotated[
         str | None,
         typer.Option("--date", help="Day of the daily board, YYYY-MM-DD. Default: today (UTC)."),
@@ -138,8 +145,8 @@ def simulate(
                 sim.cleanup()
         if report.cleanup_valkey_failed:
             err.print(
-                "[yellow]--cleanup deleted the bookings, but Valkey failed: the boards still"
-                " count them[/yellow]",
+                "--cleanup deleted the bookings, but Valkey failed: the boards still count them",
+                style="yellow",
                 soft_wrap=True,
             )
         summary = report.as_dict()
@@ -186,9 +193,12 @@ def live(
         str, typer.Option("--board", help="Which board to show.")
     ] = "airport-bookings",
     period: Annotated[str, typer.Option("--period", help="`all` or `daily:YYYY-MM-DD`.")] = "all",
-    top: Annotated[int, typer.Option("--top", help="How many places to show.")] = 10,
+    top: Annotated[
+        int, typer.Option("--top", callback=positive, help="How many places to show.")
+    ] = 10,
     seconds: Annotated[
-        float | None, typer.Option("--seconds", help="Stop after this many seconds.")
+        float | None,
+        typer.Option("--seconds", callback=positive, help="Stop after this many seconds."),
     ] = None,
 ) -> None:
     """Show a board as a table that updates in place, pushed through pub/sub.
@@ -301,9 +311,14 @@ def _render(snap: Snapshot, key: str, channel: str) -> Any:
 
 def bench(
     ctx: typer.Context,
-    seconds: Annotated[float, typer.Option("--seconds", help="Seconds per measurement.")] = 2.0,
+    seconds: Annotated[
+        float, typer.Option("--seconds", callback=positive, help="Seconds per measurement.")
+    ] = 2.0,
     clients: Annotated[
-        int, typer.Option("--clients", help="Reader processes in the concurrent run.")
+        int,
+        typer.Option(
+            "--clients", callback=positive, help="Reader processes in the concurrent run."
+        ),
     ] = 1,
     as_json: JsonOpt = False,
 ) -> None:

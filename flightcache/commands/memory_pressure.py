@@ -50,7 +50,7 @@ def memory_pressure(
     """
     from flightcache.app import App
     from flightcache.commands import _demo
-    from flightcache.console import err
+    from flightcache.console import err, styled
     from flightcache.patterns.memory_pressure import demo
 
     limit = maxmemory_bytes(maxmemory)
@@ -64,8 +64,10 @@ def memory_pressure(
         " slowlog threshold fills the shared slow log",
     )
     err.print(
-        "[yellow]note:[/yellow] memory-pressure acts on the whole server: while it runs, other"
-        " clients' writes may be refused (OOM) or their keys evicted",
+        styled(
+            "[yellow]note:[/yellow] memory-pressure acts on the whole server: while it runs, other"
+            " clients' writes may be refused (OOM) or their keys evicted"
+        ),
         soft_wrap=True,
     )
     _demo.run(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from flightcache.app import App
+from flightcache.commands._options import port
 from flightcache.commands.data import SCALES
 
 
@@ -21,10 +22,12 @@ def up(
         bool, typer.Option("--standalone", help="Run Valkey as one node (undoes --cluster).")
     ] = False,
     valkey_port: Annotated[
-        int | None, typer.Option("--valkey-port", help="Valkey port (default: a free one).")
+        int | None,
+        typer.Option("--valkey-port", callback=port, help="Valkey port (default: a free one)."),
     ] = None,
     pg_port: Annotated[
-        int | None, typer.Option("--pg-port", help="PostgreSQL port (default: a free one).")
+        int | None,
+        typer.Option("--pg-port", callback=port, help="PostgreSQL port (default: a free one)."),
     ] = None,
     scale: Annotated[
         str,
@@ -51,7 +54,7 @@ def up(
       flightcache up --scale tiny --no-load
     """
     from flightcache.commands.data import check_scale, run_generated_load
-    from flightcache.console import err, human_ns, out
+    from flightcache.console import err, human_ns, out, styled
     from flightcache.data.load import info
 
     application: App = ctx.obj
@@ -69,7 +72,7 @@ def up(
         start_postgres=settings.embedded_db,
     )
     for step, seconds in report.steps:
-        out.print(f"  {step} [dim]({human_ns(seconds * 1e9)})[/dim]")
+        out.print(styled("  {} [dim]({})[/dim]", step, human_ns(seconds * 1e9)))
     db_url = application.db_url()
     out.print(f"database: {db_url}" + ("" if settings.embedded_db else " (configured)"))
     out.print(
@@ -89,8 +92,8 @@ def up(
             return
         if found.foreign_tables and not found.present:
             err.print(
-                f"[yellow]not loading:[/yellow] {db_url} holds other tables; "
-                "run `flightcache data load --force` to load beside them"
+                styled("[yellow]not loading:[/yellow] {} holds other tables; ", db_url)
+                + "run `flightcache data load --force` to load beside them"
             )
             return
         run_generated_load(db, scale, seed, replace=True, force=False)
@@ -128,7 +131,7 @@ def status(
     \b
       flightcache status --json
     """
-    from flightcache.console import human_bytes, out, table
+    from flightcache.console import human_bytes, out, styled, table
 
     application: App = ctx.obj
     settings = application.settings
@@ -161,7 +164,7 @@ def status(
             [
                 [
                     r.name,
-                    "[green]running[/green]" if r.running else "[red]stopped[/red]",
+                    styled("[green]running[/green]" if r.running else "[red]stopped[/red]"),
                     r.pid,
                     r.port,
                     r.version,

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from flightcache.app import App
+from flightcache.commands._options import positive
 from flightcache.errors import FlightcacheError
 
 
@@ -165,7 +166,7 @@ def doctor(
       flightcache doctor
       flightcache doctor --json
     """
-    from flightcache.console import out, table
+    from flightcache.console import out, styled, table
 
     checks = _doctor_checks(ctx.obj)
     failed = [c for c in checks if not c.ok]
@@ -177,7 +178,12 @@ def doctor(
                 "flightcache doctor",
                 ["check", "", "detail", "fix"],
                 [
-                    [c.name, "[green]ok[/green]" if c.ok else "[red]FAIL[/red]", c.detail, c.fix]
+                    [
+                        c.name,
+                        styled("[green]ok[/green]" if c.ok else "[red]FAIL[/red]"),
+                        c.detail,
+                        c.fix,
+                    ]
                     for c in checks
                 ],
             )
@@ -322,7 +328,8 @@ def _render(reply: Any) -> str:
 def monitor(
     ctx: typer.Context,
     seconds: Annotated[
-        float | None, typer.Option("--seconds", help="Stop after this many seconds.")
+        float | None,
+        typer.Option("--seconds", callback=positive, help="Stop after this many seconds."),
     ] = None,
 ) -> None:
     """Stream every command Valkey receives (MONITOR): the workshop's third terminal.

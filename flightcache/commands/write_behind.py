@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
+from flightcache.commands._options import non_negative, positive
 
 if TYPE_CHECKING:
     from flightcache.app import App
@@ -30,10 +31,13 @@ def _keys(application: App) -> Keys:
 def write_behind(
     ctx: typer.Context,
     flight: Annotated[
-        int | None, typer.Option("--flight", help="flight_id to book on. Default: the first.")
+        int | None,
+        typer.Option(
+            "--flight", callback=positive, help="flight_id to book on. Default: the first."
+        ),
     ] = None,
     seats: Annotated[
-        int, typer.Option("--seats", help="Seats per booking in the first steps.")
+        int, typer.Option("--seats", help="Seats per booking in the first steps (1 to 1,000).")
     ] = 2,
     burst: Annotated[
         int, typer.Option("--burst", min=1, max=1_000_000, help="Bookings in the burst.")
@@ -55,9 +59,11 @@ def write_behind(
     Books seats in Valkey (one Lua script: XADD to a stream and HINCRBY a
     counter), compares that write with write-through, shows the queue after a
     burst, drains it with the worker and the lag until the database caught up,
-    then kills a worker with SIGKILL mid-batch, restarts it and checks that
-    nothing was lost or applied twice. Subcommands: `worker` drains the queue,
-    `book` queues one booking.
+    shows two poison entries (ones no database can take) going to the
+    dead-letter streams, then kills a worker with SIGKILL mid-batch, restarts
+    it and checks that nothing was lost or applied twice. Subcommands: `worker`
+    drains the queue, `book` queues one booking, `dead-letters` lists what the
+    worker set aside.
 
     Examples:
 
@@ -70,11 +76,20 @@ def write_behind(
     if ctx.invoked_subcommand is not None:
         return
     from flightcache.commands import _demo
-    from flightcache.patterns.write_behind import check_batch, check_seats, demo
+    from flightcache.patterns.write_behind import (
+        check_batch,
+        check_flight_id,
+        check_queue,
+        check_seats,
+        demo,
+    )
 
     check_seats(seats)
     check_batch(batch)
+    if flight is not None:
+        check_flight_id(flight)
     application: App = ctx.obj
+    check_queue(_keys(application))
     child_env = {
         "FLIGHTCACHE_DB_URL": application.db_url().url(redact=False),
         "FLIGHTCACHE_VALKEY_URL": application.valkey_url().url(redact=False),
@@ -110,7 +125,8 @@ def worker(
         bool, typer.Option("--once", help="Drain until the queue is empty, then exit.")
     ] = False,
     max_seconds: Annotated[
-        float | None, typer.Option("--max-seconds", help="Stop after this many seconds.")
+        float | None,
+        typer.Option("--max-seconds", callback=positive, help="Stop after this many seconds."),
     ] = None,
     consumer: Annotated[
         str,
@@ -124,19 +140,35 @@ def worker(
         float,
         typer.Option(
             "--claim-idle",
-            min=0,
+            max=86_400,
+            callback=non_negative,
             help="Take over other consumers' entries pending longer than this (seconds).",
         ),
     ] = 60.0,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            "--retries",
+            min=1,
+            max=1_000_000,
+            help="Give up after this many failed database attempts in a row."
+            " Default: 6 with --once, no limit without.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Drain the write-behind queue into the database, batch by batch.
 
     Each shard is read with XREADGROUP, a batch is applied in one transaction
     that records every entry id (a redelivered entry is skipped), then XACKed.
-    At start the worker applies its own pending entries (a crashed run's) and
-    claims those of consumers idle too long. While the database is down the
-    batch stays pending, not acked, and the worker retries with backoff.
+    At start the worker applies its own pending entries (a crashed run's),
+    claims those of consumers idle too long and removes such consumers. While
+    the database is down the batch stays pending, not acked, and the worker
+    retries with backoff; with --once it gives up after --retries attempts, so
+    it always ends. An entry the database refuses for good (a flight that does
+    not exist, a value out of range) is a dead letter: moved with its error to
+    the shard's dead-letter stream, acked, never retried
+    (`flightcache write-behind dead-letters` lists them).
 
     Examples:
 
@@ -144,10 +176,11 @@ def worker(
       flightcache write-behind worker                    # run until Ctrl-C
       flightcache write-behind worker --once             # drain what is queued, exit
       flightcache write-behind worker --batch 2000 --max-seconds 30
+      flightcache write-behind worker --once --retries 2 # give up sooner when the DB is down
     """
     import valkey.exceptions
 
-    from flightcache.console import err, human_ns, out, table
+    from flightcache.console import err, human_ns, out, styled, table
     from flightcache.errors import ConfigError, ConnectionFailed, FlightcacheError
     from flightcache.patterns.write_behind import (
         PAUSE_ENV,
@@ -155,6 +188,8 @@ def worker(
         WorkerReport,
         backlog,
         check_batch,
+        check_queue,
+        dead_count,
         queue_depth,
     )
     from flightcache.valkey_client import close, wrap
@@ -168,14 +203,15 @@ def worker(
     application: App = ctx.obj
     application.db_url()  # a bad URL is a configuration error now, not a retry later
     keys = _keys(application)
+    check_queue(keys)
     client: Any = application.valkey()
     status: Any = None
     shown = [0.0]
 
     def on_retry(exc: FlightcacheError, delay: float, attempt: int, pending: int) -> None:
         err.print(
-            f"[yellow]database unavailable:[/yellow] {exc.message}; {pending} entries stay"
-            f" pending (not acked); retry {attempt} in {delay:.1f} s",
+            styled("[yellow]database unavailable:[/yellow] {}", exc.message)
+            + f"; {pending} entries stay pending (not acked); retry {attempt} in {delay:.1f} s",
             soft_wrap=True,
         )
 
@@ -191,7 +227,7 @@ def worker(
         )
 
     def on_pause(entries: int) -> None:
-        err.print(f"[dim]{PAUSE_ENV}: {entries} entries committed, waiting before XACK[/dim]")
+        err.print(f"{PAUSE_ENV}: {entries} entries committed, waiting before XACK", style="dim")
 
     drainer = Worker(
         client,
@@ -204,6 +240,7 @@ def worker(
         on_retry=on_retry,
         on_progress=on_progress,
         on_pause=on_pause,
+        max_retries=retries,
     )
     started = time.monotonic()
     try:
@@ -213,13 +250,14 @@ def worker(
         else:
             report = drainer.run(once=once, max_seconds=max_seconds)
         left = backlog(queue_depth(client, keys))
+        dead = dead_count(client, keys)
     except valkey.exceptions.ValkeyError as exc:
         raise wrap(exc, application.valkey_url()) from None
     finally:
         drainer.close()
         close(client)
     if as_json:
-        out.print_json(json.dumps({**report.as_dict(), "backlog": left}))
+        out.print_json(json.dumps({**report.as_dict(), "backlog": left, "dead_letters": dead}))
     else:
         rows = [
             ["applied", f"{report.applied:,}"],
@@ -231,6 +269,9 @@ def worker(
             ["time", human_ns(report.seconds * 1e9)],
             ["entries/s", f"{report.rate:,.0f}"],
             ["backlog left", f"{left:,}"],
+            ["dead-lettered (refused for good)", f"{report.dead_lettered:,}"],
+            ["dead letters kept, all shards", f"{dead:,}"],
+            ["idle consumers removed", f"{report.swept:,}"],
         ]
         out.print(table(f"worker {consumer}", ["", "this run"], rows))
     if report.stopped_pending:
@@ -244,8 +285,10 @@ def worker(
 @app.command("book")
 def book(
     ctx: typer.Context,
-    flight: Annotated[int, typer.Option("--flight", help="flight_id to book on.")],
-    seats: Annotated[int, typer.Option("--seats", help="Seats to book.")] = 1,
+    flight: Annotated[
+        int, typer.Option("--flight", callback=positive, help="flight_id to book on.")
+    ],
+    seats: Annotated[int, typer.Option("--seats", help="Seats to book (1 to 1,000).")] = 1,
     times: Annotated[
         int,
         typer.Option("--times", min=1, max=1_000_000, help="Queue the booking this many times."),
@@ -269,12 +312,21 @@ def book(
 
     from flightcache.console import out
     from flightcache.data.load import require_dataset
-    from flightcache.patterns.write_behind import WriteBehind, backlog, check_seats, queue_depth
+    from flightcache.patterns.write_behind import (
+        WriteBehind,
+        backlog,
+        check_flight_id,
+        check_queue,
+        check_seats,
+        queue_depth,
+    )
     from flightcache.valkey_client import close, wrap
 
+    check_flight_id(flight)
     check_seats(seats)
     application: App = ctx.obj
     keys = _keys(application)
+    check_queue(keys)
     db = application.database()
     client: Any = None
     try:
@@ -303,4 +355,64 @@ def book(
         f" Valkey now says {booking.booked} seats. {left:,} entries wait for"
         " `flightcache write-behind worker`.",
         soft_wrap=True,
+    )
+
+
+@app.command("dead-letters")
+def dead_letters(
+    ctx: typer.Context,
+    count: Annotated[
+        int,
+        typer.Option("--count", min=1, max=10_000, help="The newest this many of each shard."),
+    ] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the dead letters: queued entries the database refused for good.
+
+    The worker moves an entry it can never apply (a flight that does not exist,
+    a value out of range for its column, a malformed entry) to its shard's
+    dead-letter stream with the error, and acks it, so the queue keeps moving.
+    Nothing here is retried; fix the cause and book again.
+
+    Examples:
+
+    \b
+      flightcache write-behind dead-letters
+      flightcache write-behind dead-letters --count 100 --json
+    """
+    import valkey.exceptions
+
+    from flightcache.console import out, table
+    from flightcache.patterns.write_behind import check_queue, dead_count
+    from flightcache.patterns.write_behind import dead_letters as newest
+    from flightcache.valkey_client import close, wrap
+
+    application: App = ctx.obj
+    keys = _keys(application)
+    check_queue(keys)
+    client: Any = application.valkey()
+    try:
+        letters = newest(client, keys, count)
+        total = dead_count(client, keys)
+    except valkey.exceptions.ValkeyError as exc:
+        raise wrap(exc, application.valkey_url()) from None
+    finally:
+        close(client)
+    if as_json:
+        out.print_json(json.dumps({"total": total, "dead_letters": [d.__dict__ for d in letters]}))
+        return
+    from rich.markup import escape
+
+    rows = [  # the fields and the error are anyone's text: never markup
+        [f"{{wb{d.shard}}}"]
+        + [escape(x) for x in (d.entry, d.fields.get("flight", ""), d.fields.get("seats", ""))]
+        + [escape(d.error)]
+        for d in letters
+    ]
+    out.print(
+        table(
+            escape(f"{total:,} dead letters under {keys.prefix}{{wb*}}:dead"),
+            ["shard", "entry", "flight", "seats", "error"],
+            rows,
+        )
     )

@@ -21,6 +21,7 @@ from flightcache.errors import (
     DataError,
     FlightcacheError,
     QueryError,
+    RejectedValue,
     StatementTimeout,
 )
 from flightcache.sqlfiles import Dialect
@@ -65,7 +66,10 @@ def _wrap(exc: pymysql.err.Error, url: DbUrl, limits: Limits = _DEFAULT_LIMITS) 
             f"database {url.database!r} does not exist on MySQL at {where}",
             hint="create and fill it with `flightcache data load`",
         )
-    return QueryError(f"MySQL error {code}: {text}" if code else f"MySQL error: {text}")
+    said = f"MySQL error {code}: {text}" if code else f"MySQL error: {text}"
+    if isinstance(exc, (pymysql.err.IntegrityError, pymysql.err.DataError)):
+        return RejectedValue(said)  # a constraint or a column refused the value: for good
+    return QueryError(said)
 
 
 def _tls(url: DbUrl) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from flightcache.errors import (
     DataError,
     FlightcacheError,
     QueryError,
+    RejectedValue,
     StatementTimeout,
 )
 from flightcache.sqlfiles import Dialect
@@ -43,7 +44,9 @@ def _message(exc: psycopg.Error) -> str:
 
 
 def _wrap(exc: psycopg.Error, limits: Limits, what: str = "PostgreSQL error") -> FlightcacheError:
-    """A psycopg error met while running a statement, as a flightcache error."""
+    """A psycopg error met while running a statement, as a flightcache error:
+    StatementTimeout when the server cut it, RejectedValue when a constraint or a
+    column refused a value."""
     if isinstance(exc, psycopg.errors.QueryCanceled):
         return StatementTimeout(
             f"PostgreSQL cut a statement that ran past the {limits.statement or 0:g} s"
@@ -53,7 +56,10 @@ def _wrap(exc: psycopg.Error, limits: Limits, what: str = "PostgreSQL error") ->
         )
     if isinstance(exc, psycopg.OperationalError):
         return ConnectionFailed(f"lost the PostgreSQL connection: {_message(exc)}")
-    return QueryError(f"{what}: {_message(exc)}")
+    said = f"{what}: {_message(exc)}"
+    if isinstance(exc, (psycopg.IntegrityError, psycopg.DataError)):
+        return RejectedValue(said)
+    return QueryError(said)
 
 
 def _wrap_connect(exc: psycopg.Error, url: DbUrl) -> FlightcacheError:

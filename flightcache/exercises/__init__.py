@@ -6,18 +6,25 @@ as ``flightcache/exercises/files``) with the code to write between ``# START
 between the markers. ``start`` copies the starter to a folder the learner owns;
 ``check`` runs the exercise's checks against the configured database and Valkey.
 
-How a check run keeps the learner's code in its lane:
+How a check run keeps the learner's code in its lane (``runner``, ``child``,
+``sandbox``; the chapter ``workshop/exercises/README.md`` says what it does not fence):
 
-- The learner's code runs in a child process (``python -m
-  flightcache.exercises.child``), one check at a time, each with a time limit;
-  a check that runs over is killed and reported as timed out.
-- Every run works under a key prefix of its own. A Valkey ACL user restricted to
-  ``~<prefix>*`` (set on every primary, deleted afterwards) makes any access
-  outside it fail with NOPERM, and the ACL LOG tells which key was tried. Sentinel
-  keys outside the prefix are verified afterwards too; where ACLs are unavailable
-  they are the only guard, and the report says so.
-- Rows a check writes are reported by the child before the learner's code runs
-  and deleted by id afterwards, also when the child was killed.
+- The checks run in the parent with its own clients and judge the servers' state
+  and the learner's return values. The learner's code runs in a child started
+  fresh (``python -I``, a clean environment, its own session) that holds only the
+  URL of the run's Valkey ACL user; its database statements come back to the
+  parent and run as a per-run role that reads the dataset and writes only its
+  scratch area.
+- The ACL user may touch only ``~<prefix>*`` (set on every primary) and no
+  @dangerous/@admin command, SELECT, SCRIPT FLUSH/KILL or FUNCTION; sentinel keys
+  outside the prefix are verified afterwards too (the only guard where ACLs are
+  unavailable, and the report says so).
+- A check over its time limit sends SCRIPT KILL / FUNCTION KILL and kills the
+  child's process group; the child lowers its CPU, memory and process limits and
+  forks a watchdog that kills its group when the parent is gone.
+- The ACL user, the role and its scratch area are recorded in the state directory
+  before they are made, dropped after the run, and swept by the next run when a
+  run was killed.
 
 Nothing here imports typer or rich.
 """

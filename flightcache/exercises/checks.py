@@ -1,22 +1,22 @@
-"""The checks of every exercise, run in the child process against the learner's module.
+"""The checks of every exercise, run in the parent against the learner's module in the child.
 
-Each check calls the learner's functions (through the harness's Learner), looks
-at Valkey and the database with its own handles, and fails with a message that
-says what is wrong and a hint that says what to do. Checks that need a failure
-cause it themselves (``ExerciseDb.fail_writes``). Every check works under its own
-keys (``Keys`` scoped to the check), and every row it writes is reported to the
-parent (``ledger``) before the learner's code runs, so that it is deleted by id
-afterwards even when the check was killed.
+Each check calls the learner's functions (through the runner's proxy), judges what
+they returned and what the servers now hold, read with the checker's own handles,
+and fails with a message that says what is wrong and a hint that says what to do.
+Nothing else the learner's process says counts. Checks that need a failure cause it
+themselves (``ExerciseDb.fail_writes``, in the parent). Every check works under its
+own keys (``Keys`` scoped to the check); the rows the learner's code writes live in
+the run's scratch area (an ``airline`` copy, the write-behind tables), dropped with
+the run's database role.
 """
 
 from __future__ import annotations
 
 import random
-import string
 from dataclasses import dataclass
 from typing import Any
 
-from flightcache.errors import DataError, QueryError
+from flightcache.errors import DataError
 from flightcache.exercises.harness import (
     Check,
     CheckContext,
@@ -131,28 +131,22 @@ WT_DOOMED = "Doomed Air"
 
 
 def _wt_airline(c: CheckContext) -> dict[str, str]:
-    """A new airline row for this check alone, recorded for deletion; its row as text."""
-    db = c.database()
-    taken = {str(r[0]) for r in db.fetch(c.sql("exercise_airline_codes")).rows}
-    free = [a + b for a in string.ascii_uppercase for b in string.ascii_uppercase]
-    free = [code for code in free if code not in taken]
-    if not free:
-        raise DataError("every two-letter airline code is taken; the check needs a free one")
-    for _ in range(5):
-        code = random.choice(free)
-        try:
-            with db.transaction():
-                db.execute(c.sql("exercise_airline_add"), {"iata": code, "name": "Exercise Air"})
-                airline_id = int(db.fetch(c.sql("last_insert_id")).rows[0][0])
-        except QueryError:
-            continue  # another run took the code meanwhile
-        c.ledger("airline", str(airline_id))
-        return _wt_row(c, airline_id)
-    raise DataError("could not add an airline row for the write-through check")
+    """An airline row of the run's scratch copy of ``airline``, as text."""
+    codes = [str(r[0]) for r in c.scratch_fetch("exercise_airline_codes").rows if r[0]]
+    random.shuffle(codes)
+    for code in codes[:20]:
+        found = c.scratch_fetch("airline_by_iata", {"iata": code})
+        if len(found.rows) == 1:
+            return _wt_row(c, int(found.rows[0][0]))
+    raise DataError(
+        "the airline table has no airline with a code of its own, so the write-through"
+        " check has nothing to rename",
+        hint="load the data with `flightcache data load`",
+    )
 
 
 def _wt_row(c: CheckContext, airline_id: int) -> dict[str, str]:
-    found = c.database().fetch(c.sql("airline_by_id"), {"airline_id": airline_id})
+    found = c.scratch_fetch("airline_by_id", {"airline_id": airline_id})
     return {
         col: "" if v is None else str(v)
         for col, v in zip(found.columns, found.rows[0], strict=True)
@@ -252,10 +246,8 @@ class _Queued:
 def _wb_queue(c: CheckContext, n: int) -> tuple[str, list[_Queued]]:
     from flightcache.patterns.write_behind import ensure_tables
 
-    db = c.database()
-    ensure_tables(db)
+    ensure_tables(c.scratch_db())
     stream = c.keys.exercise_queue()
-    c.ledger("wb_queue", stream)
     c.admin.xgroup_create(stream, WB_GROUP, id="0", mkstream=True)
     queued = []
     for i in range(n):
@@ -266,9 +258,7 @@ def _wb_queue(c: CheckContext, n: int) -> tuple[str, list[_Queued]]:
 
 
 def _wb_applied(c: CheckContext, stream: str, entry: _Queued) -> int:
-    found = c.database().fetch(
-        c.sql("wb_flight_seats"), {"queue": stream, "flight_id": entry.flight}
-    )
+    found = c.scratch_fetch("wb_flight_seats", {"queue": stream, "flight_id": entry.flight})
     return int(found.rows[0][0])
 
 

@@ -1,15 +1,27 @@
-"""The process that runs a learner's code: ``python -P -m flightcache.exercises.child``.
+"""The process that runs a learner's code, and nothing but it.
 
-It reads one JSON document on stdin (the exercise, the learner's file, the checks
-to run, the URLs, the run's key prefix), and answers with one JSON event per line
-on the stdout it had at start: ``connected``, ``ready`` once the learner's file is
-imported, then ``start`` and ``result`` per check,
-with ``ledger`` events for rows to delete afterwards; or ``error`` (the servers
-cannot be used) or ``load-failed`` (the learner's file raised while importing).
-What the learner's code prints goes to stderr, never into the events.
+The runner starts it fresh (``python -I``, a clean environment, its own session)
+and writes one JSON document per line to its stdin: first the spec (the
+exercise, the learner's file, the restricted Valkey URL of the run's ACL user,
+the database's dialect, the time limit, the resource limits, the descriptor it
+watches its parent on), then one ``call`` per function the checks call. It
+answers on the stdout it had at start, one JSON event per line: ``connected``,
+``ready`` once the learner's file is imported (or ``load-failed``), and per call
+``returned`` or ``raised``. What the learner's code prints goes to stderr.
 
-The parent enforces the time limit of each check by killing this process; a
-faulthandler dump just before that tells it which line was running.
+The checks themselves run in the parent, with its own clients: nothing this
+process says decides a check but the return values of the learner's functions.
+The learner's ``db`` is a proxy: each statement goes to the parent as a ``db``
+event, and the parent runs it as the run's restricted database role, counts the
+reads and injects the failures the checks ask for. This process never holds an
+admin URL or a database password.
+
+Before the learner's code is imported it forks a watchdog into its process group
+that waits for the parent's end of a pipe to close and then kills the whole group
+(so a SIGKILLed ``flightcache exercise check`` takes the learner's processes with
+it), and lowers its own resource limits: CPU seconds, address space, processes.
+A faulthandler dump just before the time limit tells the parent which line was
+running when it kills the group.
 """
 
 from __future__ import annotations
@@ -18,13 +30,17 @@ import faulthandler
 import importlib.util
 import json
 import os
+import resource
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from flightcache.errors import FlightcacheError
+from flightcache.errors import FlightcacheError, QueryError
 
-DUMP_MARGIN_S = 0.3
+HANDLE = "$handle"
 
 
 def _emit(stream: IO[str], **event: Any) -> None:
@@ -42,41 +58,150 @@ def _load(path: Path, name: str) -> Any:
     return module
 
 
+def start_watchdog(watch_fd: int) -> None:
+    """Fork a process that kills this process group once the parent's pipe closes."""
+    pid = os.fork()
+    if pid:
+        os.close(watch_fd)
+        return
+    try:  # the watchdog: nothing of the parent's pipes, only the watched one
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, watch_fd)
+        os.closerange(watch_fd + 1, 1024)
+        while os.read(watch_fd, 1):
+            pass
+    finally:
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+        os._exit(0)
+
+
+def _tasks_of(uid: int) -> int:
+    """Threads of ``uid`` now running: what RLIMIT_NPROC counts."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(entry.path, "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if int(fields.get("Uid", "-1").split()[0]) == uid:
+            count += int(fields.get("Threads", "1").strip() or 1)
+    return count
+
+
+def apply_limits(limits: dict[str, int]) -> None:
+    """Lower the soft and hard limits; a limit already lower stays as it is."""
+    wanted = {
+        resource.RLIMIT_CPU: limits.get("cpu_s", 0),
+        resource.RLIMIT_AS: limits.get("memory_bytes", 0),
+    }
+    extra = limits.get("processes", 0)
+    if extra and Path("/proc/self/status").exists():
+        wanted[resource.RLIMIT_NPROC] = _tasks_of(os.getuid()) + extra
+    for which, value in wanted.items():
+        if value <= 0:
+            continue
+        soft, hard = resource.getrlimit(which)
+        new_hard = value if hard == resource.RLIM_INFINITY else min(hard, value)
+        new_soft = new_hard if soft == resource.RLIM_INFINITY else min(soft, new_hard)
+        try:
+            resource.setrlimit(which, (new_soft, new_hard))
+        except (ValueError, OSError):
+            pass
+
+
+class RemoteDb:
+    """The database as the learner's code gets it: each statement runs in the parent.
+
+    ``sql(name)`` gives a named query of flightcache's sql/ files for this database;
+    ``fetch``, ``execute`` and ``transaction`` ask the parent, which runs them as the
+    run's database role. A failure the check injects comes back as InjectedFailure.
+    """
+
+    def __init__(self, dialect: str, events: IO[str], requests: IO[str]) -> None:
+        self.dialect = dialect
+        self._events = events
+        self._requests = requests
+
+    def sql(self, name: str) -> str:
+        from flightcache import sqlfiles
+
+        return sqlfiles.query(self.dialect, name)  # type: ignore[arg-type]
+
+    def _ask(self, op: str, sql: str = "", params: Any = None) -> Any:
+        from flightcache.exercises.harness import InjectedFailure
+
+        _emit(self._events, event="db", op=op, sql=sql, params=params)
+        line = self._requests.readline()
+        if not line:
+            raise SystemExit(0)  # the parent is gone
+        reply = json.loads(line)
+        error = reply.get("error")
+        if error is None:
+            return reply.get("value")
+        kind = reply.get("kind")
+        if kind == "injected":
+            raise InjectedFailure(error)
+        if kind == "usage":
+            raise RuntimeError(error)
+        raise QueryError(error)
+
+    def fetch(self, sql: str, params: Any = None) -> Any:
+        from flightcache.db import QueryResult
+
+        value = self._ask("fetch", sql, params)
+        rows = [tuple(row) for row in value["rows"]]
+        return QueryResult(list(value["columns"]), rows, int(value["rowcount"]))
+
+    def execute(self, sql: str, params: Any = None) -> int:
+        return int(self._ask("execute", sql, params))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._ask("begin")
+        try:
+            yield
+        except BaseException:
+            self._ask("rollback")
+            raise
+        self._ask("commit")
+
+
 def main() -> int:
     events = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)  # the learner's code reads nothing meant for this process
+    os.close(null)
     os.dup2(2, 1)  # the learner's print() goes to stderr, not into the events
+    sys.stderr.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
     sys.stdout = sys.stderr
-    spec = json.loads(sys.stdin.read())
+    spec = json.loads(requests.readline())
+    if spec.get("watch_fd") is not None:
+        start_watchdog(int(spec["watch_fd"]))
 
-    from flightcache.config import DbUrl, ValkeyUrl
-    from flightcache.db import connect as db_connect
+    from flightcache.config import ValkeyUrl
     from flightcache.exercises.catalogue import get
-    from flightcache.exercises.checks import CHECKS
-    from flightcache.exercises.harness import (
-        CheckContext,
-        CheckFailed,
-        ExerciseDb,
-        Learner,
-        where_in,
-    )
-    from flightcache.keys import Keys
+    from flightcache.exercises.harness import CheckFailed, InjectedFailure, Learner, where_in
     from flightcache.valkey_client import connect
 
     exercise = get(spec["exercise"])
     try:
-        admin = connect(ValkeyUrl.parse(spec["admin_url"]))
         client = connect(ValkeyUrl.parse(spec["learner_url"]))
-        raw_db = db_connect(DbUrl.parse(spec["db_url"])) if spec.get("db_url") else None
     except FlightcacheError as exc:
         _emit(events, event="error", message=exc.message, hint=exc.hint or "")
         return 0
-
+    db = RemoteDb(spec["dialect"], events, requests) if spec.get("dialect") else None
+    apply_limits(spec.get("limits") or {})
     _emit(events, event="connected")
     path = Path(spec["file"]).resolve()
-    timeout = float(spec["timeout"])
+    sys.path.append(str(path.parent))  # the learner's own modules beside the file, last
     dump = open(spec["dump_file"], "w", encoding="utf-8")  # noqa: SIM115 - open for the process
-    dump_after = max(timeout - DUMP_MARGIN_S, timeout / 2)  # before the parent kills us
-    faulthandler.dump_traceback_later(dump_after, exit=False, file=dump)
+    faulthandler.dump_traceback_later(float(spec["dump_after"]), exit=False, file=dump)
     try:
         module = _load(path, exercise.filename[:-3])
     except BaseException as exc:
@@ -86,58 +211,51 @@ def main() -> int:
     finally:
         faulthandler.cancel_dump_traceback_later()
     learner = Learner(module, path, exercise)
-    learner_db = ExerciseDb(raw_db) if raw_db is not None else None
-    by_name = {check.name: (n, check) for n, check in enumerate(CHECKS[exercise.name])}
-    run_keys = Keys(spec["prefix"])
     _emit(events, event="ready")
 
-    def ledger(kind: str, value: str) -> None:
-        _emit(events, event="ledger", kind=kind, value=value)
+    def decode(arg: Any) -> Any:
+        if isinstance(arg, dict) and set(arg) == {HANDLE}:
+            return client if arg[HANDLE] == "valkey" else db
+        return arg
 
-    for name in spec["checks"]:
-        number, check = by_name[name]
+    for line in requests:
+        request = json.loads(line)
+        if request.get("op") != "call":
+            continue
         learner.last_called = ""
-        _emit(events, event="start", check=name)
-        faulthandler.dump_traceback_later(dump_after, file=dump)
-        ctx = CheckContext(
-            learner=learner,
-            valkey=client,
-            admin=admin,
-            keys=run_keys.scope(f"c{number}"),
-            raw_db=raw_db,
-            db=learner_db,
-            ledger=ledger,
-        )
-        if learner_db is not None:
-            learner_db.fetches = learner_db.failures = 0
-            learner_db.fail_writes = False
+        faulthandler.dump_traceback_later(float(request["dump_after"]), file=dump)
         try:
-            check.run(ctx)
+            value = learner.call(
+                request["function"],
+                *[decode(a) for a in request["args"]],
+                expect_failure=bool(request.get("expect_failure")),
+            )
         except CheckFailed as failed:
             _emit(
                 events,
-                event="result",
-                check=name,
-                passed=False,
+                event="raised",
+                kind="failed",
                 message=failed.message,
                 hint=failed.hint,
-                where=failed.where or learner.last_called,
+                where=failed.where,
+                called=learner.last_called,
             )
-        except FlightcacheError as exc:
-            _emit(events, event="error", message=exc.message, hint=exc.hint or "")
-            return 0
-        except Exception as exc:  # the checker's own reads failed on what the code left
-            _emit(
-                events,
-                event="result",
-                check=name,
-                passed=False,
-                message=f"checking what your code left failed: {type(exc).__name__}: {exc}",
-                hint="store the type of value the docstring asks for (string, hash,"
-                " sorted set, stream) under the key you were given",
-            )
+        except InjectedFailure as exc:
+            _emit(events, event="raised", kind="injected", message=str(exc), called="")
         else:
-            _emit(events, event="result", check=name, passed=True)
+            try:
+                _emit(events, event="returned", value=value, called=learner.last_called)
+            except (TypeError, ValueError) as exc:
+                _emit(
+                    events,
+                    event="raised",
+                    kind="failed",
+                    message=f"{request['function']}() returned a value that cannot be read:"
+                    f" {type(exc).__name__}: {exc}",
+                    hint="return plain values: numbers, text, lists, dicts, None",
+                    where="",
+                    called=learner.last_called,
+                )
         finally:
             faulthandler.cancel_dump_traceback_later()
     return 0

@@ -1,12 +1,14 @@
 """What a check works with: the learner's module, called safely, and the handles.
 
-A check calls the learner's functions through :class:`Learner`, which turns
-whatever goes wrong inside them (NotImplementedError, an exception, a key outside
-the prefix) into a :class:`CheckFailed` that names the learner's file and line.
-The learner's code gets the database as an :class:`ExerciseDb`, which counts
-reads and makes the COMMIT of a transaction fail when a check asks, so that the
-order of "database, then cache" (write-through) or "commit, then XACK"
-(write-behind) becomes visible.
+The checks run in the parent; the learner's module lives in the child process.
+A check calls the learner's functions through a :class:`Caller` (the runner's
+proxy to the child), and in the child :class:`Learner` turns whatever goes wrong
+inside them (NotImplementedError, an exception, a key outside the prefix) into a
+:class:`CheckFailed` that names the learner's file and line. The learner's
+database statements come back to the parent and run on an :class:`ExerciseDb`
+over the run's restricted role: it counts reads and makes the COMMIT of a
+transaction fail when a check asks, so that the order of "database, then cache"
+(write-through) or "commit, then XACK" (write-behind) becomes visible.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from flightcache import sqlfiles
 from flightcache.db import Database, Params, QueryResult
-from flightcache.errors import FlightcacheError
+from flightcache.errors import FlightcacheError, QueryError
 from flightcache.exercises.catalogue import Exercise
 from flightcache.keys import Keys
 
@@ -57,6 +59,7 @@ class ExerciseDb:
         self.fail_writes = False
         self.failures = 0
         self._open = False
+        self._pending: AbstractContextManager[None] | None = None
 
     def sql(self, name: str) -> str:
         return sqlfiles.query(self.dialect, name)
@@ -86,6 +89,32 @@ class ExerciseDb:
                 raise InjectedFailure(
                     "COMMIT failed (a failure the check injected); the transaction rolled back"
                 )
+
+    # the learner's ``with db.transaction():`` arrives as separate begin, commit, rollback
+    def begin(self) -> None:
+        if self._pending is not None:
+            raise RuntimeError("a transaction is already open: db.transaction() does not nest")
+        pending = self.transaction()
+        pending.__enter__()
+        self._pending = pending
+
+    def commit(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise RuntimeError("no transaction is open")
+        pending.__exit__(None, None, None)
+
+    def rollback(self) -> None:
+        """End an open transaction with a ROLLBACK (also when the check was stopped)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        stop = RuntimeError("rolled back")
+        try:
+            pending.__exit__(RuntimeError, stop, None)
+        except RuntimeError as exc:
+            if exc is not stop:
+                raise
 
 
 def _caused_by_injection(exc: BaseException) -> bool:
@@ -165,6 +194,12 @@ class Learner:
         except BaseException as exc:
             if expect_failure and _caused_by_injection(exc):
                 raise InjectedFailure(str(exc)) from None
+            if "permissions to run" in str(exc):
+                raise CheckFailed(
+                    f"your code ran a command exercises may not run, and Valkey refused: {exc}",
+                    hint="the exercises need only the commands their docstrings name",
+                    where=self.where(exc),
+                ) from None
             if _outside_prefix(exc):
                 raise CheckFailed(
                     f"your code touched a key outside its prefix, and Valkey refused: {exc}",
@@ -184,17 +219,30 @@ class Learner:
             ) from None
 
 
+class Caller(Protocol):
+    """Calls a function of the learner's module (in the child process)."""
+
+    def call(self, function: str, *args: Any, expect_failure: bool = False) -> Any: ...
+
+
+class LearnerValkey:
+    """Stands for the learner's own Valkey client (the child's, as the run's ACL user)."""
+
+
+LEARNER_VALKEY = LearnerValkey()
+
+
 @dataclass
 class CheckContext:
-    """What a check works with: the learner's module and client, its own handles."""
+    """What a check works with: the learner's functions, and the checker's own handles."""
 
-    learner: Learner
-    valkey: Any  # the learner's client (restricted to the run's prefix when ACLs allow)
+    learner: Caller
+    valkey: LearnerValkey  # passed to the learner: the child's restricted client
     admin: Any  # the checker's own client
     keys: Keys  # this check's key scope
-    raw_db: Database | None
-    db: ExerciseDb | None
-    ledger: Callable[[str, str], None]
+    raw_db: Database | None  # the dataset, read by the checker
+    db: ExerciseDb | None  # passed to the learner: its statements, run as the run's role
+    scratch: Database | None = None  # the role's connection: the checker reads its scratch
 
     def sql(self, name: str) -> str:
         return sqlfiles.query(self.database().dialect, name)
@@ -203,6 +251,22 @@ class CheckContext:
         if self.raw_db is None:
             raise FlightcacheError("this exercise's checks need a database connection")
         return self.raw_db
+
+    def scratch_db(self) -> Database:
+        if self.scratch is None:
+            raise FlightcacheError("this exercise's checks need a database connection")
+        return self.scratch
+
+    def scratch_fetch(self, name: str, params: Params = None) -> QueryResult:
+        """A named query on the scratch area, which the learner's code may have broken
+        (its role owns those tables): a failure is the check's, not the run's."""
+        try:
+            return self.scratch_db().fetch(self.sql(name), params)
+        except QueryError as exc:
+            raise CheckFailed(
+                f"reading the scratch tables your code writes failed: {exc.message}",
+                hint="leave the tables as they are: change rows only as the docstring says",
+            ) from None
 
     def learner_db(self) -> ExerciseDb:
         if self.db is None:

@@ -16,9 +16,13 @@ Failure modes: a worker killed between commit and XACK leaves its entries
 pending; on restart it reads its own pending entries first (and XAUTOCLAIMs
 those of consumers idle too long) and skips what it had applied. A database
 that is down leaves the batch pending, not acked; the worker retries with
-backoff. What is not covered: Valkey itself losing acknowledged writes (run it
-with AOF, and replicas), since until the worker drains them the queue is the
-only copy.
+backoff (with ``--once`` a bounded number of times, so that it always ends).
+A poison entry, one no database can take (malformed, a flight that does not
+exist, a value the database refuses for good: its IntegrityError or DataError),
+is never retried: it moves to the shard's dead-letter stream with the error,
+acked in the same script, and the rest of its batch is applied. What is not
+covered: Valkey itself losing acknowledged writes (run it with AOF, and
+replicas), since until the worker drains them the queue is the only copy.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,8 +41,9 @@ from typing import Any, Protocol
 import valkey.exceptions
 
 from flightcache import sqlfiles
+from flightcache.children import child_env, python_command
 from flightcache.db import Params, QueryResult
-from flightcache.errors import ConfigError, DataError, FlightcacheError
+from flightcache.errors import ConfigError, DataError, FlightcacheError, RejectedValue
 from flightcache.keys import Keys
 from flightcache.patterns.base import DemoContext, Record, Table
 from flightcache.valkey_client import primaries
@@ -48,6 +52,19 @@ SHARDS = 8
 """Streams per queue. Writers and workers must agree; a flight always maps to one shard."""
 GROUP = "db-writer"
 PIPELINE_CHUNK = 1_000
+MAX_SEATS = 1_000
+"""Seats one booking may take: more than any airliner holds."""
+MAX_FLIGHT_ID = 2**31 - 1
+"""flight.flight_id is an INT on both databases."""
+MAX_BATCH = 10_000
+QUEUE_MAX = 94
+"""Characters of a queue's name (the scoped key prefix): flightcache_wb_seats.queue is a
+varchar(100), and the write-through comparison appends ``direct``."""
+DEAD_MAXLEN = 10_000
+"""Dead letters kept per shard (XADD MAXLEN ~): the newest, for a person to read."""
+ONCE_RETRIES = 6
+"""Failed database attempts in a row after which ``worker --once`` gives up (about 6 s of
+backoff); without --once the worker retries until stopped."""
 
 # KEYS[1] the shard's queue (stream), KEYS[2] the flight's counter (hash)
 # ARGV[1] flight id, ARGV[2] seats booked
@@ -62,6 +79,19 @@ local booked = redis.call('HINCRBY', KEYS[2], 'seats', ARGV[2])
 return {id, booked}
 """
 BOOK_SHA = hashlib.sha1(BOOK_SCRIPT.encode()).hexdigest()
+
+# KEYS[1] the shard's queue (stream), KEYS[2] the shard's dead letters (stream)
+# ARGV[1] consumer group, ARGV[2] entry id, ARGV[3] dead letters kept (MAXLEN ~),
+# ARGV[4..] the dead letter's field, value pairs
+# Returns 1 when the entry was pending and is now a dead letter, 0 when another
+# worker had acked it already (then nothing is added: one dead letter per entry).
+DEAD_LETTER_SCRIPT = """
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if acked == 1 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+end
+return acked
+"""
 
 
 class Sql(Protocol):
@@ -118,6 +148,28 @@ def check_seats(seats: int) -> None:
             f"cannot book {seats!r} seats: a booking takes one seat or more",
             hint="pass --seats 1 or a larger whole number",
         )
+    if seats > MAX_SEATS:
+        raise ConfigError(
+            f"cannot book {seats:,} seats: a booking takes at most {MAX_SEATS:,}"
+            " (no airliner holds more); nothing was booked",
+            hint="pass a smaller --seats, or book several times (--times)",
+        )
+
+
+def check_flight_id(flight_id: int) -> None:
+    """A flight id the flight table's INT column can hold (whether it exists is asked
+    of the database later)."""
+    if (
+        isinstance(flight_id, bool)
+        or not isinstance(flight_id, int)
+        or not (1 <= flight_id <= MAX_FLIGHT_ID)
+    ):
+        raise ConfigError(
+            f"flight {flight_id!r} cannot exist: a flight_id is a whole number from 1 to"
+            f" {MAX_FLIGHT_ID:,}; nothing was booked",
+            hint="pick a flight_id from the flight table, e.g."
+            " `flightcache sql -e 'SELECT flight_id FROM flight LIMIT 5'`",
+        )
 
 
 def check_batch(batch: int) -> None:
@@ -125,6 +177,22 @@ def check_batch(batch: int) -> None:
         raise ConfigError(
             f"--batch {batch} would read nothing: a batch holds one entry or more",
             hint="pass --batch 500, say (larger batches mean fewer transactions)",
+        )
+    if batch > MAX_BATCH:
+        raise ConfigError(
+            f"--batch {batch:,} is more than one transaction should hold (at most {MAX_BATCH:,})",
+            hint="pass --batch 500, say (larger batches mean fewer transactions)",
+        )
+
+
+def check_queue(keys: Keys) -> None:
+    """The queue's name is stored with every row in the database: bound its length."""
+    if len(keys.prefix) > QUEUE_MAX:
+        shown = keys.prefix[:40] + ("..." if len(keys.prefix) > 40 else "")
+        raise ConfigError(
+            f"the key prefix is too long for write-behind: {shown!r} is {len(keys.prefix):,}"
+            f" characters with the demo's scope, and a queue's name takes at most {QUEUE_MAX}",
+            hint="pass a shorter --key-prefix (or FLIGHTCACHE_KEY_PREFIX), e.g. fc:",
         )
 
 
@@ -150,6 +218,7 @@ class WriteBehind:
     """The write side: validate, then one script per booking."""
 
     def __init__(self, valkey_client: Any, db: Sql | None, keys: Keys) -> None:
+        check_queue(keys)
         self.valkey = valkey_client
         self.db = db
         self.keys = keys
@@ -219,6 +288,7 @@ class WriteBehind:
     # -- writes -------------------------------------------------------------------
     def book(self, flight_id: int, seats: int) -> Booking:
         """Accept one booking: validated, then queued and counted in one script."""
+        check_flight_id(flight_id)
         check_seats(seats)
         self.require_flights([flight_id])
         args = self._args(flight_id, seats)
@@ -232,7 +302,8 @@ class WriteBehind:
 
     def book_many(self, bookings: Sequence[tuple[int, int]]) -> int:
         """Accept many bookings, pipelined; all are validated before any is queued."""
-        for _, seats in bookings:
+        for flight_id, seats in bookings:
+            check_flight_id(flight_id)
             check_seats(seats)
         self.require_flights({f for f, _ in bookings})
         self.load_script()
@@ -316,25 +387,71 @@ def backlog(depths: Sequence[ShardDepth]) -> int:
     return sum((d.lag if d.lag is not None else d.length) + d.pending for d in depths)
 
 
+@dataclass
+class DeadLetter:
+    shard: int
+    id: str  # in the dead-letter stream
+    entry: str  # the entry's id in its queue
+    error: str
+    fields: dict[str, str]  # the entry's own fields (flight, seats, ...)
+
+
+def dead_count(client: Any, keys: Keys) -> int:
+    """Dead letters kept, over all shards (XLEN of each dead-letter stream)."""
+    return sum(int(client.xlen(keys.wb_dead(shard))) for shard in range(SHARDS))
+
+
+def dead_letters(client: Any, keys: Keys, count: int = 20) -> list[DeadLetter]:
+    """The newest ``count`` dead letters of each shard, oldest first."""
+    out: list[DeadLetter] = []
+    for shard in range(SHARDS):
+        for dead_id, raw in reversed(client.xrevrange(keys.wb_dead(shard), count=count)):
+            fields = {_text(k): _text(v) for k, v in raw.items()}
+            entry, error = fields.pop("entry", ""), fields.pop("error", "")
+            fields.pop("consumer", None)
+            out.append(DeadLetter(shard, _text(dead_id), entry, error, fields))
+    return sorted(out, key=lambda d: _id_key(d.id))
+
+
 # -- the worker --------------------------------------------------------------------
 @dataclass
 class Entry:
     id: str
-    flight_id: int | None  # None: malformed or deleted, recorded with no effect
+    flight_id: int | None  # None: malformed (its error says why)
     seats: int
+    error: str = ""  # why no database can take it: it goes to the dead letters
+    fields: dict[str, str] = field(default_factory=dict)  # as read from the stream
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def parse_entries(raw: Sequence[Any]) -> list[Entry]:
-    """XREADGROUP/XAUTOCLAIM entries ``[(id, {field: value}), ...]`` as Entry objects."""
+    """XREADGROUP/XAUTOCLAIM entries ``[(id, {field: value}), ...]`` as Entry objects.
+
+    An entry of the wrong shape (a field missing, not a whole number, a flight id no
+    INT holds, fewer than one seat) carries its error; it is not retried. An entry
+    deleted while pending (``None`` fields) is recorded with no effect."""
     out: list[Entry] = []
     for entry_id, fields in raw:
+        if fields is None:  # deleted from the stream while pending: recorded, no effect
+            out.append(Entry(_text(entry_id), None, 0))
+            continue
+        text = {_text(k): _text(v) for k, v in fields.items()}
         try:
-            flight, seats = int(fields["flight"]), int(fields["seats"])
-            out.append(
-                Entry(str(entry_id), flight, seats) if seats > 0 else Entry(str(entry_id), None, 0)
-            )
-        except (TypeError, KeyError, ValueError):
-            out.append(Entry(str(entry_id), None, 0))
+            flight, seats = int(text["flight"]), int(text["seats"])
+        except (KeyError, ValueError):
+            shown = ", ".join(f"{k}={v[:30]!r}" for k, v in list(text.items())[:4]) or "none"
+            error = f"malformed entry: needs whole-number fields flight and seats; has {shown}"
+            out.append(Entry(_text(entry_id), None, 0, error, text))
+            continue
+        error = ""
+        if not 1 <= flight <= MAX_FLIGHT_ID:
+            error = f"malformed entry: flight {flight} is not a flight id (1 to {MAX_FLIGHT_ID})"
+        elif seats < 1:
+            error = f"malformed entry: {seats} seats (a booking takes one or more)"
+        out.append(Entry(_text(entry_id), None if error else flight, seats, error, text))
     return out
 
 
@@ -383,7 +500,9 @@ class WorkerReport:
     skipped: int = 0  # delivered again but applied before: not counted twice
     recovered: int = 0  # read back from this consumer's pending list at start
     claimed: int = 0  # taken over from other consumers idle too long
-    malformed: int = 0  # entries with no usable flight/seats (recorded, no effect)
+    malformed: int = 0  # entries with no usable flight/seats (dead-lettered)
+    dead_lettered: int = 0  # poison entries moved to the dead letters in this run
+    swept: int = 0  # consumers of dead workers removed from the group (idle, none pending)
     batches: int = 0
     retries: int = 0  # failed database attempts
     seconds: float = 0.0
@@ -399,7 +518,8 @@ class WorkerReport:
 
 
 class DatabaseUnavailable(Exception):
-    """Raised inside the worker when the deadline passes while the database is down."""
+    """Raised inside the worker when the deadline passes, or its retries run out, while
+    the database is down."""
 
 
 Retry = Callable[[FlightcacheError, float, int, int], None]
@@ -423,14 +543,18 @@ class Worker:
     on_pause: Callable[[int], None] | None = None
     idle_sleep: float = 0.2
     max_backoff: float = 5.0
+    max_retries: int | None = None  # failed attempts in a row before giving up; None: run()
     sleep: Callable[[float], None] = time.sleep
     report: WorkerReport = field(init=False)
     queue: str = field(init=False)
     _db: Sql | None = field(default=None, init=False)
     _deadline: float | None = field(default=None, init=False)
+    _retries: int | None = field(default=None, init=False)
+    known_flights: set[int] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         check_batch(self.batch)
+        check_queue(self.keys)
         self.report = WorkerReport(self.consumer)
         self.queue = self.keys.prefix
 
@@ -458,19 +582,24 @@ class Worker:
     def close(self) -> None:
         self._drop_connection()
 
-    def _apply(self, shard: int, entries: list[Entry]) -> None:
-        """Apply until it works, backing off; DatabaseUnavailable when time is up."""
+    def _apply(self, shard: int, entries: list[Entry]) -> list[Entry]:
+        """Apply until it works, backing off on transient errors; returns the poison
+        entries (not applied, each with its error). DatabaseUnavailable when time or
+        retries are up."""
         delay, attempt = 0.2, 0
         while True:
             try:
-                applied, skipped = apply_batch(self.database(), self.queue, shard, entries)
+                applied, skipped, poison = self._try(shard, entries)
                 break
             except FlightcacheError as exc:
                 attempt += 1
                 self.report.retries += 1
                 self.report.last_error = exc.message
                 self._drop_connection()
-                if self._deadline is not None and time.monotonic() + delay > self._deadline:
+                out_of_time = (
+                    self._deadline is not None and time.monotonic() + delay > self._deadline
+                )
+                if out_of_time or (self._retries is not None and attempt >= self._retries):
                     self.report.stopped_pending = len(entries)
                     raise DatabaseUnavailable(exc.message) from None
                 if self.on_retry is not None:
@@ -481,6 +610,65 @@ class Worker:
         self.report.skipped += skipped
         self.report.malformed += sum(1 for e in entries if e.flight_id is None)
         self.report.batches += 1
+        return poison
+
+    def _try(self, shard: int, entries: list[Entry]) -> tuple[int, int, list[Entry]]:
+        """One attempt: set aside what no database can take, apply the rest."""
+        db = self.database()
+        self._unknown_flights(db, entries)
+        poison = [e for e in entries if e.error]
+        applied, skipped, refused = self._isolate(db, shard, [e for e in entries if not e.error])
+        return applied, skipped, poison + refused
+
+    def _unknown_flights(self, db: Sql, entries: Sequence[Entry]) -> None:
+        """Mark entries whose flight does not exist (flightcache's tables have no foreign
+        key to ``flight``, so the worker asks, once per flight id it has not seen)."""
+        unknown = {e.flight_id for e in entries if e.flight_id is not None} - self.known_flights
+        if not unknown:
+            return
+        result = db.fetch(sqlfiles.query(db.dialect, "wb_flights_among"), {"ids": sorted(unknown)})
+        self.known_flights.update(int(r[0]) for r in result.rows)
+        for e in entries:
+            if e.flight_id is not None and e.flight_id not in self.known_flights:
+                e.error = f"flight {e.flight_id} does not exist"
+
+    def _isolate(self, db: Sql, shard: int, entries: list[Entry]) -> tuple[int, int, list[Entry]]:
+        """apply_batch; when the database refuses the batch for good (RejectedValue),
+        halve it until the refused entries stand alone. An entry is poison when it is
+        refused alone twice: the second try covers a worker racing us on it (on MySQL
+        our insert of its id then fails as a duplicate, and the retry finds it applied)."""
+        if not entries:
+            return 0, 0, []
+        try:
+            return (*apply_batch(db, self.queue, shard, entries), [])
+        except RejectedValue as exc:
+            if len(entries) > 1:
+                mid = len(entries) // 2
+                a1, s1, p1 = self._isolate(db, shard, entries[:mid])
+                a2, s2, p2 = self._isolate(db, shard, entries[mid:])
+                return a1 + a2, s1 + s2, p1 + p2
+            error = exc.message
+        try:
+            return (*apply_batch(db, self.queue, shard, entries), [])
+        except RejectedValue as exc:
+            entries[0].error = exc.message or error
+            return 0, 0, list(entries)
+
+    def _dead_letter(self, shard: int, poison: Sequence[Entry]) -> None:
+        """Each poison entry: XACK it and XADD it to the dead letters, in one script."""
+        queue, dead = self.keys.wb_queue(shard), self.keys.wb_dead(shard)
+        for e in poison:
+            fields = {
+                **e.fields,
+                "entry": e.id,
+                "error": e.error[:500],
+                "consumer": self.consumer,
+            }
+            pairs = [x for kv in fields.items() for x in kv]
+            moved = self.valkey.eval(
+                DEAD_LETTER_SCRIPT, 2, queue, dead, GROUP, e.id, DEAD_MAXLEN, *pairs
+            )
+            self.report.dead_lettered += int(moved)
 
     def _ack(self, shard: int, entries: list[Entry]) -> None:
         """XACK, then trim what every consumer has acked (XTRIM MINID)."""
@@ -504,7 +692,9 @@ class Worker:
         entries = parse_entries(raw)
         if not entries:
             return 0
-        self._apply(shard, entries)
+        poison = self._apply(shard, entries)
+        if poison:
+            self._dead_letter(shard, poison)
         if self.pause_before_ack > 0:
             if self.on_pause is not None:
                 self.on_pause(len(entries))
@@ -554,7 +744,21 @@ class Worker:
                 if str(next_start) in ("0-0", "0"):
                     break
                 start = str(next_start)
+            self.report.swept += self._sweep(shard)
         return total
+
+    def _sweep(self, shard: int) -> int:
+        """XGROUP DELCONSUMER the consumers a killed worker left: idle longer than the
+        claim time and nothing pending (their entries were claimed just now)."""
+        stream = self.keys.wb_queue(shard)
+        swept = 0
+        for c in self.valkey.xinfo_consumers(stream, GROUP):
+            name = _text(c.get("name", ""))
+            idle, pending = int(c.get("idle", 0)), int(c.get("pending", 0))
+            if name != self.consumer and not pending and idle >= self.claim_idle_ms:
+                self.valkey.xgroup_delconsumer(stream, GROUP, name)
+                swept += 1
+        return swept
 
     def step(self) -> int:
         """Read and apply one batch from the first shard that has new entries."""
@@ -565,9 +769,13 @@ class Worker:
         return 0
 
     def run(self, *, once: bool = False, max_seconds: float | None = None) -> WorkerReport:
-        """Recover, then drain: with ``once`` until the queue is empty, else until time is up."""
+        """Recover, then drain: with ``once`` until the queue is empty, else until time is up.
+
+        With ``once`` the worker always ends: a database that stays down ends it after
+        ``max_retries`` failed attempts in a row (ONCE_RETRIES unless set)."""
         started = time.monotonic()
         self._deadline = started + max_seconds if max_seconds else None
+        self._retries = self.max_retries if self.max_retries or not once else ONCE_RETRIES
         try:
             self.ensure_groups()
             self.recover()
@@ -639,21 +847,24 @@ class _Clock:
 
 
 def worker_command(batch: int, consumer: str, global_args: Sequence[str] = ()) -> list[str]:
-    """The command line of a worker child process: --once, with a --json summary."""
-    return [
-        sys.executable,
-        "-m",
-        "flightcache",
-        *global_args,
-        "write-behind",
-        "worker",
-        "--once",
-        "--batch",
-        str(batch),
-        "--consumer",
-        consumer,
-        "--json",
-    ]
+    """The command line of a worker child process: --once, with a --json summary.
+
+    ``python -P``: a ``flightcache/`` directory where the demo runs is never imported."""
+    return python_command(
+        [
+            "-m",
+            "flightcache",
+            *global_args,
+            "write-behind",
+            "worker",
+            "--once",
+            "--batch",
+            str(batch),
+            "--consumer",
+            consumer,
+            "--json",
+        ]
+    )
 
 
 PAUSE_ENV = "FLIGHTCACHE_WB_PAUSE_BEFORE_ACK"
@@ -671,7 +882,7 @@ def kill_after_commit(
     before = applied_count(db, queue)
     child = subprocess.Popen(
         list(command),
-        env={**env, PAUSE_ENV: str(timeout)},
+        env=child_env({**env, PAUSE_ENV: str(timeout)}),  # it dies with us
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -692,6 +903,62 @@ def kill_after_commit(
         if child.stderr:
             child.stderr.close()
     return child.pid, child.returncode, applied_count(db, queue) - before
+
+
+POISON_SEATS = 10**20
+"""More seats than a BIGINT column holds: the database refuses the entry for good."""
+
+
+def inject_poison(client: Any, keys: Keys, flight_id: int, seats: int | str) -> str:
+    """XADD a booking straight into its shard's stream, past the script and its checks,
+    as a buggy or hostile writer could; returns the entry id."""
+    stream = keys.wb_queue(shard_of(flight_id))
+    return _text(client.xadd(stream, {"flight": flight_id, "seats": seats}))
+
+
+def _poison(ctx: DemoContext, pattern: WriteBehind, flight: int, batch: int) -> Iterator[Record]:
+    """The demo's poison step: two entries no database can take go to the dead letters."""
+    missing = max(pattern.known_flights, default=0) + 1
+    queue = pattern.queue
+    with ctx.step(
+        "Poison entries go to the dead letters",
+        f"XADD straight into the streams, past the script: flight {missing} (does not exist)"
+        f" and {POISON_SEATS:.0e} seats on flight {flight} (no BIGINT holds that); the worker"
+        " sets each aside with its error, never retrying it: one script XACKs it and XADDs"
+        " it to the shard's dead-letter stream",
+    ) as step:
+        before = db_total(ctx.db, queue)
+        ids = [
+            inject_poison(ctx.valkey, ctx.keys, missing, 1),
+            inject_poison(ctx.valkey, ctx.keys, flight, str(POISON_SEATS)),
+        ]
+        worker = Worker(
+            ctx.valkey, ctx.keys, lambda: ctx.db, consumer="demo-worker", batch=batch,
+            own_connection=False,
+        )  # fmt: skip
+        with ctx.tracer.paused():
+            report = worker.run(once=True)
+            left = backlog(pattern.depth())
+            dead = [d for d in dead_letters(ctx.valkey, ctx.keys) if d.entry in ids]
+            after = db_total(ctx.db, queue)
+        step.outcome = (
+            f"{report.dead_lettered} entries dead-lettered and acked; backlog {left};"
+            f" database total unchanged at {after:,} seats"
+        )
+        step.ok = report.dead_lettered == len(ids) == len(dead) and after == before and not left
+        step.data = {"dead_lettered": report.dead_lettered, "backlog": left}
+    yield step
+    rows: list[list[Any]] = [
+        [f"{{wb{d.shard}}}:dead", d.entry, d.fields.get("flight"), d.fields.get("seats"), d.error]
+        for d in dead
+    ]
+    yield Table(
+        "Dead letters",
+        ["stream", "entry", "flight", "seats", "error"],
+        rows,
+        f"XRANGE {ctx.keys.wb_dead(0).replace('{wb0}', '{wbN}')}; the worker's summary"
+        " counts them (`flightcache write-behind worker`, `write-behind dead-letters`)",
+    )
 
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
@@ -829,6 +1096,8 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         " seats (the time this demo spent printing is left out)",
     )
 
+    yield from _poison(ctx, pattern, flight, batch)
+
     if crash_writes <= 0:
         return
     with ctx.step(
@@ -860,7 +1129,9 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     ) as step:
         env = {**os.environ, **opts.get("child_env", {})}
         env.pop(PAUSE_ENV, None)
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            command, env=child_env(env), capture_output=True, text=True, timeout=300
+        )
         if done.returncode != 0:
             raise FlightcacheError(
                 f"the restarted worker failed: {done.stderr.strip()[-300:]}",
