@@ -57,10 +57,12 @@ class App:
     def valkey_url(self) -> ValkeyUrl:
         return self.settings.valkey_url or self.stack.valkey_url()
 
-    def database(self, *, create: bool = False) -> Database:
+    def database(self, *, create: bool = False, loader: bool = False) -> Database:
+        """A connection; ``loader`` only for `data load`/`import` (LOAD DATA LOCAL, no
+        statement timeout)."""
         from flightcache.db import connect
 
-        return connect(self.db_url(), create=create)
+        return connect(self.db_url(), create=create, loader=loader)
 
     def valkey(self, *, decode: bool = True) -> Client:
         """A client; first, settings a killed demo left changed on it are put back."""

@@ -9,8 +9,9 @@ has its control characters shown as ``\\xNN`` (``clean``) before it reaches the 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.markup import escape
@@ -29,6 +30,45 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from flightcache.errors import FlightcacheError
+
+
+class Redacted:
+    """stdout or stderr (looked up at each write, as tests swap them) with every
+    password taken out by :func:`flightcache.config.scrub` on its way through.
+
+    Both consoles write through it, so whatever they print (steps, tables, errors,
+    ``--json``, progress) shows a password as ``***``, whoever built the text.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @property
+    def stream(self) -> IO[str]:
+        stream: IO[str] = getattr(sys, self._name)
+        return stream
+
+    def write(self, text: str) -> int:
+        from flightcache.config import scrub
+
+        return self.stream.write(scrub(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
 
 # C0 and C1 controls but newline and tab, DEL, and the bidirectional overrides that
 # make text read in another order than it runs
@@ -76,8 +116,8 @@ class SafeConsole(Console):
                 yield Segment(clean(segment.text), segment.style)
 
 
-out = SafeConsole(highlight=False, markup=False)
-err = SafeConsole(stderr=True, highlight=False, markup=False)
+out = SafeConsole(file=Redacted("stdout"), highlight=False, markup=False)  # type: ignore[arg-type]
+err = SafeConsole(file=Redacted("stderr"), stderr=True, highlight=False, markup=False)  # type: ignore[arg-type]
 
 
 def human_bytes(n: int | None) -> str:

@@ -66,6 +66,10 @@ class QueryError(FlightcacheError):
     exit_code = 7
 
 
+class StatementTimeout(QueryError):
+    """The server cut a statement that ran past the connection's statement timeout."""
+
+
 class RejectedValue(QueryError):
     """The database refused a value for good (a constraint, a column's range or type):
     the same statement fails again however often it is retried. The db layer raises it

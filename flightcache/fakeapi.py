@@ -18,8 +18,10 @@ airborne, traffic sets how many shops an airport has.
 Faults on demand: every request first waits ``latency_ms``, then fails with 503
 with probability ``failure_rate`` (a seeded generator, so a run repeats). Both
 can be changed while the server runs. An unknown code answers 404.
-:meth:`FakeApi.stop` wakes requests that are still waiting, closes the socket and
-joins every thread, so nothing is left running.
+Every connection has a timeout (a client that sends nothing, or half a request,
+is dropped after ``REQUEST_TIMEOUT_S``). :meth:`FakeApi.stop` wakes requests that
+are still waiting, cuts the connections still open, closes the socket and joins
+every thread, so nothing is left running and stopping never waits on a client.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import datetime as dt
 import hashlib
 import json
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +47,7 @@ FLIGHT_BUCKET_S = 60  # a flight's position every minute
 SERVICES_BUCKET_S = 86_400  # an airport's services once a day
 BOARDING_MIN = 40  # boarding opens this long before departure
 LANDED_MIN = 30  # a flight shows as landed this long after arrival
+REQUEST_TIMEOUT_S = 10.0  # a connection idle this long is dropped
 
 Clock = Callable[[], float]
 
@@ -210,6 +214,31 @@ class _Server(ThreadingHTTPServer):
     block_on_close = True
     api: FakeApi
 
+    def server_activate(self) -> None:
+        self.open_connections: set[socket.socket] = set()
+        self.open_lock = threading.Lock()
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.open_lock:
+            self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.open_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self) -> None:
+        """Shut every open connection, so that a handler blocked reading returns now."""
+        with self.open_lock:
+            connections = list(self.open_connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already gone
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that hung up on a slow answer is what a timeout looks like
 
@@ -217,6 +246,10 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.0"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.api.request_timeout)  # its reads and writes
 
     def do_GET(self) -> None:  # the name http.server calls
         status, body = self.server.api.answer(self.path)
@@ -227,8 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up waiting
+        except OSError:
+            pass  # the client gave up waiting, or the server is stopping
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # no access log on the demo's terminal
@@ -238,7 +271,8 @@ class FakeApi:
     """The three external services on ``http://127.0.0.1:<free port>``.
 
     ``latency_ms`` and ``failure_rate`` may be changed while it runs; ``requests``
-    counts the requests it has received.
+    counts the requests it has received. A connection that sends nothing for
+    ``request_timeout`` seconds is dropped.
     """
 
     def __init__(
@@ -251,8 +285,12 @@ class FakeApi:
         clock: Clock = time.time,
         host: str = "127.0.0.1",
         port: int = 0,
+        request_timeout: float = REQUEST_TIMEOUT_S,
     ) -> None:
         check(latency_ms, failure_rate)
+        if not 0 < request_timeout < float("inf"):
+            raise ValueError(f"the request timeout must be above 0 s, not {request_timeout}")
+        self.request_timeout = request_timeout
         self.snapshot = snapshot
         self.latency_ms = latency_ms
         self.failure_rate = failure_rate
@@ -293,12 +331,14 @@ class FakeApi:
         return self
 
     def stop(self) -> None:
-        """Stop serving: waiting requests are cut short, every thread joined."""
+        """Stop serving: waiting requests and idle connections are cut short, every
+        thread joined."""
         server, thread = self._server, self._thread
         if server is None:
             return
         self._stopping.set()
         server.shutdown()
+        server.cut_connections()
         server.server_close()
         if thread is not None:
             thread.join()

@@ -44,14 +44,20 @@ def wrap(exc: valkey.exceptions.ValkeyError, url: ValkeyUrl) -> FlightcacheError
     return FlightcacheError(f"Valkey error at {url.address}: {text}")
 
 
-def _standalone(url: ValkeyUrl, timeout: float, **kwargs: Any) -> valkey.Valkey:
-    return valkey.Valkey.from_url(
-        url.client_url(),
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        client_name="flightcache",
+def _options(url: ValkeyUrl, timeout: float, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Connect and read timeouts on every client; the URL's parameters (TLS files,
+    timeouts, ...) over flightcache's defaults, the caller's own arguments over both."""
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "client_name": "flightcache",
+        **url.client_kwargs(),
         **kwargs,
-    )
+    }
+
+
+def _standalone(url: ValkeyUrl, timeout: float, **kwargs: Any) -> valkey.Valkey:
+    return valkey.Valkey.from_url(url.client_url(), **_options(url, timeout, kwargs))
 
 
 def close(client: Client) -> None:
@@ -115,11 +121,7 @@ def connect(url: ValkeyUrl, *, timeout: float = 5.0, decode: bool = True, **kwar
             username=url.username or None,
             password=url.password or None,
             ssl=url.tls,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            decode_responses=decode,
-            client_name="flightcache",
-            **kwargs,
+            **_options(url, timeout, {"decode_responses": decode, **kwargs}),
         )
     except valkey.exceptions.ValkeyError as exc:
         raise wrap(exc, url) from None
@@ -202,5 +204,9 @@ def unreachable() -> valkey.Valkey:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     return valkey.Valkey(
-        host="127.0.0.1", port=port, socket_connect_timeout=0.5, decode_responses=True
+        host="127.0.0.1",
+        port=port,
+        socket_connect_timeout=0.5,
+        socket_timeout=0.5,
+        decode_responses=True,
     )

@@ -86,7 +86,7 @@ def tiny_db_url(db_url: DbUrl) -> DbUrl:
     from flightcache.data.load import load_generated
     from flightcache.db import connect
 
-    conn = connect(db_url)
+    conn = connect(db_url, loader=True)
     load_generated(conn, "tiny", 1)
     conn.close()
     return db_url
@@ -177,8 +177,10 @@ def loaded(db_url: DbUrl) -> Iterator[object]:
     from flightcache.data.load import load_generated
     from flightcache.db import connect
 
+    loader = connect(db_url, loader=True)
+    load_generated(loader, "tiny", 1)
+    loader.close()
     conn = connect(db_url)
-    load_generated(conn, "tiny", 1)
     yield conn
     conn.close()
 

@@ -394,6 +394,10 @@ def check_writable(path: str, flag: str) -> None:
 
 
 def write(path: str, text: str) -> None:
+    """Write an export (``-``: stdout), every password in it shown as ``***``."""
+    from flightcache.config import scrub
+
+    text = scrub(text)
     if path == "-":
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()

@@ -185,7 +185,7 @@ def load(
     """
     check_scale(scale)
     application: App = ctx.obj
-    db = application.database(create=True)
+    db = application.database(create=True, loader=True)
     try:
         run_generated_load(db, scale, seed, replace=replace, force=beside, yes=yes)
     finally:
@@ -256,7 +256,7 @@ def import_dump(
     first = next(iter(batches), None)  # the file is identified before the database is touched
     if first is None:
         raise DataError(f"{label} holds no FlughafenDB rows")
-    db = application.database(create=True)
+    db = application.database(create=True, loader=True)
     try:
         before = preflight(db, replace=replace, force=beside)  # before any progress bar
         confirm_replace(db, replace=replace, yes=yes)

@@ -83,7 +83,7 @@ def up(
     )
     if no_load:
         return
-    db = application.database(create=True)
+    db = application.database(create=True, loader=True)
     try:
         found = info(db)
         if found.complete:

@@ -209,6 +209,8 @@ def sql(
       flightcache sql
       flightcache sql -- -e "SELECT COUNT(*) FROM flight"    # mycli runs one statement
     """
+    from flightcache.config import shell_options
+
     application: App = ctx.obj
     url = application.db_url()
     tool = "mycli" if url.kind == "mysql" else "pgcli"
@@ -226,6 +228,9 @@ def sql(
     else:
         env["PGPASSWORD"] = url.password
         cmd = [found, "-h", url.host, "-p", str(url.port), "-U", url.user, "-d", url.database]
+    extra, params_env = shell_options(url)  # TLS and the like: handed over or refused
+    env.update(params_env)
+    cmd += extra
     result = subprocess.run([*cmd, *(args or [])], env=env, check=False)
     raise typer.Exit(result.returncode)
 

@@ -75,15 +75,62 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
-def connect(url: DbUrl, *, create: bool = False, connect_timeout: float = 5.0) -> Database:
-    """Open a connection; with ``create`` the database is created when missing."""
+@dataclass(frozen=True)
+class Limits:
+    """How long a connection waits, in seconds; None: no limit.
+
+    Every connection has a connect timeout and a read timeout. Every connection
+    but the data loader's has a statement timeout too, so that a demo or check
+    never hangs on a query: the server cuts it and flightcache says so.
+    """
+
+    connect: float
+    read: float | None
+    statement: float | None
+
+
+LOADER_READ_TIMEOUT = 3600.0
+"""The loader's statements (a LOAD DATA of a chunk, VACUUM, ANALYZE) may run long."""
+READ_MARGIN = 30.0
+"""A read waits this much longer than the statement timeout, so the server's cut arrives."""
+
+
+def limits(url: DbUrl, *, connect_timeout: float, loader: bool) -> Limits:
+    """The timeouts of one connection: the URL's ``connect_timeout``, ``read_timeout`` and
+    ``statement_timeout`` parameters over flightcache's defaults (the loader has no
+    statement timeout, whatever the URL says)."""
+    from flightcache.config import DEFAULT_STATEMENT_TIMEOUT_MS, parse_seconds
+
+    ms = url.statement_timeout_ms
+    statement = None if loader else (DEFAULT_STATEMENT_TIMEOUT_MS if ms is None else ms) / 1000
+    statement = statement or None  # 0: none
+    given = url.param("read_timeout")
+    if given is not None:
+        read = parse_seconds(given)
+    elif loader:
+        read = LOADER_READ_TIMEOUT
+    else:
+        read = statement + READ_MARGIN if statement else LOADER_READ_TIMEOUT
+    return Limits(connect=url.connect_timeout or connect_timeout, read=read, statement=statement)
+
+
+def connect(
+    url: DbUrl, *, create: bool = False, connect_timeout: float = 5.0, loader: bool = False
+) -> Database:
+    """Open a connection; with ``create`` the database is created when missing.
+
+    ``loader`` is for the data loader's own connection alone: it may LOAD DATA
+    LOCAL on MySQL (every other connection refuses it, so a server cannot ask
+    for a client file) and has no statement timeout.
+    """
+    bounds = limits(url, connect_timeout=connect_timeout, loader=loader)
     if url.kind == "mysql":
         from flightcache.db.mysql import MySQLDatabase
 
-        return MySQLDatabase.open(url, create=create, connect_timeout=connect_timeout)
+        return MySQLDatabase.open(url, create=create, limits=bounds, loader=loader)
     from flightcache.db.postgres import PostgresDatabase
 
-    return PostgresDatabase.open(url, create=create, connect_timeout=connect_timeout)
+    return PostgresDatabase.open(url, create=create, limits=bounds)
 
 
 def drop_database(url: DbUrl) -> None:
