@@ -70,7 +70,9 @@ def _alive(owner: Mapping[str, Any]) -> bool:
 
 # -- files ---------------------------------------------------------------------------
 def _dir(state_dir: Path) -> Path:
-    path = state_dir / UNDO_DIR
+    from flightcache.stack.statedir import claim
+
+    path = claim(state_dir) / UNDO_DIR
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 

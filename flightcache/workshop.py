@@ -173,7 +173,9 @@ class Progress:
         return "not started"
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from flightcache.stack.statedir import claim
+
+        claim(self.path.parent)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True), encoding="utf-8")
         tmp.replace(self.path)

@@ -348,3 +348,35 @@ def test_up_closes_a_valkey_whose_password_was_taken_off(state_dir: Path) -> Non
     report = stack.up(start_postgres=False)
     assert report.steps[-1][0].startswith("started Valkey")  # restarted, not "already running"
     assert _ping(node.port).startswith(b"-NOAUTH")
+
+
+@pytest.mark.safety
+def test_a_state_dir_any_command_makes_is_marked_and_someone_elses_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Progress, exercise progress and undo records create the state directory the way
+    `up` does (marked, 0700), so a later `up` takes it; none of them writes into a
+    directory holding someone else's files."""
+    from flightcache import undo
+    from flightcache.errors import StackError
+    from flightcache.exercises.progress import Progress as ExerciseProgress
+    from flightcache.workshop import Progress as WorkshopProgress
+
+    writers = {
+        "workshop": lambda state: WorkshopProgress(state / "workshop-progress.json").save(),
+        "exercises": lambda state: ExerciseProgress(state).save(),
+        "undo": lambda state: undo._dir(state),
+    }
+    for name, write in writers.items():
+        state = tmp_path / f"made-by-{name}"
+        write(state)
+        assert (state / statedir.MARKER).is_file(), name
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700, name
+        statedir.check(state)  # what `up` asks first
+
+        foreign = tmp_path / f"foreign-{name}"
+        foreign.mkdir()
+        (foreign / "thesis.tex").write_text("mine\n")
+        with pytest.raises(StackError, match="did not create"):
+            write(foreign)
+        assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"], name

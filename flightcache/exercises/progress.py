@@ -87,7 +87,9 @@ class Progress:
 
     def save(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            from flightcache.stack.statedir import claim
+
+            claim(self.path.parent)
             fd, tmp = tempfile.mkstemp(prefix=".exercises-", dir=self.path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(self.as_dict(), fh, indent=2)

@@ -71,8 +71,11 @@ class Records:
         self.folder = state_dir / RECORDS_DIR
 
     def write(self, record: Record) -> None:
+        from flightcache.stack.statedir import claim
+
+        claim(self.folder.parent)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.folder.mkdir(exist_ok=True, mode=0o700)
             path = record.path(self.folder)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -39,10 +39,12 @@ LEGACY_NAMES = frozenset(
         "workshop-progress.json",
         "exercises.json",
         "exercise-runs",
+        "undo",
     }
 )
 LOCKS = frozenset({"stack.lock", "stack.json"})
-PROGRESS = frozenset({"workshop-progress.json", "exercises.json", "exercise-runs"})
+# what commands write there without a stack: progress, exercise run records, undo records
+PROGRESS = frozenset({"workshop-progress.json", "exercises.json", "exercise-runs", "undo"})
 HINT = "choose another with --state-dir or FLIGHTCACHE_STATE_DIR"
 
 
@@ -78,8 +80,12 @@ def check(path: Path) -> None:
         )
 
 
-def ensure(path: Path, account: pwd.struct_passwd | None) -> None:
-    """Create (or adopt) the state directory: marked, 0700, or 0710 for the server group."""
+def claim(path: Path) -> Path:
+    """Create (or adopt) the state directory, marked and 0700; refuse someone else's.
+
+    Every command that writes into the state directory comes through here first, so
+    a directory flightcache made always carries the marker, whichever command made it.
+    """
     check(path)
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -89,16 +95,29 @@ def ensure(path: Path, account: pwd.struct_passwd | None) -> None:
                 "This is a flightcache state directory: `flightcache down` stops the servers"
                 " it started here.\n"
             )
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    return path
+
+
+def _unwritable(path: Path, exc: OSError) -> StackError:
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = "permission denied" if exc.errno != errno.EROFS else "read-only file system"
+    return StackError(f"state directory {path} cannot be written: {reason}", hint=HINT)
+
+
+def ensure(path: Path, account: pwd.struct_passwd | None) -> None:
+    """Create (or adopt) the state directory: marked, 0700, or 0710 for the server group."""
+    claim(path)
+    try:
         if account is not None:
             os.chown(path, os.geteuid(), account.pw_gid)
             path.chmod(0o710)
         else:
             path.chmod(0o700)
     except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            reason = "permission denied" if exc.errno != errno.EROFS else "read-only file system"
-        raise StackError(f"state directory {path} cannot be written: {reason}", hint=HINT) from None
+        raise _unwritable(path, exc) from None
 
 
 @dataclass(frozen=True)
