@@ -76,7 +76,7 @@ def test_chapters_are_in_the_workshop_order() -> None:
 
 
 def test_list_show_and_unknown_chapter(cli: Any, tmp_path: Path) -> None:
-    state = ("--state-dir", str(tmp_path))
+    state = ("--state-dir", str(tmp_path / "state"))
     listing = cli(*state, "workshop")
     assert listing.code == 0, listing.out + listing.err
     assert "Module 1: Database query caching" in (listing.out + listing.err)
@@ -86,7 +86,7 @@ def test_list_show_and_unknown_chapter(cli: Any, tmp_path: Path) -> None:
     assert "<!--" not in (shown.out + shown.err)  # the runner's metadata is not shown
     again = cli(*state, "workshop")
     assert "read" in (again.out + again.err)
-    progress = json.loads((tmp_path / "workshop-progress.json").read_text())
+    progress = json.loads((tmp_path / "state" / "workshop-progress.json").read_text())
     assert progress["chapters"]["query-caching"]["read"] is True
     unknown = cli(*state, "workshop", "show", "42")
     assert unknown.code == 2
@@ -108,7 +108,7 @@ def _servers(state: Path, db: DbUrl, valkey: Any, prefix: str) -> tuple[str, ...
 def test_run_a_chapter_records_progress(
     cli: Any, tiny_db_url: DbUrl, valkey_server: Any, key_prefix: str, tmp_path: Path
 ) -> None:
-    args = _servers(tmp_path, tiny_db_url, valkey_server, key_prefix)
+    args = _servers(tmp_path / "state", tiny_db_url, valkey_server, key_prefix)
     result = cli(*args, "workshop", "run", "setup", "--no-pause")
     assert result.code == 0, result.out + result.err
     assert "demo 3/3: flightcache valkey PING" in (result.out + result.err)
@@ -122,7 +122,7 @@ def test_a_failing_demo_stops_run_with_its_code(
 ) -> None:
     """No database there: the chapter's first demo fails as the CLI would, and run stops."""
     args = (
-        "--state-dir", str(tmp_path),
+        "--state-dir", str(tmp_path / "state"),
         "--db-url", "postgresql://nobody@127.0.0.1:1/none",
         "--valkey-url", str(valkey_server.url),
     )  # fmt: skip
@@ -157,7 +157,7 @@ def test_tour_goes_on_after_a_failure_and_says_so(
     key_prefix: str,
     tmp_path: Path,
 ) -> None:
-    args = _servers(tmp_path, tiny_db_url, valkey_server, key_prefix)
+    args = _servers(tmp_path / "state", tiny_db_url, valkey_server, key_prefix)
     result = cli(*args, "workshop", "tour", "--no-summary")
     assert result.code == 1, result.out + result.err
     assert "3 demos" in (result.out + result.err) and "1 failed" in (result.out + result.err)
@@ -173,7 +173,7 @@ def test_tour_ends_with_the_summary_table_measured(
     tmp_path: Path,
 ) -> None:
     (tiny_chapters / "01-broken.md").unlink()
-    args = _servers(tmp_path, tiny_db_url, valkey_server, key_prefix)
+    args = _servers(tmp_path / "state", tiny_db_url, valkey_server, key_prefix)
     result = cli(*args, "workshop", "tour", "--bench-duration", "1")
     text = result.out + result.err
     assert result.code == 0, text
