@@ -283,6 +283,9 @@ def pending_rows(state_dir: Path, url: DbUrl, dataset: str) -> list[dict[str, An
 UNDO_QUERIES = frozenset(
     {
         "airline_rename",
+        "bench_passenger_bookings_remove",
+        "bench_passenger_remove",
+        "bench_sessions_remove",
         "booking_remove",
         "inv_flight_move",
         "session_db_delete",

@@ -22,6 +22,7 @@ from flightcache.bench.scenarios import get as get_scenario
 from flightcache.db import Database, Params, QueryResult
 from flightcache.errors import UsageError
 from flightcache.keys import Keys
+from flightcache.undo import Undo
 
 MAX_CLIENTS = 256
 """Clients in all. Each is a thread with a database and a Valkey connection; in one
@@ -73,6 +74,8 @@ class Target:
     db_url: str
     valkey_url: str
     key_prefix: str
+    state_dir: str = ""  # where the setup records what a killed run leaves ("": nowhere)
+    dataset: str = ""  # the load the rows belong to (flightcache_meta loaded_at)
 
     def database(self) -> Database:
         from flightcache.config import DbUrl
@@ -88,6 +91,15 @@ class Target:
 
     def keys(self, scenario: str) -> Keys:
         return Keys(self.key_prefix).scope("bench").scope(scenario)
+
+    def undo(self) -> Undo | None:
+        from pathlib import Path
+
+        from flightcache.config import DbUrl
+
+        if not self.state_dir:
+            return None
+        return Undo(Path(self.state_dir), DbUrl.parse(self.db_url), self.dataset)
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,8 @@ class ClientFactory:
             finally:
                 db.close()
 
-        env = Env(db, valkey, self.target.keys(sc.name), index)
+        undo = self.target.undo() if index < 0 else None  # the setup records, clients not
+        env = Env(db, valkey, self.target.keys(sc.name), index, undo=undo)
         try:
             workload = sc.build(env)
         except BaseException:

@@ -25,14 +25,18 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightcache.bench.engine import Path, Workload
 from flightcache.errors import DataError, UsageError
 from flightcache.keys import Keys
 from flightcache.sqlfiles import query
+
+if TYPE_CHECKING:
+    from flightcache.undo import Undo
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Env:
     client: int
     teardowns: list[Callable[[], None]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    undo: Undo | None = None  # the setup call's: where a killed run's rows are recorded
 
     @property
     def main(self) -> bool:
@@ -54,6 +59,16 @@ class Env:
     def on_teardown(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once after every client has finished (setup call only)."""
         self.teardowns.append(fn)
+
+    def will_change(self, undo_query: str, **params: Any) -> Callable[[], None]:
+        """Record, before a change of rows that a teardown takes back, the named query
+        that takes it back should the run be killed first (the next run replays it);
+        returns what forgets the record once the teardown has done so."""
+        if self.undo is None:
+            return lambda: None
+        entry = self.undo.record(undo_query, params)
+        undo = self.undo
+        return lambda: undo.done(entry)
 
     def note(self, text: str) -> None:
         """Something the setup found that a reader of the results should know."""
@@ -230,14 +245,19 @@ def user_sessions(env: Env) -> Workload:
                 "the database has no passengers to log in", hint="flightcache data load"
             )
         browser = fingerprint("flightcache-bench/1.0", "en")
-        tokens = [store.login(user, ip="192.0.2.1", fingerprint=browser) for user in users]
+        mark = f"fcbench-{secrets.token_hex(3)}-"  # begins this run's tokens, and only its
+        sweep = {"pattern": mark + "%"}
+        forget_undo = env.will_change("bench_sessions_remove", **sweep)
+        tokens = [
+            store.login(user, ip="192.0.2.1", fingerprint=browser, mark=mark) for user in users
+        ]
         for token in tokens:
             table.save(token, store.get(token))
         env.valkey.rpush(env.keys.bench_tokens(), *tokens)
 
         def forget() -> None:
-            for token in tokens:
-                table.delete(token)
+            env.db.execute(query(env.db.dialect, "bench_sessions_remove"), sweep)
+            forget_undo()
 
         env.on_teardown(forget)
         env.note(f"{len(tokens)} sessions logged in, each in Valkey and in flightcache_session")
@@ -287,11 +307,12 @@ def leaderboard(env: Env) -> Workload:
     flights = [(int(f), _datetime(d), str(m)) for f, d, m in found]
     day = daily(flights[0][1].date())
     flights = [f for f in flights if f[1].date() == flights[0][1].date()]  # on the board
-    passenger = int(env.rows("passenger_first")[0][0])
     if env.main:
         env.on_teardown(_settle(env, "booking"))  # after every client deleted its bookings
+        env.valkey.set(env.keys.bench_value("passenger"), _bench_passenger(env))
         built = lb.rebuild("airport-bookings", day)
         env.note(f"board airport-bookings ({day.name}) rebuilt: {built.members:,} airports")
+    passenger = int(env.valkey.get(env.keys.bench_value("passenger")))
     booked: list[int] = []
 
     def sql_read(i: int) -> None:
@@ -319,6 +340,31 @@ def leaderboard(env: Env) -> Workload:
         keyspace=len(flights),
         close=close,
     )
+
+
+def _bench_passenger(env: Env) -> int:
+    """A passenger of the run's own (passportno FCB + 6 hex digits) for every booking:
+    the board counts bookings per airport, so who books does not change the workload.
+    Recorded first, so that a killed run's bookings and passenger go at the next run;
+    the teardown removes what the clients left (none, unless one failed) and them."""
+    mark = {"passportno": f"FCB{secrets.token_hex(3).upper()}"}
+    forget = [
+        env.will_change("bench_passenger_bookings_remove", **mark),
+        env.will_change("bench_passenger_remove", **mark),
+    ]
+    with env.db.transaction():
+        env.db.execute(query(env.db.dialect, "bench_passenger_add"), mark)
+    passenger_id = int(env.rows("bench_passenger_id", **mark)[0][0])
+
+    def remove() -> None:
+        with env.db.transaction():
+            env.db.execute(query(env.db.dialect, "bench_passenger_bookings_remove"), mark)
+            env.db.execute(query(env.db.dialect, "bench_passenger_remove"), mark)
+        for done in forget:
+            done()
+
+    env.on_teardown(remove)  # teardowns run last first: before the settle
+    return passenger_id
 
 
 def _datetime(value: Any) -> dt.datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import signal
 import threading
@@ -219,15 +220,21 @@ def _measure(
     """Check the servers, then the floor, then every scenario; Ctrl-C ends it early."""
     from flightcache.bench import report as rep
     from flightcache.bench.run import check_connections, measure_floor, run_scenario, scenario_load
-    from flightcache.console import err
+    from flightcache.console import err, styled
     from flightcache.data.load import SETTLE, require_dataset, settle
+    from flightcache.undo import repair_rows
     from flightcache.valkey_client import close
 
     db = application.database()
     client: Any = None
     try:
-        require_dataset(db)
+        dataset = require_dataset(db).loaded_at or ""
         check_connections(db, load.clients * load.processes)
+        # rows a killed run left (bookings, its passenger, sessions): put back first
+        state_dir = application.settings.state_dir
+        for line in repair_rows(state_dir, db, dataset):
+            err.print(styled("[yellow]{}[/yellow]", line), soft_wrap=True)
+        target = dataclasses.replace(target, state_dir=str(state_dir), dataset=dataset)
         # whatever wrote the tables last (a demo, a load, an earlier run) leaves work for
         # the background workers; done now, it cannot land inside one scenario's turns
         started = time.perf_counter()

@@ -261,8 +261,11 @@ class SessionStore:
         return self._field_expiry
 
     # -- the life cycle -----------------------------------------------------------------
-    def login(self, user: User, *, ip: str, fingerprint: str, device: str = "web") -> str:
-        """Create a session for ``user``; the new token (put it in a cookie)."""
+    def login(
+        self, user: User, *, ip: str, fingerprint: str, device: str = "web", mark: str = ""
+    ) -> str:
+        """Create a session for ``user``; the new token (put it in a cookie). ``mark``
+        begins the token (the bench's, so that its rows can be found and swept)."""
         now = self.clock()
         fields = {
             "user_id": user.user_id,
@@ -276,7 +279,7 @@ class SessionStore:
         }
         with self._reachable("log in"):
             for _ in range(3):
-                token = secrets.token_urlsafe(TOKEN_BYTES)
+                token = mark + secrets.token_urlsafe(TOKEN_BYTES)
                 written = self._write(token, "new", fields, device=device, fingerprint=fingerprint)
                 if written is not None:
                     break

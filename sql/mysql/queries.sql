@@ -718,3 +718,25 @@ ANALYZE TABLE airline;
 
 -- name: bench_settle_wb_seats
 ANALYZE TABLE flightcache_wb_seats;
+
+-- What a bench run writes, marked as its own so that a run killed before its teardown
+-- is swept by the next (each is recorded as an undo before the change; flightcache.undo).
+-- The leaderboard scenario books as a passenger of its own (passportno FCB + run id):
+-- name: bench_passenger_add
+INSERT INTO passenger (passportno, firstname, lastname)
+VALUES (%(passportno)s, 'flightcache', 'bench');
+
+-- name: bench_passenger_id
+SELECT passenger_id FROM passenger WHERE passportno = %(passportno)s;
+
+-- name: bench_passenger_bookings_remove
+DELETE FROM booking
+WHERE passenger_id = (SELECT p.passenger_id FROM passenger p
+                      WHERE p.passportno = %(passportno)s);
+
+-- name: bench_passenger_remove
+DELETE FROM passenger WHERE passportno = %(passportno)s;
+
+-- The user-sessions scenario's rows: their tokens begin with the run's own mark.
+-- name: bench_sessions_remove
+DELETE FROM flightcache_session WHERE token LIKE %(pattern)s;
