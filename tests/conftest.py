@@ -131,6 +131,21 @@ def _scratch(nodes: int, prefix: str) -> Iterator[ValkeyInstance]:
         yield ValkeyInstance(ScratchUrl.parse(scratch.url.url(redact=False)), scratch.ports)
 
 
+def own_valkey_server(prefix: str) -> Any:
+    """A module-scoped ``valkey_server`` of one test module's own, for demos that steer
+    by used_memory. On the session's shared server, keys other tests left with a TTL
+    expire while such a demo runs, so the room under a maxmemory set at the start grows
+    from one step to the next and a later policy may find nothing to evict; on a server
+    of its own only the demo moves used_memory. Use: ``valkey_server = own_valkey_server(...)``.
+    """
+
+    @pytest.fixture(scope="module", name="valkey_server")
+    def fixture() -> Iterator[ValkeyInstance]:
+        yield from _scratch(1, prefix)
+
+    return fixture
+
+
 @pytest.fixture(scope="session")
 def valkey_server() -> Iterator[ValkeyInstance]:
     yield from _scratch(1, "fc-test-valkey-")

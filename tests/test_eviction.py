@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flightcache.config import DbUrl, Settings
-from tests.conftest import _scratch
+from tests.conftest import own_valkey_server
 
 MARGIN = 1024 * 1024
 
@@ -45,13 +45,7 @@ def _limit(valkey: Any, extra: int) -> int:
         close(client)
 
 
-@pytest.fixture(scope="module")
-def valkey_server() -> Iterator[Any]:
-    """This module's own Valkey, in place of the session's shared one. There, keys that
-    other tests left with a TTL expire while a demo runs, so the room under a maxmemory
-    set at the start grows from one step to the next and a later policy may find nothing
-    to evict; here only the demo changes used_memory."""
-    yield from _scratch(1, "fc-test-evict-")
+valkey_server = own_valkey_server("fc-test-evict-")
 
 
 @pytest.fixture

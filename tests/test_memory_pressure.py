@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flightcache.config import DbUrl
-from tests.conftest import _scratch, keys_left, server_args
+from tests.conftest import keys_left, own_valkey_server, server_args
 from tests.demo_helpers import load_tiny
 
 SETTINGS = ("maxmemory", "maxmemory-policy", "slowlog-log-slower-than")
@@ -43,13 +43,7 @@ def _limit(valkey: Any, extra: int) -> int:
         close(client)
 
 
-@pytest.fixture(scope="module")
-def valkey_server() -> Iterator[Any]:
-    """This module's own Valkey, in place of the session's shared one. There, keys that
-    other tests left with a TTL expire while a demo runs, so the room under a maxmemory
-    set at the start grows from one step to the next and a later policy may find nothing
-    to evict; here only the demo changes used_memory."""
-    yield from _scratch(1, "fc-test-mempress-")
+valkey_server = own_valkey_server("fc-test-mempress-")
 
 
 @pytest.fixture
