@@ -7,6 +7,7 @@ into the class's exit code. No traceback unless ``--traceback``.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -171,11 +172,19 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: unknown option, bad value
         # typer's vendored click errors carry show() (usage line and hint); the base does not
+        # the message may quote what was typed (a URL with its password, escape codes):
+        # it is scrubbed and cleaned like everything else flightcache prints
+        from flightcache.config import scrub
+        from flightcache.console import clean
+
         show = getattr(exc, "show", None)
         if callable(show):
-            show()
+            text = io.StringIO()
+            show(file=text)
+            message = text.getvalue()
         else:
-            sys.stderr.write(f"error: {exc.format_message()}\n")
+            message = f"error: {exc.format_message()}\n"
+        sys.stderr.write(clean(scrub(message)))
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         from flightcache.console import err

@@ -168,3 +168,22 @@ def test_both_consoles_redact_whatever_they_print(capsys: pytest.CaptureFixture[
     captured = capsys.readouterr()
     assert captured.out.count("***") == 3 and "***" in captured.err
     assert PASSWORD not in captured.out + captured.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["doctor", "mysql://u:{pw}@h/x"],  # an extra argument click quotes back
+        ["--db-url", "mysql://u:{pw}@h/x", "--no-such-option"],
+        ["cache-aside", "--repeat", "mysql://u:{pw}@h/x"],  # a value that is no integer
+    ],
+)
+def test_usage_errors_show_neither_password_nor_control_codes(
+    cli: Any, args: list[str], tmp_path: Path
+) -> None:
+    typed = [a.format(pw=PASSWORD + "\x1b[2J") for a in args]
+    result = cli("--state-dir", str(tmp_path / "state"), *typed)
+    assert result.code == 2, result.err
+    assert PASSWORD not in result.out + result.err
+    assert "\x1b" not in result.err, repr(result.err)
+    assert "Error" in result.err
