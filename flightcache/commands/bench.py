@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flightcache.commands._demo import RowsYesOpt, require_ours
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -126,6 +128,7 @@ def run(
     histogram: Annotated[
         bool, typer.Option("--histogram/--no-histogram", help="Draw each latency distribution.")
     ] = True,
+    yes: RowsYesOpt = False,
 ) -> None:
     """Run scenarios: each path timed in turns, HDR percentiles, exports.
 
@@ -190,6 +193,7 @@ def run(
             slice_s,
             rounds,
             _command_line(ctx),
+            yes,
         ),
         ctx,
     )
@@ -216,6 +220,7 @@ def _measure(
     slice_s: float | None,
     rounds: int,
     command: list[str],
+    yes: bool = False,
 ) -> Report:
     """Check the servers, then the floor, then every scenario; Ctrl-C ends it early."""
     from flightcache.bench import report as rep
@@ -228,7 +233,11 @@ def _measure(
     db = application.database()
     client: Any = None
     try:
-        dataset = require_dataset(db).loaded_at or ""
+        found = require_dataset(db)
+        dataset = found.loaded_at or ""
+        writers = [s.name for s in scenarios if s.writes]
+        if writers:  # bookings, renames, sessions: put back at the end, but still rows
+            require_ours(found, db, f"bench run ({', '.join(writers)})", yes)
         check_connections(db, load.clients * load.processes)
         # rows a killed run left (bookings, its passenger, sessions): put back first
         state_dir = application.settings.state_dir

@@ -33,6 +33,7 @@ def session(
     pause: _demo.PauseOpt = False,
     repeat: _demo.RepeatOpt = 50,
     keep: _demo.KeepOpt = False,
+    yes: _demo.RowsYesOpt = False,
 ) -> None:
     """Sessions: a login as a hash with a sliding expiry, from login to logout.
 
@@ -44,7 +45,8 @@ def session(
     expiry; continues on a phone; is counted in the day's set (SADD, SCARD);
     and logs out (DEL, SREM). Valkey going away during a read is shown too.
     The same session is stored in a database table, and reading it there is
-    timed against HGETALL.
+    timed against HGETALL. That table (flightcache_session) is created in a
+    database flightcache did not load only with --yes; its row goes at the end.
 
     Examples:
 
@@ -64,4 +66,6 @@ def session(
         repeat=repeat,
         keep=keep,
         options={"user": user, "ttl": ttl},
+        changes_rows=True,
+        yes=yes,
     )
