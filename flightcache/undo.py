@@ -287,6 +287,7 @@ UNDO_QUERIES = frozenset(
         "bench_passenger_remove",
         "bench_sessions_remove",
         "booking_remove",
+        "booking_remove_ids",
         "inv_flight_move",
         "session_db_delete",
         "wb_forget_seats",
@@ -320,7 +321,7 @@ def repair_rows(state_dir: Path, db: Any, dataset: str) -> list[str]:
         done += 1
     lines = []
     if done:
-        lines.append(f"put back {done} row change(s) that a killed demo had left in {db.url.url()}")
+        lines.append(f"put back {done} row change(s) that a killed run had left in {db.url.url()}")
     lines += [f"could not put back {what}" for what in failed]
     return lines
 

@@ -110,7 +110,7 @@ def test_killed_bench_run_leaves_nothing_after_the_next_run(
     assert left["booking"] > before["booking"]
     assert left["passenger"] == before["passenger"] + 1  # the run's own passenger
     err = (tmp_path / "err.txt").read_text()
-    assert "put back 1 row change(s) that a killed demo had left" in err, err
+    assert "put back 1 row change(s) that a killed run had left" in err, err
 
     # 3. a run to its end: the killed run's bookings and passenger go first
     proc = bench(
@@ -120,7 +120,7 @@ def test_killed_bench_run_leaves_nothing_after_the_next_run(
     )
     assert proc.wait(timeout=180) == 0, (tmp_path / "err.txt").read_text()
     err = (tmp_path / "err.txt").read_text()
-    assert "put back 2 row change(s) that a killed demo had left" in err, err
+    assert "put back 2 row change(s) that a killed run had left" in err, err
     assert counts(tiny_db_url) == before  # nothing of the dataset's own was touched
     assert not list((state / "undo").glob("rows-*.json"))  # nothing left pending
     client = valkey(valkey_server.url)

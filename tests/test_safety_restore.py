@@ -265,7 +265,7 @@ def test_killed_demos_bookings_and_moved_flight_are_put_back(
 
     code, _, err = finished(flightcache(tmp_path, [*args, "write-through"]), timeout=120)
     assert code == 0, err
-    assert len([x for x in err.splitlines() if "that a killed demo had left" in x]) == 1, err
+    assert len([x for x in err.splitlines() if "that a killed run had left" in x]) == 1, err
     assert rows_state(tiny_db_url) == before
 
 
@@ -292,7 +292,7 @@ def test_killed_session_demos_row_is_deleted(
     finished(proc)
     code, _, err = finished(flightcache(tmp_path, [*args, "write-through"]), timeout=120)
     assert code == 0, err
-    assert "that a killed demo had left" in err
+    assert "that a killed run had left" in err
     assert sessions() == 0
 
 
@@ -308,6 +308,55 @@ def test_simulate_cleanup_runs_on_sigterm(
     code, _, err = finished(proc)
     assert code == STATUS["SIGTERM"], err
     assert rows_state(tiny_db_url)[0] == before
+
+
+def test_simulate_cleanup_after_sigkill_is_done_by_the_next_command(
+    tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
+) -> None:
+    """--cleanup promised the bookings would go; a SIGKILL before the end cannot keep
+    that promise itself, so each batch's ids were written down before it committed."""
+    args = server_args(tiny_db_url, valkey_server, key_prefix)
+    before = rows_state(tiny_db_url)[0]
+    simulate = ["leaderboard", "simulate", "--rate", "100", "--seconds", "60", "--cleanup"]
+    proc = flightcache(tmp_path, [*args, *simulate])
+    wait_for(proc, lambda: rows_state(tiny_db_url)[0] > before + 40, "it booked")
+    proc.send_signal(signal.SIGKILL)
+    finished(proc)
+    assert rows_state(tiny_db_url)[0] > before  # the fault is real: its bookings stayed
+    again = [*simulate[:3], "1", "--seconds", "0.2", "--cleanup"]  # repairs first
+    code, _, err = finished(flightcache(tmp_path, [*args, *again]), timeout=120)
+    assert code == 0, err
+    assert "that a killed run had left" in err, err
+    assert rows_state(tiny_db_url)[0] == before
+
+
+def test_session_and_bench_refuse_a_database_flightcache_did_not_load(
+    tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
+) -> None:
+    """The session demo creates flightcache_session and writes a row; bench's writing
+    scenarios book and rename: neither happens in someone else's database without --yes."""
+    from flightcache.db import connect
+
+    db = connect(tiny_db_url)
+    db.execute("DELETE FROM flightcache_meta WHERE name = 'owner'")
+    db.execute("DROP TABLE IF EXISTS flightcache_session")
+    bookings = db.fetch("SELECT COUNT(*) FROM booking").rows[0][0]
+    db.close()
+    args = server_args(tiny_db_url, valkey_server, key_prefix)
+    bench = ["bench", "run", "--requests", "20", "--warmup", "0", "--no-histogram"]
+    for command in (["session"], [*bench, "leaderboard", "cache-aside"], [*bench, "all"]):
+        code, _, err = finished(flightcache(tmp_path, [*args, *command]))
+        assert code == 6, err
+        assert "a database flightcache did not load" in err and "--yes" in err, err
+    db = connect(tiny_db_url)
+    assert "flightcache_session" not in db.tables()
+    assert db.fetch("SELECT COUNT(*) FROM booking").rows[0][0] == bookings
+    db.close()
+    # reading alone is no change: a read-only scenario runs without --yes
+    code, _, err = finished(flightcache(tmp_path, [*args, *bench, "flight-search"]))
+    assert code == 0, err
+    code, _, err = finished(flightcache(tmp_path, [*args, "session", "--yes"]), timeout=120)
+    assert code == 0, err
 
 
 def test_a_running_demos_settings_are_left_to_it(

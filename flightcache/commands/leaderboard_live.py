@@ -103,6 +103,7 @@ def simulate(
         check_positive,
         parse_day,
     )
+    from flightcache.undo import Undo, repair_rows
     from flightcache.valkey_client import close
 
     check_positive("--rate", rate, MAX_RATE, "200")
@@ -114,9 +115,17 @@ def simulate(
     db = application.database()
     client: Any = None
     try:
-        require_ours(require_dataset(db), db, "leaderboard simulate", yes)
+        found = require_dataset(db)
+        require_ours(found, db, "leaderboard simulate", yes)
+        dataset = found.loaded_at or ""
+        state_dir = application.settings.state_dir
+        for line in repair_rows(state_dir, db, dataset):
+            err.print(line, style="yellow", soft_wrap=True)
         client = application.valkey()
-        sim = Simulator(db, client, keys, day, seed=seed)
+        # with --cleanup, every batch's ids are written down before it commits: a run
+        # killed before the end (SIGKILL too) has its bookings deleted by the next command
+        undo = Undo(state_dir, db.url, dataset) if cleanup else None
+        sim = Simulator(db, client, keys, day, seed=seed, undo=undo)
         if not as_json:
             err.print(
                 f"booking at ~{rate:g}/s in batches of {batch} for {seconds:g} s into"

@@ -31,6 +31,7 @@ from flightcache.sqlfiles import query
 
 if TYPE_CHECKING:
     from flightcache.db import Database
+    from flightcache.undo import Undo
     from flightcache.valkey_client import Client
 
 _FALLBACK: tuple[type[Exception], ...] = (
@@ -308,9 +309,20 @@ class Simulator:
     """
 
     def __init__(
-        self, db: Database, client: Client, keys: Keys, day: dt.date, *, seed: int | None = None
+        self,
+        db: Database,
+        client: Client,
+        keys: Keys,
+        day: dt.date,
+        *,
+        seed: int | None = None,
+        undo: Undo | None = None,
     ) -> None:
+        """``undo``: record each batch's ids before it commits, so that the bookings of
+        a run killed before :meth:`cleanup` are deleted by the next command."""
         self.db = db
+        self.undo = undo
+        self._undo_entries: list[str] = []
         self.client = client
         self.board = Board(client, keys, BOARD)
         self.channel = keys.board_updates(BOARD)
@@ -364,6 +376,9 @@ class Simulator:
                 else:
                     self.db.execute(sql, params)
                     ids.append(int(self.db.fetch(last_id).rows[0][0]))
+            if self.undo is not None and ids:  # written down before the commit
+                entry = self.undo.record("booking_remove_ids", {"booking_ids": ids})
+                self._undo_entries.append(entry)
         return ids
 
     def publish(self, counts: dict[str, int]) -> int:
@@ -462,6 +477,10 @@ class Simulator:
             for start in range(0, len(ids), 1_000):
                 self.db.execute_many(sql, [{"booking_id": i} for i in ids[start : start + 1_000]])
         self.report.cleaned = len(ids)
+        if self.undo is not None:
+            for entry in self._undo_entries:
+                self.undo.done(entry)
+            self._undo_entries.clear()
         try:
             self.publish({a: -n for a, n in self.report.per_airport.items()})
         except valkey.exceptions.ValkeyError:  # the rows are gone; the boards keep them

@@ -294,6 +294,10 @@ SELECT LAST_INSERT_ID() AS id;
 -- name: booking_remove
 DELETE FROM booking WHERE booking_id = %(booking_id)s;
 
+-- name: booking_remove_ids
+-- what a killed `leaderboard simulate --cleanup` left: one batch's bookings, by id
+DELETE FROM booking WHERE booking_id IN %(booking_ids)s;
+
 -- Write-behind (flightcache write-behind). flightcache's own tables, created on
 -- first use: the seats booked per flight through a queue, and every stream entry
 -- already applied, so that a redelivered entry is applied once. `queue` is the
