@@ -43,6 +43,29 @@ def public_tempdir(prefix: str) -> Path:
     return path
 
 
+SAFETY_ITEMS = range(1, 11)
+"""The numbered items of the safety issue; every ``safety`` test names the ones it covers."""
+
+
+def safety_items(item: pytest.Item) -> set[int]:
+    """The safety items a test covers: the union of its ``safety(...)`` marks' numbers."""
+    return {int(n) for mark in item.iter_markers("safety") for n in mark.args}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A ``safety`` test must say which item it covers, so the cases can be counted per
+    item (``scripts/safety_cases.py``); a bare or out-of-range mark stops the run."""
+    for item in items:
+        if item.get_closest_marker("safety") is None:
+            continue
+        found = safety_items(item)
+        if not found or not found <= set(SAFETY_ITEMS):
+            raise pytest.UsageError(
+                f"{item.nodeid}: mark it @pytest.mark.safety(N), N the item(s) of the safety"
+                f" issue it covers (1 to 10), not {sorted(found) or 'none'}"
+            )
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the user's config or URLs by accident."""

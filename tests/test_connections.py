@@ -16,7 +16,7 @@ import pytest
 from flightcache.config import DbUrl, ValkeyUrl
 from flightcache.errors import ConfigError, FlightcacheError, QueryError
 
-pytestmark = pytest.mark.safety
+pytestmark = pytest.mark.safety(7)
 
 
 def _with(url: DbUrl, query: str) -> DbUrl:

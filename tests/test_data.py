@@ -81,7 +81,7 @@ def test_create_schema_is_idempotent(db: Any) -> None:
     assert db.tables() >= TABLES
 
 
-@pytest.mark.safety
+@pytest.mark.safety(3)
 def test_foreign_flughafendb_tables_are_never_dropped(db: Any) -> None:
     db.execute("CREATE TABLE airport (x int)")
     db.execute("INSERT INTO airport VALUES (7)")
@@ -196,7 +196,7 @@ def _dataset(url: Any) -> tuple[str | None, int | None, str | None, int]:
         conn.close()
 
 
-@pytest.mark.safety
+@pytest.mark.safety(3)
 def test_replace_without_a_terminal_or_yes_is_refused(cli: Any, tiny_db_url: Any) -> None:
     url = tiny_db_url.url(redact=False)
     before = _dataset(tiny_db_url)
@@ -211,7 +211,7 @@ def test_replace_without_a_terminal_or_yes_is_refused(cli: Any, tiny_db_url: Any
     assert _dataset(tiny_db_url)[:2] == ("complete", 2)
 
 
-@pytest.mark.safety
+@pytest.mark.safety(3)
 def test_drop_without_a_terminal_or_yes_is_refused(cli: Any, tiny_db_url: Any) -> None:
     url = tiny_db_url.url(redact=False)
     refused = cli("--db-url", url, "data", "drop")
@@ -221,7 +221,7 @@ def test_drop_without_a_terminal_or_yes_is_refused(cli: Any, tiny_db_url: Any) -
     assert cli("--db-url", url, "data", "drop", "--yes").code == 0
 
 
-@pytest.mark.safety
+@pytest.mark.safety(3)
 def test_replace_on_a_terminal_names_the_tables_and_asks(tiny_db_url: Any) -> None:
     import os
     import pty
@@ -282,7 +282,7 @@ def real_dump(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return path
 
 
-@pytest.mark.safety
+@pytest.mark.safety(8)
 @pytest.mark.parametrize("packed", [False, True], ids=["sql", "sql.gz"])
 def test_a_real_dump_cut_in_half_is_refused(real_dump: Any, tmp_path: Any, packed: bool) -> None:
     import gzip
@@ -311,7 +311,7 @@ def test_a_real_dump_cut_in_half_is_refused(real_dump: Any, tmp_path: Any, packe
         assert what
 
 
-@pytest.mark.safety
+@pytest.mark.safety(3)
 @pytest.mark.parametrize("fault", ["cut-between-statements", "cut-in-half", "bad-row-late"])
 def test_import_over_a_dataset_keeps_it_when_the_dump_is_broken(
     cli: Any, db_url: Any, real_dump: Any, tmp_path: Any, fault: str
@@ -365,7 +365,7 @@ def test_a_real_dump_imports_into_either_database(
     assert wrong.code == 6 and "not in order" in wrong.err
 
 
-@pytest.mark.safety
+@pytest.mark.safety(8)
 def test_rows_mysql_skips_are_counted_and_reported(cli: Any, mysql_url: Any, tmp_path: Any) -> None:
     from flightcache.data.tables import COLUMNS as COLS
     from flightcache.db import connect

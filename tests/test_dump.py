@@ -774,7 +774,7 @@ def _bench_dump() -> Any:
     return module
 
 
-@pytest.mark.safety
+@pytest.mark.safety(8)
 def test_no_regex_feature_that_early_311_gets_wrong() -> None:
     # Possessive quantifiers and atomic groups are new in 3.11 and wrong in 3.11.2
     # (Debian 12's python3): there, CREATE TABLE `a`.`b` was not recognised.
@@ -786,7 +786,7 @@ def test_no_regex_feature_that_early_311_gets_wrong() -> None:
             assert feature not in pattern.replace("\\+", ""), (feature, pattern)
 
 
-@pytest.mark.safety
+@pytest.mark.safety(8)
 def test_adversarial_dumps_are_rejected_in_linear_time(tmp_path: Path) -> None:
     """1 MiB files built to make regex backtracking explode are refused in seconds.
 
@@ -844,7 +844,7 @@ def test_scanner_reads_what_the_fast_path_does_not(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ truncation
 
 
-@pytest.mark.safety
+@pytest.mark.safety(8)
 @pytest.mark.parametrize("where", ["between-statements", "before-last-line"])
 def test_a_dump_cut_short_is_refused(tmp_path: Path, where: str) -> None:
     data = flughafen_dump()
@@ -858,7 +858,7 @@ def test_a_dump_cut_short_is_refused(tmp_path: Path, where: str) -> None:
         assert "truncated" in err.message, err.message
 
 
-@pytest.mark.safety
+@pytest.mark.safety(8)
 def test_a_mariadb_dump_cut_short_is_refused(tmp_path: Path) -> None:
     # mariadb-dump 10.11 writes a sandbox-mode line before its header
     data = b"/*M!999999\\- enable the sandbox mode */ \n" + flughafen_dump().replace(
@@ -869,7 +869,7 @@ def test_a_mariadb_dump_cut_short_is_refused(tmp_path: Path) -> None:
     assert "truncated" in read_error(write(tmp_path, "cut.sql", cut)).message
 
 
-@pytest.mark.safety
+@pytest.mark.safety(8)
 @pytest.mark.parametrize("packed", [False, True], ids=["sql", "sql.gz"])
 def test_a_dump_cut_in_half_is_refused(tmp_path: Path, packed: bool) -> None:
     data = big_booking_dump(50_000, rows_per_insert=2_000)
@@ -904,7 +904,7 @@ def test_split_parts_read_as_one_gzip_stream(tmp_path: Path) -> None:
     assert sum(len(b.rows) for b in read_dump(numbered)) == 30_000
 
 
-@pytest.mark.safety
+@pytest.mark.safety(8)
 @pytest.mark.parametrize(
     ("order", "words"),
     [

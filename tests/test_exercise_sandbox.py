@@ -27,7 +27,7 @@ from tests.test_exercises import data_db, failed, learner_file, node_client
 
 __all__ = ["data_db", "node_client"]  # the fixtures, shared with the exercises' tests
 
-pytestmark = pytest.mark.safety
+pytestmark = pytest.mark.safety(6)
 
 ROOT = Path(__file__).parent.parent
 
@@ -428,6 +428,7 @@ def _check_in_a_process(
     return code, child, grandchild, records[0].stem if records else ""
 
 
+@pytest.mark.safety(6, 10)
 def test_sigkill_of_the_check_kills_the_learner_and_the_next_run_sweeps(
     data_db: Any, valkey_server: Any, node_client: Any, key_prefix: str, tmp_path: Path
 ) -> None:
@@ -495,6 +496,7 @@ def test_sigterm_or_sighup_of_the_check_cleans_up_at_once(
 FAKE_PACKAGE = "open(MARKER, 'w').write('imported')\nraise SystemExit('a fake flightcache ran')\n"
 
 
+@pytest.mark.safety(6, 10)
 def test_a_flightcache_folder_is_never_imported_and_the_learners_own_modules_are(
     valkey_server: Any,
     node_client: Any,

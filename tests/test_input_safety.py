@@ -15,7 +15,7 @@ import typer.main
 
 from flightcache.cli import app
 
-pytestmark = pytest.mark.safety
+pytestmark = pytest.mark.safety(8)
 
 # what a hostile airline name, query parameter or argument may hold
 PAYLOADS = ["[bold red]x[/]", "[/]", "\x1b]0;pwned\x07", "\x1b[2J"]

@@ -73,6 +73,7 @@ def kill_when(proc: subprocess.Popen[bytes], check: Callable[[], bool], what: st
     pytest.fail("the run's process group outlived the SIGKILL")
 
 
+@pytest.mark.safety(3, 10)
 def test_killed_bench_run_leaves_nothing_after_the_next_run(
     tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
 ) -> None:
@@ -130,6 +131,7 @@ def test_killed_bench_run_leaves_nothing_after_the_next_run(
         close(client)
 
 
+@pytest.mark.safety(3)
 def test_bench_books_as_its_own_passenger(
     tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
 ) -> None:

@@ -100,6 +100,7 @@ def eviction_args(db_url: DbUrl, valkey: ValkeyInstance, prefix: str) -> list[st
     ]
 
 
+@pytest.mark.safety(4, 9)
 def test_undo_files_are_private(tmp_path: Path, valkey_settings: tuple[Any, Any]) -> None:
     from flightcache.undo import Undo
 
@@ -112,6 +113,7 @@ def test_undo_files_are_private(tmp_path: Path, valkey_settings: tuple[Any, Any]
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT", "SIGKILL"])
+@pytest.mark.safety(4)
 def test_eviction_settings_are_put_back(
     sig: str,
     tiny_db_url: DbUrl,
@@ -143,6 +145,7 @@ def test_eviction_settings_are_put_back(
     assert not list((tmp_path / "undo").glob("valkey-*.json"))
 
 
+@pytest.mark.safety(4)
 def test_a_restarted_valkey_is_not_touched(
     valkey_server: ValkeyInstance, valkey_settings: tuple[Any, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -189,6 +192,7 @@ def write_through_args(db_url: DbUrl, valkey: ValkeyInstance, prefix: str) -> li
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT", "SIGKILL"])
+@pytest.mark.safety(3)
 def test_write_through_rename_is_put_back(
     sig: str,
     tiny_db_url: DbUrl,
@@ -246,6 +250,7 @@ def rows_state(url: DbUrl) -> tuple[int, list[Any]]:
 @pytest.mark.parametrize(
     "demo", [["invalidate"], ["leaderboard", "demo"], ["nested-doll"]], ids=" ".join
 )
+@pytest.mark.safety(3)
 def test_killed_demos_bookings_and_moved_flight_are_put_back(
     demo: list[str],
     tiny_db_url: DbUrl,
@@ -269,6 +274,7 @@ def test_killed_demos_bookings_and_moved_flight_are_put_back(
     assert rows_state(tiny_db_url) == before
 
 
+@pytest.mark.safety(3)
 def test_killed_session_demos_row_is_deleted(
     tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
 ) -> None:
@@ -296,6 +302,7 @@ def test_killed_session_demos_row_is_deleted(
     assert sessions() == 0
 
 
+@pytest.mark.safety(3)
 def test_simulate_cleanup_runs_on_sigterm(
     tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
 ) -> None:
@@ -310,6 +317,7 @@ def test_simulate_cleanup_runs_on_sigterm(
     assert rows_state(tiny_db_url)[0] == before
 
 
+@pytest.mark.safety(3)
 def test_simulate_cleanup_after_sigkill_is_done_by_the_next_command(
     tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
 ) -> None:
@@ -330,6 +338,7 @@ def test_simulate_cleanup_after_sigkill_is_done_by_the_next_command(
     assert rows_state(tiny_db_url)[0] == before
 
 
+@pytest.mark.safety(3)
 def test_session_and_bench_refuse_a_database_flightcache_did_not_load(
     tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
 ) -> None:
@@ -359,6 +368,7 @@ def test_session_and_bench_refuse_a_database_flightcache_did_not_load(
     assert code == 0, err
 
 
+@pytest.mark.safety(4)
 def test_a_running_demos_settings_are_left_to_it(
     tiny_db_url: DbUrl,
     valkey_server: ValkeyInstance,
@@ -384,6 +394,7 @@ CLUSTER_SETTINGS = (*SETTINGS, "slowlog-log-slower-than", "slowlog-max-len")
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+@pytest.mark.safety(4)
 def test_memory_pressure_on_a_cluster_puts_every_node_back(
     sig: str,
     tiny_db_url: DbUrl,
@@ -421,6 +432,7 @@ def test_memory_pressure_on_a_cluster_puts_every_node_back(
         close(client)
 
 
+@pytest.mark.safety(3)
 def test_demo_refuses_a_database_flightcache_did_not_load(
     tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
 ) -> None:
@@ -449,6 +461,7 @@ def test_demo_refuses_a_database_flightcache_did_not_load(
     db.close()
 
 
+@pytest.mark.safety(4)
 def test_a_failing_cleanup_does_not_skip_the_others(
     valkey_server: ValkeyInstance,
     valkey_settings: tuple[Any, dict[str, str]],

@@ -59,6 +59,7 @@ def _alive(child: subprocess.Popen[bytes]) -> bool:
 
 
 # -- item 1: processes ------------------------------------------------------------------
+@pytest.mark.safety(1)
 def test_down_leaves_processes_in_or_naming_the_state_dir_alive(
     state_dir: Path, bystanders: list[subprocess.Popen[bytes]], cli: Any
 ) -> None:
@@ -80,6 +81,7 @@ def test_down_leaves_processes_in_or_naming_the_state_dir_alive(
     assert all(_alive(b) for b in bystanders)
 
 
+@pytest.mark.safety(1)
 def test_a_pidfile_naming_another_process_leads_to_no_kill(
     state_dir: Path, bystanders: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -127,6 +129,7 @@ def _ping(port: int) -> bytes:
         return b""
 
 
+@pytest.mark.safety(1)
 def test_state_dir_may_not_be_root_home_or_someone_elses(
     tmp_path: Path,
     cli: Any,
@@ -198,6 +201,7 @@ def _as_nobody(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 @as_root
+@pytest.mark.safety(2)
 def test_another_account_gets_into_neither_server(running: Stack) -> None:
     port = running.db_url().port
     psql = ["psql", "-U", "postgres", "-d", "postgres", "-p", str(port), "-c", "SELECT 1"]
@@ -244,6 +248,7 @@ def test_another_account_gets_into_neither_server(running: Stack) -> None:
 
 
 @as_root
+@pytest.mark.safety(2)
 def test_no_server_runs_as_root(running: Stack, valkey_server: Any) -> None:
     pids = [running.postgres.pid(), *(n.pid() for n in running.valkey_nodes())]
     assert len(pids) == 2 and all(pids)
@@ -257,6 +262,7 @@ def test_no_server_runs_as_root(running: Stack, valkey_server: Any) -> None:
     assert owners and 0 not in owners
 
 
+@pytest.mark.safety(2, 9)
 def test_credentials_are_0600_in_a_0700_directory(running: Stack) -> None:
     creds = statedir.credentials_file(running.state_dir)
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
@@ -270,6 +276,7 @@ def test_credentials_are_0600_in_a_0700_directory(running: Stack) -> None:
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
 
 
+@pytest.mark.safety(2, 9)
 def test_every_printed_url_masks_the_password(running: Stack, cli: Any) -> None:
     creds = running.credentials()
     where = ["--state-dir", str(running.state_dir)]
@@ -288,6 +295,7 @@ def test_every_printed_url_masks_the_password(running: Stack, cli: Any) -> None:
     assert all(s["running"] for s in status["servers"])
 
 
+@pytest.mark.safety(2)
 def test_the_scratch_valkey_wants_a_password(valkey_server: Any) -> None:
     reply = _ping(valkey_server.ports[0])
     assert reply.startswith(b"-NOAUTH"), reply
@@ -295,6 +303,7 @@ def test_the_scratch_valkey_wants_a_password(valkey_server: Any) -> None:
 
 
 @as_root
+@pytest.mark.safety(2)
 def test_no_silent_fallback_to_nobody(
     state_dir: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -306,6 +315,7 @@ def test_no_silent_fallback_to_nobody(
 
 
 @as_root
+@pytest.mark.safety(2)
 def test_a_stack_from_before_credentials_is_closed_by_up(state_dir: Path, cli: Any) -> None:
     """What an older flightcache left: no credentials, trust in pg_hba, an open Valkey."""
     from flightcache.stack.valkey import ValkeyNode
@@ -339,6 +349,7 @@ def test_a_stack_from_before_credentials_is_closed_by_up(state_dir: Path, cli: A
     assert cli("--state-dir", str(state_dir), "valkey", "PING").out == "PONG\n"
 
 
+@pytest.mark.safety(2)
 def test_up_closes_a_valkey_whose_password_was_taken_off(state_dir: Path) -> None:
     stack = Stack(state_dir)
     stack.up(start_postgres=False)
@@ -350,7 +361,7 @@ def test_up_closes_a_valkey_whose_password_was_taken_off(state_dir: Path) -> Non
     assert _ping(node.port).startswith(b"-NOAUTH")
 
 
-@pytest.mark.safety
+@pytest.mark.safety(1)
 def test_a_state_dir_any_command_makes_is_marked_and_someone_elses_is_refused(
     tmp_path: Path,
 ) -> None:

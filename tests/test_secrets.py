@@ -19,7 +19,7 @@ import pytest
 
 from flightcache.config import DbUrl, ValkeyUrl, scrub
 
-pytestmark = pytest.mark.safety
+pytestmark = pytest.mark.safety(9)
 
 PASSWORD = "Zq!"
 
@@ -178,6 +178,7 @@ def test_both_consoles_redact_whatever_they_print(capsys: pytest.CaptureFixture[
         ["cache-aside", "--repeat", "mysql://u:{pw}@h/x"],  # a value that is no integer
     ],
 )
+@pytest.mark.safety(8, 9)
 def test_usage_errors_show_neither_password_nor_control_codes(
     cli: Any, args: list[str], tmp_path: Path
 ) -> None:

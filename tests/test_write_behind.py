@@ -267,7 +267,7 @@ def _xadd(client: Any, keys: Keys, flight: int, seats: Any) -> str:
     return str(client.xadd(keys.wb_queue(wb.shard_of(flight)), {"flight": flight, "seats": seats}))
 
 
-@pytest.mark.safety
+@pytest.mark.safety(5)
 def test_poison_entries_go_to_the_dead_letters_once(
     db_url: DbUrl, loaded: Any, client: Any, any_valkey: Any, key_prefix: str, cli: Any
 ) -> None:
@@ -320,7 +320,7 @@ def test_poison_entries_go_to_the_dead_letters_once(
     assert again["dead_lettered"] == 0 and again["dead_letters"] == 4 and again["applied"] == 0
 
 
-@pytest.mark.safety
+@pytest.mark.safety(5)
 @pytest.mark.parametrize("db_url", ["mysql", "postgresql"], indirect=True)
 def test_worker_once_ends_when_the_database_is_unreachable(
     db_url: DbUrl, valkey_server: Any, key_prefix: str, tmp_path: Path
@@ -359,7 +359,7 @@ def test_worker_once_ends_when_the_database_is_unreachable(
     assert summary["dead_lettered"] == 0  # a database that is down is not the entries' fault
 
 
-@pytest.mark.safety
+@pytest.mark.safety(5)
 def test_out_of_range_input_is_refused_before_anything_is_written(
     db_url: DbUrl, loaded: Any, valkey_server: Any, key_prefix: str, cli: Any
 ) -> None:
