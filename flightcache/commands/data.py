@@ -57,7 +57,11 @@ def confirm(action: str, *, yes: bool) -> None:
             f"not asking on a terminal, so not done: {action}",
             hint="run it in a terminal to be asked, or pass --yes",
         )
-    typer.confirm(f"{action}?", abort=True)
+    from flightcache.config import scrub
+    from flightcache.console import clean
+
+    # the action names the database's URL: shown like all output, password as ***
+    typer.confirm(clean(scrub(f"{action}?")), abort=True)
 
 
 def confirm_replace(db: Database, *, replace: bool, yes: bool) -> None:
