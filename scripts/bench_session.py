@@ -29,11 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flightcache.bench.timing import Stats, compare
 from flightcache.config import DbUrl
 from flightcache.data.load import load_generated
 from flightcache.db import Database, connect, drop_database
 from flightcache.keys import Keys
+from flightcache.measure.timing import Stats, compare
 from flightcache.patterns.session import (
     SessionStore,
     SessionTable,

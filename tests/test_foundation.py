@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from flightcache.bench.timing import compare, percentile
 from flightcache.keys import Keys, digest
+from flightcache.measure.timing import compare, percentile
 from flightcache.trace import Tracer, format_command
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from flightcache.bench.zipf import top_share, zipf_cdf, zipf_ranks
 from flightcache.config import DbUrl
+from flightcache.measure.zipf import top_share, zipf_cdf, zipf_ranks
 
 
 def test_zipf_is_deterministic_and_skewed() -> None:

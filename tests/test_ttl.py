@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from flightcache.bench.histogram import bucket_counts, densest_window, nice_width
 from flightcache.config import DbUrl
+from flightcache.measure.histogram import bucket_counts, densest_window, nice_width
 from flightcache.patterns.ttl import DATA_CLASSES, Jitter
 from tests.demo_helpers import leftover_keys, load_tiny
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from flightcache.bench import hdr
 from flightcache.bench.hdr import HALF, HALF_MAGNITUDE, MASK, SHIFT, UNIT
-from flightcache.bench.zipf import zipf_ranks
+from flightcache.measure.zipf import zipf_ranks
 
 Op = Callable[[int], "bool | None"]
 """One operation on key ``i`` of the keyspace; returns True (cache hit), False (miss)

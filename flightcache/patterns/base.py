@@ -3,7 +3,7 @@
 A demo is a generator of records. A :class:`Step` says what it did and why,
 carries the exact Valkey commands and SQL it issued (collected by the
 :class:`~flightcache.trace.Tracer`), its outcome and its time. A
-:class:`Timing` is a side-by-side comparison from :func:`bench.timing.compare`;
+:class:`Timing` is a side-by-side comparison from :func:`measure.timing.compare`;
 a :class:`Histogram` is counts per bucket; a :class:`Table` is any other
 summary. Renderers (rich, JSON) turn records into output; nothing here prints,
 and nothing here imports typer or rich.
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from flightcache.bench.timing import Stats, compare
 from flightcache.keys import Keys
+from flightcache.measure.timing import Stats, compare
 from flightcache.trace import TracedDatabase, Tracer, format_command
 from flightcache.undo import Undo
 
@@ -89,7 +89,7 @@ class Step:
 
 @dataclass
 class Timing:
-    """Contenders timed side by side in one run (see bench.timing.compare)."""
+    """Contenders timed side by side in one run (see measure.timing.compare)."""
 
     title: str
     stats: list[Stats]

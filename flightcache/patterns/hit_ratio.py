@@ -28,10 +28,10 @@ from typing import Any, NamedTuple
 import valkey.exceptions
 
 from flightcache import sqlfiles
-from flightcache.bench.zipf import top_share, zipf_ranks
 from flightcache.db import QueryResult
 from flightcache.errors import DataError
 from flightcache.keys import Keys
+from flightcache.measure.zipf import top_share, zipf_ranks
 from flightcache.patterns.base import DemoContext, Record, Table
 from flightcache.valkey_client import delete_matching, info_total, primaries
 

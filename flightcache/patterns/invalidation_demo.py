@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
-from flightcache.bench.histogram import bucket_counts, densest_window, nice_width
+from flightcache.measure.histogram import bucket_counts, densest_window, nice_width
 from flightcache.patterns.base import DemoContext, Histogram, Record, Table
 from flightcache.patterns.invalidation import (
     Invalidator,

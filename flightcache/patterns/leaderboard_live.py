@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import valkey.exceptions
 
-from flightcache.bench.zipf import zipf_cdf
 from flightcache.errors import DataError, UsageError
 from flightcache.keys import Keys
+from flightcache.measure.zipf import zipf_cdf
 from flightcache.sqlfiles import query
 
 if TYPE_CHECKING:

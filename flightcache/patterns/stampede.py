@@ -52,10 +52,10 @@ from typing import Any
 import valkey.exceptions
 
 from flightcache import sqlfiles
-from flightcache.bench.timing import Stats
 from flightcache.db import Database
 from flightcache.errors import FlightcacheError, UsageError
 from flightcache.keys import Keys
+from flightcache.measure.timing import Stats
 from flightcache.patterns.base import DemoContext, Record, Table
 from flightcache.patterns.cache_aside import encode
 from flightcache.trace import format_sql
