@@ -180,8 +180,8 @@ def bytes_progress() -> Progress:
 
 # -- demo records ---------------------------------------------------------------
 def render_record(record: Any, number: int) -> None:
-    """Print one demo record (a Step, Timing or Table from patterns.base)."""
-    from flightcache.patterns.base import Histogram, Step, Timing
+    """Print one demo record (a Step, Timing or Table from demos.base)."""
+    from flightcache.demos.base import Histogram, Step, Timing
 
     if isinstance(record, Step):
         _render_step(record, number)

@@ -124,7 +124,7 @@ def test_a_step_that_fails_on_purpose_is_not_printed_as_a_fault(
     from rich.console import Console
 
     from flightcache import console
-    from flightcache.patterns.base import Step
+    from flightcache.demos.base import Step
 
     buffer = io.StringIO()
     monkeypatch.setattr(console, "out", Console(file=buffer, width=120, highlight=False))

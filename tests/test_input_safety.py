@@ -113,7 +113,7 @@ def test_renderers_on_a_terminal_send_no_foreign_control_sequence() -> None:
     """On a colour terminal rich writes its own escapes; none of the data's get through,
     whether a value reaches the console as a string, a table cell or a Text."""
     from flightcache import console
-    from flightcache.patterns.base import Step, Table
+    from flightcache.demos.base import Step, Table
 
     buffer = io.StringIO()
     term = console.SafeConsole(file=buffer, force_terminal=True, width=200, markup=False)

@@ -203,8 +203,8 @@ def test_refuses_a_valkey_it_did_not_start_without_yes(
 def test_slowlog_reset_only_on_flightcaches_own_valkey(
     valkey_server: Any, key_prefix: str, own: bool
 ) -> None:
+    from flightcache.demos.base import DemoContext
     from flightcache.keys import Keys
-    from flightcache.patterns.base import DemoContext
     from flightcache.patterns.memory_pressure import _slowlog
     from flightcache.trace import Tracer
     from flightcache.valkey_client import delete_matching

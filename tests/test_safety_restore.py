@@ -476,7 +476,7 @@ def test_a_failing_cleanup_does_not_skip_the_others(
 
     from flightcache.app import App, Options
     from flightcache.commands import _demo
-    from flightcache.patterns.base import DemoContext, Record
+    from flightcache.demos.base import DemoContext, Record
 
     client, before = valkey_settings
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
 
     from flightcache.app import App
-    from flightcache.patterns.base import Demo, Record
+    from flightcache.demos.base import Demo, Record
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the steps and figures as one JSON document.")
@@ -81,9 +81,9 @@ def run(
     the demo like Ctrl-C does: its cleanups run before the process exits.
     """
     from flightcache.console import err, out, render_record, styled
+    from flightcache.demos.base import DemoContext, Step
     from flightcache.errors import ConnectionFailed, FlightcacheError
     from flightcache.keys import Keys
-    from flightcache.patterns.base import DemoContext, Step
     from flightcache.trace import Tracer
     from flightcache.undo import Undo, repair_rows, signals_held
     from flightcache.valkey_client import close, delete_matching, unchecked

@@ -12,7 +12,7 @@ from flightcache.commands._options import positive
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from flightcache.patterns.base import DemoContext, Record
+    from flightcache.demos.base import DemoContext, Record
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 BAR_WIDTH = 30
@@ -77,7 +77,7 @@ def hit_ratio(
     from flightcache.patterns.hit_ratio import demo
 
     def with_bars(demo_ctx: DemoContext) -> Iterator[Record]:
-        from flightcache.patterns.base import Table
+        from flightcache.demos.base import Table
         from flightcache.patterns.hit_ratio import TIMELINE
 
         for record in demo(demo_ctx):

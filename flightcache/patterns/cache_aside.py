@@ -28,8 +28,9 @@ import valkey.exceptions
 from flightcache.catalogue import Query, bind
 from flightcache.catalogue import get as get_query
 from flightcache.db import Database
+from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.keys import Keys
-from flightcache.patterns.base import DemoContext, Record, Table, first_line
+from flightcache.patterns.common import first_line
 from flightcache.valkey_client import unreachable
 
 UNAVAILABLE = (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError)

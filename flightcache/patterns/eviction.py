@@ -22,11 +22,11 @@ from typing import Any
 import valkey.exceptions
 
 from flightcache import sqlfiles
+from flightcache.demos.base import DemoContext, Record, Table, Timing
 from flightcache.errors import ConfigError, DataError, FlightcacheError
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats
 from flightcache.measure.zipf import zipf_ranks
-from flightcache.patterns.base import DemoContext, Record, Table, Timing
 from flightcache.undo import Undo
 from flightcache.valkey_client import config_value, delete_matching, info, primaries
 

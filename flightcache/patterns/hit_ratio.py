@@ -29,10 +29,10 @@ import valkey.exceptions
 
 from flightcache import sqlfiles
 from flightcache.db import QueryResult
+from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.errors import DataError
 from flightcache.keys import Keys
 from flightcache.measure.zipf import top_share, zipf_ranks
-from flightcache.patterns.base import DemoContext, Record, Table
 from flightcache.valkey_client import delete_matching, info_total, primaries
 
 RATE = 100

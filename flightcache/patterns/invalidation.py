@@ -44,8 +44,8 @@ import valkey.exceptions
 
 from flightcache.errors import DataError
 from flightcache.keys import Keys
-from flightcache.patterns.base import Pipeline, plain_pipeline, retried
 from flightcache.patterns.cache_aside import encode
+from flightcache.patterns.common import Pipeline, plain_pipeline, retried
 from flightcache.patterns.ttl import Jitter
 from flightcache.sqlfiles import query
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
+from flightcache.demos.base import DemoContext, Histogram, Record, Table
 from flightcache.measure.histogram import bucket_counts, densest_window, nice_width
-from flightcache.patterns.base import DemoContext, Histogram, Record, Table
 from flightcache.patterns.invalidation import (
     Invalidator,
     Read,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
-from flightcache.patterns.base import DemoContext, Record, Table
+from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.patterns.leaderboard import (
     BOARDS,
     SHOWN,

@@ -22,9 +22,9 @@ from typing import Any
 
 import valkey.cluster
 
+from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.errors import DataError
 from flightcache.keys import Keys
-from flightcache.patterns.base import DemoContext, Record, Table
 from flightcache.patterns.ttl import plain
 from flightcache.sqlfiles import query
 from flightcache.trace import TracedDatabase

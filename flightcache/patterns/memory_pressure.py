@@ -28,9 +28,9 @@ import valkey.exceptions
 from flightcache import sqlfiles
 from flightcache.catalogue import bind
 from flightcache.catalogue import get as get_query
+from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.errors import DataError
 from flightcache.keys import Keys
-from flightcache.patterns.base import DemoContext, Record, Table
 from flightcache.patterns.cache_aside import CacheAside, Lookup
 from flightcache.patterns.eviction import MemoryLimits, ServerSettings, limits_for, mib
 from flightcache.undo import Undo

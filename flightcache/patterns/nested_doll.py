@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from flightcache.errors import DataError
 from flightcache.keys import Keys
-from flightcache.patterns.base import Pipeline, plain_pipeline
+from flightcache.patterns.common import Pipeline, plain_pipeline
 from flightcache.sqlfiles import query
 
 if TYPE_CHECKING:
     from flightcache.db import Database
-    from flightcache.patterns.base import DemoContext, Record
+    from flightcache.demos.base import DemoContext, Record
     from flightcache.trace import TracedDatabase
 
 AGE_S = 1.0  # the pause before the booking, in seconds
@@ -306,7 +306,7 @@ def _unbook(doll: NestedDoll, flight_id: int, booking_id: int) -> None:
 
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
-    from flightcache.patterns.base import Table
+    from flightcache.demos.base import Table
 
     doll = NestedDoll(ctx.db, ctx.valkey, ctx.keys, pipeline=ctx.tracer.pipeline)
     wanted = ctx.options.get("flight")

@@ -38,7 +38,7 @@ import valkey.exceptions
 
 from flightcache.errors import ConnectionFailed, DataError, FlightcacheError
 from flightcache.keys import Keys
-from flightcache.patterns.base import Pipeline, first_line, plain_pipeline
+from flightcache.patterns.common import Pipeline, first_line, plain_pipeline
 from flightcache.sqlfiles import query, statements
 from flightcache.valkey_client import primaries
 

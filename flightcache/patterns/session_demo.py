@@ -17,8 +17,8 @@ from typing import Any
 from flightcache.catalogue import bind
 from flightcache.catalogue import get as get_query
 from flightcache.data.generate import seat_label
+from flightcache.demos.base import DemoContext, Record, Step, Table
 from flightcache.errors import DataError, FlightcacheError
-from flightcache.patterns.base import DemoContext, Record, Step, Table
 from flightcache.patterns.session import (
     DEFAULT_TTL_S,
     CsrfMismatch,

@@ -53,10 +53,10 @@ import valkey.exceptions
 
 from flightcache import sqlfiles
 from flightcache.db import Database
+from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.errors import FlightcacheError, UsageError
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats
-from flightcache.patterns.base import DemoContext, Record, Table
 from flightcache.patterns.cache_aside import encode
 from flightcache.trace import format_sql
 

@@ -24,9 +24,9 @@ from typing import Any, NamedTuple
 import valkey.exceptions
 
 from flightcache.db import text_field
+from flightcache.demos.base import DemoContext, Histogram, Record, Table
 from flightcache.keys import Keys
 from flightcache.measure.histogram import bucket_counts, densest_window, nice_width
-from flightcache.patterns.base import DemoContext, Histogram, Record, Table
 from flightcache.sqlfiles import query
 from flightcache.trace import TracedDatabase
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from flightcache.catalogue import bind
 from flightcache.catalogue import get as get_query
+from flightcache.demos.base import DemoContext, Record, Step, Table
 from flightcache.errors import UsageError
 from flightcache.fakeapi import FakeApi, Snapshot
-from flightcache.patterns.base import DemoContext, Record, Step, Table
 from flightcache.patterns.ttl import human_s
 from flightcache.patterns.universal import (
     DISTANCE,

@@ -43,9 +43,9 @@ import valkey.exceptions
 from flightcache import sqlfiles
 from flightcache.children import child_env, python_command
 from flightcache.db import Params, QueryResult
+from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.errors import ConfigError, DataError, FlightcacheError, RejectedValue
 from flightcache.keys import Keys
-from flightcache.patterns.base import DemoContext, Record, Table
 from flightcache.valkey_client import primaries
 
 SHARDS = 8

@@ -38,12 +38,12 @@ import valkey.exceptions
 
 from flightcache.errors import DataError, FlightcacheError
 from flightcache.keys import Keys
-from flightcache.patterns.base import Pipeline, plain_pipeline, retried
+from flightcache.patterns.common import Pipeline, plain_pipeline, retried
 from flightcache.sqlfiles import query
 
 if TYPE_CHECKING:
     from flightcache.db import Database
-    from flightcache.patterns.base import DemoContext, Record
+    from flightcache.demos.base import DemoContext, Record
     from flightcache.trace import TracedDatabase
 
 NAME_MAX = 30  # airline.airlinename is varchar(30) in both schemas
@@ -328,7 +328,7 @@ def _names(rows: list[dict[str, Any]], code: str) -> str:
 
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
-    from flightcache.patterns.base import Table
+    from flightcache.demos.base import Table
 
     wt = WriteThrough(ctx.db, ctx.valkey, ctx.keys, pipeline=ctx.tracer.pipeline)
     wanted = ctx.options.get("airline")
