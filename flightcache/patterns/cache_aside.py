@@ -85,6 +85,7 @@ class CacheAside:
             key = self._names[ident] = self.keys.query(q.name, dict(params))
         return key
 
+    # region: read
     def get(self, q: Query, params: Mapping[str, Any]) -> Lookup:
         key = self.key(q, params)
         try:
@@ -115,6 +116,8 @@ class CacheAside:
         except NOT_STORED as exc:
             lookup.source = f"database (could not store: {first_line(exc, 120)})"
         return lookup
+
+    # endregion: read
 
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
