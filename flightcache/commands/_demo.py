@@ -68,7 +68,7 @@ def run(
     pause: bool,
     repeat: int,
     keep: bool = False,
-    options: dict[str, Any] | None = None,
+    options: Any = None,
     valkey_optional: bool = False,
     needs_data: bool = True,
     changes_rows: bool = False,
@@ -125,7 +125,13 @@ def run(
             keys=keys,
             tracer=tracer,
             repeat=repeat,
-            options={**(options or {}), "valkey_up": valkey_up},
+            # a dict until every demo has its Options dataclass (issue 13, point 5)
+            options=(
+                {**(options or {}), "valkey_up": valkey_up}
+                if options is None or isinstance(options, dict)
+                else options
+            ),
+            valkey_up=valkey_up,
             undo=Undo(state_dir, db.url, dataset),
         )
         if valkey_up:

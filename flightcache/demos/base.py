@@ -163,7 +163,8 @@ class DemoContext:
     tracer: Tracer
     repeat: int = 50
     warmup: int = 3
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Any = None  # the demo's own frozen Options dataclass
+    valkey_up: bool = True  # False: Valkey was down at the start, the demo shows the fallback
     cleanups: list[Callable[[], None]] = field(default_factory=list)
     undo: Undo | None = None  # where changes are recorded before they are made
 
