@@ -1,4 +1,4 @@
-"""flightcache.scripting: every shipped script compiles, and EVALSHA falls back to EVAL."""
+"""flightcache.lua: every shipped script compiles, and EVALSHA falls back to EVAL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from flightcache.scripting import LuaScript, names, script
+from flightcache.lua import LuaScript, names, script
 
 
 def test_evalsha_falls_back_to_eval_once_then_finds_the_script(
