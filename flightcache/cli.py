@@ -129,7 +129,7 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    ctx.obj = App(Options(db_url, valkey_url, state_dir, config_file, key_prefix))
+    ctx.obj = App(Options(db_url, valkey_url, state_dir, config_file, key_prefix), run=main)
 
 
 stack_commands.register(app)

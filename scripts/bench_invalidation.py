@@ -27,12 +27,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flightcache.catalogue import bind, get
 from flightcache.config import DbUrl
 from flightcache.data.load import load_generated
 from flightcache.db import connect, drop_database
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare, percentile
+from flightcache.named_queries import bind, get
 from flightcache.patterns.cache_aside import CacheAside
 from flightcache.patterns.eviction import MemoryLimits, mib, parse_size
 from flightcache.patterns.invalidation import Invalidator, Scene, TaggedCache, bookings_of

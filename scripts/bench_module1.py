@@ -22,12 +22,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flightcache.catalogue import bind, get
 from flightcache.config import DbUrl
 from flightcache.data.load import info, load_generated
 from flightcache.db import connect, drop_database
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
+from flightcache.named_queries import bind, get
 from flightcache.patterns.cache_aside import CacheAside
 from flightcache.stack.valkey import scratch_valkey
 from flightcache.valkey_client import close, parser_name

@@ -27,13 +27,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flightcache.catalogue import bind, get
 from flightcache.config import DbUrl
 from flightcache.data.load import load_generated
 from flightcache.db import Database, connect, drop_database
 from flightcache.fakeapi import FakeApi, Snapshot
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
+from flightcache.named_queries import bind, get
 from flightcache.patterns.universal import (
     DISTANCE,
     SEARCH,

@@ -37,9 +37,9 @@ def _keys(url: Any, prefix: str) -> list[str]:
 def test_miss_then_hit_then_fallback(
     loaded: DbUrl, where: str, key_prefix: str, request: pytest.FixtureRequest
 ) -> None:
-    from flightcache.catalogue import bind, get
     from flightcache.db import connect
     from flightcache.keys import Keys
+    from flightcache.named_queries import bind, get
     from flightcache.patterns.cache_aside import CacheAside
     from flightcache.valkey_client import close, unreachable
     from flightcache.valkey_client import connect as vconnect
@@ -186,10 +186,10 @@ def test_valkey_stopped_mid_run_falls_back_then_recovers(loaded: DbUrl, key_pref
     """A real Valkey stopped between two reads, then started again on the same port."""
     import shutil
 
-    from flightcache.catalogue import bind, get
     from flightcache.config import ValkeyUrl
     from flightcache.db import connect
     from flightcache.keys import Keys
+    from flightcache.named_queries import bind, get
     from flightcache.patterns.cache_aside import CacheAside
     from flightcache.stack import proc
     from flightcache.stack.valkey import ValkeyNode

@@ -231,9 +231,11 @@ def invoke(
     ``--pause`` and ``--repeat`` are added only to commands that take them. Errors
     are printed as the CLI prints them and become the code, so a tour goes on.
     """
-    from flightcache.cli import main
-
     application: App = ctx.obj
+    if application.run is None:
+        from flightcache.errors import FlightcacheError
+
+        raise FlightcacheError("this command runs others only under the flightcache CLI")
     given = application.options
     args: list[str] = []
     for flag, value in (
@@ -253,7 +255,7 @@ def invoke(
         demo.append("--pause")
     if repeat is not None and "--repeat" in names and "--repeat" not in demo:
         demo += ["--repeat", str(repeat)]
-    return main(args + demo)
+    return application.run(args + demo)
 
 
 def _options_of(ctx: typer.Context, argv: list[str]) -> set[str]:

@@ -25,11 +25,11 @@ from typing import Any
 
 import valkey.exceptions
 
-from flightcache.catalogue import Query, bind
-from flightcache.catalogue import get as get_query
 from flightcache.db import Database
 from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.keys import Keys
+from flightcache.named_queries import Query, bind
+from flightcache.named_queries import get as get_query
 from flightcache.patterns.common import first_line
 from flightcache.valkey_client import unreachable
 

@@ -26,11 +26,11 @@ import valkey.cluster
 import valkey.exceptions
 
 from flightcache import sqlfiles
-from flightcache.catalogue import bind
-from flightcache.catalogue import get as get_query
 from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.errors import DataError
 from flightcache.keys import Keys
+from flightcache.named_queries import bind
+from flightcache.named_queries import get as get_query
 from flightcache.patterns.cache_aside import CacheAside, Lookup
 from flightcache.patterns.eviction import MemoryLimits, ServerSettings, limits_for, mib
 from flightcache.undo import Undo

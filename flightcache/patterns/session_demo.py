@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flightcache.catalogue import bind
-from flightcache.catalogue import get as get_query
 from flightcache.data.generate import seat_label
 from flightcache.demos.base import DemoContext, Record, Step, Table
 from flightcache.errors import DataError, FlightcacheError
+from flightcache.named_queries import bind
+from flightcache.named_queries import get as get_query
 from flightcache.patterns.session import (
     DEFAULT_TTL_S,
     CsrfMismatch,

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-from flightcache.catalogue import bind
-from flightcache.catalogue import get as get_query
 from flightcache.demos.base import DemoContext, Record, Step, Table
 from flightcache.errors import UsageError
 from flightcache.fakeapi import FakeApi, Snapshot
+from flightcache.named_queries import bind
+from flightcache.named_queries import get as get_query
 from flightcache.patterns.ttl import human_s
 from flightcache.patterns.universal import (
     DISTANCE,
