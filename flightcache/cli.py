@@ -38,9 +38,7 @@ from flightcache.commands.stampede import stampede as stampede_command
 from flightcache.commands.ttl import ttl as ttl_command
 from flightcache.commands.universal import universal as universal_command
 from flightcache.commands.write_through import write_through
-from flightcache.errors import FlightcacheError
-
-INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+from flightcache.errors import ExitCode, FlightcacheError
 
 HELP = """Caching with Valkey in front of FlughafenDB, run for real and timed.
 
@@ -190,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         from flightcache.console import err
 
         err.print("interrupted", style="yellow")
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
     except FlightcacheError as exc:
         if _wants_traceback(args):
             raise
@@ -211,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         err.print(styled("[dim]hint:[/dim] rerun with --traceback and report it"))
-        return 70
+        return ExitCode.INTERNAL
     code = int(result) if isinstance(result, int) else 0
-    if code == INTERRUPTED:  # typer turns Ctrl-C into Exit(130) and returns its code
+    if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into Exit(130) and returns its code
         from flightcache.console import err
 
         err.print("interrupted", style="yellow")

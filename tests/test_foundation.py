@@ -138,3 +138,40 @@ def test_a_step_that_fails_on_purpose_is_not_printed_as_a_fault(
         assert shown in head
     assert not any(word in head for word in not_shown)
     assert step.as_dict()["on_purpose"] is on_purpose
+
+
+def test_exit_codes_are_named_once_in_errors() -> None:
+    """No exit code is a bare number: Exit, SystemExit, sys.exit, os._exit and the error
+    classes' exit_code take their value from errors.ExitCode."""
+    import ast
+    from pathlib import Path
+
+    import flightcache
+    from flightcache.errors import ExitCode, killed_by
+
+    exits = {"Exit", "SystemExit", "exit", "_exit"}
+    found: list[str] = []
+    package = Path(flightcache.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "errors.py" and path.parent == package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                first = node.args[0] if node.args else None
+                sides = [first.left, first.right] if isinstance(first, ast.BinOp) else [first]
+                literal = any(
+                    isinstance(n, ast.Constant) and isinstance(n.value, int) for n in sides
+                )
+                if name in exits and literal:
+                    found.append(f"{path.relative_to(package)}:{node.lineno}")
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                named = any(
+                    getattr(t, "id", getattr(t, "attr", "")) == "exit_code" for t in targets
+                )
+                if named and isinstance(node.value, ast.Constant):
+                    found.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert found == []
+    assert ExitCode.INTERRUPTED == killed_by(2) == 130 and ExitCode.INTERNAL == 70

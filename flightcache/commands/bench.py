@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flightcache.commands._demo import RowsYesOpt, require_ours
+from flightcache.errors import ExitCode
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -208,7 +209,7 @@ def run(
             if path != "-":
                 err.print(f"wrote {path}", style="dim")
     if report.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 def _measure(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flightcache.commands._demo import JsonOpt
+from flightcache.errors import ExitCode
 
 if TYPE_CHECKING:
     from flightcache.app import App
@@ -232,7 +233,7 @@ def check(
     else:
         _render(report, progress)
     if not report.passed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _render(report: Report, progress: Progress) -> None:

@@ -14,6 +14,7 @@ import typer
 
 from flightcache.commands._demo import JsonOpt, RowsYesOpt, require_ours
 from flightcache.commands._options import positive
+from flightcache.errors import killed_by
 
 if TYPE_CHECKING:
     from flightcache.app import App
@@ -178,7 +179,7 @@ def simulate(
         if as_json:
             out.print_json(json.dumps(summary))
             if stop.is_set():
-                raise typer.Exit(128 + came[0])
+                raise typer.Exit(killed_by(came[0]))
             return
         rows = [
             ["bookings written", f"{report.bookings:,} in {report.batches:,} batches"],
@@ -197,7 +198,7 @@ def simulate(
         ]
         out.print(table("simulate: summary", ["what", "figure"], rows))
         if stop.is_set():
-            raise typer.Exit(128 + came[0])
+            raise typer.Exit(killed_by(came[0]))
     finally:
         if client is not None:
             close(client)

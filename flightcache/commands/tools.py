@@ -17,7 +17,7 @@ import typer
 
 from flightcache.app import App
 from flightcache.commands._options import positive
-from flightcache.errors import FlightcacheError
+from flightcache.errors import ExitCode, FlightcacheError
 
 
 @dataclass
@@ -189,7 +189,7 @@ def doctor(
             )
         )
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def sql(
@@ -311,7 +311,7 @@ def valkey_command(
             reply = target.execute_command(*command)
         except valkey.exceptions.ResponseError as exc:
             out.print(format_reply(exc), markup=False, highlight=False)
-            raise typer.Exit(1) from None
+            raise typer.Exit(ExitCode.FAILED) from None
         except valkey.exceptions.ValkeyError as exc:
             raise wrap(exc, url) from None
         out.print(_render(reply), markup=False, highlight=False)

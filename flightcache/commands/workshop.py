@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flightcache.errors import ExitCode
+
 if TYPE_CHECKING:
     from flightcache.app import App
     from flightcache.workshop import Progress
@@ -216,7 +218,7 @@ def tour(
         if code:
             failed += 1
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def invoke(
