@@ -175,3 +175,16 @@ def test_exit_codes_are_named_once_in_errors() -> None:
                     found.append(f"{path.relative_to(package)}:{node.lineno}")
     assert found == []
     assert ExitCode.INTERRUPTED == killed_by(2) == 130 and ExitCode.INTERNAL == 70
+
+
+def test_one_duration_formatter_keeps_three_significant_digits() -> None:
+    from flightcache.measure.duration import human_ns, human_seconds
+
+    assert [human_ns(n) for n in (512, 84_130, 3_214_000, 1_200_000_000)] == [
+        "512 ns",
+        "84.1 µs",
+        "3.21 ms",
+        "1.20 s",
+    ]
+    assert human_ns(None) == "-" and human_seconds(270) == "4.50 min"
+    assert human_seconds(77_760) == "21.6 h" and human_seconds(0.5) == "500 ms"

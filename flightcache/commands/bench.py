@@ -13,6 +13,7 @@ import typer
 
 from flightcache.commands._demo import RowsYesOpt, require_ours
 from flightcache.errors import ExitCode
+from flightcache.measure.duration import human_ns, human_seconds
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -406,14 +407,14 @@ def _settled(db: dict[str, Any]) -> str:
     settled = db.get("settled")  # absent from results saved before it was recorded
     if not settled:
         return ""
-    return f", tables settled first ({settled['statement']}, {settled['seconds']:.1f} s)"
+    return f", tables settled first ({settled['statement']}, {human_seconds(settled['seconds'])})"
 
 
 def _render_scenario(console: Console, s: ScenarioResult) -> None:
     """A metric per row, a path per column: fits 80 columns whatever the paths."""
     from rich.table import Table
 
-    from flightcache.bench.report import figure, fmt_ns
+    from flightcache.bench.report import figure
 
     title = f"{s.name}: {s.title}"
     if any(p.writes.n for p in s.paths):
@@ -444,13 +445,13 @@ def _render_scenario(console: Console, s: ScenarioResult) -> None:
     for label, attr in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999")):
         row(label, [figure(p, getattr(p.all, attr)) if p.all.n else "-" for p in paths])
     row("max", [figure(p, p.all.max) if p.all.n else "-" for p in paths])
-    row("mean", [fmt_ns(p.all.mean) if p.all.n else "-" for p in paths])
+    row("mean", [human_ns(p.all.mean) if p.all.n else "-" for p in paths])
     if any(p.reads.n and p.writes.n for p in paths):
         for kind in ("reads", "writes"):
             row(
                 f"{kind} p50 / p99",
                 [
-                    f"{fmt_ns(getattr(p, kind).p50)} / {fmt_ns(getattr(p, kind).p99)}"
+                    f"{human_ns(getattr(p, kind).p50)} / {human_ns(getattr(p, kind).p99)}"
                     if getattr(p, kind).n
                     else "-"
                     for p in paths
@@ -464,7 +465,7 @@ def _render_scenario(console: Console, s: ScenarioResult) -> None:
             row(
                 label,
                 [
-                    f"{fmt_ns(getattr(p, attr).p50)} / {fmt_ns(getattr(p, attr).p99)}"
+                    f"{human_ns(getattr(p, attr).p50)} / {human_ns(getattr(p, attr).p99)}"
                     if getattr(p, attr) is not None
                     else "-"
                     for p in paths
@@ -557,7 +558,7 @@ def _render_distribution(console: Console, s: ScenarioResult) -> None:
 def _render_check(console: Console, report: Report) -> None:
     from rich.table import Table
 
-    from flightcache.bench.report import GET_RATIO_TARGET, HARNESS_BUDGET_NS, fmt_ns
+    from flightcache.bench.report import GET_RATIO_TARGET, HARNESS_BUDGET_NS
     from flightcache.console import styled
 
     check = report.self_check()
@@ -567,12 +568,12 @@ def _render_check(console: Console, report: Report) -> None:
     budget = "ok" if check["within_budget"] else "[red]OVER[/red]"
     t.add_row(
         "the harness's cost per operation",
-        f"{check['per_op_ns'] / 1000:.2f} µs",
-        styled(f"under {HARNESS_BUDGET_NS / 1000:.0f} µs: {budget}"),
+        human_ns(check["per_op_ns"]),
+        styled(f"under {human_ns(HARNESS_BUDGET_NS)}: {budget}"),
     )
     t.add_row(
         "an empty operation measures",
-        f"p50 {fmt_ns(check['empty_op_p50_ns'])}",
+        f"p50 {human_ns(check['empty_op_p50_ns'])}",
         "the floor of what it resolves",
     )
     if "get_ratio" in check:
@@ -700,7 +701,7 @@ def compare(
         if c.figure == "throughput":
             text = f"{c.before:,.0f} → {c.after:,.0f}"
         else:
-            text = f"{rep.fmt_ns(c.before)} → {rep.fmt_ns(c.after)}"
+            text = f"{human_ns(c.before)} → {human_ns(c.after)}"
         pct = c.percent
         if pct is None:
             return Text(text)

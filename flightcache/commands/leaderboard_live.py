@@ -91,8 +91,9 @@ def simulate(
       flightcache leaderboard simulate --rate 2000 --batch 100 --seconds 10 --cleanup
       flightcache leaderboard simulate --date 2026-06-02 --seconds 5 --json
     """
-    from flightcache.console import err, human_ns, out, table
+    from flightcache.console import err, out, table
     from flightcache.data.load import require_dataset
+    from flightcache.measure.duration import human_ns
     from flightcache.patterns.leaderboard_live import (
         BOARD,
         MAX_BATCH,

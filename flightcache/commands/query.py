@@ -95,7 +95,8 @@ def run(
       flightcache query run flight_search origin=FRA destination=JFK day=2025-06-03
       flightcache query run passenger_bookings passenger_id=42 --repeat 20
     """
-    from flightcache.console import human_ns, out, table
+    from flightcache.console import out, table
+    from flightcache.measure.duration import human_ns
     from flightcache.measure.timing import compare
 
     with _bound_query(ctx, name, params) as (db, q, bound):

@@ -29,7 +29,8 @@ class Check:
 
 
 def _doctor_checks(application: App) -> list[Check]:
-    from flightcache.console import human_bytes, human_ns
+    from flightcache.console import human_bytes
+    from flightcache.measure.duration import human_ns
 
     checks: list[Check] = []
     try:

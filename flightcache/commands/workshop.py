@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flightcache.errors import ExitCode
+from flightcache.measure.duration import human_seconds
 
 if TYPE_CHECKING:
     from flightcache.app import App
@@ -200,14 +201,14 @@ def tour(
             out.rule(f"{chapter.number}: {line}")
             began = time.monotonic()
             code = invoke(ctx, demo, repeat=repeat)
-            took = f"{time.monotonic() - began:.1f} s"
+            took = human_seconds(time.monotonic() - began)
             results.append([str(chapter.number), line, "ok" if code == 0 else f"exit {code}", took])
             if code == 0:
                 progress.ran(chapter.slug, demo)
     out.print(table("The tour", ["chapter", "demo", "result", "time"], results))
     failed = sum(1 for r in results if r[2] != "ok")
     out.print(
-        f"{len(results)} demos in {time.monotonic() - started:.0f} s, {failed} failed",
+        f"{len(results)} demos in {human_seconds(time.monotonic() - started)}, {failed} failed",
         style="red" if failed else "green",
     )
     if summary:

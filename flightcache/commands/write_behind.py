@@ -180,8 +180,9 @@ def worker(
     """
     import valkey.exceptions
 
-    from flightcache.console import err, human_ns, out, styled, table
+    from flightcache.console import err, out, styled, table
     from flightcache.errors import ConfigError, ConnectionFailed, FlightcacheError
+    from flightcache.measure.duration import human_ns
     from flightcache.patterns.write_behind import (
         PAUSE_ENV,
         Worker,
