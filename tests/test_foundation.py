@@ -188,3 +188,27 @@ def test_one_duration_formatter_keeps_three_significant_digits() -> None:
     ]
     assert human_ns(None) == "-" and human_seconds(270) == "4.50 min"
     assert human_seconds(77_760) == "21.6 h" and human_seconds(0.5) == "500 ms"
+
+
+def test_valkey_errors_become_flightcache_errors() -> None:
+    import valkey.exceptions
+
+    from flightcache.config import ValkeyUrl
+    from flightcache.errors import ConnectionFailed, ValkeyCommandError
+    from flightcache.valkey_client import valkey_errors
+
+    url = ValkeyUrl.parse("valkey://:secret@127.0.0.1:1")
+    asked: list[int] = []
+
+    def lazy() -> ValkeyUrl:
+        asked.append(1)
+        return url
+
+    with valkey_errors(lazy):
+        pass
+    assert asked == []  # the URL is asked for only when there is an error to report
+    with pytest.raises(ConnectionFailed, match="cannot reach Valkey"), valkey_errors(lazy):
+        raise valkey.exceptions.ConnectionError("refused")
+    assert asked == [1]
+    with pytest.raises(ValkeyCommandError, match="WRONGTYPE"), valkey_errors(url):
+        raise valkey.exceptions.ResponseError("WRONGTYPE oops")

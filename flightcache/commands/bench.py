@@ -44,17 +44,6 @@ def bench(ctx: typer.Context) -> None:
         run(ctx)
 
 
-def _valkey_errors(fn: Any, ctx: typer.Context) -> Any:
-    import valkey.exceptions
-
-    from flightcache.valkey_client import wrap
-
-    try:
-        return fn()
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, ctx.obj.valkey_url()) from None
-
-
 @app.command("run")
 def run(
     ctx: typer.Context,
@@ -185,8 +174,10 @@ def run(
         application.valkey_url().url(redact=False),
         application.settings.key_prefix,
     )
-    report = _valkey_errors(
-        lambda: _measure(
+    from flightcache.valkey_client import valkey_errors
+
+    with valkey_errors(application.valkey_url):
+        report = _measure(
             application,
             target,
             scenarios,
@@ -196,9 +187,7 @@ def run(
             rounds,
             _command_line(ctx),
             yes,
-        ),
-        ctx,
-    )
+        )
     from flightcache.console import err, out
 
     console = err if to_stdout else out

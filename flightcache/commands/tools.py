@@ -290,7 +290,7 @@ def valkey_command(
     import valkey.exceptions
 
     from flightcache.console import out
-    from flightcache.valkey_client import close, wrap
+    from flightcache.valkey_client import close, valkey_errors
 
     application: App = ctx.obj
     url = application.valkey_url()
@@ -308,13 +308,12 @@ def valkey_command(
                 client.nodes_manager.initialize()
             target = node.valkey_connection
         target.response_callbacks.clear()
-        try:
-            reply = target.execute_command(*command)
-        except valkey.exceptions.ResponseError as exc:
-            out.print(format_reply(exc), markup=False, highlight=False)
-            raise typer.Exit(ExitCode.FAILED) from None
-        except valkey.exceptions.ValkeyError as exc:
-            raise wrap(exc, url) from None
+        with valkey_errors(url):
+            try:
+                reply = target.execute_command(*command)
+            except valkey.exceptions.ResponseError as exc:
+                out.print(format_reply(exc), markup=False, highlight=False)
+                raise typer.Exit(ExitCode.FAILED) from None
         out.print(_render(reply), markup=False, highlight=False)
     finally:
         close(client)
