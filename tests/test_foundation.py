@@ -212,3 +212,32 @@ def test_valkey_errors_become_flightcache_errors() -> None:
     assert asked == [1]
     with pytest.raises(ValkeyCommandError, match="WRONGTYPE"), valkey_errors(url):
         raise valkey.exceptions.ResponseError("WRONGTYPE oops")
+
+
+def test_one_resource_lookup() -> None:
+    """Only resources.py finds shipped files: no other module looks beside its own file
+    or asks importlib.resources itself."""
+    from pathlib import Path
+
+    import flightcache
+    from flightcache.resources import resource_dir
+
+    package = Path(flightcache.__file__).parent
+    others = [
+        str(path.relative_to(package))
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "resources.py"
+        and any(
+            marker in path.read_text(encoding="utf-8")
+            for marker in (
+                "Path(__file__)",
+                "importlib.resources",
+                "from importlib import resources",
+            )
+        )
+    ]
+    assert others == []
+    assert (resource_dir("sql", "sql") / "mysql" / "queries.sql").is_file()
+    assert (resource_dir("lua") / "__init__.py").is_file()
+    with pytest.raises(Exception, match="nothing-here/ directory is missing"):
+        resource_dir("nothing-here")
