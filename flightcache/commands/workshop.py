@@ -17,7 +17,7 @@ from flightcache.measure.duration import human_seconds
 
 if TYPE_CHECKING:
     from flightcache.app import App
-    from flightcache.workshop import Progress
+    from flightcache.workshop import ChapterProgress
 
 app = typer.Typer(
     help="""The workshop: chapters with their minutes and your progress, and a runner.
@@ -37,11 +37,11 @@ Examples:
 )
 
 
-def _progress(ctx: typer.Context) -> Progress:
-    from flightcache.workshop import Progress
+def _progress(ctx: typer.Context) -> ChapterProgress:
+    from flightcache.workshop import ChapterProgress
 
     application: App = ctx.obj
-    return Progress(application.settings.state_dir / "workshop-progress.json")
+    return ChapterProgress(application.settings.state_dir / "workshop-progress.json")
 
 
 @app.callback()
