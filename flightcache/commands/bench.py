@@ -141,7 +141,6 @@ def run(
       flightcache bench run cache-aside --keys zipf --zipf-s 1.2 --rate 500
       flightcache bench run all --requests 200 --markdown bench.md --json bench.json
     """
-    from flightcache.bench import report as rep
     from flightcache.bench.run import Target, make_load, resolve
 
     if not 1 <= rounds <= 100:
@@ -156,17 +155,9 @@ def run(
         seed=seed,
     )  # fmt: skip
     scenarios = resolve(names or [])
-    exports = {"--json": json_path, "--csv": csv_path, "--markdown": markdown_path}
-    to_stdout = [flag for flag, path in exports.items() if path == "-"]
-    if len(to_stdout) > 1:
-        from flightcache.errors import UsageError
-
-        raise UsageError(
-            f"{' and '.join(to_stdout)} both ask for stdout", hint="send one of them to a file"
-        )
-    for flag, path in exports.items():
-        if path is not None:
-            rep.check_writable(path, flag)
+    exports = _checked_exports(
+        {"--json": json_path, "--csv": csv_path, "--markdown": markdown_path}
+    )
 
     application: App = ctx.obj
     target = Target(
@@ -190,16 +181,40 @@ def run(
         )
     from flightcache.console import err, out
 
-    console = err if to_stdout else out
-    _render(console, report, histogram=histogram)
+    _render(err if "-" in exports.values() else out, report, histogram=histogram)
+    _write_exports(report, exports)
+    if report.interrupted:
+        raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+def _checked_exports(exports: dict[str, str | None]) -> dict[str, str | None]:
+    """The export flags and their paths, checked before anything is measured: at most one
+    goes to stdout (-), and every file can be written."""
+    from flightcache.bench import report as rep
+
+    to_stdout = [flag for flag, path in exports.items() if path == "-"]
+    if len(to_stdout) > 1:
+        from flightcache.errors import UsageError
+
+        raise UsageError(
+            f"{' and '.join(to_stdout)} both ask for stdout", hint="send one of them to a file"
+        )
+    for flag, path in exports.items():
+        if path is not None:
+            rep.check_writable(path, flag)
+    return exports
+
+
+def _write_exports(report: Report, exports: dict[str, str | None]) -> None:
+    from flightcache.bench import report as rep
+    from flightcache.console import err
+
     writers = {"--json": rep.to_json, "--csv": rep.to_csv, "--markdown": rep.to_markdown}
     for flag, path in exports.items():
         if path is not None:
             rep.write(path, writers[flag](report))
             if path != "-":
                 err.print(f"wrote {path}", style="dim")
-    if report.interrupted:
-        raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 def _measure(
