@@ -11,7 +11,7 @@ import io
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -155,6 +155,30 @@ app.command("stampede", rich_help_panel=ADVANCED)(stampede_command)
 app.add_typer(bench_commands.app, name="bench", rich_help_panel="Benchmarks")
 app.add_typer(workshop_commands.app, name="workshop", rich_help_panel="Workshop")
 app.add_typer(exercise_commands.app, name="exercise", rich_help_panel="Workshop")
+
+
+def command_table() -> str:
+    """The README's command table, made from the commands' own help: one row per
+    command, its help panel, and the first paragraph of its help (cog writes it into
+    README.md; ``tests/test_readme.py`` fails when the two differ)."""
+    root: Any = typer.main.get_command(app)
+    rows = ["| command | part | what it does |", "|---|---|---|"]
+
+    def walk(command: Any, path: list[str], panel: str) -> None:
+        panel = getattr(command, "rich_help_panel", None) or panel
+        subcommands = getattr(command, "commands", None)
+        if subcommands is None or (path and command.invoke_without_command):
+            summary = " ".join((command.help or "").split("\n\n")[0].split())
+            if not summary:
+                raise ValueError(f"flightcache {' '.join(path)} has no help text")
+            summary = summary.replace("|", "\\|")
+            rows.append(f"| `flightcache {' '.join(path)}` | {panel} | {summary} |")
+        for name, sub in (subcommands or {}).items():
+            if not sub.hidden:
+                walk(sub, [*path, name], panel)
+
+    walk(root, [], "")
+    return "\n".join(rows) + "\n"
 
 
 def _wants_traceback(argv: list[str]) -> bool:
