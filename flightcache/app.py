@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Options:
+class GlobalOptions:
     db_url: str | None = None
     valkey_url: str | None = None
     state_dir: Path | None = None
@@ -33,7 +33,9 @@ class Options:
 
 
 class App:
-    def __init__(self, options: Options, run: Callable[[list[str]], int] | None = None) -> None:
+    def __init__(
+        self, options: GlobalOptions, run: Callable[[list[str]], int] | None = None
+    ) -> None:
         self.options = options
         self.run = run
         """The CLI's ``main``, handed down by ``cli.py`` so that a command can run another

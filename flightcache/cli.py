@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from flightcache import __version__
-from flightcache.app import App, Options
+from flightcache.app import App, GlobalOptions
 from flightcache.commands import bench as bench_commands
 from flightcache.commands import cache_aside as cache_aside_commands
 from flightcache.commands import data as data_commands
@@ -127,7 +127,7 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    ctx.obj = App(Options(db_url, valkey_url, state_dir, config_file, key_prefix), run=main)
+    ctx.obj = App(GlobalOptions(db_url, valkey_url, state_dir, config_file, key_prefix), run=main)
 
 
 stack_commands.register(app)

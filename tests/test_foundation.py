@@ -76,7 +76,7 @@ def test_valkey_lost_mid_demo_is_one_clear_error(
     and its on_exit actions still run."""
     import valkey.exceptions
 
-    from flightcache.app import App, Options
+    from flightcache.app import App, GlobalOptions
     from flightcache.commands import _demo
     from flightcache.errors import ConnectionFailed
 
@@ -91,7 +91,7 @@ def test_valkey_lost_mid_demo_is_one_clear_error(
 
     class Ctx:
         obj = App(
-            Options(
+            GlobalOptions(
                 db_url=tiny_db_url.url(redact=False),
                 valkey_url=str(valkey_server.url),
                 key_prefix=key_prefix,

@@ -157,7 +157,7 @@ def doctor(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """DoctorCheck the database, the dataset and Valkey; each failed check says its fix.
+    """Check the database, the dataset and Valkey; each failed check says its fix.
 
     Exits with 1 when any check fails.
 
