@@ -159,7 +159,8 @@ def test_exit_codes_are_named_once_in_errors() -> None:
             if isinstance(node, ast.Call):
                 func = node.func
                 name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-                first = node.args[0] if node.args else None
+                given = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "code")]
+                first = given[0] if given else None
                 sides = [first.left, first.right] if isinstance(first, ast.BinOp) else [first]
                 literal = any(
                     isinstance(n, ast.Constant) and isinstance(n.value, int) for n in sides
