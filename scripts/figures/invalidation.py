@@ -145,7 +145,7 @@ def bench_memory(db: Any, client: Any, args: argparse.Namespace) -> None:
     found = db.fetch(query(db.dialect, "booking_records"), {"limit": 20_000})
     records = [dict(zip(found.columns, row, strict=True)) for row in found.rows]
     keys = Keys(KEY_PREFIX).scope("memory")
-    limits = MemoryLimits([client])
+    limits = MemoryLimits([client], None)  # no undo record: restored in the finally below
     nodes = primaries(client)
     try:
         for layout in ("json", "hash"):
