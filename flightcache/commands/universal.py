@@ -70,7 +70,7 @@ def universal(
       flightcache universal --origin FRA --destination JFK --day 2025-06-03
       flightcache universal --api-latency-ms 200 --api-failure-rate 0.3 --repeat 10
     """
-    from flightcache.patterns.universal_demo import demo
+    from flightcache.demos.universal import demo
 
     _demo.run(
         ctx,
