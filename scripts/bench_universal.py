@@ -34,14 +34,14 @@ from flightcache.db import Database, connect, drop_database
 from flightcache.fakeapi import FakeApi, Snapshot
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
-from flightcache.patterns.universal import (
+from flightcache.patterns.universal import UniversalCache
+from flightcache.patterns.universal_origins import (
     DISTANCE,
     SEARCH,
     STATS,
     WEATHER,
     ApiClient,
     Source,
-    UniversalCache,
     api_paths,
     daily_bookings,
     flight_search,
