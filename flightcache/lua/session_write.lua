@@ -1,6 +1,6 @@
 #!lua
 -- Every write to a session, login included (flightcache.patterns.session).
---
+-- region: write
 -- KEYS[1]   the session hash
 -- ARGV[1]   "new": create the session (nothing written if the key exists);
 --           "existing": change it (nothing written if it is gone: expired or logged out)
@@ -12,7 +12,6 @@
 --           `session_fingerprint` (the fingerprints this session accepts), "" for none
 -- ARGV[6..] field, value pairs to HSET
 -- Returns the page views after the write, or nil when nothing was written.
--- region: write
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if (ARGV[1] == 'new') == exists then return nil end
 if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
