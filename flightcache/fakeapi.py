@@ -9,7 +9,7 @@ free port of the loopback interface:
     GET /flights/<FLIGHTNO>         where a scheduled flight is now (changes every minute)
     GET /airports/<IATA>/services   restaurants, shops, lounges, wifi (changes once a day)
 
-Answers are JSON computed from a :class:`Snapshot` of the database (airports with
+Answers are JSON computed from a :class:`ApiSnapshot` of the database (airports with
 their coordinates and traffic, the weekly flight schedule) and the clock: the same
 request in the same time bucket gets the same answer, a later bucket a new one.
 Latitude sets the temperature, the schedule says whether a flight is boarding or
@@ -74,14 +74,14 @@ class ScheduledFlight:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class ApiSnapshot:
     """What the APIs know: a copy taken from the database when the server starts."""
 
     airports: dict[str, Airport]
     flights: dict[str, ScheduledFlight]
 
     @classmethod
-    def load(cls, db: Any) -> Snapshot:
+    def load(cls, db: Any) -> ApiSnapshot:
         """Read airports and the schedule through ``db`` (a Database or TracedDatabase)."""
         airports = {}
         for iata, name, city, country, latitude, longitude, flights_count in db.fetch(
@@ -282,7 +282,7 @@ class FakeApi:
 
     def __init__(
         self,
-        snapshot: Snapshot,
+        snapshot: ApiSnapshot,
         *,
         latency_ms: float = 0.0,
         failure_rate: float = 0.0,

@@ -15,9 +15,9 @@ from .conftest import json_of, keys_left, server_args
 
 
 def _snapshot() -> Any:
-    from flightcache.fakeapi import Airport, ScheduledFlight, Snapshot
+    from flightcache.fakeapi import Airport, ApiSnapshot, ScheduledFlight
 
-    return Snapshot(
+    return ApiSnapshot(
         {
             "FRA": Airport("FRA", "Frankfurt", "Frankfurt", "DE", 50.03, 8.56, 40),
             "JFK": Airport("JFK", "Kennedy", "New York", "US", 40.64, -73.78, 30),

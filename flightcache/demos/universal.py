@@ -26,8 +26,8 @@ from flightcache.errors import UsageError
 
 if TYPE_CHECKING:
     from flightcache.demos.base import DemoContext, Record, Step
-    from flightcache.fakeapi import FakeApi, Snapshot
-    from flightcache.patterns.universal import Served
+    from flightcache.fakeapi import ApiSnapshot, FakeApi
+    from flightcache.patterns.universal import Answer
     from flightcache.patterns.universal_origins import ApiClient, Source
 
 SLOWER_BY_MS = 250  # how much slower than the timeout the API gets in the timeout step
@@ -91,7 +91,7 @@ class _Run:
             search: (),
         }
 
-    def get(self, source: Source, item: str | None = None, fetch: Any = None) -> Served:
+    def get(self, source: Source, item: str | None = None, fetch: Any = None) -> Answer:
         return self.cache.get(
             item or self.items[source],
             fetch or self.fetch[source],
@@ -100,7 +100,7 @@ class _Run:
             what=source.name,
         )
 
-    def read(self, step: Step, source: Source, label: str, **kwargs: Any) -> Served | None:
+    def read(self, step: Step, source: Source, label: str, **kwargs: Any) -> Answer | None:
         """One read inside ``step``: its outcome, and a row of the closing table."""
         from flightcache.patterns.universal import NothingCached
 
@@ -170,7 +170,7 @@ def _route(ctx: DemoContext) -> dict[str, Any]:
     return params
 
 
-def _flight(snapshot: Snapshot, route: dict[str, Any], given: str | None) -> str:
+def _flight(snapshot: ApiSnapshot, route: dict[str, Any], given: str | None) -> str:
     if given:
         code = given.strip().upper()
         if code not in snapshot.flights:
@@ -219,7 +219,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
 
 def _start_api(ctx: DemoContext, route: dict[str, Any]) -> Generator[Record, None, _Run]:
     """Start the fake API on a free port; returns what the steps share."""
-    from flightcache.fakeapi import FakeApi, Snapshot
+    from flightcache.fakeapi import ApiSnapshot, FakeApi
     from flightcache.patterns.universal_origins import ApiClient
 
     options: Options = ctx.options
@@ -230,7 +230,7 @@ def _start_api(ctx: DemoContext, route: dict[str, Any]) -> Generator[Record, Non
         "a small HTTP service on this machine stands in for 001's weather, flight-tracking "
         "and airport services APIs; it answers from a snapshot of the database",
     ) as step:
-        snapshot = Snapshot.load(ctx.db)
+        snapshot = ApiSnapshot.load(ctx.db)
         route["flightno"] = _flight(snapshot, route, options.flight)
         api = FakeApi(snapshot, latency_ms=latency_ms, failure_rate=failure_rate)
         ctx.on_exit(api.stop)

@@ -51,7 +51,7 @@ class NothingCached(OriginDown):
 
 
 @dataclass
-class Served:
+class Answer:
     """One read: the value, where it came from, and how old the data is."""
 
     item: str
@@ -102,7 +102,7 @@ class UniversalCache:
         ttl: int,
         stale_ttl: int,
         what: str = "origin",
-    ) -> Served:
+    ) -> Answer:
         fresh = self.keys.cached_item(item)
         try:
             cached = self.client.get(fresh)
@@ -115,10 +115,10 @@ class UniversalCache:
                     f"the {what} is down and nothing is cached for {item} (Valkey is unreachable)",
                     hint=f"{_reason(down)}; Valkey: {_reason(exc)}",
                 ) from None
-            return Served(item, value, "origin", 0.0, note="Valkey unavailable", called_origin=True)
+            return Answer(item, value, "origin", 0.0, note="Valkey unavailable", called_origin=True)
         envelope = _decode(cached)
         if envelope is not None:
-            return Served(item, envelope["value"], "cache", self._age(envelope))
+            return Answer(item, envelope["value"], "cache", self._age(envelope))
         good_key, hold_key = self.keys.cached_item_good(item), self.keys.cached_item_hold(item)
         good_raw, hold_raw = self.client.mget([good_key, hold_key])
         good, hold = _decode(good_raw), _decode_hold(hold_raw)
@@ -140,7 +140,7 @@ class UniversalCache:
             pipe.set(good_key, text, ex=stale_ttl)
         pipe.delete(hold_key)
         pipe.execute()
-        return Served(item, value, "origin", 0.0, called_origin=True)
+        return Answer(item, value, "origin", 0.0, called_origin=True)
 
     # endregion: get
 
@@ -156,7 +156,7 @@ class UniversalCache:
         hold: dict[str, Any],
         *,
         called: bool,
-    ) -> Served:
+    ) -> Answer:
         since = max(0.0, self.clock() - float(hold.get("at", 0)))
         left = max(0.0, float(hold.get("retry_after_s", 0)) - since)
         why = f"{hold.get('error', 'failed')}; {since:.1f} s ago"
@@ -166,7 +166,7 @@ class UniversalCache:
                 hint=f"{why}; the next call to it is in {left:.1f} s",
             )
         retry = f"next try in {left:.1f} s" if not called else f"retry after {left:.1f} s"
-        return Served(
+        return Answer(
             item, good["value"], "stale", self._age(good), f"{why}; {retry}", called_origin=called
         )
 
