@@ -35,17 +35,6 @@ OTHER = ("curl/8.5.0", "")
 WEB_IP, PHONE_IP, OTHER_IP = "192.0.2.10", "198.51.100.7", "203.0.113.5"  # RFC 5737
 
 
-def _free_seat(ctx: DemoContext, flight_id: int, capacity: int) -> str | None:
-    from flightcache.data.generate import seat_label
-    from flightcache.sqlfiles import query
-
-    rows = ctx.db.fetch(query(ctx.db.dialect, "session_booked_seats"), {"flight_id": flight_id})
-    booked = {str(row[0]).strip() for row in rows.rows}
-    free = [seat_label(i) for i in range(capacity) if seat_label(i) not in booked]
-    aisle = [seat for seat in free if seat[-1] in "CD"]  # six abreast: C and D are aisle
-    return (aisle or free)[0] if free else None
-
-
 @dataclass(frozen=True)
 class Options:
     """What `flightcache session` takes; the command's defaults are these."""
@@ -95,7 +84,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     yield _login(ctx, visit, user_id)
     yield _validate(ctx, visit)
     yield _booking(ctx, visit)
-    yield from _seat_hold(ctx, store, visit.token, visit.flight)
+    yield from _seat_hold(ctx, visit)
     yield _passenger_details(ctx, visit)
     yield from _csrf(ctx, visit)
     yield _slide(ctx, visit)
@@ -431,10 +420,9 @@ def _refused(
     return step
 
 
-def _seat_hold(
-    ctx: DemoContext, store: SessionStore, token: str, flight: dict[str, Any]
-) -> Iterator[Record]:
+def _seat_hold(ctx: DemoContext, visit: _Visit) -> Iterator[Record]:
     """Hold a free seat in a field that expires on its own, where the server can."""
+    store, token, flight = visit.store, visit.token, visit.flight
     if not store.field_expiry:
         with ctx.step(
             "Seat hold with per-field expiry: skipped",
@@ -490,6 +478,17 @@ def _seat_hold(
             f" the session has {session_ms:,} ms left"
         )
     yield step
+
+
+def _free_seat(ctx: DemoContext, flight_id: int, capacity: int) -> str | None:
+    from flightcache.data.generate import seat_label
+    from flightcache.sqlfiles import query
+
+    rows = ctx.db.fetch(query(ctx.db.dialect, "session_booked_seats"), {"flight_id": flight_id})
+    booked = {str(row[0]).strip() for row in rows.rows}
+    free = [seat_label(i) for i in range(capacity) if seat_label(i) not in booked]
+    aisle = [seat for seat in free if seat[-1] in "CD"]  # six abreast: C and D are aisle
+    return (aisle or free)[0] if free else None
 
 
 def _short(value: str, limit: int = 48) -> str:
