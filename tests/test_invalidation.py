@@ -223,3 +223,15 @@ def test_a_chosen_passenger_off_the_flight(
     for step in steps:
         assert step["ok"] is not step["title"].startswith(ON_PURPOSE), step["title"]
         assert step["on_purpose"] is step["title"].startswith(ON_PURPOSE), step["title"]
+
+
+def test_the_command_takes_its_defaults_from_the_demos_options() -> None:
+    import dataclasses
+    import inspect
+
+    from flightcache.commands.invalidation import invalidation
+    from flightcache.demos.invalidation import Options
+
+    parameters = inspect.signature(invalidation).parameters
+    for option in dataclasses.fields(Options):
+        assert parameters[option.name].default == getattr(Options, option.name), option.name

@@ -205,7 +205,7 @@ class Watch:
         self.done.append([event, len(report.deleted), len(report.absent), kept, fresh])
 
 
-def watch(ctx: DemoContext, options: Options) -> Watch:
+def prepare(ctx: DemoContext, options: Options) -> Watch:
     """Find the rows, open the reader's connection, name the results to watch."""
     from flightcache.db import connect
     from flightcache.patterns.ttl import Jitter
@@ -248,8 +248,9 @@ def watch(ctx: DemoContext, options: Options) -> Watch:
 
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
+    """The steps in order: warm up, by event, by tag, by time, then the timings."""
     options: Options = ctx.options
-    w = watch(ctx, options)
+    w = prepare(ctx, options)
     yield from warm_up(w)
     yield from by_event(w)
     yield from delete_before_commit(w)
