@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 BOOKINGS = "invalidation_passenger_bookings"  # 001's user:12345:bookings
 SEARCH = "flight_search"
 FLIGHT = "flight_by_id"
-POP = 1000  # members per SPOP
+SPOP_COUNT = 1000  # members taken per SPOP
 
 
 def tags_of(name: str, params: Mapping[str, Any], doc: Mapping[str, Any]) -> list[str]:
@@ -129,11 +129,11 @@ class TaggedCache:
         ttl_s: int = 3600,
         pipeline: Pipeline = plain_pipeline,
     ) -> None:
+        from valkey.cluster import ValkeyCluster
+
         self.valkey, self.db, self.keys, self.jitter = client, db, keys, jitter
         self.ttl_s = ttl_s
         self.pipeline = pipeline
-        from valkey.cluster import ValkeyCluster
-
         self.cluster = isinstance(client, ValkeyCluster)
 
     @property
@@ -287,9 +287,9 @@ class Invalidator:
         for tag in report.tags:
             taken = report.listed.setdefault(tag, [])
             while True:  # SPOP takes and removes atomically: no registration slips between
-                popped = self.valkey.spop(self.keys.tag(tag), POP)
+                popped = self.valkey.spop(self.keys.tag(tag), SPOP_COUNT)
                 taken += sorted(popped or [])
-                if not popped or len(popped) < POP:
+                if not popped or len(popped) < SPOP_COUNT:
                     break
         targets = report.targets
         pipe = self.pipeline(self.valkey)
