@@ -24,11 +24,12 @@ from typing import Any
 
 from figures.shared import KEY_PREFIX, Figure, Setup
 from flightcache.catalogue import bind, get
+from flightcache.demos.invalidation import Scene
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare, percentile
 from flightcache.patterns.cache_aside import CacheAside
 from flightcache.patterns.eviction import MemoryLimits, mib, parse_size
-from flightcache.patterns.invalidation import Invalidator, Scene, TaggedCache, bookings_of
+from flightcache.patterns.invalidation import Invalidator, TaggedCache, bookings_of
 from flightcache.patterns.memory_pressure import (
     Filler,
     FillResult,
@@ -65,7 +66,7 @@ def tag_cost(client: Any, keys: Keys, n: int, runs: int, *, one_unlink: bool = F
             pipe.execute()
         t0 = time.perf_counter_ns()
         if one_unlink:
-            client.incr(keys.inv_epoch())
+            client.incr(keys.invalidation_epoch())
             popped = client.spop(keys.tag("bench"), n)
             gone = client.unlink(*popped)
         else:
@@ -76,7 +77,7 @@ def tag_cost(client: Any, keys: Keys, n: int, runs: int, *, one_unlink: bool = F
 
 
 def bench_invalidation(label: str, client: Any, args: argparse.Namespace) -> None:
-    keys = Keys(KEY_PREFIX).scope("invalidate")
+    keys = Keys(KEY_PREFIX).scope("invalidation")
     print(f"\ninvalidation, {label}")
     for n in args.sizes:
         s = tag_cost(client, keys, n, args.runs)

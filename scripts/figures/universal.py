@@ -23,17 +23,17 @@ from typing import Any
 from figures.shared import KEY_PREFIX, Figure, Setup
 from flightcache.catalogue import bind, get
 from flightcache.db import Database
-from flightcache.fakeapi import FakeApi, Snapshot
+from flightcache.fakeapi import ApiSnapshot, FakeApi
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
-from flightcache.patterns.universal import (
+from flightcache.patterns.universal import UniversalCache
+from flightcache.patterns.universal_origins import (
     DISTANCE,
     SEARCH,
     STATS,
     WEATHER,
     ApiClient,
     Source,
-    UniversalCache,
     api_paths,
     daily_bookings,
     flight_search,
@@ -125,7 +125,7 @@ def bench_database(setup: Setup, kind: str, client: Any, args: Any) -> None:
         ):
             show(f"{source.name} ({item})", pair(cache, source, item, fetch, label, args.repeat))
         if args.apis_on == kind:
-            with FakeApi(Snapshot.load(db), latency_ms=args.api_latency_ms) as api:
+            with FakeApi(ApiSnapshot.load(db), latency_ms=args.api_latency_ms) as api:
                 bench_apis(cache, api, db, args)
         for key in client.scan_iter(match=f"{KEY_PREFIX}universal:*"):
             client.delete(key)
