@@ -65,7 +65,9 @@ def add_common(parser: argparse.ArgumentParser, scale: str | None) -> None:
     group.add_argument("--mysql", default=MYSQL, help=f"MySQL/MariaDB URL; {named}")
     group.add_argument("--pg", default=PG, help=f"PostgreSQL URL; {named}")
     group.add_argument("--only", choices=KINDS, default=None, help="one database only")
-    group.add_argument("--valkey-url", default=None, help="a Valkey instead of a scratch one")
+    group.add_argument(
+        "--valkey-url", default=None, help="a one-node Valkey instead of the scratch one"
+    )
     group.add_argument("--drop", action="store_true", help="drop the databases afterwards")
 
 
