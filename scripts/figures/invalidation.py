@@ -1,10 +1,9 @@
-"""Measure what invalidation and memory pressure cost, with the code the demos narrate.
+"""What invalidation and memory pressure cost, with the code the demos narrate.
 
-    .venv/bin/python scripts/bench_invalidation.py [--sizes 10,100,1000,10000] [--runs 15]
+    .venv/bin/python scripts/figures invalidation [--sizes 10,100,1000,10000] [--runs 15]
 
-Starts a private Valkey (one node) and a private 3-node cluster, and fresh
-databases named fc_bench_inv on MariaDB and PostgreSQL (the tiny dataset; both
-dropped at the end). Reports:
+On a scratch Valkey (one node) and a scratch 3-node cluster, and each database
+(the tiny dataset by default). Reports:
 
 - invalidation: a tag with N members, from INCR of the epoch through the SPOPs
   to the last DEL (Invalidator.invalidate), p50 and p95 per N, one node and
@@ -20,17 +19,11 @@ dropped at the end). Reports:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from figures.shared import KEY_PREFIX, Figure, Setup
 from flightcache.catalogue import bind, get
-from flightcache.config import DbUrl
-from flightcache.data.load import load_generated
-from flightcache.db import connect, drop_database
 from flightcache.demos.invalidation import Scene
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare, percentile
@@ -45,9 +38,8 @@ from flightcache.patterns.memory_pressure import (
 )
 from flightcache.patterns.ttl import Jitter
 from flightcache.sqlfiles import query
-from flightcache.stack.valkey import scratch_valkey
 from flightcache.valkey_client import close, delete_matching, info, primaries
-from flightcache.valkey_client import connect as vconnect
+from flightcache.valkey_client import connect as valkey_connect
 
 POLICIES = ("noeviction", "allkeys-lru", "volatile-ttl", "allkeys-lfu", "allkeys-random")
 
@@ -85,7 +77,7 @@ def tag_cost(client: Any, keys: Keys, n: int, runs: int, *, one_unlink: bool = F
 
 
 def bench_invalidation(label: str, client: Any, args: argparse.Namespace) -> None:
-    keys = Keys("fcbench:").scope("invalidation")
+    keys = Keys(KEY_PREFIX).scope("invalidation")
     print(f"\ninvalidation, {label}")
     for n in args.sizes:
         s = tag_cost(client, keys, n, args.runs)
@@ -117,7 +109,7 @@ def bench_invalidation(label: str, client: Any, args: argparse.Namespace) -> Non
 
 
 def bench_reads(db: Any, client: Any, args: argparse.Namespace) -> None:
-    keys = Keys("fcbench:").scope("reads")
+    keys = Keys(KEY_PREFIX).scope("reads")
     scene = Scene.find(db, None, None)
     spec = bookings_of(scene.booker)
     tagged = TaggedCache(client, db, keys, Jitter(10, 1), ttl_s=600)
@@ -153,8 +145,8 @@ def bench_reads(db: Any, client: Any, args: argparse.Namespace) -> None:
 def bench_memory(db: Any, client: Any, args: argparse.Namespace) -> None:
     found = db.fetch(query(db.dialect, "booking_records"), {"limit": 20_000})
     records = [dict(zip(found.columns, row, strict=True)) for row in found.rows]
-    keys = Keys("fcbench:").scope("memory")
-    limits = MemoryLimits([client])
+    keys = Keys(KEY_PREFIX).scope("memory")
+    limits = MemoryLimits([client], None)  # no undo record: restored in the finally below
     nodes = primaries(client)
     try:
         for layout in ("json", "hash"):
@@ -189,42 +181,39 @@ def bench_memory(db: Any, client: Any, args: argparse.Namespace) -> None:
         delete_matching(client, keys.match())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def run(setup: Setup, args: argparse.Namespace) -> int | None:
+    args.sizes = [int(n) for n in args.sizes.split(",")]
+    args.headroom = parse_size(args.headroom)
+    one, three = setup.valkey(), setup.valkey(3)
+    single, cluster = valkey_connect(one), valkey_connect(three)
+    print(f"Valkey {one} (one node), {three} (3-node cluster)")
+    bench_invalidation("one node", single, args)
+    bench_invalidation("3-node cluster", cluster, args)
+    for kind in setup.kinds():
+        db = setup.open(kind)
+        try:
+            print(f"\n{kind} ({db.server_version()}), {args.scale} dataset")
+            bench_reads(db, single, args)
+            print(f"  memory pressure, one node, maxmemory = used_memory + {mib(args.headroom)}")
+            bench_memory(db, single, args)
+        finally:
+            db.close()
+    close(single)
+    close(cluster)
+    return None
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--headroom", default="4mb", help="maxmemory above used_memory")
-    parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306/fc_bench_inv")
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/fc_bench_inv")
-    args = parser.parse_args()
-    args.sizes = [int(n) for n in args.sizes.split(",")]
-    args.headroom = parse_size(args.headroom)
-
-    with (
-        scratch_valkey(prefix="fc-bench-inv-") as one,
-        scratch_valkey(3, prefix="fc-bench-inv-cluster-") as three,
-    ):
-        single, cluster = vconnect(one.url), vconnect(three.url)
-        print(f"Valkey {one.url} (one node), {three.url} (3-node cluster)")
-        bench_invalidation("one node", single, args)
-        bench_invalidation("3-node cluster", cluster, args)
-        for raw in (args.mysql, args.pg):
-            url = DbUrl.parse(raw)
-            db = connect(url, create=True)
-            try:
-                load_generated(db, "tiny", 1, replace=True, force=True)
-                print(f"\n{url.kind} ({db.server_version()}), tiny dataset")
-                bench_reads(db, single, args)
-                print(
-                    f"  memory pressure, one node, maxmemory = used_memory + {mib(args.headroom)}"
-                )
-                bench_memory(db, single, args)
-            finally:
-                db.close()
-                drop_database(url)
-        close(single)
-        close(cluster)
 
 
-if __name__ == "__main__":
-    main()
+FIGURES = [
+    Figure(
+        "invalidation",
+        "`flightcache invalidate` and `memory-pressure`: tag invalidation, tagged reads, maxmemory",
+        run,
+        arguments,
+    )
+]
