@@ -42,22 +42,22 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     query = get(options.query)
     params = bind(ctx.db, query, options.params)
     pattern = CacheAside(ctx.valkey, ctx.db, ctx.keys, ttl=options.ttl)
-    served: Reads = []
+    reads: Reads = []
 
-    yield from _first_read(ctx, pattern, query, params, served)
+    yield from _first_read(ctx, pattern, query, params, reads)
     if ctx.valkey_up:
-        yield from _read_again(ctx, pattern, query, params, served)
-        yield from _expire(ctx, pattern, query, params, served)
-    yield from _valkey_down(ctx, query, params, served)
+        yield from _read_again(ctx, pattern, query, params, reads)
+        yield from _expire(ctx, pattern, query, params, reads)
+    yield from _valkey_down(ctx, query, params, reads)
     if ctx.valkey_up:
         yield _timings(ctx, pattern, query, params)
-    yield _served_table(served)
+    yield _served_table(reads)
 
 
 def _first_read(
-    ctx: DemoContext, pattern: CacheAside, query: Query, params: dict[str, Any], served: Reads
+    ctx: DemoContext, pattern: CacheAside, query: Query, params: dict[str, Any], reads: Reads
 ) -> Iterator[Record]:
-    from flightcache.patterns.cache_aside import Served
+    from flightcache.patterns.cache_aside import ServedBy
 
     with ctx.step(
         "Look in Valkey first",
@@ -66,7 +66,7 @@ def _first_read(
     ) as step:
         first = pattern.get(query, params)
         step.hit, step.rows, step.bytes = first.hit, len(first.rows), first.bytes
-        if first.served is Served.VALKEY_DOWN:
+        if first.served_by is ServedBy.VALKEY_DOWN:
             step.ok = False
             step.outcome = f"Valkey is down: served from the {first.source}"
         else:
@@ -75,20 +75,20 @@ def _first_read(
                 f"({first.bytes:,} bytes of JSON) were stored with a {pattern.ttl} s TTL"
             )
     yield step
-    served.append(("first", first))
+    reads.append(("first", first))
 
 
 def _read_again(
-    ctx: DemoContext, pattern: CacheAside, query: Query, params: dict[str, Any], served: Reads
+    ctx: DemoContext, pattern: CacheAside, query: Query, params: dict[str, Any], reads: Reads
 ) -> Iterator[Record]:
-    first = served[0][1]
+    first = reads[0][1]
     with ctx.step("Read it again", "the same key now answers from memory; no SQL runs") as step:
         again = pattern.get(query, params)
         step.hit, step.rows, step.bytes = again.hit, len(again.rows), again.bytes
         step.ok = again.rows == first.rows
         step.outcome = f"hit: {len(again.rows)} rows, identical: {again.rows == first.rows}"
     yield step
-    served.append(("second", again))
+    reads.append(("second", again))
 
     with ctx.step(
         "How long will it live?", "the TTL bounds how stale a cached answer can be"
@@ -100,7 +100,7 @@ def _read_again(
 
 
 def _expire(
-    ctx: DemoContext, pattern: CacheAside, query: Query, params: dict[str, Any], served: Reads
+    ctx: DemoContext, pattern: CacheAside, query: Query, params: dict[str, Any], reads: Reads
 ) -> Iterator[Record]:
     with ctx.step(
         "Let the key expire",
@@ -116,16 +116,16 @@ def _expire(
             else "still cached (the key did not expire)"
         )
     yield step
-    served.append(("after expiry", after))
+    reads.append(("after expiry", after))
 
 
 def _valkey_down(
-    ctx: DemoContext, query: Query, params: dict[str, Any], served: Reads
+    ctx: DemoContext, query: Query, params: dict[str, Any], reads: Reads
 ) -> Iterator[Record]:
     from flightcache.patterns.cache_aside import CacheAside
     from flightcache.valkey_client import unreachable
 
-    first = served[0][1]
+    first = reads[0][1]
     down = CacheAside(unreachable(), ctx.db, ctx.keys, ttl=ctx.options.ttl)
     with ctx.step(
         "Valkey goes away",
@@ -138,7 +138,7 @@ def _valkey_down(
         step.outcome = f"{len(fallback.rows)} rows from the {fallback.source}; no error raised"
         step.data["source"] = fallback.source
     yield step
-    served.append(("Valkey down", fallback))
+    reads.append(("Valkey down", fallback))
 
 
 def _timings(ctx: DemoContext, pattern: CacheAside, query: Query, params: dict[str, Any]) -> Record:
@@ -160,7 +160,7 @@ def _timings(ctx: DemoContext, pattern: CacheAside, query: Query, params: dict[s
     )
 
 
-def _served_table(served: Reads) -> Table:
+def _served_table(reads: Reads) -> Table:
     from flightcache.demos.base import Table
 
     return Table(
@@ -168,6 +168,6 @@ def _served_table(served: Reads) -> Table:
         ["read", "hit", "served by", "rows", "bytes"],
         [
             [label, "yes" if lookup.hit else "no", lookup.source, len(lookup.rows), lookup.bytes]
-            for label, lookup in served
+            for label, lookup in reads
         ],
     )

@@ -49,7 +49,7 @@ def encode(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     return json.dumps({"columns": columns, "rows": rows}, default=_plain, separators=(",", ":"))
 
 
-class Served(enum.Enum):
+class ServedBy(enum.Enum):
     """How a read was served."""
 
     CACHE = "cache"  # a hit
@@ -65,25 +65,25 @@ class Lookup:
     key: str
     columns: list[str]
     rows: list[list[Any]]
-    served: Served
+    served_by: ServedBy
     bytes: int
     why: str = ""
 
     @property
     def hit(self) -> bool:
-        return self.served is Served.CACHE
+        return self.served_by is ServedBy.CACHE
 
     @property
     def stored(self) -> bool:
         """The read put a fresh copy in Valkey."""
-        return self.served is Served.DATABASE
+        return self.served_by is ServedBy.DATABASE
 
     @property
     def source(self) -> str:
         """Who answered, as people read it: "cache", "database (could not store: ...)"."""
-        if self.served in (Served.CACHE, Served.DATABASE):
-            return str(self.served.value)
-        return f"database ({self.served.value}: {self.why})"
+        if self.served_by in (ServedBy.CACHE, ServedBy.DATABASE):
+            return str(self.served_by.value)
+        return f"database ({self.served_by.value}: {self.why})"
 
 
 class CacheAside:
@@ -117,7 +117,7 @@ class CacheAside:
             try:
                 doc = json.loads(cached)
                 size = len(cached.encode())
-                return Lookup(key, doc["columns"], doc["rows"], Served.CACHE, size)
+                return Lookup(key, doc["columns"], doc["rows"], ServedBy.CACHE, size)
             except (ValueError, KeyError, TypeError):
                 pass  # not ours or damaged: a miss, and the SET below replaces it
         return self._from_database(query, params, key, store=True)
@@ -128,14 +128,14 @@ class CacheAside:
         result = self.db.fetch(query.sql(self.db.dialect), dict(params))
         value = encode(result.columns, result.rows)
         rows = json.loads(value)["rows"]
-        lookup = Lookup(key, result.columns, rows, Served.DATABASE, len(value.encode()))
+        lookup = Lookup(key, result.columns, rows, ServedBy.DATABASE, len(value.encode()))
         if not store:
-            lookup.served, lookup.why = Served.VALKEY_DOWN, why
+            lookup.served_by, lookup.why = ServedBy.VALKEY_DOWN, why
             return lookup
         try:
             self.client.set(key, value, ex=self.ttl)
         except NOT_STORED as exc:
-            lookup.served, lookup.why = Served.NOT_STORED, first_line(exc, 120)
+            lookup.served_by, lookup.why = ServedBy.NOT_STORED, first_line(exc, 120)
         return lookup
 
     # endregion: read
