@@ -2,29 +2,22 @@
 
 Read path: HGETALL the airline's hash; on a miss, read the row and HSET it with a
 TTL. Query results that show the airline (001's route analysis, the airline's
-detail) are cached as JSON strings, and each key is added (SADD) to the tag set
-``tag:airline:<id>`` of every airline it shows, before the value is SET.
+detail) are cached as JSON, each key first added (SADD) to the tag set
+``tag:airline:<id>`` of every airline it shows, then SET.
 
-Write path, in this order:
-  1. BEGIN; UPDATE airline; SELECT the new row (the transaction sees it).
-  2. Still inside the transaction: DEL the airline's hash, SMEMBERS its tag set,
-     DEL every member and the set. If Valkey cannot be reached here the
-     transaction rolls back: the write is refused rather than leaving a copy
-     behind that nobody can delete.
-  3. COMMIT.
-  4. HSET the new row (with its TTL), and invalidate the tag set once more: a
-     reader that ran between 2 and 3 saw the old committed row and may have
-     cached it again. Tried a bounded number of times.
+Write path: (1) BEGIN, UPDATE, SELECT the new row; (2) still inside the
+transaction, DEL the hash and every key of the tag set (Valkey unreachable here:
+ROLLBACK, the write is refused); (3) COMMIT; (4) HSET the new row and drop the
+tag set once more, for a reader that cached the old row between 2 and 3; tried a
+bounded number of times.
 
-Why delete before the commit and write after it: deleting first turns every
-failure that follows into a cache miss, never a stale hit. If the database write
-fails (1 or 3), the transaction rolls back and Valkey holds no copy, so the next
-read loads the committed name. If the cache write fails (4), Valkey still holds
-no copy, so the next read misses and loads the new name; the airline is also
-recorded for repair, and a read of a recorded airline skips Valkey and writes
-the row through again. What remains: a reader that fills between 2 and 3 while
-step 4 fails as well serves the old name until its TTL ends (in a real system,
-record the repair in an outbox table inside the transaction).
+Failure mode: deleting before the commit turns every later failure into a miss,
+never a stale hit. A failed database write (1, 3) rolls back with no copy left;
+a failed cache write (4) leaves no copy either, and records the airline for
+repair: its next read skips Valkey and writes the row through again. What
+remains: a reader that fills between 2 and 3 while 4 fails too serves the old
+name until its TTL ends (a real system records the repair in an outbox table
+inside the transaction).
 """
 
 from __future__ import annotations
@@ -179,15 +172,14 @@ class WriteThrough:
 
     # -- write path -------------------------------------------------------------------
     # region: invalidate
-    def invalidate(self, airline_id: int, client: Any = None) -> list[str]:
+    def invalidate(self, airline_id: int) -> list[str]:
         """DEL the airline hash, every key in its tag set, and the set; the keys named."""
-        client = self.valkey if client is None else client
         tag = self.keys.tag(f"airline:{airline_id}")
-        pipe = self.pipeline(client)
+        pipe = self.pipeline(self.valkey)
         pipe.delete(self.keys.airline(airline_id))
         pipe.smembers(tag)
         _, members = pipe.execute()
-        return [self.keys.airline(airline_id), *self._drop(client, tag, members)]
+        return [self.keys.airline(airline_id), *self._drop(self.valkey, tag, members)]
 
     def _drop(self, client: Any, tag: str, members: set[str]) -> list[str]:
         """One DEL per key (they sit in different slots on a cluster), the tag last."""
@@ -267,10 +259,3 @@ class WriteThrough:
         self._write_row(self.valkey, row)
         self.repairs.pop(airline_id, None)
         return row
-
-    def repair(self) -> list[int]:
-        """Repair every recorded airline; the ids repaired."""
-        done = sorted(self.repairs)
-        for airline_id in done:
-            self.repair_one(airline_id)
-        return done
