@@ -316,7 +316,9 @@ def _watch(
 def _alive(ctx: DemoContext, keys: Sequence[str], traced: bool) -> int:
     """How many of ``keys`` still exist (EXISTS also removes a key that is due)."""
     with nullcontext() if traced else ctx.tracer.paused():
-        return sum(int(v) for v in ctx.pipelined(keys, lambda p, k: p.exists(k), chunk=CHUNK))
+        return sum(
+            int(v) for v in ctx.pipelined(keys, lambda pipe, key: pipe.exists(key), chunk=CHUNK)
+        )
 
 
 def _pipelines(count: int) -> str:
