@@ -81,7 +81,7 @@ def test_a_booking_is_visible_in_valkey_at_once(loaded: Any, client: Any, key_pr
     assert (first.booked, second.booked) == (3, 5)
     assert pattern.booked(flight) == 5
     shard = wb.shard_of(flight)
-    entries = client.xrange(keys.wb_queue(shard))
+    entries = client.xrange(keys.write_behind_queue(shard))
     assert [e[1] for e in entries] == [
         {"flight": str(flight), "seats": "3"},
         {"flight": str(flight), "seats": "2"},
@@ -116,12 +116,12 @@ def test_the_worker_drains_everything(loaded: Any, client: Any, key_prefix: str)
 def test_applying_the_same_entries_twice_counts_them_once(loaded: Any, key_prefix: str) -> None:
     wb.ensure_tables(loaded)
     flights = _flights(loaded, 3)
-    entries = [wb.Entry(f"1700000000000-{i}", flights[i % 3], 2) for i in range(40)]
+    entries = [wb.QueueEntry(f"1700000000000-{i}", flights[i % 3], 2) for i in range(40)]
     assert wb.apply_batch(loaded, key_prefix, 5, entries) == (40, 0)
     assert wb.db_total(loaded, key_prefix) == 80
     assert wb.apply_batch(loaded, key_prefix, 5, entries) == (0, 40)
     # a batch that overlaps: only the new half counts
-    more = entries[20:] + [wb.Entry(f"1700000000001-{i}", flights[0], 1) for i in range(10)]
+    more = entries[20:] + [wb.QueueEntry(f"1700000000001-{i}", flights[0], 1) for i in range(10)]
     assert wb.apply_batch(loaded, key_prefix, 5, more) == (10, 20)
     assert wb.db_total(loaded, key_prefix) == 90
     assert wb.applied_count(loaded, key_prefix) == 50
@@ -264,7 +264,11 @@ def test_bad_input_is_one_clear_line(
 # -- poison entries, bounds, a worker that always ends (issue 12, item 5) -------------------
 def _xadd(client: Any, keys: Keys, flight: int, seats: Any) -> str:
     """An entry straight into its shard's stream, past the booking script's checks."""
-    return str(client.xadd(keys.wb_queue(wb.shard_of(flight)), {"flight": flight, "seats": seats}))
+    return str(
+        client.xadd(
+            keys.write_behind_queue(wb.shard_of(flight)), {"flight": flight, "seats": seats}
+        )
+    )
 
 
 @pytest.mark.safety(5)
@@ -285,7 +289,7 @@ def test_poison_entries_go_to_the_dead_letters_once(
     more = pattern.book_many(_spread(_flights(loaded), 100))  # good ones after the poison
     accepted += sum(s for _, s in _spread(_flights(loaded), 100))
     # a consumer of a worker that was killed, holding one entry
-    ghost = keys.wb_queue(wb.shard_of(real))
+    ghost = keys.write_behind_queue(wb.shard_of(real))
     client.xreadgroup(wb.GROUP, "ghost", {ghost: ">"}, count=1)
 
     common = _global(db_url, any_valkey.url, key_prefix)
@@ -311,7 +315,7 @@ def test_poison_entries_go_to_the_dead_letters_once(
     assert "out of range" in errors[poison[1]].lower()  # the database's own words
     assert errors[poison[2]].startswith("malformed entry") and "two" in errors[poison[2]]
     assert errors[poison[3]].startswith("malformed entry: 0 seats")
-    for key in {keys.wb_dead(wb.shard_of(f)) for f in (missing, real)}:
+    for key in {keys.write_behind_dead_letters(wb.shard_of(f)) for f in (missing, real)}:
         assert client.xlen(key) >= 1  # beside its shard's queue: same hash tag
 
     result = cli(*common, *worker)  # nothing is retried

@@ -114,23 +114,24 @@ def shard_of(flight_id: int) -> int:
 
 def ensure_tables(db: Sql) -> None:
     """Create flightcache's two write-behind tables when missing."""
-    for name in ("wb_create_applied", "wb_create_seats"):
+    for name in ("write_behind_create_applied", "write_behind_create_seats"):
         db.execute(sqlfiles.query(db.dialect, name))
 
 
 def db_total(db: Sql, queue: str, flight_id: int | None = None) -> int:
     """Seats the database holds for a queue (one flight, or all)."""
     if flight_id is None:
-        result = db.fetch(sqlfiles.query(db.dialect, "wb_total"), {"queue": queue})
+        result = db.fetch(sqlfiles.query(db.dialect, "write_behind_total"), {"queue": queue})
     else:
         result = db.fetch(
-            sqlfiles.query(db.dialect, "wb_flight_seats"), {"queue": queue, "flight_id": flight_id}
+            sqlfiles.query(db.dialect, "write_behind_flight_seats"),
+            {"queue": queue, "flight_id": flight_id},
         )
     return int(result.rows[0][0])
 
 
 def applied_count(db: Sql, queue: str) -> int:
-    result = db.fetch(sqlfiles.query(db.dialect, "wb_applied_count"), {"queue": queue})
+    result = db.fetch(sqlfiles.query(db.dialect, "write_behind_applied_count"), {"queue": queue})
     return int(result.rows[0][0])
 
 
@@ -138,8 +139,8 @@ def forget(db: Sql, queue: str) -> None:
     """Delete a queue's rows from flightcache's write-behind tables (nothing else)."""
     ensure_tables(db)
     with db.transaction():
-        db.execute(sqlfiles.query(db.dialect, "wb_forget_seats"), {"queue": queue})
-        db.execute(sqlfiles.query(db.dialect, "wb_forget_applied"), {"queue": queue})
+        db.execute(sqlfiles.query(db.dialect, "write_behind_forget_seats"), {"queue": queue})
+        db.execute(sqlfiles.query(db.dialect, "write_behind_forget_applied"), {"queue": queue})
 
 
 def check_seats(seats: int) -> None:
@@ -233,7 +234,7 @@ class WriteBehind:
         """Cache every flight id, so that writes need no database round trip."""
         if self.db is None:
             raise FlightcacheError("no database to read flight ids from")
-        result = self.db.fetch(sqlfiles.query(self.db.dialect, "wb_flight_ids"))
+        result = self.db.fetch(sqlfiles.query(self.db.dialect, "write_behind_flight_ids"))
         self.known_flights.update(int(r[0]) for r in result.rows)
         return len(self.known_flights)
 
@@ -242,7 +243,8 @@ class WriteBehind:
         unknown = {int(f) for f in flight_ids} - self.known_flights
         if unknown and self.db is not None:
             result = self.db.fetch(
-                sqlfiles.query(self.db.dialect, "wb_flights_among"), {"ids": sorted(unknown)}
+                sqlfiles.query(self.db.dialect, "write_behind_flights_among"),
+                {"ids": sorted(unknown)},
             )
             found = {int(r[0]) for r in result.rows}
             self.known_flights |= found
@@ -264,7 +266,9 @@ class WriteBehind:
         """
         for shard in range(SHARDS):
             try:
-                self.valkey.xgroup_create(self.keys.wb_queue(shard), GROUP, id="0", mkstream=True)
+                self.valkey.xgroup_create(
+                    self.keys.write_behind_queue(shard), GROUP, id="0", mkstream=True
+                )
             except valkey.exceptions.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -279,8 +283,8 @@ class WriteBehind:
             "EVALSHA",
             BOOK_SHA,
             2,
-            self.keys.wb_queue(shard),
-            self.keys.wb_bookings(shard, flight_id),
+            self.keys.write_behind_queue(shard),
+            self.keys.write_behind_bookings(shard, flight_id),
             flight_id,
             seats,
         ]
@@ -339,21 +343,25 @@ class WriteBehind:
         assert self.db is not None
         with self.db.transaction():
             self.db.execute(
-                sqlfiles.query(self.db.dialect, "wb_seats_add"),
+                sqlfiles.query(self.db.dialect, "write_behind_seats_add"),
                 {"queue": self.queue + "direct", "flight_id": flight_id, "seats": seats},
             )
-        return int(self.valkey.hincrby(self.keys.wb_direct(flight_id), "seats", seats))
+        return int(
+            self.valkey.hincrby(self.keys.write_behind_direct_bookings(flight_id), "seats", seats)
+        )
 
     # -- reads --------------------------------------------------------------------
     def booked(self, flight_id: int) -> int:
         """Seats booked on a flight as readers see them: the counter, at once."""
-        value = self.valkey.hget(self.keys.wb_bookings(shard_of(flight_id), flight_id), "seats")
+        value = self.valkey.hget(
+            self.keys.write_behind_bookings(shard_of(flight_id), flight_id), "seats"
+        )
         return int(value or 0)
 
     def valkey_total(self, flight_ids: Iterable[int]) -> int:
         pipe = self.valkey.pipeline(transaction=False)
         for f in flight_ids:
-            pipe.hget(self.keys.wb_bookings(shard_of(f), f), "seats")
+            pipe.hget(self.keys.write_behind_bookings(shard_of(f), f), "seats")
         return sum(int(v or 0) for v in pipe.execute())
 
     def depth(self) -> list[ShardDepth]:
@@ -364,7 +372,7 @@ def queue_depth(client: Any, keys: Keys) -> list[ShardDepth]:
     """XLEN and XINFO GROUPS of every shard."""
     out: list[ShardDepth] = []
     for shard in range(SHARDS):
-        stream = keys.wb_queue(shard)
+        stream = keys.write_behind_queue(shard)
         pipe = client.pipeline(transaction=False)
         pipe.xlen(stream)
         pipe.xinfo_groups(stream)
@@ -398,14 +406,16 @@ class DeadLetter:
 
 def dead_count(client: Any, keys: Keys) -> int:
     """Dead letters kept, over all shards (XLEN of each dead-letter stream)."""
-    return sum(int(client.xlen(keys.wb_dead(shard))) for shard in range(SHARDS))
+    return sum(int(client.xlen(keys.write_behind_dead_letters(shard))) for shard in range(SHARDS))
 
 
 def dead_letters(client: Any, keys: Keys, count: int = 20) -> list[DeadLetter]:
     """The newest ``count`` dead letters of each shard, oldest first."""
     out: list[DeadLetter] = []
     for shard in range(SHARDS):
-        for dead_id, raw in reversed(client.xrevrange(keys.wb_dead(shard), count=count)):
+        for dead_id, raw in reversed(
+            client.xrevrange(keys.write_behind_dead_letters(shard), count=count)
+        ):
             fields = {_text(k): _text(v) for k, v in raw.items()}
             entry, error = fields.pop("entry", ""), fields.pop("error", "")
             fields.pop("consumer", None)
@@ -415,7 +425,7 @@ def dead_letters(client: Any, keys: Keys, count: int = 20) -> list[DeadLetter]:
 
 # -- the worker --------------------------------------------------------------------
 @dataclass
-class Entry:
+class QueueEntry:
     id: str
     flight_id: int | None  # None: malformed (its error says why)
     seats: int
@@ -427,16 +437,16 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def parse_entries(raw: Sequence[Any]) -> list[Entry]:
-    """XREADGROUP/XAUTOCLAIM entries ``[(id, {field: value}), ...]`` as Entry objects.
+def parse_entries(raw: Sequence[Any]) -> list[QueueEntry]:
+    """XREADGROUP/XAUTOCLAIM entries ``[(id, {field: value}), ...]`` as QueueEntry objects.
 
     An entry of the wrong shape (a field missing, not a whole number, a flight id no
     INT holds, fewer than one seat) carries its error; it is not retried. An entry
     deleted while pending (``None`` fields) is recorded with no effect."""
-    out: list[Entry] = []
+    out: list[QueueEntry] = []
     for entry_id, fields in raw:
         if fields is None:  # deleted from the stream while pending: recorded, no effect
-            out.append(Entry(_text(entry_id), None, 0))
+            out.append(QueueEntry(_text(entry_id), None, 0))
             continue
         text = {_text(k): _text(v) for k, v in fields.items()}
         try:
@@ -444,18 +454,18 @@ def parse_entries(raw: Sequence[Any]) -> list[Entry]:
         except (KeyError, ValueError):
             shown = ", ".join(f"{k}={v[:30]!r}" for k, v in list(text.items())[:4]) or "none"
             error = f"malformed entry: needs whole-number fields flight and seats; has {shown}"
-            out.append(Entry(_text(entry_id), None, 0, error, text))
+            out.append(QueueEntry(_text(entry_id), None, 0, error, text))
             continue
         error = ""
         if not 1 <= flight <= MAX_FLIGHT_ID:
             error = f"malformed entry: flight {flight} is not a flight id (1 to {MAX_FLIGHT_ID})"
         elif seats < 1:
             error = f"malformed entry: {seats} seats (a booking takes one or more)"
-        out.append(Entry(_text(entry_id), None if error else flight, seats, error, text))
+        out.append(QueueEntry(_text(entry_id), None if error else flight, seats, error, text))
     return out
 
 
-def apply_batch(db: Sql, queue: str, shard: int, entries: Sequence[Entry]) -> tuple[int, int]:
+def apply_batch(db: Sql, queue: str, shard: int, entries: Sequence[QueueEntry]) -> tuple[int, int]:
     """Apply entries in one transaction; returns (applied now, skipped as applied before).
 
     Each entry id is inserted into flightcache_wb_applied in the same transaction as
@@ -471,20 +481,25 @@ def apply_batch(db: Sql, queue: str, shard: int, entries: Sequence[Entry]) -> tu
     ids = [e.id for e in entries]
     with db.transaction():
         if db.dialect == "postgresql":
-            new = {str(r[0]) for r in db.fetch(q["wb_applied_claim"], {**key, "ids": ids}).rows}
+            new = {
+                str(r[0])
+                for r in db.fetch(q["write_behind_applied_claim"], {**key, "ids": ids}).rows
+            }
             fresh = [e for e in entries if e.id in new]
         else:
-            found = db.fetch(q["wb_applied_among"], {**key, "ids": ids})
+            found = db.fetch(q["write_behind_applied_among"], {**key, "ids": ids})
             done = {str(r[0]) for r in found.rows}
             fresh = [e for e in entries if e.id not in done]
-            db.execute_many(q["wb_applied_insert"], [{**key, "entry_id": e.id} for e in fresh])
+            db.execute_many(
+                q["write_behind_applied_insert"], [{**key, "entry_id": e.id} for e in fresh]
+            )
         if fresh:
             seats: dict[int, int] = defaultdict(int)
             for e in fresh:
                 if e.flight_id is not None:
                     seats[e.flight_id] += e.seats
             db.execute_many(
-                q["wb_seats_add"],
+                q["write_behind_seats_add"],
                 [
                     {"queue": queue, "flight_id": f, "seats": n}
                     for f, n in sorted(seats.items())  # one lock order for every worker
@@ -582,7 +597,7 @@ class Worker:
     def close(self) -> None:
         self._drop_connection()
 
-    def _apply(self, shard: int, entries: list[Entry]) -> list[Entry]:
+    def _apply(self, shard: int, entries: list[QueueEntry]) -> list[QueueEntry]:
         """Apply until it works, backing off on transient errors; returns the poison
         entries (not applied, each with its error). DatabaseUnavailable when time or
         retries are up."""
@@ -612,7 +627,7 @@ class Worker:
         self.report.batches += 1
         return poison
 
-    def _try(self, shard: int, entries: list[Entry]) -> tuple[int, int, list[Entry]]:
+    def _try(self, shard: int, entries: list[QueueEntry]) -> tuple[int, int, list[QueueEntry]]:
         """One attempt: set aside what no database can take, apply the rest."""
         db = self.database()
         self._unknown_flights(db, entries)
@@ -620,19 +635,23 @@ class Worker:
         applied, skipped, refused = self._isolate(db, shard, [e for e in entries if not e.error])
         return applied, skipped, poison + refused
 
-    def _unknown_flights(self, db: Sql, entries: Sequence[Entry]) -> None:
+    def _unknown_flights(self, db: Sql, entries: Sequence[QueueEntry]) -> None:
         """Mark entries whose flight does not exist (flightcache's tables have no foreign
         key to ``flight``, so the worker asks, once per flight id it has not seen)."""
         unknown = {e.flight_id for e in entries if e.flight_id is not None} - self.known_flights
         if not unknown:
             return
-        result = db.fetch(sqlfiles.query(db.dialect, "wb_flights_among"), {"ids": sorted(unknown)})
+        result = db.fetch(
+            sqlfiles.query(db.dialect, "write_behind_flights_among"), {"ids": sorted(unknown)}
+        )
         self.known_flights.update(int(r[0]) for r in result.rows)
         for e in entries:
             if e.flight_id is not None and e.flight_id not in self.known_flights:
                 e.error = f"flight {e.flight_id} does not exist"
 
-    def _isolate(self, db: Sql, shard: int, entries: list[Entry]) -> tuple[int, int, list[Entry]]:
+    def _isolate(
+        self, db: Sql, shard: int, entries: list[QueueEntry]
+    ) -> tuple[int, int, list[QueueEntry]]:
         """apply_batch; when the database refuses the batch for good (RejectedValue),
         halve it until the refused entries stand alone. An entry is poison when it is
         refused alone twice: the second try covers a worker racing us on it (on MySQL
@@ -654,9 +673,12 @@ class Worker:
             entries[0].error = exc.message or error
             return 0, 0, list(entries)
 
-    def _dead_letter(self, shard: int, poison: Sequence[Entry]) -> None:
+    def _dead_letter(self, shard: int, poison: Sequence[QueueEntry]) -> None:
         """Each poison entry: XACK it and XADD it to the dead letters, in one script."""
-        queue, dead = self.keys.wb_queue(shard), self.keys.wb_dead(shard)
+        queue, dead = (
+            self.keys.write_behind_queue(shard),
+            self.keys.write_behind_dead_letters(shard),
+        )
         for e in poison:
             fields = {
                 **e.fields,
@@ -670,9 +692,9 @@ class Worker:
             )
             self.report.dead_lettered += int(moved)
 
-    def _ack(self, shard: int, entries: list[Entry]) -> None:
+    def _ack(self, shard: int, entries: list[QueueEntry]) -> None:
         """XACK, then trim what every consumer has acked (XTRIM MINID)."""
-        stream = self.keys.wb_queue(shard)
+        stream = self.keys.write_behind_queue(shard)
         pipe = self.valkey.pipeline(transaction=False)
         pipe.xack(stream, GROUP, *[e.id for e in entries])
         # read last-delivered before the pending summary: an entry delivered in
@@ -706,7 +728,7 @@ class Worker:
 
     def _read(self, shard: int, start: str) -> list[Any]:
         reply = self.valkey.xreadgroup(
-            GROUP, self.consumer, {self.keys.wb_queue(shard): start}, count=self.batch
+            GROUP, self.consumer, {self.keys.write_behind_queue(shard): start}, count=self.batch
         )
         if not reply:
             return []
@@ -731,7 +753,7 @@ class Worker:
             start = "0-0"
             while True:
                 next_start, raw, _deleted = self.valkey.xautoclaim(
-                    self.keys.wb_queue(shard),
+                    self.keys.write_behind_queue(shard),
                     GROUP,
                     self.consumer,
                     self.claim_idle_ms,
@@ -750,7 +772,7 @@ class Worker:
     def _sweep(self, shard: int) -> int:
         """XGROUP DELCONSUMER the consumers a killed worker left: idle longer than the
         claim time and nothing pending (their entries were claimed just now)."""
-        stream = self.keys.wb_queue(shard)
+        stream = self.keys.write_behind_queue(shard)
         swept = 0
         for c in self.valkey.xinfo_consumers(stream, GROUP):
             name = _text(c.get("name", ""))
@@ -825,7 +847,7 @@ def _depth_table(title: str, keys: Keys, depths: Sequence[ShardDepth], note: str
     rows: list[list[Any]] = [[f"{{wb{d.shard}}}", d.length, d.lag, d.pending] for d in depths]
     total = [sum(d.length for d in depths), sum(d.lag or 0 for d in depths)]
     rows.append(["total", *total, sum(d.pending for d in depths)])
-    where = keys.wb_queue(0).replace("{wb0}", "{wbN}")
+    where = keys.write_behind_queue(0).replace("{wb0}", "{wbN}")
     columns = ["shard", "XLEN", "lag (undelivered)", "pending (not acked)"]
     return Table(title, columns, rows, f"streams {where}; {note}")
 
@@ -912,7 +934,7 @@ POISON_SEATS = 10**20
 def inject_poison(client: Any, keys: Keys, flight_id: int, seats: int | str) -> str:
     """XADD a booking straight into its shard's stream, past the script and its checks,
     as a buggy or hostile writer could; returns the entry id."""
-    stream = keys.wb_queue(shard_of(flight_id))
+    stream = keys.write_behind_queue(shard_of(flight_id))
     return _text(client.xadd(stream, {"flight": flight_id, "seats": seats}))
 
 
@@ -956,8 +978,9 @@ def _poison(ctx: DemoContext, pattern: WriteBehind, flight: int, batch: int) -> 
         "Dead letters",
         ["stream", "entry", "flight", "seats", "error"],
         rows,
-        f"XRANGE {ctx.keys.wb_dead(0).replace('{wb0}', '{wbN}')}; the worker's summary"
-        " counts them (`flightcache write-behind worker`, `write-behind dead-letters`)",
+        f"XRANGE {ctx.keys.write_behind_dead_letters(0).replace('{wb0}', '{wbN}')};"
+        " the worker's summary counts them"
+        " (`flightcache write-behind worker`, `write-behind dead-letters`)",
     )
 
 
@@ -991,8 +1014,8 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     yield step
     if not opts.get("keep"):  # flightcache's own tables: the rows of this demo's queues
         for name in (queue, queue + "direct"):
-            ctx.put_back("wb_forget_applied", {"queue": name})
-            ctx.put_back("wb_forget_seats", {"queue": name})
+            ctx.put_back("write_behind_forget_applied", {"queue": name})
+            ctx.put_back("write_behind_forget_seats", {"queue": name})
 
     with ctx.step(
         f"Book {seats} seats on flight {flight}",
