@@ -93,6 +93,43 @@ def test_a_booking_is_visible_in_valkey_at_once(loaded: Any, client: Any, key_pr
     assert wb.backlog(pattern.depth()) == 2
 
 
+def test_a_pipelined_booking_whose_script_was_flushed_still_runs(
+    loaded: Any, client: Any, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SCRIPT FLUSH between loading the script and the pipeline (a restart, a failover):
+    every EVALSHA answers NOSCRIPT, and each booking runs again through EVAL."""
+    from flightcache.valkey_client import primaries
+
+    keys = _keys(key_prefix)
+    pattern = wb.WriteBehind(client, loaded, keys)
+    pattern.ensure_groups()
+    for node in primaries(client):
+        node.script_flush()
+    monkeypatch.setattr(pattern, "load_script", lambda: None)  # flushed after loading
+    bookings = _spread(_flights(loaded), 30)
+    assert pattern.book_many(bookings) == 30
+    assert pattern.accepted_writes == 30
+    assert wb.backlog(pattern.depth()) == 30
+    assert pattern.valkey_total({f for f, _ in bookings}) == sum(s for _, s in bookings)
+
+
+def test_the_dead_letter_script_moves_a_pending_entry_once(client: Any, key_prefix: str) -> None:
+    """Pending: acked and added to the dead letters (1). Acked already, by another
+    worker: nothing added (0), so an entry has one dead letter at most."""
+    keys = _keys(key_prefix)
+    wb.WriteBehind(client, None, keys).ensure_groups()
+    queue, dead = keys.write_behind_queue(3), keys.write_behind_dead_letters(3)
+    entry = str(client.xadd(queue, {"flight": 3, "seats": 1}))
+    client.xreadgroup(wb.GROUP, "worker-1", {queue: ">"}, count=1)
+    args = [wb.GROUP, entry, 10, "flight", "3", "entry", entry, "error", "refused"]
+    assert wb.DEAD_LETTER(client, [queue, dead], args) == 1
+    assert wb.DEAD_LETTER(client, [queue, dead], args) == 0
+    assert [fields for _, fields in client.xrange(dead)] == [
+        {"flight": "3", "entry": entry, "error": "refused"}
+    ]
+    assert client.xpending(queue, wb.GROUP)["pending"] == 0
+
+
 def test_the_worker_drains_everything(loaded: Any, client: Any, key_prefix: str) -> None:
     keys = _keys(key_prefix)
     pattern = wb.WriteBehind(client, loaded, keys)

@@ -27,7 +27,6 @@ replicas), since until the worker drains them the queue is the only copy.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -46,7 +45,7 @@ from flightcache.db import Params, QueryResult
 from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.errors import ConfigError, DataError, FlightcacheError, RejectedValue
 from flightcache.keys import Keys
-from flightcache.valkey_client import primaries
+from flightcache.lua import script
 
 SHARDS = 8
 """Streams per queue. Writers and workers must agree; a flight always maps to one shard."""
@@ -66,32 +65,10 @@ ONCE_RETRIES = 6
 """Failed database attempts in a row after which ``worker --once`` gives up (about 6 s of
 backoff); without --once the worker retries until stopped."""
 
-# KEYS[1] the shard's queue (stream), KEYS[2] the flight's counter (hash)
-# ARGV[1] flight id, ARGV[2] seats booked
-# Returns {entry id, seats booked on the flight so far}.
-# The queue entry goes first: should HINCRBY fail (a wrong type, say), the booking
-# still reaches the database; the other order would show readers seats that never
-# arrive. The shebang makes Valkey refuse the whole script up front when it is
-# out of memory, instead of failing between the two writes.
-BOOK_SCRIPT = """#!lua
-local id = redis.call('XADD', KEYS[1], '*', 'flight', ARGV[1], 'seats', ARGV[2])
-local booked = redis.call('HINCRBY', KEYS[2], 'seats', ARGV[2])
-return {id, booked}
-"""
-BOOK_SHA = hashlib.sha1(BOOK_SCRIPT.encode()).hexdigest()
-
-# KEYS[1] the shard's queue (stream), KEYS[2] the shard's dead letters (stream)
-# ARGV[1] consumer group, ARGV[2] entry id, ARGV[3] dead letters kept (MAXLEN ~),
-# ARGV[4..] the dead letter's field, value pairs
-# Returns 1 when the entry was pending and is now a dead letter, 0 when another
-# worker had acked it already (then nothing is added: one dead letter per entry).
-DEAD_LETTER_SCRIPT = """
-local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if acked == 1 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
-end
-return acked
-"""
+BOOK = script("write_behind_book")
+"""XADD to the shard's queue and HINCRBY the flight's counter, in one script."""
+DEAD_LETTER = script("write_behind_dead_letter")
+"""XACK the entry in its queue and XADD it to the shard's dead letters, in one script."""
 
 
 class Sql(Protocol):
@@ -274,19 +251,16 @@ class WriteBehind:
                     raise
 
     def load_script(self) -> None:
-        for node in primaries(self.valkey):
-            node.script_load(BOOK_SCRIPT)
+        """SCRIPT LOAD the booking script on every primary, for :meth:`book_many`'s
+        pipelines (and so that a timed :meth:`book` never pays for the first EVAL)."""
+        BOOK.load(self.valkey)
 
-    def _args(self, flight_id: int, seats: int) -> list[Any]:
+    def _keys_of(self, flight_id: int) -> list[str]:
+        """The script's KEYS: the shard's queue and the flight's counter (one hash tag)."""
         shard = shard_of(flight_id)
         return [
-            "EVALSHA",
-            BOOK_SHA,
-            2,
             self.keys.write_behind_queue(shard),
             self.keys.write_behind_bookings(shard, flight_id),
-            flight_id,
-            seats,
         ]
 
     # -- writes -------------------------------------------------------------------
@@ -295,14 +269,10 @@ class WriteBehind:
         check_flight_id(flight_id)
         check_seats(seats)
         self.require_flights([flight_id])
-        args = self._args(flight_id, seats)
-        try:
-            entry_id, booked = self.valkey.execute_command(*args)
-        except valkey.exceptions.NoScriptError:
-            self.load_script()
-            entry_id, booked = self.valkey.execute_command(*args)
+        keys = self._keys_of(flight_id)
+        entry_id, booked = BOOK(self.valkey, keys, [flight_id, seats])
         self._accepted(flight_id, seats)
-        return Booking(flight_id, seats, str(entry_id), int(booked), str(args[3]))
+        return Booking(flight_id, seats, str(entry_id), int(booked), keys[0])
 
     def book_many(self, bookings: Sequence[tuple[int, int]]) -> int:
         """Accept many bookings, pipelined; all are validated before any is queued."""
@@ -311,27 +281,21 @@ class WriteBehind:
             check_seats(seats)
         self.require_flights({f for f, _ in bookings})
         self.load_script()
-        done = 0
         for start in range(0, len(bookings), PIPELINE_CHUNK):
-            chunk = list(bookings[start : start + PIPELINE_CHUNK])
-            while chunk:
-                pipe = self.valkey.pipeline(transaction=False)
-                for flight_id, seats in chunk:
-                    pipe.execute_command(*self._args(flight_id, seats))
-                replies = pipe.execute(raise_on_error=False)
-                retry: list[tuple[int, int]] = []
-                for (flight_id, seats), reply in zip(chunk, replies, strict=True):
-                    if isinstance(reply, valkey.exceptions.NoScriptError):
-                        retry.append((flight_id, seats))  # this one did not run: send again
-                    elif isinstance(reply, Exception):
-                        raise reply
-                    else:
-                        self._accepted(flight_id, seats)
-                        done += 1
-                if retry:
-                    self.load_script()
-                chunk = retry
-        return done
+            chunk = bookings[start : start + PIPELINE_CHUNK]
+            pipe = self.valkey.pipeline(transaction=False)
+            for flight_id, seats in chunk:
+                BOOK.queue(pipe, self._keys_of(flight_id), [flight_id, seats])
+            replies = pipe.execute(raise_on_error=False)
+            for (flight_id, seats), reply in zip(chunk, replies, strict=True):
+                if isinstance(reply, valkey.exceptions.NoScriptError):
+                    # the script was flushed since load_script (a restart, a failover):
+                    # this booking did not run; EVALSHA again, EVAL on NOSCRIPT
+                    BOOK(self.valkey, self._keys_of(flight_id), [flight_id, seats])
+                elif isinstance(reply, Exception):
+                    raise reply
+                self._accepted(flight_id, seats)
+        return len(bookings)
 
     def _accepted(self, flight_id: int, seats: int) -> None:
         self.accepted_writes += 1
@@ -687,9 +651,7 @@ class Worker:
                 "consumer": self.consumer,
             }
             pairs = [x for kv in fields.items() for x in kv]
-            moved = self.valkey.eval(
-                DEAD_LETTER_SCRIPT, 2, queue, dead, GROUP, e.id, DEAD_MAXLEN, *pairs
-            )
+            moved = DEAD_LETTER(self.valkey, [queue, dead], [GROUP, e.id, DEAD_MAXLEN, *pairs])
             self.report.dead_lettered += int(moved)
 
     def _ack(self, shard: int, entries: list[QueueEntry]) -> None:
