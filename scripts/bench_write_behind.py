@@ -30,8 +30,9 @@ import uuid
 from flightcache.config import DbUrl, ValkeyUrl
 from flightcache.data.load import load_generated
 from flightcache.db import connect, drop_database
+from flightcache.demos.write_behind import worker_command
 from flightcache.keys import Keys
-from flightcache.patterns import write_behind as wb
+from flightcache.patterns import write_behind
 from flightcache.stack.valkey import scratch_valkey
 from flightcache.valkey_client import close, delete_matching
 from flightcache.valkey_client import connect as valkey_connect
@@ -53,7 +54,7 @@ def bench_one(kind: str, valkey_url: ValkeyUrl, writes: int, batch: int) -> dict
         load_generated(db, "tiny", 1)
         version = db.server_version()
         keys = Keys(prefix).scope("write-behind")
-        pattern = wb.WriteBehind(client, db, keys)
+        pattern = write_behind.WriteBehind(client, db, keys)
         pattern.ensure_groups()
         pattern.preload_flights()
         flights = sorted(pattern.known_flights)[:500]
@@ -64,7 +65,7 @@ def bench_one(kind: str, valkey_url: ValkeyUrl, writes: int, batch: int) -> dict
         enqueue_s = time.perf_counter() - t0
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTCACHE_")}
         env["FLIGHTCACHE_CONFIG"] = "/nonexistent/flightcache.toml"
-        command = wb.worker_command(
+        command = worker_command(
             batch,
             "bench",
             [
@@ -79,7 +80,7 @@ def bench_one(kind: str, valkey_url: ValkeyUrl, writes: int, batch: int) -> dict
         if done.returncode != 0:
             raise SystemExit(f"worker failed on {kind}: {done.stderr.strip()}")
         report = json.loads(done.stdout)
-        total = wb.db_total(db, keys.prefix)
+        total = write_behind.db_total(db, keys.prefix)
         return {
             "database": f"{kind} {version}",
             "writes": writes,
