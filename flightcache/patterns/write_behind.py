@@ -231,6 +231,7 @@ class WriteBehind:
         ]
 
     # -- writes -------------------------------------------------------------------
+    # region: book
     def book(self, flight_id: int, seats: int) -> Booking:
         """Accept one booking: validated, then queued and counted in one script."""
         check_flight_id(flight_id)
@@ -240,6 +241,8 @@ class WriteBehind:
         entry_id, booked = BOOK(self.valkey, keys, [flight_id, seats])
         self._accepted(flight_id, seats)
         return Booking(flight_id, seats, str(entry_id), int(booked), keys[0])
+
+    # endregion: book
 
     def book_many(self, bookings: Sequence[tuple[int, int]]) -> int:
         """Accept many bookings, pipelined; all are validated before any is queued."""

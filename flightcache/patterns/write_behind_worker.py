@@ -107,6 +107,7 @@ def parse_entries(raw: Sequence[Any]) -> list[QueueEntry]:
     return out
 
 
+# region: apply
 def apply_batch(db: Sql, queue: str, shard: int, entries: Sequence[QueueEntry]) -> tuple[int, int]:
     """Apply entries in one transaction; returns (applied now, skipped as applied before).
 
@@ -148,6 +149,9 @@ def apply_batch(db: Sql, queue: str, shard: int, entries: Sequence[QueueEntry]) 
                 ],
             )
     return len(fresh), len(entries) - len(fresh)
+
+
+# endregion: apply
 
 
 @dataclass
@@ -350,6 +354,7 @@ class Worker:
             floor = min(floor, str(summary["min"]), key=_id_key)
         self.valkey.xtrim(stream, minid=floor, approximate=False)
 
+    # region: handle
     def _handle(self, shard: int, raw: Sequence[Any]) -> int:
         entries = parse_entries(raw)
         if not entries:
@@ -362,6 +367,8 @@ class Worker:
         if self.on_progress is not None:
             self.on_progress(self.report)
         return len(entries)
+
+    # endregion: handle
 
     def _test_pause(self, entries: int) -> None:
         """The test hook: with ``pause_before_ack`` set, wait between commit and XACK."""
