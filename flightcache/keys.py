@@ -149,22 +149,22 @@ class Keys:
     # One Lua script updates a flight's counter and appends to its shard's queue,
     # so both carry the shard's hash tag {wbN}: one slot per shard, and the
     # shards spread over the cluster's nodes.
-    def wb_bookings(self, shard: int, flight_id: int) -> str:
+    def write_behind_bookings(self, shard: int, flight_id: int) -> str:
         """hash: seats booked on one flight through the queue (field ``seats``)."""
         return f"{self.prefix}{{wb{shard}}}:flight:{flight_id}:bookings"
 
-    def wb_queue(self, shard: int) -> str:
+    def write_behind_queue(self, shard: int) -> str:
         """stream: one shard's queue of bookings (fields ``flight``, ``seats``),
         drained by the consumer group ``db-writer``."""
         return f"{self.prefix}{{wb{shard}}}:queue"
 
-    def wb_dead(self, shard: int) -> str:
+    def write_behind_dead_letters(self, shard: int) -> str:
         """stream: one shard's dead letters, entries the database refused for good (the
         entry's own fields plus ``entry``, ``error``, ``consumer``). Same hash tag as the
         shard's queue: one script acks the entry there and adds it here."""
         return f"{self.prefix}{{wb{shard}}}:dead"
 
-    def wb_direct(self, flight_id: int) -> str:
+    def write_behind_direct_bookings(self, flight_id: int) -> str:
         """hash: the write-through comparison's counter of one flight (field ``seats``)."""
         return f"{self.prefix}direct:flight:{flight_id}:bookings"
 

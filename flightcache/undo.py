@@ -290,8 +290,8 @@ UNDO_QUERIES = frozenset(
         "booking_remove_ids",
         "invalidation_flight_move",
         "session_db_delete",
-        "wb_forget_seats",
-        "wb_forget_applied",
+        "write_behind_forget_applied",
+        "write_behind_forget_seats",
     }
 )
 """The named queries a record may ask for: each puts back one row a demo changed."""

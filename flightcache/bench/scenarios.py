@@ -451,7 +451,7 @@ def write_through(env: Env) -> Workload:
     )
 
 
-WB_FLIGHTS = 500
+WRITE_BEHIND_FLIGHTS = 500
 
 
 @scenario(
@@ -466,34 +466,40 @@ WB_FLIGHTS = 500
     read_ratio=0.0,
 )
 def write_behind(env: Env) -> Workload:
-    from flightcache.patterns import write_behind as wb
+    from flightcache.patterns import write_behind
 
-    pattern = wb.WriteBehind(env.valkey, env.db, env.keys)
+    pattern = write_behind.WriteBehind(env.valkey, env.db, env.keys)
     direct = pattern.queue + "direct"  # book_write_through's rows
-    flights = [int(r[0]) for r in _keyspace(env.rows("bench_flights", limit=WB_FLIGHTS), "flights")]
+    flights = [
+        int(r[0])
+        for r in _keyspace(env.rows("bench_flights", limit=WRITE_BEHIND_FLIGHTS), "flights")
+    ]
     pattern.require_flights(flights)  # ids cached: a write needs no database
     if env.main:
-        wb.ensure_tables(env.db)
+        write_behind.ensure_tables(env.db)
         pattern.load_script()
-        env.on_teardown(_settle(env, "wb_seats"))
-        env.on_teardown(lambda: wb.forget(env.db, direct))
-        env.on_teardown(lambda: wb.forget(env.db, pattern.queue))
+        env.on_teardown(_settle(env, "write_behind_seats"))
+        env.on_teardown(lambda: write_behind.forget(env.db, direct))
+        env.on_teardown(lambda: write_behind.forget(env.db, pattern.queue))
         env.note("the queue is not drained: this measures what a writer waits for")
 
     def sql_read(i: int) -> None:
-        wb.db_total(env.db, direct, flights[i])
+        write_behind.db_total(env.db, direct, flights[i])
 
     def sql_write(i: int) -> None:
         pattern.book_write_through(flights[i], 1)
 
-    def wb_read(i: int) -> None:
+    def queued_read(i: int) -> None:
         pattern.booked(flights[i])
 
-    def wb_write(i: int) -> None:
+    def queued_write(i: int) -> None:
         pattern.book(flights[i], 1)
 
     return Workload(
-        {"write-through": Path(sql_read, sql_write), "write-behind": Path(wb_read, wb_write)},
+        {
+            "write-through": Path(sql_read, sql_write),
+            "write-behind": Path(queued_read, queued_write),
+        },
         keyspace=len(flights),
     )
 

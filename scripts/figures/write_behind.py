@@ -24,6 +24,7 @@ import uuid
 
 from figures.shared import KEY_PREFIX, Figure, Setup
 from flightcache.config import ValkeyUrl
+from flightcache.demos.write_behind import worker_command
 from flightcache.keys import Keys
 from flightcache.patterns import write_behind
 from flightcache.valkey_client import close, delete_matching
@@ -51,7 +52,7 @@ def bench_one(
         enqueue_s = time.perf_counter() - t0
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTCACHE_")}
         env["FLIGHTCACHE_CONFIG"] = "/nonexistent/flightcache.toml"
-        command = write_behind.worker_command(
+        command = worker_command(
             batch,
             "bench",
             [

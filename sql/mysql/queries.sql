@@ -303,7 +303,7 @@ DELETE FROM booking WHERE booking_id IN %(booking_ids)s;
 -- already applied, so that a redelivered entry is applied once. `queue` is the
 -- Valkey key prefix of the queue, so runs with different prefixes keep apart.
 
--- name: wb_create_applied
+-- name: write_behind_create_applied
 CREATE TABLE IF NOT EXISTS flightcache_wb_applied (
   queue varchar(100) NOT NULL,
   shard smallint NOT NULL,
@@ -311,7 +311,7 @@ CREATE TABLE IF NOT EXISTS flightcache_wb_applied (
   PRIMARY KEY (queue, shard, entry_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
--- name: wb_create_seats
+-- name: write_behind_create_seats
 CREATE TABLE IF NOT EXISTS flightcache_wb_seats (
   queue varchar(100) NOT NULL,
   flight_id int NOT NULL,
@@ -319,44 +319,44 @@ CREATE TABLE IF NOT EXISTS flightcache_wb_seats (
   PRIMARY KEY (queue, flight_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
--- name: wb_applied_among
+-- name: write_behind_applied_among
 -- Which of these entry ids are applied already (PyMySQL expands a list to (a, b, ...)).
--- PostgreSQL does this and the insert below in one statement, wb_applied_claim.
+-- PostgreSQL does this and the insert below in one statement, write_behind_applied_claim.
 SELECT entry_id FROM flightcache_wb_applied
 WHERE queue = %(queue)s AND shard = %(shard)s AND entry_id IN %(ids)s;
 
--- name: wb_applied_insert
+-- name: write_behind_applied_insert
 INSERT INTO flightcache_wb_applied (queue, shard, entry_id)
 VALUES (%(queue)s, %(shard)s, %(entry_id)s);
 
--- name: wb_seats_add
+-- name: write_behind_seats_add
 INSERT INTO flightcache_wb_seats (queue, flight_id, seats)
 VALUES (%(queue)s, %(flight_id)s, %(seats)s)
 ON DUPLICATE KEY UPDATE seats = seats + VALUES(seats);
 
--- name: wb_total
+-- name: write_behind_total
 SELECT COALESCE(SUM(seats), 0) AS seats FROM flightcache_wb_seats WHERE queue = %(queue)s;
 
--- name: wb_flight_seats
+-- name: write_behind_flight_seats
 SELECT COALESCE(SUM(seats), 0) AS seats FROM flightcache_wb_seats
 WHERE queue = %(queue)s AND flight_id = %(flight_id)s;
 
--- name: wb_applied_count
+-- name: write_behind_applied_count
 SELECT COUNT(*) AS entries FROM flightcache_wb_applied WHERE queue = %(queue)s;
 
--- name: wb_forget_seats
+-- name: write_behind_forget_seats
 DELETE FROM flightcache_wb_seats WHERE queue = %(queue)s;
 
--- name: wb_forget_applied
+-- name: write_behind_forget_applied
 DELETE FROM flightcache_wb_applied WHERE queue = %(queue)s;
 
--- name: wb_flight_ids
+-- name: write_behind_flight_ids
 SELECT flight_id FROM flight;
 
--- name: wb_flights_among
+-- name: write_behind_flights_among
 SELECT flight_id FROM flight WHERE flight_id IN %(ids)s;
 
--- name: wb_first_flight
+-- name: write_behind_first_flight
 SELECT flight_id, flightno FROM flight ORDER BY flight_id LIMIT 1;
 
 -- Leaderboards (flightcache leaderboard). Every board query returns (member, score)
@@ -720,7 +720,7 @@ ANALYZE TABLE booking;
 -- name: bench_settle_airline
 ANALYZE TABLE airline;
 
--- name: bench_settle_wb_seats
+-- name: bench_settle_write_behind_seats
 ANALYZE TABLE flightcache_wb_seats;
 
 -- What a bench run writes, marked as its own so that a run killed before its teardown

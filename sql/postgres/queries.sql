@@ -304,7 +304,7 @@ DELETE FROM booking WHERE booking_id = ANY(%(booking_ids)s);
 -- already applied, so that a redelivered entry is applied once. `queue` is the
 -- Valkey key prefix of the queue, so runs with different prefixes keep apart.
 
--- name: wb_create_applied
+-- name: write_behind_create_applied
 CREATE TABLE IF NOT EXISTS flightcache_wb_applied (
   queue varchar(100) NOT NULL,
   shard smallint NOT NULL,
@@ -312,7 +312,7 @@ CREATE TABLE IF NOT EXISTS flightcache_wb_applied (
   CONSTRAINT flightcache_wb_applied_pkey PRIMARY KEY (queue, shard, entry_id)
 );
 
--- name: wb_create_seats
+-- name: write_behind_create_seats
 CREATE TABLE IF NOT EXISTS flightcache_wb_seats (
   queue varchar(100) NOT NULL,
   flight_id int NOT NULL,
@@ -320,12 +320,12 @@ CREATE TABLE IF NOT EXISTS flightcache_wb_seats (
   CONSTRAINT flightcache_wb_seats_pkey PRIMARY KEY (queue, flight_id)
 );
 
--- name: wb_applied_claim
+-- name: write_behind_applied_claim
 -- Record a batch's entry ids; returns those not recorded before, which are the
 -- ones to apply. Each id is a primary-key probe, whatever the table's size; an id
 -- another worker is inserting at the same moment waits for its commit and then
 -- counts as recorded. (MySQL has no INSERT ... RETURNING: there the worker runs
--- wb_applied_among, then wb_applied_insert.)
+-- write_behind_applied_among, then write_behind_applied_insert.)
 WITH fresh AS (
   INSERT INTO flightcache_wb_applied (queue, shard, entry_id)
   SELECT %(queue)s, %(shard)s, unnest(%(ids)s::text[])
@@ -334,34 +334,34 @@ WITH fresh AS (
 )
 SELECT entry_id FROM fresh;
 
--- name: wb_seats_add
+-- name: write_behind_seats_add
 INSERT INTO flightcache_wb_seats (queue, flight_id, seats)
 VALUES (%(queue)s, %(flight_id)s, %(seats)s)
 ON CONFLICT (queue, flight_id) DO UPDATE SET seats = flightcache_wb_seats.seats + EXCLUDED.seats;
 
--- name: wb_total
+-- name: write_behind_total
 SELECT COALESCE(SUM(seats), 0) AS seats FROM flightcache_wb_seats WHERE queue = %(queue)s;
 
--- name: wb_flight_seats
+-- name: write_behind_flight_seats
 SELECT COALESCE(SUM(seats), 0) AS seats FROM flightcache_wb_seats
 WHERE queue = %(queue)s AND flight_id = %(flight_id)s;
 
--- name: wb_applied_count
+-- name: write_behind_applied_count
 SELECT COUNT(*) AS entries FROM flightcache_wb_applied WHERE queue = %(queue)s;
 
--- name: wb_forget_seats
+-- name: write_behind_forget_seats
 DELETE FROM flightcache_wb_seats WHERE queue = %(queue)s;
 
--- name: wb_forget_applied
+-- name: write_behind_forget_applied
 DELETE FROM flightcache_wb_applied WHERE queue = %(queue)s;
 
--- name: wb_flight_ids
+-- name: write_behind_flight_ids
 SELECT flight_id FROM flight;
 
--- name: wb_flights_among
+-- name: write_behind_flights_among
 SELECT flight_id FROM flight WHERE flight_id = ANY(%(ids)s);
 
--- name: wb_first_flight
+-- name: write_behind_first_flight
 SELECT flight_id, flightno FROM flight ORDER BY flight_id LIMIT 1;
 
 -- Leaderboards (flightcache leaderboard). Every board query returns (member, score)
@@ -727,7 +727,7 @@ VACUUM (ANALYZE) booking;
 -- name: bench_settle_airline
 VACUUM (ANALYZE) airline;
 
--- name: bench_settle_wb_seats
+-- name: bench_settle_write_behind_seats
 VACUUM (ANALYZE) flightcache_wb_seats;
 
 -- What a bench run writes, marked as its own so that a run killed before its teardown
