@@ -240,7 +240,7 @@ def test_a_hash_layout_fills_and_is_refused_too(valkey_server: Any, key_prefix: 
         result = FillResult("hash", "hash")
         assert Filler(client, Keys(key_prefix), [record], layout="hash").until_full(result)
         assert result.written > 100 and result.oom > 0 and result.first_error == OOM
-        assert client.hgetall(Keys(key_prefix).mp_row_hash(0))["seat"] == ""
+        assert client.hgetall(Keys(key_prefix).pressure_row_hash(0))["seat"] == ""
     finally:
         limits.restore()
         delete_matching(client, key_prefix + "*")

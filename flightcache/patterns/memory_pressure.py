@@ -175,7 +175,9 @@ class Filler:
         return len(full) == nodes
 
     def _key(self, n: int) -> str:
-        return self.keys.mp_row(n) if self.layout == "json" else self.keys.mp_row_hash(n)
+        return (
+            self.keys.pressure_row(n) if self.layout == "json" else self.keys.pressure_row_hash(n)
+        )
 
     def _node_of(self, n: int) -> str:
         if isinstance(self.valkey, valkey.cluster.ValkeyCluster):
@@ -335,7 +337,9 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
             with ctx.tracer.paused():
                 filler.write(BATCH, fill)  # listed below, by hand: 500 SETs are too many
                 full = filler.until_full(fill)
-            step.commands.append(["SET", ctx.keys.mp_row(0), filler.texts[0], "EX", key_ttl(0)])
+            step.commands.append(
+                ["SET", ctx.keys.pressure_row(0), filler.texts[0], "EX", key_ttl(0)]
+            )
             fill.evicted = total(nodes, "stats", "evicted_keys") - evicted
             fill.used_memory = total(nodes, "memory", "used_memory")
             fill.kept = fill.written
@@ -469,7 +473,7 @@ def _at_the_limit(
         }
     yield step
 
-    key = ctx.keys.mp_row(0)
+    key = ctx.keys.pressure_row(0)
     with ctx.step(
         "What still works at the limit",
         "GET and DEL never need memory; SET does, so Valkey refuses it (topped up first, as"
@@ -481,7 +485,7 @@ def _at_the_limit(
             with ctx.tracer.paused():
                 filler.top_up(topped)
             got = ctx.valkey.get(key) is not None
-            probe = ctx.keys.mp_row(filler.next)
+            probe = ctx.keys.pressure_row(filler.next)
             try:
                 ctx.valkey.set(probe, filler.texts[0], ex=60)
             except valkey.exceptions.OutOfMemoryError as exc:
@@ -546,8 +550,8 @@ def _slowlog(ctx: DemoContext, nodes: Sequence[Any], micros: int, own: bool) -> 
             "single commands that do a lot of work hold Valkey up for every other client;"
             " the keys share the hash tag {slow}, so each runs on one node of a cluster",
         ) as step:
-            pairs = {ctx.keys.mp_slow(n): n for n in range(SLOW_KEYS)}
-            left, right = ctx.keys.mp_slow_zset("a"), ctx.keys.mp_slow_zset("b")
+            pairs = {ctx.keys.slowlog_string(n): n for n in range(SLOW_KEYS)}
+            left, right = ctx.keys.slowlog_zset("a"), ctx.keys.slowlog_zset("b")
             with ctx.tracer.paused():
                 ctx.valkey.mset(pairs)
                 ctx.valkey.zadd(left, {f"m{n}": n for n in range(SLOW_KEYS)})
@@ -557,9 +561,9 @@ def _slowlog(ctx: DemoContext, nodes: Sequence[Any], micros: int, own: bool) -> 
             step.commands += [
                 [
                     "MSET",
-                    ctx.keys.mp_slow(0),
+                    ctx.keys.slowlog_string(0),
                     0,
-                    ctx.keys.mp_slow(1),
+                    ctx.keys.slowlog_string(1),
                     1,
                     f"... ({SLOW_KEYS:,} pairs)",
                 ],
@@ -572,7 +576,7 @@ def _slowlog(ctx: DemoContext, nodes: Sequence[Any], micros: int, own: bool) -> 
                     f"... ({SLOW_KEYS:,} members)",
                 ],
             ]
-            ctx.valkey.zunionstore(ctx.keys.mp_slow_zset("union"), [left, right])
+            ctx.valkey.zunionstore(ctx.keys.slowlog_zset("union"), [left, right])
             step.outcome = f"{len(pairs):,} keys set, {SLOW_KEYS * 3 // 2:,} members in the union"
         yield step
 
