@@ -31,17 +31,12 @@ from flightcache.catalogue import bind, get
 from flightcache.config import DbUrl
 from flightcache.data.load import load_generated
 from flightcache.db import connect, drop_database
+from flightcache.demos.memory_pressure import Filler, FillResult, kept_and_median_ttl
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare, percentile
 from flightcache.patterns.cache_aside import CacheAside
-from flightcache.patterns.eviction import MemoryLimits, mib, parse_size
+from flightcache.patterns.eviction import MemoryLimits, mib, parse_size, total
 from flightcache.patterns.invalidation import Invalidator, Scene, TaggedCache, bookings_of
-from flightcache.patterns.memory_pressure import (
-    Filler,
-    FillResult,
-    kept_and_median_ttl,
-    total,
-)
 from flightcache.patterns.ttl import Jitter
 from flightcache.sqlfiles import query
 from flightcache.stack.valkey import scratch_valkey
@@ -153,7 +148,7 @@ def bench_memory(db: Any, client: Any, args: argparse.Namespace) -> None:
     found = db.fetch(query(db.dialect, "booking_records"), {"limit": 20_000})
     records = [dict(zip(found.columns, row, strict=True)) for row in found.rows]
     keys = Keys("fcbench:").scope("memory")
-    limits = MemoryLimits([client])
+    limits = MemoryLimits([client], None)  # a scratch Valkey: nothing to record
     nodes = primaries(client)
     try:
         for layout in ("json", "hash"):

@@ -165,7 +165,7 @@ def test_settings_restored_when_the_demo_fails_midway(
     monkeypatch: pytest.MonkeyPatch,
     failure: BaseException,
 ) -> None:
-    from flightcache.patterns import eviction
+    from flightcache.demos import eviction
 
     seen: list[dict[str, str]] = []
 

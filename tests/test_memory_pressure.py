@@ -169,7 +169,8 @@ def test_settings_restored_when_the_demo_fails_midway(
     where: str,
     failure: BaseException,
 ) -> None:
-    from flightcache.patterns import memory_pressure
+    from flightcache.demos import memory_pressure as demo_module
+    from flightcache.patterns import memory_pressure as pattern_module
 
     url = load_tiny(mysql_url)
     seen: list[dict[str, str]] = []
@@ -179,7 +180,7 @@ def test_settings_restored_when_the_demo_fails_midway(
         raise failure
 
     target = "until_full" if where == "fill" else "entries"
-    owner = memory_pressure.Filler if where == "fill" else memory_pressure.SlowLog
+    owner = demo_module.Filler if where == "fill" else pattern_module.SlowLog
     monkeypatch.setattr(owner, target, fail)
     result = _run(cli, url, valkey_server, key_prefix, "--yes", "--rows", "500")
     assert result.code == (130 if isinstance(failure, KeyboardInterrupt) else 70), result.err
@@ -204,8 +205,8 @@ def test_slowlog_reset_only_on_flightcaches_own_valkey(
     valkey_server: Any, key_prefix: str, own: bool
 ) -> None:
     from flightcache.demos.base import DemoContext
+    from flightcache.demos.memory_pressure import slowlog
     from flightcache.keys import Keys
-    from flightcache.patterns.memory_pressure import _slowlog
     from flightcache.trace import Tracer
     from flightcache.valkey_client import delete_matching
 
@@ -215,7 +216,7 @@ def test_slowlog_reset_only_on_flightcaches_own_valkey(
     client.set(key_prefix + "marker", "1")
     client.config_set("slowlog-log-slower-than", before[0]["slowlog-log-slower-than"])
     ctx = DemoContext(db=None, valkey=client, keys=Keys(key_prefix), tracer=Tracer())  # type: ignore[arg-type]
-    records = list(_slowlog(ctx, [client], 0, own))
+    records = list(slowlog(ctx, [client], 0, own))
     assert all(r.ok for r in records if hasattr(r, "ok"))
     marker = [
         e for e in client.slowlog_get(128) if (key_prefix + "marker").encode() in e["command"]
@@ -227,9 +228,9 @@ def test_slowlog_reset_only_on_flightcaches_own_valkey(
 
 
 def test_a_hash_layout_fills_and_is_refused_too(valkey_server: Any, key_prefix: str) -> None:
+    from flightcache.demos.memory_pressure import Filler, FillResult
     from flightcache.keys import Keys
     from flightcache.patterns.eviction import MemoryLimits
-    from flightcache.patterns.memory_pressure import Filler, FillResult
     from flightcache.valkey_client import delete_matching
 
     client = _client(valkey_server)
