@@ -175,13 +175,14 @@ def _layouts(ctx: DemoContext, flights: list[Flight], config: dict[str, str]) ->
         with ctx.step(
             f"Store the flights as {layout.name}", layout.example.format(key=keys[0])
         ) as step:
-            m = _store(ctx, layout.name, keys, flights, layout.write)
+            stored = _store(ctx, layout.name, keys, flights, layout.write)
             step.outcome = (
-                f"{m.keys:,} keys, MEMORY USAGE {m.usage:,} bytes ({_per(m.usage, len(flights))}"
-                f" per flight), used_memory {m.delta:+,}; {m.encoding_text()}"
+                f"{stored.keys:,} keys, MEMORY USAGE {stored.usage:,} bytes"
+                f" ({_per(stored.usage, len(flights))} per flight), used_memory"
+                f" {stored.delta:+,}; {stored.encoding_text()}"
             )
-            step.data = m.as_data(len(flights))
-        measured.append(m)
+            step.data = stored.as_data(len(flights))
+        measured.append(stored)
         yield step
     base = measured[0].usage
     yield Table(
@@ -197,15 +198,15 @@ def _layouts(ctx: DemoContext, flights: list[Flight], config: dict[str, str]) ->
         ],
         [
             [
-                m.name,
-                f"{m.keys:,}",
-                f"{m.usage:,}",
-                _per(m.usage, len(flights)),
-                _versus(m.usage, base),
-                f"{m.delta:+,}",
-                m.encoding_text(),
+                stored.name,
+                f"{stored.keys:,}",
+                f"{stored.usage:,}",
+                _per(stored.usage, len(flights)),
+                _versus(stored.usage, base),
+                f"{stored.delta:+,}",
+                stored.encoding_text(),
             ]
-            for m in measured
+            for stored in measured
         ],
         note="MEMORY USAGE counts each key with its name and header; used_memory Δ is what"
         " the server grew by. A key costs a name, a header and a keyspace slot; a field of a"
@@ -233,15 +234,15 @@ def _seat_maps(
             if seat_layout is bitmap
             else "SADD the labels",
         ) as step:
-            m = _store(
+            stored = _store(
                 ctx, seat_layout.name, keys, with_seats, partial(_write_seats, seat_layout, seats)
             )
             step.outcome = (
-                f"{m.keys:,} keys, MEMORY USAGE {m.usage:,} bytes, used_memory {m.delta:+,};"
-                f" {m.encoding_text()}"
+                f"{stored.keys:,} keys, MEMORY USAGE {stored.usage:,} bytes, used_memory"
+                f" {stored.delta:+,}; {stored.encoding_text()}"
             )
-            step.data = m.as_data(len(with_seats))
-        seat_measured.append(m)
+            step.data = stored.as_data(len(with_seats))
+        seat_measured.append(stored)
         yield step
     fullest = max(flights, key=lambda f: len(seats[f.flight_id]))
     full = yield from _full_flight(ctx, fullest, bitmap, set_layout)
@@ -254,14 +255,14 @@ def _seat_maps(
         ["layout", "keys", "MEMORY USAGE", "B/flight", "used_memory Δ", "encoding"],
         [
             [
-                m.name,
-                f"{m.keys:,}",
-                f"{m.usage:,}",
-                _per(m.usage, m.keys),
-                f"{m.delta:+,}",
-                m.encoding_text(),
+                stored.name,
+                f"{stored.keys:,}",
+                f"{stored.usage:,}",
+                _per(stored.usage, stored.keys),
+                f"{stored.delta:+,}",
+                stored.encoding_text(),
             ]
-            for m in seat_measured
+            for stored in seat_measured
         ]
         + [
             ["full flight, bitmap", "1", f"{full_bitmap:,}", f"{full_bitmap:,}", "-", "raw"],
