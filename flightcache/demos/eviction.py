@@ -149,14 +149,14 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
 
     order = list(records)
     random.Random(options.seed).shuffle(order)  # fill in random order, so fill age is not rank
-    workload = Workload(order, _stream(order, options), maxmemory)
+    plan = ReplayPlan(order, _stream(order, options), maxmemory)
     replay = EvictionReplay(BookingCache(ctx.valkey, ctx.keys, records))
     results: list[PolicyResult] = []
     ctx.on_exit(limits.restore)
     try:
         for policy in options.policies:
             result = PolicyResult(policy)
-            yield from _run_policy(ctx, nodes, limits, workload, replay, result)
+            yield from _run_policy(ctx, nodes, limits, plan, replay, result)
             results.append(result)
     finally:
         limits.restore()
@@ -165,7 +165,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
 
 
 @dataclass(frozen=True)
-class Workload:
+class ReplayPlan:
     """The same for every policy: the fill order, the reads and the memory limits."""
 
     order: list[int]
@@ -234,7 +234,7 @@ def _run_policy(
     ctx: DemoContext,
     nodes: Sequence[Any],
     limits: MemoryLimits,
-    workload: Workload,
+    plan: ReplayPlan,
     replay: EvictionReplay,
     result: PolicyResult,
 ) -> Iterator[Record]:
@@ -243,17 +243,17 @@ def _run_policy(
 
     policy = result.policy
     with ctx.step(
-        f"{policy}: fill {len(workload.order):,} keys, then replay {len(workload.stream):,} reads",
+        f"{policy}: fill {len(plan.order):,} keys, then replay {len(plan.stream):,} reads",
         WHY.get(policy, ""),
     ) as step:
         with ctx.tracer.paused():
             delete_matching(ctx.valkey, ctx.keys.match())
-        limits.apply(workload.maxmemory, policy)
+        limits.apply(plan.maxmemory, policy)
         evicted_before = total(nodes, "stats", "evicted_keys")
         with ctx.tracer.paused():
-            replay.fill(workload.order, result)
-            replay.replay(workload.stream, result)
-            result.latencies = replay.read_latencies(workload.stream[: ctx.repeat])
+            replay.fill(plan.order, result)
+            replay.replay(plan.stream, result)
+            result.latencies = replay.read_latencies(plan.stream[: ctx.repeat])
             result.kept = replay.count_kept()
         result.evicted = total(nodes, "stats", "evicted_keys") - evicted_before
         result.used_memory = total(nodes, "memory", "used_memory")
