@@ -31,12 +31,13 @@ from flightcache.catalogue import bind, get
 from flightcache.config import DbUrl
 from flightcache.data.load import load_generated
 from flightcache.db import connect, drop_database
+from flightcache.demos.invalidation import Scene
 from flightcache.demos.memory_pressure import Filler, FillResult, kept_and_median_ttl
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare, percentile
 from flightcache.patterns.cache_aside import CacheAside
 from flightcache.patterns.eviction import MemoryLimits, mib, parse_size, total
-from flightcache.patterns.invalidation import Invalidator, Scene, TaggedCache, bookings_of
+from flightcache.patterns.invalidation import Invalidator, TaggedCache, bookings_of
 from flightcache.patterns.ttl import Jitter
 from flightcache.sqlfiles import query
 from flightcache.stack.valkey import scratch_valkey
@@ -57,7 +58,7 @@ def tag_cost(client: Any, keys: Keys, n: int, runs: int, *, one_unlink: bool = F
     and a single multi-key UNLINK, which only one node (or one slot) allows.
     """
     members = [keys.query("bench", {"n": i}) for i in range(n)]
-    inv = Invalidator(client, keys)
+    invalidator = Invalidator(client, keys)
     samples = []
     for _ in range(runs):
         for start in range(0, n, 1000):
@@ -68,18 +69,18 @@ def tag_cost(client: Any, keys: Keys, n: int, runs: int, *, one_unlink: bool = F
             pipe.execute()
         t0 = time.perf_counter_ns()
         if one_unlink:
-            client.incr(keys.inv_epoch())
+            client.incr(keys.invalidation_epoch())
             popped = client.spop(keys.tag("bench"), n)
             gone = client.unlink(*popped)
         else:
-            gone = len(inv.invalidate(tags=["bench"]).deleted)
+            gone = len(invalidator.invalidate(tags=["bench"]).deleted)
         samples.append(time.perf_counter_ns() - t0)
         assert gone == n, (gone, n)
     return Stats.of(f"tag of {n:,}", samples)
 
 
 def bench_invalidation(label: str, client: Any, args: argparse.Namespace) -> None:
-    keys = Keys("fcbench:").scope("invalidate")
+    keys = Keys("fcbench:").scope("invalidation")
     print(f"\ninvalidation, {label}")
     for n in args.sizes:
         s = tag_cost(client, keys, n, args.runs)
@@ -93,14 +94,14 @@ def bench_invalidation(label: str, client: Any, args: argparse.Namespace) -> Non
                 f"      SPOP + one UNLINK of all: p50 {ms(u.p50)}, p95 {ms(u.p95)}"
                 f" ({u.p50 / n / 1000:.2f} µs per member)"
             )
-    inv = Invalidator(client, keys)
+    invalidator = Invalidator(client, keys)
     pair = [keys.query("bench", {"k": 1}), keys.query("bench", {"k": 2})]
     samples = []
     for _ in range(args.runs * 20):
         for key in pair:
             client.set(key, "x", ex=600)
         t0 = time.perf_counter_ns()
-        inv.invalidate(keys=pair)
+        invalidator.invalidate(keys=pair)
         samples.append(time.perf_counter_ns() - t0)
     samples.sort()
     print(

@@ -34,13 +34,8 @@ from flightcache.data.load import load_generated
 from flightcache.db import Database, connect, drop_database
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
-from flightcache.patterns.session import (
-    SessionStore,
-    SessionTable,
-    User,
-    fingerprint,
-    other_passengers,
-)
+from flightcache.patterns.session import SessionStore, User, fingerprint
+from flightcache.patterns.session_database import SessionTable, other_passengers
 from flightcache.stack.valkey import scratch_valkey
 from flightcache.valkey_client import close, info, parser_name
 from flightcache.valkey_client import connect as vconnect
@@ -112,9 +107,9 @@ def _measure(
     store = SessionStore(client, keys)
     table = SessionTable(db)
     table.ensure()
-    fp = fingerprint("bench-browser/1.0", "en")
+    browser = fingerprint("bench-browser/1.0", "en")
     t0 = time.perf_counter()
-    tokens = [store.login(user, ip="192.0.2.1", fingerprint=fp) for user in users]
+    tokens = [store.login(user, ip="192.0.2.1", fingerprint=browser) for user in users]
     for token in tokens:  # mid-checkout, as in the demo: about 25 fields
         store.update(token, CHECKOUT)
         table.save(token, store.get(token))

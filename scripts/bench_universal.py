@@ -31,17 +31,17 @@ from flightcache.catalogue import bind, get
 from flightcache.config import DbUrl
 from flightcache.data.load import load_generated
 from flightcache.db import Database, connect, drop_database
-from flightcache.fakeapi import FakeApi, Snapshot
+from flightcache.fakeapi import ApiSnapshot, FakeApi
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
-from flightcache.patterns.universal import (
+from flightcache.patterns.universal import UniversalCache
+from flightcache.patterns.universal_origins import (
     DISTANCE,
     SEARCH,
     STATS,
     WEATHER,
     ApiClient,
     Source,
-    UniversalCache,
     api_paths,
     daily_bookings,
     flight_search,
@@ -136,7 +136,7 @@ def bench_database(raw: str, client: Any, args: Any) -> None:
         ):
             show(f"{source.name} ({item})", pair(cache, source, item, fetch, label, args.repeat))
         if args.apis_on == url.kind:
-            with FakeApi(Snapshot.load(db), latency_ms=args.api_latency_ms) as api:
+            with FakeApi(ApiSnapshot.load(db), latency_ms=args.api_latency_ms) as api:
                 bench_apis(cache, api, db, args)
         for key in client.scan_iter(match="fcbench:universal:*"):
             client.delete(key)

@@ -228,12 +228,8 @@ SESSIONS = 1000
     read_ratio=1.0,
 )
 def user_sessions(env: Env) -> Workload:
-    from flightcache.patterns.session import (
-        SessionStore,
-        SessionTable,
-        fingerprint,
-        other_passengers,
-    )
+    from flightcache.patterns.session import SessionStore, fingerprint
+    from flightcache.patterns.session_database import SessionTable, other_passengers
 
     store = SessionStore(env.valkey, env.keys)
     table = SessionTable(env.db)
