@@ -182,3 +182,16 @@ def test_bad_input_is_a_usage_error(cli: Any, option: str, value: str) -> None:
 def test_non_numeric_input_is_a_usage_error(cli: Any) -> None:
     result = cli("hit-ratio", "--skew", "steep")
     assert result.code == 2 and "--skew" in result.err
+
+
+def test_the_command_takes_its_defaults_and_limits_from_the_demos_options() -> None:
+    import typer.main
+
+    from flightcache.cli import app
+    from flightcache.demos.hit_ratio import REQUESTS_MAX, Options
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["hit-ratio"].params}  # type: ignore[attr-defined]
+    for name in ("requests", "skew", "ttl", "seed"):
+        assert params[name].default == getattr(Options, name), name
+    assert params["requests"].max == REQUESTS_MAX
+    assert Options.bars is False  # bars only in text output, set by the command

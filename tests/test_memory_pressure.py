@@ -260,3 +260,25 @@ def test_bad_input_is_a_usage_error(cli: Any, args: list[str], fragment: str) ->
     result = cli("--valkey-url", "valkey://127.0.0.1:1", "memory-pressure", "--yes", *args)
     assert result.code == 2, (result.out, result.err)
     assert fragment in result.err and "Traceback" not in result.err
+
+
+def test_the_command_takes_its_defaults_and_limits_from_the_demos_options() -> None:
+    import typer.main
+
+    from flightcache.cli import app
+    from flightcache.demos import memory_pressure
+
+    Options = memory_pressure.Options
+    command = typer.main.get_command(app).commands["memory-pressure"]  # type: ignore[attr-defined]
+    params = {p.name: p for p in command.params}
+    for name in ("rows", "slower_than", "maxmemory"):
+        assert params[name].default == getattr(Options, name), name
+    assert (params["rows"].min, params["rows"].max) == (
+        memory_pressure.ROWS_MIN,
+        memory_pressure.ROWS_MAX,
+    )
+    assert (params["slower_than"].min, params["slower_than"].max) == (
+        memory_pressure.SLOWER_THAN_MIN,
+        memory_pressure.SLOWER_THAN_MAX,
+    )
+    assert Options.own_server is False  # SLOWLOG RESET only when the command says so
