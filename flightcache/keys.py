@@ -98,32 +98,32 @@ class Keys:
         return f"{self.prefix}batch:{series}:{n}"
 
     # -- memory: the same flights in several layouts ---------------------------------
-    def mem_json(self, flight_id: int) -> str:
+    def memory_json(self, flight_id: int) -> str:
         """string: one flight as a JSON document."""
         return f"{self.prefix}json:{flight_id}"
 
-    def mem_hash(self, flight_id: int) -> str:
+    def memory_hash(self, flight_id: int) -> str:
         """hash: one flight, full field names (flightno, departure, arrival, seats_free)."""
         return f"{self.prefix}hash:{flight_id}"
 
-    def mem_compact(self, flight_id: int) -> str:
+    def memory_compact(self, flight_id: int) -> str:
         """hash: one flight, one-letter field names (n, d, a, s)."""
         return f"{self.prefix}compact:{flight_id}"
 
-    def mem_packed(self, flight_id: int) -> str:
+    def memory_packed(self, flight_id: int) -> str:
         """string: one flight packed as ``flightno|departure|arrival|seats_free``."""
         return f"{self.prefix}packed:{flight_id}"
 
-    def mem_bucket(self, size: int, bucket: int) -> str:
+    def memory_bucket(self, size: int, bucket: int) -> str:
         """hash: flights ``bucket*size`` up to ``(bucket+1)*size - 1``; field flight_id,
-        value packed as in :meth:`mem_packed`."""
+        value packed as in :meth:`memory_packed`."""
         return f"{self.prefix}bucket{size}:{bucket}"
 
-    def mem_seatmap(self, flight_id: int | str) -> str:
+    def memory_seatmap(self, flight_id: int | str) -> str:
         """string (bitmap): bit ``i`` set when seat index ``i`` of the flight is booked."""
         return f"{self.prefix}seatmap:{flight_id}"
 
-    def mem_seats(self, flight_id: int | str) -> str:
+    def memory_seats(self, flight_id: int | str) -> str:
         """set: the booked seat labels of one flight ("12A", ...)."""
         return f"{self.prefix}seats:{flight_id}"
 
@@ -245,22 +245,22 @@ class Keys:
         return f"{self.prefix}epoch"
 
     # -- memory-pressure -----------------------------------------------------------------
-    def mp_row(self, n: int) -> str:
+    def pressure_row(self, n: int) -> str:
         """string: the ``n``-th row of a fill, a booking as JSON (SET EX)."""
         return f"{self.prefix}row:{n}"
 
-    def mp_row_hash(self, n: int) -> str:
+    def pressure_row_hash(self, n: int) -> str:
         """hash: the ``n``-th row of a fill, a booking's columns as fields (HSET, EXPIRE)."""
         return f"{self.prefix}rowh:{n}"
 
-    def mp_slow(self, n: int) -> str:
+    def slowlog_string(self, n: int) -> str:
         """string: key ``n`` of the SLOWLOG demo's one big MSET; all share the hash tag
         ``{slow}``, so that one command may carry them on a cluster."""
         return f"{self.prefix}{{slow}}:{n}"
 
-    def mp_slow_zset(self, name: str) -> str:
+    def slowlog_zset(self, name: str) -> str:
         """sorted set: an input or the output of the SLOWLOG demo's ZUNIONSTORE (hash tag
-        ``{slow}``, as :meth:`mp_slow`)."""
+        ``{slow}``, as :meth:`slowlog_string`)."""
         return f"{self.prefix}{{slow}}:z:{name}"
 
     # -- bench -------------------------------------------------------------------
