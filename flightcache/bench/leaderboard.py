@@ -314,7 +314,9 @@ class Simulator:
         self.periods = (daily(day), ALL)
         self.rng = random.Random(seed)
         self.report = SimulationReport()
-        flights = db.fetch(query(db.dialect, "lb_candidate_flights"), {"limit": CANDIDATES}).rows
+        flights = db.fetch(
+            query(db.dialect, "leaderboard_candidate_flights"), {"limit": CANDIDATES}
+        ).rows
         passengers = db.fetch(
             query(db.dialect, "lb_candidate_passengers"), {"limit": CANDIDATES}
         ).rows
@@ -344,7 +346,7 @@ class Simulator:
 
     def insert(self, bookings: Sequence[NewBooking]) -> list[int]:
         """INSERT the bookings in one transaction; returns their booking_ids."""
-        sql = query(self.db.dialect, "lb_booking_insert")
+        sql = query(self.db.dialect, "leaderboard_booking_insert")
         last_id = query(self.db.dialect, "last_insert_id")
         ids: list[int] = []
         with self.db.transaction():

@@ -214,7 +214,7 @@ def _update_paths(ctx: DemoContext, boards: Leaderboards) -> Iterator[Record]:
     def recorded(booking_id: int) -> None:  # before the COMMIT: not even a SIGKILL keeps it
         ctx.put_back("booking_remove", {"booking_id": booking_id})
 
-    flight_id = int(ctx.db.fetch(query(ctx.db.dialect, "lb_latest_flight")).rows[0][0])
+    flight_id = int(ctx.db.fetch(query(ctx.db.dialect, "leaderboard_latest_flight")).rows[0][0])
     passenger_id = int(ctx.db.fetch(query(ctx.db.dialect, "passenger_first")).rows[0][0])
     with ctx.step(
         "Write-through: book a seat, count it at once",

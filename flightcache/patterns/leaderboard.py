@@ -170,23 +170,30 @@ class BoardDefinition:
 BOARDS: dict[str, BoardDefinition] = {
     b.name: b
     for b in (
-        BoardDefinition("airport-bookings", "airports by bookings", "airport IATA", "bookings",
-                        "lb_airport_bookings"),
+        BoardDefinition("airport-bookings", "airports by bookings", "airport IATA",
+                        "bookings",
+                        "leaderboard_airport_bookings"),
         BoardDefinition("airline-ontime", "airlines by on-time %", "airline IATA",
-                        "% of flights leaving at most 15 min late", "lb_airline_ontime"),
+                        "% of flights leaving at most 15 min late",
+                        "leaderboard_airline_ontime"),
         BoardDefinition("airport-delay", "airports by average delay", "airport IATA",
-                        "average departure delay, minutes", "lb_airport_delay", signed=True),
+                        "average departure delay, minutes",
+                        "leaderboard_airport_delay", signed=True),
         BoardDefinition("passenger-points", "passengers by loyalty points", "passenger_id",
-                        "points (1 per unit of price paid)", "lb_passenger_points"),
+                        "points (1 per unit of price paid)",
+                        "leaderboard_passenger_points"),
         BoardDefinition("passenger-flights", "passengers with most flights", "passenger_id",
-                        "flights booked", "lb_passenger_flights"),
+                        "flights booked",
+                        "leaderboard_passenger_flights"),
         BoardDefinition("airport-passengers", "airports with most passengers", "airport IATA",
-                        "passengers departing or arriving", "lb_airport_passengers"),
+                        "passengers departing or arriving",
+                        "leaderboard_airport_passengers"),
         BoardDefinition("routes-domestic", "domestic routes by flights", "route FROM:TO",
-                        "flights (both airports in one country)", "lb_routes_domestic"),
-        BoardDefinition("routes-international", "international routes by flights",
-                        "route FROM:TO", "flights (airports in two countries)",
-                        "lb_routes_international"),
+                        "flights (both airports in one country)",
+                        "leaderboard_routes_domestic"),
+        BoardDefinition("routes-international", "international routes by flights", "route FROM:TO",
+                        "flights (airports in two countries)",
+                        "leaderboard_routes_international"),
     )
 }  # fmt: skip
 
@@ -348,7 +355,7 @@ class Board:
             raise
         return [float(s) for s in replies]
 
-    # region: top
+    # region: board-top
     def top(self, period: Period = ALL, n: int = 10) -> list[tuple[str, float]]:
         """ZREVRANGE 0 n-1 WITHSCORES: the n highest members, highest first."""
         key = self.key(period)
@@ -364,7 +371,7 @@ class Board:
             flat = self.client.execute_command("ZREVRANGE", key, 0, n - 1, "WITHSCORES")
         return [(str(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    # endregion: top
+    # endregion: board-top
 
     def rank(self, member: str, period: Period = ALL) -> int | None:
         """ZREVRANK: 0 for the leader, None when the member is not on the board."""
@@ -451,7 +458,7 @@ class Leaderboards:
     def clock(self) -> dt.datetime:
         """The dataset's now: its latest departure (windows end there)."""
         if self._clock is None:
-            rows = self.db.fetch(query(self.db.dialect, "lb_clock")).rows
+            rows = self.db.fetch(query(self.db.dialect, "leaderboard_clock")).rows
             if not rows or rows[0][0] is None:
                 raise DataError("the flight table is empty", hint="run flightcache data load")
             self._clock = _datetime(rows[0][0])
@@ -474,7 +481,9 @@ class Leaderboards:
     def sql_top(self, period: Period, n: int) -> list[tuple[str, float]]:
         """airport-bookings' top N by GROUP BY (the SQL side of the comparison)."""
         params = {"start": period.start, "end": period.end, "limit": check_n(n)}
-        rows = self.db.fetch(query(self.db.dialect, "lb_airport_bookings_top"), params).rows
+        rows = self.db.fetch(
+            query(self.db.dialect, "leaderboard_airport_bookings_top"), params
+        ).rows
         return [(str(m), float(s)) for m, s in rows]
 
     def sql_rank(self, name: str, period: Period, score: float) -> int:
@@ -678,7 +687,7 @@ class Leaderboards:
         return sorted(deleted)
 
     # -- reads ------------------------------------------------------------------------------
-    # region: reads
+    # region: top
     def top(self, name: str, period: Period, n: int, *, lowest: bool = False) -> list[RankedMember]:
         key = self.key(name, period)
         check_n(n)
@@ -688,6 +697,9 @@ class Leaderboards:
         rows = self.valkey.zrevrange(key, 0, n - 1, withscores=True)
         return ranked_from_top(rows, 0)
 
+    # endregion: top
+
+    # region: rank
     def standing(self, name: str, period: Period, member: str) -> Standing | None:
         key = self.key(name, period)
         pipe = self._pipeline()
@@ -704,7 +716,7 @@ class Leaderboards:
         return Standing(member, float(score), higher + 1, position + 1, count,
                         round(100 * lower / count, 1))  # fmt: skip
 
-    # endregion: reads
+    # endregion: rank
 
     def around(
         self, name: str, period: Period, member: str, span: int
@@ -757,7 +769,7 @@ class Leaderboards:
 
     def _flight(self, flight_id: int) -> tuple[dt.datetime, str]:
         rows = self.db.fetch(
-            query(self.db.dialect, "lb_booking_flight"), {"flight_id": flight_id}
+            query(self.db.dialect, "leaderboard_booking_flight"), {"flight_id": flight_id}
         ).rows
         if not rows:
             raise DataError(
@@ -784,6 +796,7 @@ class Leaderboards:
         self.valkey.publish(self.keys.board_updates(name), json.dumps(event))
 
 
+# region: ties
 def ranked_from_top(
     rows: Sequence[tuple[str, float]], start: int, first_rank: int | None = None
 ) -> list[RankedMember]:
@@ -799,6 +812,9 @@ def ranked_from_top(
             rank = start + i + 1
         out.append(RankedMember(rank, member, float(score)))
     return out
+
+
+# endregion: ties
 
 
 def _datetime(value: Any) -> dt.datetime:
