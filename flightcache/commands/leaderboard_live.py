@@ -109,12 +109,12 @@ def simulate(
                 style="dim",
                 soft_wrap=True,
             )
-        with _stopped_by_signals() as (stop, came):
-            try:
+        try:
+            with _stopped_by_signals() as (stop, came):
                 sim.run(rate, batch, seconds, _progress, stop=stop)
-            finally:
-                if cleanup:
-                    sim.cleanup()
+        finally:  # the signals' own handlers are back: a second Ctrl-C stops the cleanup
+            if cleanup:
+                sim.cleanup()
         _simulate_summary(sim, rate, cleanup=cleanup, interrupted=stop.is_set(), as_json=as_json)
     if stop.is_set():
         raise typer.Exit(128 + came[0])

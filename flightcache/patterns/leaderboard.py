@@ -9,7 +9,8 @@ temporary key, RENAME over the board, so no reader sees a half-built board). Aft
 change the new score is PUBLISHed on the board's update channel for live views.
 Failure mode: Valkey is never the source of truth. A booking whose increment is lost
 (Valkey down after COMMIT, or a rebuild that read the database just before it) is
-counted again by the next rebuild; a board is never created by an increment alone.
+counted again by the next rebuild; a board is never created by an increment alone,
+except the live board of :meth:`Board.increment`, which counts what its producer booked.
 
 Ranks use competition ranking: rank = 1 + the number of members with a strictly
 higher score (ZCOUNT key (score +inf), so equal scores share a rank, as SQL's RANK().
@@ -297,7 +298,9 @@ class Board:
         """ZINCRBY each member by its count on every period's key, EXPIRE the keys that
         have a TTL, ZREM a member brought down to 0, PUBLISH each new score. Two
         pipelines on the board's node (every key and the channel share the hash tag
-        ``{lb:<board>}``). Returns the events published."""
+        ``{lb:<board>}``). Returns the events published. Unlike
+        :meth:`Leaderboards.apply`, it creates a missing board: a live board counts
+        what its producer booked, not what the database holds."""
         try:
             return self._increment(counts, periods)
         except valkey.exceptions.AskError:  # the slot moved before anything ran
