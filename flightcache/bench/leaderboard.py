@@ -227,6 +227,50 @@ def concurrent(url: str, keys: Keys, name: str, seconds: float, clients: int) ->
     return {"writes": writes[0], "top10": Figure("top10", total, total / read_rate)}
 
 
+def fraction(alone: dict[str, Figure], name: str) -> float:
+    """flightcache's rate as a fraction of bare valkey-py's, in the same run."""
+    bare = alone[f"bare_{name}"].per_s
+    return alone[name].per_s / bare if bare else 0.0
+
+
+def summary(
+    valkey: str,
+    alone: dict[str, Figure],
+    together: dict[str, Figure],
+    seconds: float,
+    clients: int,
+) -> dict[str, Any]:
+    """The figures of `leaderboard bench --json`: each workload alone beside bare
+    valkey-py, the concurrent run, and 004's published figures and targets."""
+    doc: dict[str, Any] = {
+        "valkey": valkey,
+        "seconds": seconds,
+        "clients": clients,
+        "concurrency": "processes: one writer, --clients top-10 readers, no shared GIL",
+        "write_batch": WRITE_BATCH,
+        "separate": {
+            name: {
+                "flightcache_per_s": round(alone[name].per_s, 1),
+                "bare_per_s": round(alone[f"bare_{name}"].per_s, 1),
+                "fraction_of_bare": round(fraction(alone, name), 3),
+                "ops": alone[name].ops,
+            }
+            for name in ("writes", "top10", "rank")
+        },
+        "concurrent": {
+            name: {"flightcache_per_s": round(fig.per_s, 1), "ops": fig.ops}
+            for name, fig in together.items()
+        },
+        "published_004": PUBLISHED,
+        "targets": {"writes_per_s": 100_000, "top10_per_s": 15_000},
+    }
+    doc["targets_met"] = {
+        "writes": alone["writes"].per_s >= 100_000,
+        "top10": alone["top10"].per_s >= 15_000,
+    }
+    return doc
+
+
 # -- the booking simulator of `leaderboard simulate` ----------------------------------------
 BOARD = "airport-bookings"
 CANDIDATES = 50_000  # flights and passengers the simulator picks from

@@ -398,7 +398,13 @@ def bench(
       flightcache leaderboard bench --seconds 5 --clients 2
       flightcache leaderboard bench --json
     """
-    from flightcache.bench.leaderboard import MAX_CLIENTS, Workloads, concurrent, separate
+    from flightcache.bench.leaderboard import (
+        MAX_CLIENTS,
+        Workloads,
+        concurrent,
+        separate,
+        summary,
+    )
     from flightcache.console import out, table
     from flightcache.patterns.leaderboard import Board, board_keys
     from flightcache.valkey_client import close
@@ -421,8 +427,7 @@ def bench(
         board.close()
         client.delete(board.key())
         close(client)
-    doc = _bench_document(alone, together, seconds, clients)
-    doc["valkey"] = str(application.valkey_url())
+    doc = summary(str(application.valkey_url()), alone, together, seconds, clients)
     if as_json:
         out.print_json(json.dumps(doc))
         return
@@ -441,50 +446,10 @@ def bench(
     )
 
 
-def _fraction(alone: dict[str, Figure], name: str) -> float:
-    """flightcache's rate as a fraction of bare valkey-py's, in the same run."""
-    bare = alone[f"bare_{name}"].per_s
-    return alone[name].per_s / bare if bare else 0.0
-
-
-def _bench_document(
-    alone: dict[str, Figure], together: dict[str, Figure], seconds: float, clients: int
-) -> dict[str, Any]:
-    from flightcache.bench.leaderboard import PUBLISHED, WRITE_BATCH
-
-    doc: dict[str, Any] = {
-        "valkey": "",
-        "seconds": seconds,
-        "clients": clients,
-        "concurrency": "processes: one writer, --clients top-10 readers, no shared GIL",
-        "write_batch": WRITE_BATCH,
-        "separate": {
-            name: {
-                "flightcache_per_s": round(alone[name].per_s, 1),
-                "bare_per_s": round(alone[f"bare_{name}"].per_s, 1),
-                "fraction_of_bare": round(_fraction(alone, name), 3),
-                "ops": alone[name].ops,
-            }
-            for name in ("writes", "top10", "rank")
-        },
-        "concurrent": {
-            name: {"flightcache_per_s": round(fig.per_s, 1), "ops": fig.ops}
-            for name, fig in together.items()
-        },
-        "published_004": PUBLISHED,
-        "targets": {"writes_per_s": 100_000, "top10_per_s": 15_000},
-    }
-    doc["targets_met"] = {
-        "writes": alone["writes"].per_s >= 100_000,
-        "top10": alone["top10"].per_s >= 15_000,
-    }
-    return doc
-
-
 def _bench_rows(
     alone: dict[str, Figure], together: dict[str, Figure], clients: int
 ) -> list[list[str]]:
-    from flightcache.bench.leaderboard import PUBLISHED
+    from flightcache.bench.leaderboard import PUBLISHED, fraction
 
     def separate_row(label: str, name: str, published: str) -> list[str]:
         return [
@@ -492,7 +457,7 @@ def _bench_rows(
             "alone",
             f"{alone[name].per_s:,.0f}",
             f"{alone[f'bare_{name}'].per_s:,.0f}",
-            f"{_fraction(alone, name):.2f}",
+            f"{fraction(alone, name):.2f}",
             published,
         ]
 
