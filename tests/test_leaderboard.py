@@ -84,6 +84,31 @@ def test_agreement_tolerates_ties_at_the_cut_only() -> None:
     assert not agreement([("A", 5.0)], [("A", 4.0)], full)[0]
 
 
+def test_apply_script_counts_once_and_never_creates_a_board(
+    valkey_client: Any, key_prefix: str
+) -> None:
+    from flightcache.lua import script
+
+    keys = Keys(key_prefix).scope("leaderboard")
+    applied = keys.board_applied("airport-bookings")
+    present, missing = (keys.board("airport-bookings", p) for p in ("all", "daily:2025-06-02"))
+    valkey_client.zadd(present, {"FRA": 2, "MUC": 1})
+    apply = script("leaderboard_apply")
+    try:
+        assert apply(valkey_client, [applied, present, missing], ["FRA", 1, "7:+1", 0, 60]) == [
+            "3",
+            None,
+        ]
+        assert not valkey_client.exists(missing)  # an increment alone builds no board
+        assert apply(valkey_client, [applied, present, missing], ["FRA", 1, "7:+1", 0, 60]) is None
+        assert valkey_client.zscore(present, "FRA") == 3  # a redelivered event counts once
+        assert apply(valkey_client, [applied, present], ["FRA", -3, "", 0]) == ["0"]
+        assert valkey_client.zscore(present, "FRA") is None  # at 0: off the board
+        assert valkey_client.ttl(present) == -1 and 0 < valkey_client.ttl(applied) <= 604_800
+    finally:
+        valkey_client.delete(applied, present, missing)
+
+
 # -- the pattern on real servers (both databases, one node and a cluster) --------------------
 def test_boards_equal_their_sql_and_ranks_match_sql(boards: Leaderboards) -> None:
     for name in BOARDS:
