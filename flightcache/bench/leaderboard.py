@@ -206,19 +206,19 @@ def concurrent(url: str, keys: Keys, name: str, seconds: float, clients: int) ->
 
     from flightcache.children import safe_path
 
-    mp = multiprocessing.get_context("spawn")
+    spawn = multiprocessing.get_context("spawn")
     with safe_path():  # the children (and the resource tracker) run with python -P
-        results: Any = mp.Queue()
+        results: Any = spawn.Queue()
         start_at = time.time() + 1.0 + 0.3 * clients  # time to import and connect
         kinds = ["writes"] + ["top10"] * clients
-        procs = [
-            mp.Process(target=_worker, args=(k, url, keys, name, seconds, start_at, results))
+        processes = [
+            spawn.Process(target=_worker, args=(k, url, keys, name, seconds, start_at, results))
             for k in kinds
         ]
-        for proc in procs:
+        for proc in processes:
             proc.start()
-    got = [results.get(timeout=seconds + 60) for _ in procs]
-    for proc in procs:
+    got = [results.get(timeout=seconds + 60) for _ in processes]
+    for proc in processes:
         proc.join()
     writes = [Figure(k, ops, secs) for k, ops, secs in got if k == "writes"]
     reads = [Figure(k, ops, secs) for k, ops, secs in got if k == "top10"]

@@ -299,15 +299,16 @@ def live(
     application: App = ctx.obj
     keys = board_keys(application.settings.key_prefix)
     client: Any = application.valkey()
-    view = LiveBoard(Board(client, keys, board), on_view, top)
-    channel = keys.board_updates(board)
+    shown = Board(client, keys, board)
+    view = LiveBoard(shown, on_view, top)
+    key, channel = shown.key(on_view), shown.channel
     pubsub: Any = client.pubsub(ignore_subscribe_messages=True)
     try:
         pubsub.subscribe(channel)
         started = time.monotonic()
         snap = view.snapshot()
         with Live(
-            _render(snap, view.board.key(on_view), channel),
+            _render(snap, key, channel),
             console=out,
             refresh_per_second=10,
             auto_refresh=False,
@@ -323,10 +324,10 @@ def live(
                 now = time.monotonic()
                 if (dirty or not snap.exists or now - drawn >= 1.0) and now - drawn >= 0.1:
                     snap = view.snapshot()
-                    screen.update(_render(snap, view.board.key(on_view), channel), refresh=True)
+                    screen.update(_render(snap, key, channel), refresh=True)
                     dirty, drawn = False, now
             snap = view.snapshot()
-            screen.update(_render(snap, view.board.key(on_view), channel), refresh=True)
+            screen.update(_render(snap, key, channel), refresh=True)
         if not out.is_terminal:
             out.print()
         out.print(
@@ -335,6 +336,7 @@ def live(
         )
     finally:
         pubsub.close()
+        shown.close()
         close(client)
 
 
