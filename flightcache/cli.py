@@ -11,7 +11,7 @@ import io
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,7 +29,7 @@ from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
 from flightcache.commands import workshop as workshop_commands
 from flightcache.commands import write_behind as write_behind_commands
-from flightcache.commands.invalidate import invalidate as invalidate_command
+from flightcache.commands.invalidation import invalidation as invalidation_command
 from flightcache.commands.memory import memory as memory_command
 from flightcache.commands.memory_pressure import memory_pressure as memory_pressure_command
 from flightcache.commands.nested_doll import nested_doll
@@ -152,11 +152,35 @@ app.add_typer(
 app.command("session", rich_help_panel="Module 4: sessions")(session_command)
 ADVANCED = "Advanced topics"
 app.command("memory-pressure", rich_help_panel=ADVANCED)(memory_pressure_command)
-app.command("invalidate", rich_help_panel=ADVANCED)(invalidate_command)
+app.command("invalidation", rich_help_panel=ADVANCED)(invalidation_command)
 app.command("stampede", rich_help_panel=ADVANCED)(stampede_command)
 app.add_typer(bench_commands.app, name="bench", rich_help_panel="Benchmarks")
 app.add_typer(workshop_commands.app, name="workshop", rich_help_panel="Workshop")
 app.add_typer(exercise_commands.app, name="exercise", rich_help_panel="Workshop")
+
+
+def command_table() -> str:
+    """The README's command table, made from the commands' own help: one row per
+    command, its help panel, and the first paragraph of its help (cog writes it into
+    README.md; ``tests/test_readme.py`` fails when the two differ)."""
+    root: Any = typer.main.get_command(app)
+    rows = ["| command | part | what it does |", "|---|---|---|"]
+
+    def walk(command: Any, path: list[str], panel: str) -> None:
+        panel = getattr(command, "rich_help_panel", None) or panel
+        subcommands = getattr(command, "commands", None)
+        if subcommands is None or (path and command.invoke_without_command):
+            summary = " ".join((command.help or "").split("\n\n")[0].split())
+            if not summary:
+                raise ValueError(f"flightcache {' '.join(path)} has no help text")
+            summary = summary.replace("|", "\\|")
+            rows.append(f"| `flightcache {' '.join(path)}` | {panel} | {summary} |")
+        for name, sub in (subcommands or {}).items():
+            if not sub.hidden:
+                walk(sub, [*path, name], panel)
+
+    walk(root, [], "")
+    return "\n".join(rows) + "\n"
 
 
 def _wants_traceback(argv: list[str]) -> bool:

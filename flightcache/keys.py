@@ -237,8 +237,8 @@ class Keys:
         random token of the client that owns it."""
         return f"{self.prefix}{{st:{defence}}}:lock"
 
-    # -- invalidate: cached results are query() keys, tag sets are tag() keys ------------
-    def inv_epoch(self) -> str:
+    # -- invalidation: cached results are query() keys, tag sets are tag() keys ----------
+    def invalidation_epoch(self) -> str:
         """string (counter): INCR by every invalidation in this scope, after its COMMIT; a
         fill that sees it move while it ran deletes what it stored (it may predate the
         change)."""

@@ -288,7 +288,7 @@ UNDO_QUERIES = frozenset(
         "bench_sessions_remove",
         "booking_remove",
         "booking_remove_ids",
-        "inv_flight_move",
+        "invalidation_flight_move",
         "session_db_delete",
         "wb_forget_seats",
         "wb_forget_applied",

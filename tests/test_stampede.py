@@ -40,7 +40,8 @@ def test_xfetch_rule() -> None:
 
 
 def test_lease_and_lead_sizes() -> None:
-    from flightcache.patterns.stampede import LEASE_FLOOR_MS, lead_for, lease_for
+    from flightcache.demos.stampede import lead_for
+    from flightcache.patterns.lock import LEASE_FLOOR_MS, lease_for
 
     assert lease_for(1) == LEASE_FLOOR_MS
     assert lease_for(200) == 600
@@ -50,12 +51,66 @@ def test_lease_and_lead_sizes() -> None:
     assert lead_for(delta, 1.0, clients, think) > delta * math.log(clients / think * delta)
 
 
-def test_command_bounds_match_the_pattern() -> None:
-    from flightcache.commands import stampede as command
-    from flightcache.patterns import stampede as pattern
+def test_command_bounds_match_the_demos() -> None:
+    import inspect
+    import typing
 
-    assert command.MAX_CLIENTS == pattern.MAX_CLIENTS
-    assert command.MAX_REBUILD_MS == pattern.MAX_REBUILD_MS
+    import typer
+
+    from flightcache.commands import stampede as command
+    from flightcache.demos import stampede as limits
+
+    assert command.MAX_CLIENTS == limits.MAX_CLIENTS
+    assert command.MAX_REBUILD_MS == limits.MAX_REBUILD_MS
+    # the Typer options take their bounds and defaults from the demo's, defined once
+    params = inspect.signature(command.stampede).parameters
+    hints = typing.get_type_hints(command.stampede, include_extras=True)
+    bounds = {
+        "clients": limits.MAX_CLIENTS,
+        "rebuild_ms": limits.MAX_REBUILD_MS,
+        "expiries": limits.MAX_EXPIRIES,
+        "think_ms": limits.MAX_THINK_MS,
+        "db_pool": limits.MAX_DB_POOL,
+    }
+    for name, bound in bounds.items():
+        (option,) = [m for m in hints[name].__metadata__ if isinstance(m, typer.models.OptionInfo)]
+        assert option.max == bound, name
+    for name in ("clients", "rebuild_ms", "expiries", "beta", "think_ms", "db_pool"):
+        assert params[name].default == getattr(limits.Options, name), name
+
+
+def test_why_a_read_acted() -> None:
+    from flightcache.demos.stampede import explain
+    from flightcache.patterns.stampede import DefendedRead
+
+    assert explain(DefendedRead("hit"), 1.0) == ""
+    early = DefendedRead("early", early=True, expiry_in_ms=120, delta_ms=100, draw=0.25)
+    assert explain(early, 1.0) == (
+        "120 ms before the expiry, r = 0.2500: -delta*beta*ln(r) = 139 ms reaches it"
+    )
+    assert explain(DefendedRead("stale", expiry_in_ms=-35), 1.0) == "35 ms past the soft expiry"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("clients", 0, "--clients"),
+        ("clients", 501, "--clients"),
+        ("rebuild_ms", 5001, "--rebuild-ms"),
+        ("beta", math.nan, "--beta must be greater than 0"),
+        ("beta", 10.5, "--beta must be greater than 0"),
+        ("expiries", 101, "--expiries"),
+        ("think_ms", 0, "--think-ms"),
+        ("db_pool", 101, "--db-pool"),
+    ],
+)
+def test_options_check_names_the_option(field: str, value: Any, fragment: str) -> None:
+    from flightcache.demos.stampede import Options
+    from flightcache.errors import UsageError
+
+    Options().check()
+    with pytest.raises(UsageError, match=fragment):
+        Options(**{field: value}).check()
 
 
 @pytest.mark.parametrize(
@@ -119,7 +174,7 @@ class CountingDatabase:
 def pool_of(tiny: Any) -> Iterator[Callable[..., Any]]:
     """pool_of(size) -> (Pool, Counter of fetches) on the test database."""
     from flightcache.db import connect
-    from flightcache.patterns.stampede import Pool
+    from flightcache.demos.stampede import Pool
 
     pools: list[Any] = []
 
@@ -160,7 +215,9 @@ def test_herd_side_by_side(
 ) -> None:
     """20 clients, a 100 ms rebuild: the lock, XFetch+lock and stale each query once per
     expiry; without a defence every client that missed queried."""
-    from flightcache.patterns.stampede import DEFENCES, Built, Wire, herd, lease_for
+    from flightcache.demos.stampede import Wire, herd
+    from flightcache.patterns.lock import lease_for
+    from flightcache.patterns.stampede import DEFENCES, Built
     from flightcache.valkey_client import close, connect
 
     client = connect(request.getfixturevalue(where).url)
@@ -211,8 +268,9 @@ def test_bursts(tiny: Any, pool_of: Any, single: Any, key_prefix: str) -> None:
     """Every reader draws an early recompute at once: XFetch alone lets each one query,
     XFetch with the lock lets one. A herd on a missing key, past a soft expiry, or on
     a rebuild slower than the lease (renewed meanwhile) queries once."""
+    from flightcache.demos.stampede import Wire, burst
     from flightcache.keys import Keys
-    from flightcache.patterns.stampede import DEFENCES, Built, Read, Wire, burst
+    from flightcache.patterns.stampede import DEFENCES, Built, DefendedRead
 
     keys = Keys(key_prefix)
     pool, _ = pool_of(10)
@@ -224,7 +282,7 @@ def test_bursts(tiny: Any, pool_of: Any, single: Any, key_prefix: str) -> None:
             expiry = None if expiry_in is None else d.clock() + expiry_in
             d.store(Wire(single), Built('{"columns":[],"rows":[]}', 100), expiry)
         reads = [r for r, _ in burst(d, single, 12)]
-        assert all(isinstance(r, Read) for r in reads), reads
+        assert all(isinstance(r, DefendedRead) for r in reads), reads
         assert all(r.value is not None for r in reads)
         return [d.rebuild.queries, Counter(r.outcome for r in reads)]
 
@@ -243,9 +301,9 @@ def test_bursts(tiny: Any, pool_of: Any, single: Any, key_prefix: str) -> None:
     slow = defence("lock", pool, tiny.dialect, key_prefix, 900, lease_ms=400)
     single.delete(slow.value_key)
     reads = [r for r, _ in burst(slow, single, 5)]
-    holder = [r for r in reads if isinstance(r, Read) and r.outcome == "rebuilt"]
+    holder = [r for r in reads if isinstance(r, DefendedRead) and r.outcome == "rebuilt"]
     assert slow.rebuild.queries == 1 and len(holder) == 1 and holder[0].renewals >= 1
-    assert all(isinstance(r, Read) for r in reads), reads
+    assert all(isinstance(r, DefendedRead) for r in reads), reads
     single.delete(
         *(k for name in DEFENCES for k in (keys.stampede_value(name), keys.stampede_lock(name)))
     )
@@ -254,16 +312,40 @@ def test_bursts(tiny: Any, pool_of: Any, single: Any, key_prefix: str) -> None:
 # -- the lock's faults -------------------------------------------------------------------
 
 
+def test_lock_lease_renewal_and_owner(valkey_client: Any, key_prefix: str) -> None:
+    """The lock alone: a lease on SET NX, renewed while held, released by its owner only;
+    a holder whose lock was taken from it stops renewing and leaves the new lock alone."""
+    from flightcache.keys import Keys
+    from flightcache.patterns.lock import Lock
+
+    lock = Lock(Keys(key_prefix).stampede_lock("lock"), lease_ms=200)
+    assert lock.acquire(valkey_client, "a")
+    assert not lock.acquire(valkey_client, "b")
+    assert 0 < valkey_client.pttl(lock.key) <= 200
+    with lock.held(valkey_client, "a") as lease:
+        time.sleep(0.35)  # past the first lease: renewed meanwhile
+        assert valkey_client.get(lock.key) == "a"
+    assert lease.renewals >= 1 and not lease.lost
+    assert valkey_client.exists(lock.key) == 0
+    assert lock.acquire(valkey_client, "c")
+    with lock.held(valkey_client, "c") as lease:
+        valkey_client.set(lock.key, "d", px=5000)
+        time.sleep(0.15)
+    assert lease.lost and lease.renewals == 0
+    assert valkey_client.get(lock.key) == "d"
+    valkey_client.delete(lock.key)
+
+
 def test_dead_holder_and_stranger_release(
     tiny: Any, pool_of: Any, valkey_client: Any, key_prefix: str
 ) -> None:
-    from flightcache.patterns.stampede import Wire
+    from flightcache.demos.stampede import Wire
 
     pool, _ = pool_of(1)
     d = defence("lock", pool, tiny.dialect, key_prefix, 10, lease_ms=300)
     w = Wire(valkey_client)
     # a holder that never releases: the reader waits for its lease, then rebuilds
-    assert d.acquire(w, "dead-client")
+    assert d.lock.acquire(w, "dead-client")
     lease_left = valkey_client.pttl(d.lock_key)
     start = time.monotonic()
     read = d.read(w)
@@ -273,12 +355,12 @@ def test_dead_holder_and_stranger_release(
     assert valkey_client.exists(d.lock_key) == 0  # and released its own lock
     assert d.read(w).outcome == "hit"
     # a release by a client that does not own the lock changes nothing
-    assert d.acquire(w, "owner")
-    assert not d.release(w, "stranger")
-    assert not d.renew(w, "stranger")
+    assert d.lock.acquire(w, "owner")
+    assert not d.lock.release(w, "stranger")
+    assert not d.lock.renew(w, "stranger")
     assert valkey_client.get(d.lock_key) == "owner"
-    assert d.renew(w, "owner")
-    assert d.release(w, "owner")
+    assert d.lock.renew(w, "owner")
+    assert d.lock.release(w, "owner")
     assert valkey_client.exists(d.lock_key) == 0
     valkey_client.delete(d.value_key)
 
@@ -288,7 +370,8 @@ import sys
 from flightcache.config import DbUrl, ValkeyUrl
 from flightcache.db import connect
 from flightcache.keys import Keys
-from flightcache.patterns.stampede import Defence, Pool, Rebuild, Wire
+from flightcache.demos.stampede import Pool, Wire
+from flightcache.patterns.stampede import Defence, Rebuild
 from flightcache.valkey_client import connect as vconnect
 
 db = connect(DbUrl.parse(sys.argv[1]))
@@ -304,7 +387,7 @@ def test_holder_process_killed_mid_rebuild(
 ) -> None:
     """A process takes the lock, starts a 1 s rebuild and is killed (SIGKILL): its lease
     runs out and another client rebuilds."""
-    from flightcache.patterns.stampede import Wire
+    from flightcache.demos.stampede import Wire
 
     client = single
     pool, _ = pool_of(1)
@@ -350,7 +433,8 @@ def test_failures_in_a_herd(tiny: Any, pool_of: Any, single: Any, key_prefix: st
 
     import valkey.exceptions
 
-    from flightcache.patterns.stampede import Built, Wire, burst, describe, herd
+    from flightcache.demos.stampede import Wire, burst, describe, herd
+    from flightcache.patterns.stampede import Built
     from flightcache.valkey_client import unreachable
 
     pool, _ = pool_of(2)

@@ -228,12 +228,8 @@ SESSIONS = 1000
     read_ratio=1.0,
 )
 def user_sessions(env: Env) -> Workload:
-    from flightcache.patterns.session import (
-        SessionStore,
-        SessionTable,
-        fingerprint,
-        other_passengers,
-    )
+    from flightcache.patterns.session import SessionStore, fingerprint
+    from flightcache.patterns.session_database import SessionTable, other_passengers
 
     store = SessionStore(env.valkey, env.keys)
     table = SessionTable(env.db)
@@ -419,7 +415,7 @@ def cache_aside(env: Env) -> Workload:
 def write_through(env: Env) -> Workload:
     from flightcache.patterns.write_through import WriteThrough, renamed
 
-    wt = WriteThrough(env.db, env.valkey, env.keys)
+    pattern = WriteThrough(env.db, env.valkey, env.keys)
     found = _keyspace(env.rows("bench_airline_ids", limit=1000), "airlines")
     # a run killed before its teardown left " (bench)" names behind: take them back off
     airlines = [(int(a), str(n).removesuffix(" (bench)")) for a, n in found]
@@ -427,28 +423,28 @@ def write_through(env: Env) -> Workload:
 
     def restore() -> None:
         for airline_id, name in airlines:
-            wt.plain_update(airline_id, name)
+            pattern.plain_update(airline_id, name)
 
     if env.main:
         env.on_teardown(_settle(env, "airline"))  # teardowns run last first: after restore
         env.on_teardown(restore)
         for airline_id, _ in airlines:
-            wt.airline(airline_id)  # the hashes, cached before the run
+            pattern.airline(airline_id)  # the hashes, cached before the run
     turn = itertools.count()
 
     def sql_read(i: int) -> None:
-        wt.read_row(airlines[i][0])
+        pattern.read_row(airlines[i][0])
 
     def sql_write(i: int) -> None:
-        wt.plain_update(airlines[i][0], names[i][next(turn) & 1])
+        pattern.plain_update(airlines[i][0], names[i][next(turn) & 1])
 
-    def wt_write(i: int) -> None:
-        wt.update_name(airlines[i][0], names[i][next(turn) & 1])
+    def cached_write(i: int) -> None:
+        pattern.update_name(airlines[i][0], names[i][next(turn) & 1])
 
     return Workload(
         {
             "database": Path(sql_read, sql_write),
-            "write-through": Path(lambda i: wt.airline(airlines[i][0])[1], wt_write),
+            "write-through": Path(lambda i: pattern.airline(airlines[i][0])[1], cached_write),
         },
         keyspace=len(airlines),
     )

@@ -7,10 +7,14 @@ from typing import Annotated
 import typer
 
 from flightcache.commands import _demo
-
-# the bounds repeat flightcache.patterns.stampede's, which is imported only when it runs
-MAX_CLIENTS = 500
-MAX_REBUILD_MS = 5000
+from flightcache.demos.stampede import (
+    MAX_CLIENTS,
+    MAX_DB_POOL,
+    MAX_EXPIRIES,
+    MAX_REBUILD_MS,
+    MAX_THINK_MS,
+    Options,
+)
 
 
 def stampede(
@@ -21,10 +25,10 @@ def stampede(
             "--clients",
             min=1,
             max=MAX_CLIENTS,
-            help="Concurrent clients (threads) in the herd. At most 500: past a few hundred"
-            " threads the run measures Python's scheduler, not the cache.",
+            help=f"Concurrent clients (threads) in the herd. At most {MAX_CLIENTS}: past a few"
+            " hundred threads the run measures Python's scheduler, not the cache.",
         ),
-    ] = 50,
+    ] = Options.clients,
     rebuild_ms: Annotated[
         int,
         typer.Option(
@@ -33,26 +37,32 @@ def stampede(
             max=MAX_REBUILD_MS,
             help="How long the database sleeps in each rebuild of the key, ms.",
         ),
-    ] = 200,
+    ] = Options.rebuild_ms,
     expiries: Annotated[
-        int, typer.Option("--expiries", min=1, max=100, help="Expiries per defence.")
-    ] = 3,
+        int, typer.Option("--expiries", min=1, max=MAX_EXPIRIES, help="Expiries per defence.")
+    ] = Options.expiries,
     beta: Annotated[
         float,
         typer.Option("--beta", help="XFetch's beta, > 0: above 1 recomputes earlier."),
-    ] = 1.0,
+    ] = Options.beta,
     think_ms: Annotated[
         int,
         typer.Option(
-            "--think-ms", min=1, max=1000, help="Mean pause between a client's reads, ms."
+            "--think-ms",
+            min=1,
+            max=MAX_THINK_MS,
+            help="Mean pause between a client's reads, ms.",
         ),
-    ] = 20,
+    ] = Options.think_ms,
     db_pool: Annotated[
         int,
         typer.Option(
-            "--db-pool", min=1, max=100, help="Database connections the herd shares (a pool)."
+            "--db-pool",
+            min=1,
+            max=MAX_DB_POOL,
+            help="Database connections the herd shares (a pool).",
         ),
-    ] = 10,
+    ] = Options.db_pool,
     as_json: _demo.JsonOpt = False,
     pause: _demo.PauseOpt = False,
     keep: _demo.KeepOpt = False,
@@ -76,9 +86,17 @@ def stampede(
       flightcache stampede --clients 100 --rebuild-ms 500 --expiries 5
       flightcache stampede --beta 2 --json
     """
-    from flightcache.patterns.stampede import check_herd, demo
+    from flightcache.demos.stampede import demo
 
-    check_herd(clients, rebuild_ms, beta, expiries)  # --beta has no typer bound: > 0
+    options = Options(
+        clients=clients,
+        rebuild_ms=rebuild_ms,
+        expiries=expiries,
+        beta=beta,
+        think_ms=think_ms,
+        db_pool=db_pool,
+    )
+    options.check()  # --beta has no typer bound: > 0, and not NaN
     _demo.run(
         ctx,
         "stampede",
@@ -87,12 +105,5 @@ def stampede(
         pause=pause,
         repeat=1,  # no timing table: the herd's reads are the samples
         keep=keep,
-        options={
-            "clients": clients,
-            "rebuild_ms": rebuild_ms,
-            "expiries": expiries,
-            "beta": beta,
-            "think_ms": think_ms,
-            "db_pool": db_pool,
-        },
+        options=options,
     )

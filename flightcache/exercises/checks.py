@@ -471,7 +471,7 @@ def _session(c: CheckContext) -> str:
     return key
 
 
-def ses_login(c: CheckContext) -> None:
+def session_login(c: CheckContext) -> None:
     key = _session(c)
     stored = c.admin.hgetall(key)
     expected = {"user_id": "123", **SESSION_FIELDS}
@@ -489,7 +489,7 @@ def ses_login(c: CheckContext) -> None:
         )
 
 
-def ses_get(c: CheckContext) -> None:
+def session_get(c: CheckContext) -> None:
     key = _session(c)
     got = c.learner.call("get_session", c.valkey, key, SESSION_TTL)
     if got != {"user_id": "123", **SESSION_FIELDS}:
@@ -524,15 +524,15 @@ def _slides(c: CheckContext, function: str, args: tuple[Any, ...], key: str) -> 
         )
 
 
-def ses_touch_slides(c: CheckContext) -> None:
+def session_touch_slides(c: CheckContext) -> None:
     _slides(c, "touch", (SESSION_TTL,), _session(c))
 
 
-def ses_get_slides(c: CheckContext) -> None:
+def session_get_slides(c: CheckContext) -> None:
     _slides(c, "get_session", (SESSION_TTL,), _session(c))
 
 
-def ses_touch_missing(c: CheckContext) -> None:
+def session_touch_missing(c: CheckContext) -> None:
     key = c.keys.exercise_session("expired")
     got = c.learner.call("touch", c.valkey, key, SESSION_TTL)
     if c.admin.exists(key):
@@ -677,11 +677,13 @@ CHECKS: dict[str, tuple[Check, ...]] = {
         Check("absent", "a member not on the board has no rank", leaderboard_absent),
     ),
     "sessions": (
-        Check("login", "login stores the session hash with a TTL", ses_login),
-        Check("get", "get_session returns the fields, None when absent", ses_get),
-        Check("touch-slides", "touch slides the expiry", ses_touch_slides),
-        Check("get-slides", "reading the session slides the expiry", ses_get_slides),
-        Check("touch-missing", "touch does not bring an expired session back", ses_touch_missing),
+        Check("login", "login stores the session hash with a TTL", session_login),
+        Check("get", "get_session returns the fields, None when absent", session_get),
+        Check("touch-slides", "touch slides the expiry", session_touch_slides),
+        Check("get-slides", "reading the session slides the expiry", session_get_slides),
+        Check(
+            "touch-missing", "touch does not bring an expired session back", session_touch_missing
+        ),
     ),
     "stampede-lock": (
         Check("acquire", "acquire sets the lock with a token and an expiry", lock_acquire),

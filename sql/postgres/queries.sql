@@ -629,10 +629,10 @@ LEFT JOIN airplane p ON p.airline_id = al.airline_id
 GROUP BY al.airline_id, al.iata, al.airlinename, ap.iata
 ORDER BY airplanes DESC, al.iata
 LIMIT 10;
--- Invalidation (flightcache invalidate): a flight with several passengers, what a
+-- Invalidation (flightcache invalidation): a flight with several passengers, what a
 -- cached result depends on (the flights it shows), and the changes whose cached
 -- copies must go.
--- name: inv_busy_flight
+-- name: invalidation_busy_flight
 -- The first flight between two airports with IATA codes that at least three
 -- passengers booked.
 SELECT f.flight_id
@@ -646,7 +646,7 @@ HAVING COUNT(DISTINCT b.passenger_id) >= 3
 ORDER BY f.flight_id
 LIMIT 1;
 
--- name: inv_flight
+-- name: invalidation_flight
 SELECT f.flight_id, f.flightno, a1.iata AS origin, a2.iata AS destination,
        f.departure, f.arrival, f."from" AS from_id, f."to" AS to_id
 FROM flight f
@@ -654,18 +654,18 @@ JOIN airport a1 ON a1.airport_id = f."from"
 JOIN airport a2 ON a2.airport_id = f."to"
 WHERE f.flight_id = %(flight_id)s;
 
--- name: inv_flight_passengers
+-- name: invalidation_flight_passengers
 SELECT DISTINCT passenger_id FROM booking
 WHERE flight_id = %(flight_id)s
 ORDER BY passenger_id
 LIMIT %(limit)s;
 
--- name: inv_other_passenger
+-- name: invalidation_other_passenger
 -- A passenger with bookings, none of them on the flight.
 SELECT MIN(passenger_id) AS passenger_id FROM booking
 WHERE passenger_id NOT IN (SELECT passenger_id FROM booking WHERE flight_id = %(flight_id)s);
 
--- name: inv_other_flight
+-- name: invalidation_other_flight
 -- The first flight on another route than (from_id, to_id), between IATA airports.
 SELECT f.flight_id
 FROM flight f
@@ -676,7 +676,7 @@ WHERE a1.iata IS NOT NULL AND a2.iata IS NOT NULL
 ORDER BY f.flight_id
 LIMIT 1;
 
--- name: inv_passenger_bookings
+-- name: invalidation_passenger_bookings
 -- 001's user:12345:bookings: one passenger's bookings, newest flight first, with
 -- the flight id each row depends on.
 SELECT b.booking_id, f.flight_id, f.flightno, a1.iata AS origin, a2.iata AS destination,
@@ -688,7 +688,7 @@ JOIN airport a2 ON a2.airport_id = f."to"
 WHERE b.passenger_id = %(passenger_id)s
 ORDER BY f.departure DESC, b.booking_id;
 
--- name: inv_flight_move
+-- name: invalidation_flight_move
 UPDATE flight SET departure = %(departure)s, arrival = %(arrival)s
 WHERE flight_id = %(flight_id)s;
 -- Benchmarks (flightcache bench): the keyspaces the scenarios draw keys from, and
