@@ -361,9 +361,7 @@ class Simulator:
         flights = db.fetch(
             query(db.dialect, "leaderboard_candidate_flights"), {"limit": CANDIDATES}
         ).rows
-        passengers = db.fetch(
-            query(db.dialect, "lb_candidate_passengers"), {"limit": CANDIDATES}
-        ).rows
+        passengers = db.fetch(query(db.dialect, "candidate_passengers"), {"limit": CANDIDATES}).rows
         if not flights or not passengers:
             raise DataError(
                 "no flights or passengers to book: the database holds no FlughafenDB data",

@@ -389,7 +389,7 @@ def cache_aside(env: Env) -> Workload:
     sql = q.sql(env.db.dialect)
     ids = [
         {"passenger_id": int(r[0])}
-        for r in _keyspace(env.rows("lb_candidate_passengers", limit=PASSENGERS), "passengers")
+        for r in _keyspace(env.rows("candidate_passengers", limit=PASSENGERS), "passengers")
     ]
     aside = CacheAside(env.valkey, env.db, env.keys, ttl=ASIDE_TTL)
 

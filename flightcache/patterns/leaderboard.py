@@ -578,7 +578,7 @@ class Leaderboards:
         ``recorded(booking_id)`` runs before the COMMIT (a demo records the undo there)."""
         departure, member = self._flight(flight_id)
         found = self.db.fetch(
-            query(self.db.dialect, "lb_passenger"), {"passenger_id": passenger_id}
+            query(self.db.dialect, "passenger_by_id"), {"passenger_id": passenger_id}
         ).rows
         if not found:
             raise DataError(

@@ -484,7 +484,7 @@ FROM flight f
 JOIN airport a ON a.airport_id = f.`from`
 WHERE f.flight_id = %(flight_id)s;
 
--- name: lb_passenger
+-- name: passenger_by_id
 SELECT passenger_id FROM passenger WHERE passenger_id = %(passenger_id)s;
 
 -- name: leaderboard_latest_flight
@@ -505,7 +505,7 @@ WHERE a.iata IS NOT NULL AND a.iata <> ''
 ORDER BY f.flight_id
 LIMIT %(limit)s;
 
--- name: lb_candidate_passengers
+-- name: candidate_passengers
 SELECT passenger_id FROM passenger ORDER BY passenger_id LIMIT %(limit)s;
 
 -- name: leaderboard_booking_insert
