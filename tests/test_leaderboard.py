@@ -109,6 +109,29 @@ def test_apply_script_counts_once_and_never_creates_a_board(
         valkey_client.delete(applied, present, missing)
 
 
+def test_demo_and_compare_take_their_defaults_from_the_demos_options() -> None:
+    import dataclasses
+    import inspect
+
+    from flightcache.commands.leaderboard import compare, demo
+    from flightcache.demos.leaderboard import Options
+
+    assert inspect.signature(demo).parameters["n"].default == Options.n
+    parameters = inspect.signature(compare).parameters
+    for option in dataclasses.fields(Options):
+        assert parameters[option.name].default == getattr(Options, option.name), option.name
+
+
+def test_live_follows_all_and_days_only() -> None:
+    from flightcache.demos.leaderboard import live_period
+
+    assert live_period("all") == ALL
+    assert live_period("daily:2026-06-02") == daily(dt.date(2026, 6, 2))
+    for bad in ("weekly", "2026-06-02", "daily:2026-13-40", "monthly:2026-06", " all", "24h"):
+        with pytest.raises(UsageError, match="unknown period"):
+            live_period(bad)
+
+
 # -- the pattern on real servers (both databases, one node and a cluster) --------------------
 def test_boards_equal_their_sql_and_ranks_match_sql(boards: Leaderboards) -> None:
     for name in BOARDS:
