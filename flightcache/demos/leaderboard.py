@@ -4,6 +4,10 @@ three update paths, the queries, the time windows, and SQL against the sorted se
 
 The tour works in its own key scope (``leaderboard-demo``), which the demo runner
 deletes at the end, and removes from the database the two bookings it creates.
+
+The pattern is :mod:`flightcache.patterns.leaderboard`; this module imports it inside
+the steps, so that the command can read :class:`Options` without loading the Valkey
+client at ``--help`` time.
 """
 
 from __future__ import annotations
@@ -14,25 +18,20 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.errors import UsageError
-from flightcache.patterns.leaderboard import (
-    ALL,
-    BOARDS,
-    SHOWN,
-    Board,
-    Booked,
-    Leaderboards,
-    Period,
-    RankedMember,
-    daily,
-    monthly,
-    parse_period,
-    yearly,
-)
 from flightcache.sqlfiles import query
+
+if TYPE_CHECKING:
+    from flightcache.patterns.leaderboard import (
+        Board,
+        Booked,
+        Leaderboards,
+        Period,
+        RankedMember,
+    )
 
 TIERS = [("Platinum", 50_000, None), ("Gold", 20_000, 49_999), ("Silver", 5_000, 19_999),
          ("Blue", 0, 4_999)]  # fmt: skip
@@ -58,6 +57,8 @@ def ranked_rows(members: list[RankedMember]) -> list[list[Any]]:
 
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
+    from flightcache.patterns.leaderboard import ALL, Leaderboards
+
     boards = Leaderboards(ctx.db, ctx.valkey, ctx.keys, ctx.tracer)
     n = ctx.options.n
     today = boards.clock().date()
@@ -73,6 +74,8 @@ def _rebuild_and_periods(
     ctx: DemoContext, boards: Leaderboards, n: int, today: dt.date
 ) -> Iterator[Record]:
     """1. Periodic rebuild of the all-time board; 2. daily, monthly, yearly keys."""
+    from flightcache.patterns.leaderboard import ALL, SHOWN, daily, monthly, yearly
+
     with ctx.step(
         "Build airports-by-bookings from the database (periodic rebuild)",
         "one GROUP BY, ZADD pipelined into a temporary key, RENAME over the board: a reader"
@@ -120,6 +123,8 @@ def _rebuild_and_periods(
 
 def _other_boards(ctx: DemoContext, boards: Leaderboards) -> Iterator[Record]:
     """3. The other boards of 000 and 001, loyalty tiers as score ranges."""
+    from flightcache.patterns.leaderboard import ALL, BOARDS
+
     for name, lowest_too in (("airline-ontime", False), ("airport-delay", True)):
         b = BOARDS[name]
         with ctx.step(f"{b.title.capitalize()}", f"score: {b.score}") as step:
@@ -177,6 +182,8 @@ def _other_boards(ctx: DemoContext, boards: Leaderboards) -> Iterator[Record]:
 
 def _rank_and_ties(ctx: DemoContext, boards: Leaderboards) -> Iterator[Record]:
     """4. Queries: rank, around-me, percentile, ties, and the same rank in SQL."""
+    from flightcache.patterns.leaderboard import ALL
+
     tied = _tied_member(boards)
     with ctx.step(
         f"Rank, score, percentile and neighbours of passenger {tied}",
@@ -209,6 +216,8 @@ def _rank_and_ties(ctx: DemoContext, boards: Leaderboards) -> Iterator[Record]:
 
 def _update_paths(ctx: DemoContext, boards: Leaderboards) -> Iterator[Record]:
     """5. Write-through, event-driven, the fallback of a missing board, cancelling."""
+    from flightcache.patterns.leaderboard import ALL, daily
+
     booked: list[Booked] = []
 
     def recorded(booking_id: int) -> None:  # before the COMMIT: not even a SIGKILL keeps it
@@ -278,6 +287,8 @@ def _windows_and_cleanup(
     ctx: DemoContext, boards: Leaderboards, today: dt.date
 ) -> Iterator[Record]:
     """6. Rolling windows by ZUNIONSTORE, and SCAN for daily keys past their week."""
+    from flightcache.patterns.leaderboard import daily
+
     with ctx.step(
         "Rolling windows: last 24 h, 3 days, 7 days",
         "ZUNIONSTORE of 24 hourly keys or 3/7 daily keys (004's windows), rebuilt when missing",
@@ -319,6 +330,8 @@ def _windows_and_cleanup(
 
 def compare_demo(ctx: DemoContext) -> Iterator[Record]:
     """`leaderboard compare`: build the board, check agreement, time both sides."""
+    from flightcache.patterns.leaderboard import Leaderboards
+
     boards = Leaderboards(ctx.db, ctx.valkey, ctx.keys, ctx.tracer)
     period = boards.period(ctx.options.period)
     with ctx.step(
@@ -397,6 +410,8 @@ def agreement(
 
 def _tied_member(boards: Leaderboards) -> str:
     """A passenger near the top of passenger-flights whose score another one shares."""
+    from flightcache.patterns.leaderboard import ALL
+
     rows = boards.top("passenger-flights", ALL, 50)
     for prev, entry in pairwise(rows):
         if prev.score == entry.score:
@@ -411,6 +426,8 @@ MOVE_SHOWN_S = 3.0  # an arrow stays this long after a move, so that it can be s
 
 def live_period(text: str) -> Period:
     """``all`` or ``daily:YYYY-MM-DD``: the periods a live view can follow."""
+    from flightcache.patterns.leaderboard import parse_period
+
     try:
         period = parse_period(text)
     except UsageError:
