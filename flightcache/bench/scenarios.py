@@ -295,10 +295,9 @@ BOARD_FLIGHTS = 200
     read_ratio=0.0,
 )
 def leaderboard(env: Env) -> Workload:
-    from flightcache.patterns.leaderboard import Leaderboards
-    from flightcache.patterns.leaderboard_periods import daily
+    from flightcache.patterns.leaderboard import Leaderboards, daily
 
-    lb = Leaderboards(env.db, env.valkey, env.keys)
+    boards = Leaderboards(env.db, env.valkey, env.keys)
     found = _keyspace(env.rows("bench_flights", limit=BOARD_FLIGHTS), "flights")
     flights = [(int(f), _datetime(d), str(m)) for f, d, m in found]
     day = daily(flights[0][1].date())
@@ -306,25 +305,25 @@ def leaderboard(env: Env) -> Workload:
     if env.main:
         env.on_teardown(_settle(env, "booking"))  # after every client deleted its bookings
         env.valkey.set(env.keys.bench_value("passenger"), _bench_passenger(env))
-        built = lb.rebuild("airport-bookings", day)
+        built = boards.rebuild("airport-bookings", day)
         env.note(f"board airport-bookings ({day.name}) rebuilt: {built.members:,} airports")
     passenger = int(env.valkey.get(env.keys.bench_value("passenger")))
     booked: list[int] = []
 
     def sql_read(i: int) -> None:
-        lb.sql_top(day, 10)
+        boards.sql_top(day, 10)
 
     def sql_write(i: int) -> None:
-        booked.append(lb.book_only(flights[i][0], passenger).booking_id)
-        lb.sql_top(day, 10)
+        booked.append(boards.book_only(flights[i][0], passenger).booking_id)
+        boards.sql_top(day, 10)
 
     def zset_read(i: int) -> None:
-        lb.top("airport-bookings", day, 10)
+        boards.top("airport-bookings", day, 10)
 
     def zset_write(i: int) -> None:
         _, departure, member = flights[i]
-        lb.apply(member, departure, 1)
-        lb.top("airport-bookings", day, 10)
+        boards.apply(member, departure, 1)
+        boards.top("airport-bookings", day, 10)
 
     def close() -> None:  # the bookings this client inserted
         statement = query(env.db.dialect, "booking_remove")
@@ -390,7 +389,7 @@ def cache_aside(env: Env) -> Workload:
     sql = q.sql(env.db.dialect)
     ids = [
         {"passenger_id": int(r[0])}
-        for r in _keyspace(env.rows("lb_candidate_passengers", limit=PASSENGERS), "passengers")
+        for r in _keyspace(env.rows("candidate_passengers", limit=PASSENGERS), "passengers")
     ]
     aside = CacheAside(env.valkey, env.db, env.keys, ttl=ASIDE_TTL)
 

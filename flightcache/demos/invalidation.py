@@ -91,7 +91,7 @@ class Scene:
                 f"flight {flight} has {len(on_flight)} passenger(s); the demo needs two",
                 hint="leave --flight out to pick a flight with passengers",
             )
-        if passenger is not None and one("lb_passenger", passenger_id=passenger) is None:
+        if passenger is not None and one("passenger_by_id", passenger_id=passenger) is None:
             raise DataError(f"no passenger with id {passenger}", hint="leave --passenger out")
         other = one("invalidation_other_flight", from_id=row["from_id"], to_id=row["to_id"])
         elsewhere = one("invalidation_other_passenger", flight_id=flight)
@@ -605,7 +605,7 @@ def by_time(w: Watch, warm: int, ttl_s: int, percent: float) -> Iterator[Record]
     from flightcache.patterns.ttl import human_s
 
     ctx, cache = w.ctx, w.cache
-    found = ctx.db.fetch(query(ctx.db.dialect, "lb_candidate_passengers"), {"limit": warm})
+    found = ctx.db.fetch(query(ctx.db.dialect, "candidate_passengers"), {"limit": warm})
     passengers = [int(r[0]) for r in found.rows]
     low, high = cache.jitter.bounds_ms(ttl_s)
     with ctx.step(

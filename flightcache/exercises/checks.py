@@ -394,16 +394,16 @@ def write_behind_retries(c: CheckContext) -> None:
 
 
 # -- leaderboard -------------------------------------------------------------------------------
-LB_SCORES = {"FRA": 980.0, "MUC": 870.0, "BER": 640.0, "HAM": 410.0, "CGN": 120.0}
+LEADERBOARD_SCORES = {"FRA": 980.0, "MUC": 870.0, "BER": 640.0, "HAM": 410.0, "CGN": 120.0}
 
 
-def _lb_board(c: CheckContext) -> str:
+def _exercise_board(c: CheckContext) -> str:
     key = c.keys.board("exercise")
-    c.admin.zadd(key, LB_SCORES)
+    c.admin.zadd(key, LEADERBOARD_SCORES)
     return key
 
 
-def lb_add(c: CheckContext) -> None:
+def leaderboard_add(c: CheckContext) -> None:
     key = c.keys.board("exercise")
     c.learner.call("add_points", c.valkey, key, "VIE", 10)
     returned = c.learner.call("add_points", c.valkey, key, "VIE", 5)
@@ -420,10 +420,10 @@ def lb_add(c: CheckContext) -> None:
         )
 
 
-def lb_top(c: CheckContext) -> None:
-    key = _lb_board(c)
+def leaderboard_top(c: CheckContext) -> None:
+    key = _exercise_board(c)
     got = c.learner.call("top", c.valkey, key, 3)
-    expected = sorted(LB_SCORES.items(), key=lambda kv: -kv[1])[:3]
+    expected = sorted(LEADERBOARD_SCORES.items(), key=lambda kv: -kv[1])[:3]
     pairs = [(str(m), float(s)) for m, s in got] if isinstance(got, list) else got
     if pairs == expected:
         return
@@ -432,7 +432,7 @@ def lb_top(c: CheckContext) -> None:
             f"top(3) returned {len(pairs)} entries: {show(pairs)}",
             hint="ZRANGE's stop index is inclusive: the first n are 0 to n-1",
         )
-    lowest = min(LB_SCORES.items(), key=lambda kv: kv[1])[0]
+    lowest = min(LEADERBOARD_SCORES.items(), key=lambda kv: kv[1])[0]
     if isinstance(pairs, list) and pairs and pairs[0][0] == lowest:
         raise CheckFailed(
             f"top(3) returned the lowest scores first: {show(pairs)}",
@@ -445,8 +445,8 @@ def lb_top(c: CheckContext) -> None:
     )
 
 
-def lb_rank(c: CheckContext) -> None:
-    key = _lb_board(c)
+def leaderboard_rank(c: CheckContext) -> None:
+    key = _exercise_board(c)
     leader = c.learner.call("rank", c.valkey, key, "FRA")
     third = c.learner.call("rank", c.valkey, key, "BER")
     if leader == 0:
@@ -454,7 +454,7 @@ def lb_rank(c: CheckContext) -> None:
             "rank() of the leader returned 0, but ranks here start at 1: the leader is rank 1",
             hint="ZREVRANK counts from 0: return it plus 1",
         )
-    if leader == len(LB_SCORES):
+    if leader == len(LEADERBOARD_SCORES):
         raise CheckFailed(
             f"rank() of the leader returned {leader}: it counted from the lowest score",
             hint="rank by the highest score first: ZREVRANK, plus 1",
@@ -466,8 +466,8 @@ def lb_rank(c: CheckContext) -> None:
         )
 
 
-def lb_absent(c: CheckContext) -> None:
-    key = _lb_board(c)
+def leaderboard_absent(c: CheckContext) -> None:
+    key = _exercise_board(c)
     got = c.learner.call("rank", c.valkey, key, "XXX")
     if got is not None:
         raise CheckFailed(
@@ -688,10 +688,10 @@ CHECKS: dict[str, tuple[Check, ...]] = {
         Check("retries", "entries left pending by a failure are retried", write_behind_retries),
     ),
     "leaderboard": (
-        Check("add", "add_points accumulates a member's score", lb_add),
-        Check("top", "top(n) lists the n highest scores, best first", lb_top),
-        Check("rank", "ranks are 1-based: the leader is rank 1", lb_rank),
-        Check("absent", "a member not on the board has no rank", lb_absent),
+        Check("add", "add_points accumulates a member's score", leaderboard_add),
+        Check("top", "top(n) lists the n highest scores, best first", leaderboard_top),
+        Check("rank", "ranks are 1-based: the leader is rank 1", leaderboard_rank),
+        Check("absent", "a member not on the board has no rank", leaderboard_absent),
     ),
     "sessions": (
         Check("login", "login stores the session hash with a TTL", session_login),

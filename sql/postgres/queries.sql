@@ -367,11 +367,11 @@ SELECT flight_id, flightno FROM flight ORDER BY flight_id LIMIT 1;
 -- Leaderboards (flightcache leaderboard). Every board query returns (member, score)
 -- for flights departing in [start, end), ordered by score, then member; the sorted set
 -- of the board is rebuilt from it, and the SQL side of `leaderboard compare` is it too.
--- name: lb_clock
+-- name: leaderboard_clock
 -- The dataset's clock: the latest departure; time windows end there.
 SELECT MAX(departure) AS latest FROM flight;
 
--- name: lb_airport_bookings
+-- name: leaderboard_airport_bookings
 -- Bookings on flights departing from each airport.
 SELECT a.iata AS member, COUNT(*) AS score
 FROM booking b
@@ -381,7 +381,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s AND a.iata IS NOT NULL
 GROUP BY a.iata
 ORDER BY score DESC, member;
 
--- name: lb_airport_bookings_top
+-- name: leaderboard_airport_bookings_top
 -- The same, cut at N: what `leaderboard compare` times against ZREVRANGE.
 SELECT a.iata AS member, COUNT(*) AS score
 FROM booking b
@@ -392,7 +392,7 @@ GROUP BY a.iata
 ORDER BY score DESC, member
 LIMIT %(limit)s;
 
--- name: lb_airline_ontime
+-- name: leaderboard_airline_ontime
 -- On-time percentage per airline: a flight is on time unless the change log moved
 -- its departure more than 15 minutes later.
 SELECT al.iata AS member,
@@ -407,7 +407,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s
 GROUP BY al.iata
 ORDER BY score DESC, member;
 
--- name: lb_airport_delay
+-- name: leaderboard_airport_delay
 -- Average departure delay in minutes per airport (a flight without a log entry left on time).
 SELECT a.iata AS member,
        ROUND(AVG(CASE WHEN l.expected > f.departure
@@ -421,7 +421,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s AND a.iata IS NOT NULL
 GROUP BY a.iata
 ORDER BY score DESC, member;
 
--- name: lb_passenger_points
+-- name: leaderboard_passenger_points
 -- Loyalty points: one point per whole unit of price paid.
 SELECT CAST(b.passenger_id AS VARCHAR(12)) AS member, FLOOR(SUM(b.price)) AS score
 FROM booking b
@@ -430,7 +430,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s
 GROUP BY b.passenger_id
 ORDER BY score DESC, member;
 
--- name: lb_passenger_flights
+-- name: leaderboard_passenger_flights
 -- Flights booked per passenger (001's "passengers with most flights").
 SELECT CAST(b.passenger_id AS VARCHAR(12)) AS member, COUNT(*) AS score
 FROM booking b
@@ -439,7 +439,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s
 GROUP BY b.passenger_id
 ORDER BY score DESC, member;
 
--- name: lb_airport_passengers
+-- name: leaderboard_airport_passengers
 -- Passengers through each airport, departing or arriving (001's "airports with most passengers").
 SELECT a.iata AS member, SUM(x.n) AS score
 FROM (SELECT f."from" AS airport_id, COUNT(*) AS n
@@ -456,7 +456,7 @@ WHERE a.iata IS NOT NULL
 GROUP BY a.iata
 ORDER BY score DESC, member;
 
--- name: lb_routes_domestic
+-- name: leaderboard_routes_domestic
 -- Flights per route whose two airports lie in the same country (airport_geo.country).
 SELECT CONCAT(s.iata, ':', d.iata) AS member, COUNT(*) AS score
 FROM flight f
@@ -469,7 +469,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s
 GROUP BY s.iata, d.iata
 ORDER BY score DESC, member;
 
--- name: lb_routes_international
+-- name: leaderboard_routes_international
 -- Flights per route between two countries.
 SELECT CONCAT(s.iata, ':', d.iata) AS member, COUNT(*) AS score
 FROM flight f
@@ -482,17 +482,17 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s
 GROUP BY s.iata, d.iata
 ORDER BY score DESC, member;
 
--- name: lb_booking_flight
+-- name: leaderboard_booking_flight
 -- What a new booking changes on the boards: its flight's departure and origin airport.
 SELECT f.flight_id, f.departure, a.iata
 FROM flight f
 JOIN airport a ON a.airport_id = f."from"
 WHERE f.flight_id = %(flight_id)s;
 
--- name: lb_passenger
+-- name: passenger_by_id
 SELECT passenger_id FROM passenger WHERE passenger_id = %(passenger_id)s;
 
--- name: lb_latest_flight
+-- name: leaderboard_latest_flight
 -- The demo's booking goes on the latest flight from an airport with an IATA code.
 SELECT f.flight_id FROM flight f
 JOIN airport a ON a.airport_id = f."from"
@@ -502,7 +502,7 @@ LIMIT 1;
 
 -- Live leaderboard (flightcache leaderboard simulate): the flights and passengers the
 -- simulator books, and one booking inserted with its id.
--- name: lb_candidate_flights
+-- name: leaderboard_candidate_flights
 SELECT f.flight_id, a.iata
 FROM flight f
 JOIN airport a ON a.airport_id = f."from"
@@ -510,10 +510,10 @@ WHERE a.iata IS NOT NULL AND a.iata <> ''
 ORDER BY f.flight_id
 LIMIT %(limit)s;
 
--- name: lb_candidate_passengers
+-- name: candidate_passengers
 SELECT passenger_id FROM passenger ORDER BY passenger_id LIMIT %(limit)s;
 
--- name: lb_booking_insert
+-- name: leaderboard_booking_insert
 INSERT INTO booking (flight_id, seat, passenger_id, price)
 VALUES (%(flight_id)s, NULL, %(passenger_id)s, %(price)s)
 RETURNING booking_id;
