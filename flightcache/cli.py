@@ -29,7 +29,7 @@ from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
 from flightcache.commands import workshop as workshop_commands
 from flightcache.commands import write_behind as write_behind_commands
-from flightcache.commands.invalidate import invalidate as invalidate_command
+from flightcache.commands.invalidation import invalidation as invalidation_command
 from flightcache.commands.memory import memory as memory_command
 from flightcache.commands.memory_pressure import memory_pressure as memory_pressure_command
 from flightcache.commands.nested_doll import nested_doll
@@ -150,7 +150,7 @@ app.add_typer(
 app.command("session", rich_help_panel="Module 4: sessions")(session_command)
 ADVANCED = "Advanced topics"
 app.command("memory-pressure", rich_help_panel=ADVANCED)(memory_pressure_command)
-app.command("invalidate", rich_help_panel=ADVANCED)(invalidate_command)
+app.command("invalidation", rich_help_panel=ADVANCED)(invalidation_command)
 app.command("stampede", rich_help_panel=ADVANCED)(stampede_command)
 app.add_typer(bench_commands.app, name="bench", rich_help_panel="Benchmarks")
 app.add_typer(workshop_commands.app, name="workshop", rich_help_panel="Workshop")

@@ -9,7 +9,7 @@ free port of the loopback interface:
     GET /flights/<FLIGHTNO>         where a scheduled flight is now (changes every minute)
     GET /airports/<IATA>/services   restaurants, shops, lounges, wifi (changes once a day)
 
-Answers are JSON computed from a :class:`Snapshot` of the database (airports with
+Answers are JSON computed from a :class:`ApiSnapshot` of the database (airports with
 their coordinates and traffic, the weekly flight schedule) and the clock: the same
 request in the same time bucket gets the same answer, a later bucket a new one.
 Latitude sets the temperature, the schedule says whether a flight is boarding or
@@ -58,8 +58,8 @@ class Airport:
     name: str
     city: str
     country: str
-    lat: float | None
-    lon: float | None
+    latitude: float | None
+    longitude: float | None
     flights: int  # scheduled flights from or to it
 
 
@@ -74,17 +74,17 @@ class ScheduledFlight:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class ApiSnapshot:
     """What the APIs know: a copy taken from the database when the server starts."""
 
     airports: dict[str, Airport]
     flights: dict[str, ScheduledFlight]
 
     @classmethod
-    def load(cls, db: Any) -> Snapshot:
+    def load(cls, db: Any) -> ApiSnapshot:
         """Read airports and the schedule through ``db`` (a Database or TracedDatabase)."""
         airports = {}
-        for iata, name, city, country, lat, lon, n in db.fetch(
+        for iata, name, city, country, latitude, longitude, flights_count in db.fetch(
             query(db.dialect, "universal_api_airports")
         ).rows:
             code = str(iata).strip()
@@ -93,12 +93,12 @@ class Snapshot:
                 str(name or ""),
                 str(city or ""),
                 str(country or ""),
-                None if lat is None else float(lat),
-                None if lon is None else float(lon),
-                int(n),
+                None if latitude is None else float(latitude),
+                None if longitude is None else float(longitude),
+                int(flights_count),
             )
         flights = {}
-        for flightno, airline, origin, destination, dep, arr in db.fetch(
+        for flightno, airline, origin, destination, departure, arrival in db.fetch(
             query(db.dialect, "universal_api_flights")
         ).rows:
             code = str(flightno).strip()
@@ -107,14 +107,14 @@ class Snapshot:
                 str(airline or "").strip(),
                 str(origin).strip(),
                 str(destination).strip(),
-                int(dep),
-                int(arr),
+                int(departure),
+                int(arrival),
             )
         return cls(airports, flights)
 
 
 # -- the answers: pure functions of the snapshot, the request and the clock ------------
-def _rng(*parts: Any) -> random.Random:
+def _seeded(*parts: Any) -> random.Random:
     seed = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
     return random.Random(int.from_bytes(seed[:8], "big"))
 
@@ -123,30 +123,34 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _hhmm(minutes: int) -> str:
+def _clock_time(minutes: int) -> str:
     return f"{minutes // 60 % 24:02d}:{minutes % 60:02d}"
 
 
 def weather(airport: Airport, now: float) -> dict[str, Any]:
     """The weather at ``airport``: cooler towards the poles, warmest mid-afternoon."""
     bucket = int(now // WEATHER_BUCKET_S)
-    rng = _rng("weather", airport.iata, bucket)
-    lat, lon = airport.lat or 0.0, airport.lon or 0.0
-    solar_hour = (bucket * WEATHER_BUCKET_S / 3600 + lon / 15) % 24
+    chance = _seeded("weather", airport.iata, bucket)
+    latitude, longitude = airport.latitude or 0.0, airport.longitude or 0.0
+    solar_hour = (bucket * WEATHER_BUCKET_S / 3600 + longitude / 15) % 24
     daily = 4.0 - abs(solar_hour - 15) / 2.5  # +4 at 15:00 local sun time, -4 at 03:00
-    temp = round(28 - 0.45 * abs(lat) + daily + rng.uniform(-3, 3), 1)
+    temperature = round(28 - 0.45 * abs(latitude) + daily + chance.uniform(-3, 3), 1)
     conditions = ["sunny", "partly cloudy", "cloudy", "rain", "fog"]
-    conditions.append("snow" if temp < 1 else "thunderstorm")
-    condition = rng.choices(conditions, weights=[5, 4, 3, 2, 1, 1])[0]
-    visibility = {"fog": rng.randint(1, 3), "rain": rng.randint(4, 9), "snow": rng.randint(2, 6)}
+    conditions.append("snow" if temperature < 1 else "thunderstorm")
+    condition = chance.choices(conditions, weights=[5, 4, 3, 2, 1, 1])[0]
+    visibility = {
+        "fog": chance.randint(1, 3),
+        "rain": chance.randint(4, 9),
+        "snow": chance.randint(2, 6),
+    }
     return {
         "airport": airport.iata,
         "observed_at": _iso(bucket * WEATHER_BUCKET_S),
-        "temp_c": temp,
+        "temp_c": temperature,
         "condition": condition,
-        "visibility_km": visibility.get(condition, rng.randint(10, 20)),
-        "wind_kmh": rng.randint(0, 45),
-        "humidity_pct": rng.randint(30, 95),
+        "visibility_km": visibility.get(condition, chance.randint(10, 20)),
+        "wind_kmh": chance.randint(0, 45),
+        "humidity_pct": chance.randint(30, 95),
     }
 
 
@@ -154,24 +158,25 @@ def flight_status(flight: ScheduledFlight, now: float) -> dict[str, Any]:
     """Where a flight of the weekly schedule is at ``now`` (schedule times read as UTC)."""
     bucket = int(now // FLIGHT_BUCKET_S)
     day = dt.datetime.fromtimestamp(now, dt.UTC).date().isoformat()
-    delay = _rng("delay", flight.flightno, day).choice([0, 0, 0, 0, 0, 5, 10, 15, 25, 40, 75])
-    dep = flight.departure_min + delay
-    arr = flight.arrival_min + (1440 if flight.arrival_min <= flight.departure_min else 0) + delay
+    delay = _seeded("delay", flight.flightno, day).choice([0, 0, 0, 0, 0, 5, 10, 15, 25, 40, 75])
+    departure = flight.departure_min + delay
+    overnight = 1440 if flight.arrival_min <= flight.departure_min else 0
+    arrival = flight.arrival_min + overnight + delay
     clock = int(now % 86_400 // 60)
-    if clock + 1440 < arr + LANDED_MIN:  # an overnight flight seen after midnight
+    if clock + 1440 < arrival + LANDED_MIN:  # an overnight flight seen after midnight
         clock += 1440
-    rng = _rng("position", flight.flightno, bucket)
+    chance = _seeded("position", flight.flightno, bucket)
     altitude = speed = 0
     progress = 0.0
-    if dep - BOARDING_MIN <= clock < dep:
+    if departure - BOARDING_MIN <= clock < departure:
         status = "boarding"
-    elif dep <= clock < arr:
+    elif departure <= clock < arrival:
         status = "airborne"
-        progress = (clock - dep) / max(1, arr - dep)
-        climb = min(1.0, (clock - dep) / 20, (arr - clock) / 25)  # 20 min up, 25 min down
-        altitude = round(climb * rng.randint(33, 39) * 10) * 100
-        speed = round(180 + climb * rng.randint(250, 300))
-    elif arr <= clock < arr + LANDED_MIN:
+        progress = (clock - departure) / max(1, arrival - departure)
+        climb = min(1.0, (clock - departure) / 20, (arrival - clock) / 25)  # 20 min up, 25 down
+        altitude = round(climb * chance.randint(33, 39) * 10) * 100
+        speed = round(180 + climb * chance.randint(250, 300))
+    elif arrival <= clock < arrival + LANDED_MIN:
         status, progress = "landed", 1.0
     else:
         status = "scheduled"
@@ -181,10 +186,10 @@ def flight_status(flight: ScheduledFlight, now: float) -> dict[str, Any]:
         "from": flight.origin,
         "to": flight.destination,
         "status": status,
-        "departure": _hhmm(flight.departure_min),
-        "arrival": _hhmm(flight.arrival_min),
+        "departure": _clock_time(flight.departure_min),
+        "arrival": _clock_time(flight.arrival_min),
         "delay_min": delay,
-        "eta": _hhmm(arr),
+        "eta": _clock_time(arrival),
         "altitude_ft": altitude,
         "speed_kt": speed,
         "progress_pct": round(100 * progress),
@@ -195,15 +200,15 @@ def flight_status(flight: ScheduledFlight, now: float) -> dict[str, Any]:
 def services(airport: Airport, now: float) -> dict[str, Any]:
     """What an airport offers: the busier it is, the more of everything."""
     bucket = int(now // SERVICES_BUCKET_S)
-    rng = _rng("services", airport.iata, bucket)
+    chance = _seeded("services", airport.iata, bucket)
     size = 1 + airport.flights**0.5
     return {
         "airport": airport.iata,
         "name": airport.name,
-        "restaurants": round(size * 3) + rng.randint(0, 4),
-        "shops": round(size * 2) + rng.randint(0, 4),
-        "lounges": round(size / 2) + rng.randint(0, 1),
-        "wifi": "free" if _rng("wifi", airport.iata).random() < 0.8 else "paid",
+        "restaurants": round(size * 3) + chance.randint(0, 4),
+        "shops": round(size * 2) + chance.randint(0, 4),
+        "lounges": round(size / 2) + chance.randint(0, 1),
+        "wifi": "free" if _seeded("wifi", airport.iata).random() < 0.8 else "paid",
         "updated": dt.datetime.fromtimestamp(bucket * SERVICES_BUCKET_S, dt.UTC).date().isoformat(),
     }
 
@@ -233,9 +238,9 @@ class _Server(ThreadingHTTPServer):
         """Shut every open connection, so that a handler blocked reading returns now."""
         with self.open_lock:
             connections = list(self.open_connections)
-        for conn in connections:
+        for connection in connections:
             try:
-                conn.shutdown(socket.SHUT_RDWR)
+                connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass  # already gone
 
@@ -277,7 +282,7 @@ class FakeApi:
 
     def __init__(
         self,
-        snapshot: Snapshot,
+        snapshot: ApiSnapshot,
         *,
         latency_ms: float = 0.0,
         failure_rate: float = 0.0,
@@ -297,7 +302,7 @@ class FakeApi:
         self.clock = clock
         self.requests = 0
         self._host, self._port = host, port
-        self._rng = random.Random(seed)
+        self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -369,7 +374,7 @@ class FakeApi:
         """Status and JSON body for one GET, after the latency and the failure draw."""
         with self._lock:
             self.requests += 1
-            fail = self._rng.random() < self.failure_rate
+            fail = self._random.random() < self.failure_rate
         if self.latency_ms > 0 and self._stopping.wait(self.latency_ms / 1000):
             return 503, {"error": "the service is shutting down"}
         if fail:

@@ -98,32 +98,32 @@ class Keys:
         return f"{self.prefix}batch:{series}:{n}"
 
     # -- memory: the same flights in several layouts ---------------------------------
-    def mem_json(self, flight_id: int) -> str:
+    def memory_json(self, flight_id: int) -> str:
         """string: one flight as a JSON document."""
         return f"{self.prefix}json:{flight_id}"
 
-    def mem_hash(self, flight_id: int) -> str:
+    def memory_hash(self, flight_id: int) -> str:
         """hash: one flight, full field names (flightno, departure, arrival, seats_free)."""
         return f"{self.prefix}hash:{flight_id}"
 
-    def mem_compact(self, flight_id: int) -> str:
+    def memory_compact(self, flight_id: int) -> str:
         """hash: one flight, one-letter field names (n, d, a, s)."""
         return f"{self.prefix}compact:{flight_id}"
 
-    def mem_packed(self, flight_id: int) -> str:
+    def memory_packed(self, flight_id: int) -> str:
         """string: one flight packed as ``flightno|departure|arrival|seats_free``."""
         return f"{self.prefix}packed:{flight_id}"
 
-    def mem_bucket(self, size: int, bucket: int) -> str:
+    def memory_bucket(self, size: int, bucket: int) -> str:
         """hash: flights ``bucket*size`` up to ``(bucket+1)*size - 1``; field flight_id,
-        value packed as in :meth:`mem_packed`."""
+        value packed as in :meth:`memory_packed`."""
         return f"{self.prefix}bucket{size}:{bucket}"
 
-    def mem_seatmap(self, flight_id: int | str) -> str:
+    def memory_seatmap(self, flight_id: int | str) -> str:
         """string (bitmap): bit ``i`` set when seat index ``i`` of the flight is booked."""
         return f"{self.prefix}seatmap:{flight_id}"
 
-    def mem_seats(self, flight_id: int | str) -> str:
+    def memory_seats(self, flight_id: int | str) -> str:
         """set: the booked seat labels of one flight ("12A", ...)."""
         return f"{self.prefix}seats:{flight_id}"
 
@@ -149,22 +149,22 @@ class Keys:
     # One Lua script updates a flight's counter and appends to its shard's queue,
     # so both carry the shard's hash tag {wbN}: one slot per shard, and the
     # shards spread over the cluster's nodes.
-    def wb_bookings(self, shard: int, flight_id: int) -> str:
+    def write_behind_bookings(self, shard: int, flight_id: int) -> str:
         """hash: seats booked on one flight through the queue (field ``seats``)."""
         return f"{self.prefix}{{wb{shard}}}:flight:{flight_id}:bookings"
 
-    def wb_queue(self, shard: int) -> str:
+    def write_behind_queue(self, shard: int) -> str:
         """stream: one shard's queue of bookings (fields ``flight``, ``seats``),
         drained by the consumer group ``db-writer``."""
         return f"{self.prefix}{{wb{shard}}}:queue"
 
-    def wb_dead(self, shard: int) -> str:
+    def write_behind_dead_letters(self, shard: int) -> str:
         """stream: one shard's dead letters, entries the database refused for good (the
         entry's own fields plus ``entry``, ``error``, ``consumer``). Same hash tag as the
         shard's queue: one script acks the entry there and adds it here."""
         return f"{self.prefix}{{wb{shard}}}:dead"
 
-    def wb_direct(self, flight_id: int) -> str:
+    def write_behind_direct_bookings(self, flight_id: int) -> str:
         """hash: the write-through comparison's counter of one flight (field ``seats``)."""
         return f"{self.prefix}direct:flight:{flight_id}:bookings"
 
@@ -237,30 +237,30 @@ class Keys:
         random token of the client that owns it."""
         return f"{self.prefix}{{st:{defence}}}:lock"
 
-    # -- invalidate: cached results are query() keys, tag sets are tag() keys ------------
-    def inv_epoch(self) -> str:
+    # -- invalidation: cached results are query() keys, tag sets are tag() keys ----------
+    def invalidation_epoch(self) -> str:
         """string (counter): INCR by every invalidation in this scope, after its COMMIT; a
         fill that sees it move while it ran deletes what it stored (it may predate the
         change)."""
         return f"{self.prefix}epoch"
 
     # -- memory-pressure -----------------------------------------------------------------
-    def mp_row(self, n: int) -> str:
+    def pressure_row(self, n: int) -> str:
         """string: the ``n``-th row of a fill, a booking as JSON (SET EX)."""
         return f"{self.prefix}row:{n}"
 
-    def mp_row_hash(self, n: int) -> str:
+    def pressure_row_hash(self, n: int) -> str:
         """hash: the ``n``-th row of a fill, a booking's columns as fields (HSET, EXPIRE)."""
         return f"{self.prefix}rowh:{n}"
 
-    def mp_slow(self, n: int) -> str:
+    def slowlog_string(self, n: int) -> str:
         """string: key ``n`` of the SLOWLOG demo's one big MSET; all share the hash tag
         ``{slow}``, so that one command may carry them on a cluster."""
         return f"{self.prefix}{{slow}}:{n}"
 
-    def mp_slow_zset(self, name: str) -> str:
+    def slowlog_zset(self, name: str) -> str:
         """sorted set: an input or the output of the SLOWLOG demo's ZUNIONSTORE (hash tag
-        ``{slow}``, as :meth:`mp_slow`)."""
+        ``{slow}``, as :meth:`slowlog_string`)."""
         return f"{self.prefix}{{slow}}:z:{name}"
 
     # -- bench -------------------------------------------------------------------

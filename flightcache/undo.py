@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from flightcache.config import DbUrl
+from flightcache.errors import killed_by
 
 UNDO_DIR = "undo"
 
@@ -288,10 +289,10 @@ UNDO_QUERIES = frozenset(
         "bench_sessions_remove",
         "booking_remove",
         "booking_remove_ids",
-        "inv_flight_move",
+        "invalidation_flight_move",
         "session_db_delete",
-        "wb_forget_seats",
-        "wb_forget_applied",
+        "write_behind_forget_applied",
+        "write_behind_forget_seats",
     }
 )
 """The named queries a record may ask for: each puts back one row a demo changed."""
@@ -335,7 +336,7 @@ class Stopped(SystemExit):
     the exit status is the shell's for that signal (128 + its number)."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(128 + signum)
+        super().__init__(killed_by(signum))
         self.signum = signum
 
 

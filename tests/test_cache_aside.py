@@ -33,6 +33,24 @@ def _keys(url: Any, prefix: str) -> list[str]:
         close(client)
 
 
+def test_a_lookup_says_how_it_was_served_as_data_and_as_text() -> None:
+    from flightcache.patterns.cache_aside import Lookup, ServedBy
+
+    def served(how: ServedBy, why: str = "") -> Lookup:
+        return Lookup("k", ["a"], [[1]], how, 7, why)
+
+    assert served(ServedBy.CACHE).source == "cache"
+    assert served(ServedBy.CACHE).hit and not served(ServedBy.CACHE).stored
+    assert served(ServedBy.DATABASE).source == "database"
+    assert served(ServedBy.DATABASE).stored and not served(ServedBy.DATABASE).hit
+    down = served(ServedBy.VALKEY_DOWN, "Connection refused")
+    assert down.source == "database (Valkey unavailable: Connection refused)"
+    assert not down.hit and not down.stored
+    full = served(ServedBy.NOT_STORED, "OOM command not allowed")
+    assert full.source == "database (could not store: OOM command not allowed)"
+    assert not full.hit and not full.stored
+
+
 @pytest.mark.parametrize("where", ["valkey_server", "valkey_cluster"])
 def test_miss_then_hit_then_fallback(
     loaded: DbUrl, where: str, key_prefix: str, request: pytest.FixtureRequest
@@ -40,7 +58,7 @@ def test_miss_then_hit_then_fallback(
     from flightcache.db import connect
     from flightcache.keys import Keys
     from flightcache.named_queries import bind, get
-    from flightcache.patterns.cache_aside import CacheAside
+    from flightcache.patterns.cache_aside import CacheAside, ServedBy
     from flightcache.valkey_client import close, unreachable
     from flightcache.valkey_client import connect as vconnect
 
@@ -53,8 +71,10 @@ def test_miss_then_hit_then_fallback(
         pattern = CacheAside(client, db, Keys(key_prefix), ttl=120)
         first = pattern.get(q, params)
         assert not first.hit and first.stored and first.rows
+        assert first.served_by is ServedBy.DATABASE and first.source == "database"
         second = pattern.get(q, params)
         assert second.hit and second.source == "cache" and second.rows == first.rows
+        assert second.served_by is ServedBy.CACHE
         assert 0 < client.ttl(first.key) <= 120
         # a value that is not ours is a miss, and gets replaced
         client.set(first.key, "not json")
@@ -67,6 +87,7 @@ def test_miss_then_hit_then_fallback(
         down = CacheAside(unreachable(), db, Keys(key_prefix)).get(q, params)
         assert not down.hit and down.rows == first.rows
         assert down.source.startswith("database (Valkey unavailable")
+        assert down.served_by is ServedBy.VALKEY_DOWN and not down.stored
         for key in (first.key, other.key):
             client.delete(key)
     finally:

@@ -20,7 +20,7 @@ from flightcache.config import DbUrl
 from tests.conftest import server_args
 
 pytestmark = pytest.mark.safety(10)
-PAUSE_ENV = "FLIGHTCACHE_WB_PAUSE_BEFORE_ACK"  # the demo's test hook (write_behind.PAUSE_ENV)
+PAUSE_ENV = "FLIGHTCACHE_WB_PAUSE_BEFORE_ACK"  # the demo's test hook (demos/write_behind.py)
 
 MALICIOUS = 'open({marker!r}, "a").write("imported from the current directory\\n")\n'
 

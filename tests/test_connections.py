@@ -221,9 +221,9 @@ def test_connect_timeout_of_the_url_bounds_a_server_that_never_answers() -> None
 # -- the local API ----------------------------------------------------------------------
 @pytest.mark.parametrize("sends", [b"", b"GET /weather/FRA HTTP/1.0\r\nHost: x\r\n"])
 def test_fake_api_stops_at_once_with_an_idle_client(sends: bytes) -> None:
-    from flightcache.fakeapi import FakeApi, Snapshot
+    from flightcache.fakeapi import ApiSnapshot, FakeApi
 
-    api = FakeApi(Snapshot({}, {})).start()
+    api = FakeApi(ApiSnapshot({}, {})).start()
     host, port = api.url.removeprefix("http://").split(":")
     client = socket.create_connection((host, int(port)), timeout=5)
     try:
@@ -244,7 +244,7 @@ def test_fake_api_handlers_time_out() -> None:
     from flightcache import fakeapi
 
     assert 0 < fakeapi.REQUEST_TIMEOUT_S <= 30
-    api = fakeapi.FakeApi(fakeapi.Snapshot({}, {}), request_timeout=0.5).start()
+    api = fakeapi.FakeApi(fakeapi.ApiSnapshot({}, {}), request_timeout=0.5).start()
     try:
         host, port = api.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=5) as client:

@@ -68,8 +68,11 @@ def test_schema_has_the_fourteen_tables_everywhere() -> None:
     assert len(TABLES) == 14
     # the same names in both dialects, except write-behind's claim of applied entry ids:
     # one INSERT ... ON CONFLICT DO NOTHING RETURNING on PostgreSQL, which MySQL lacks,
-    # so MySQL looks the ids up and inserts the new ones (patterns/write_behind.py)
-    only = {"postgresql": {"wb_applied_claim"}, "mysql": {"wb_applied_among", "wb_applied_insert"}}
+    # so MySQL looks the ids up and inserts the new ones (patterns/write_behind_worker.py)
+    only = {
+        "postgresql": {"write_behind_applied_claim"},
+        "mysql": {"write_behind_applied_among", "write_behind_applied_insert"},
+    }
     mysql, pg = set(sqlfiles.queries("mysql")), set(sqlfiles.queries("postgresql"))
     assert mysql - pg == only["mysql"] and pg - mysql == only["postgresql"]
 

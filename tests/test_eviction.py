@@ -165,7 +165,7 @@ def test_settings_restored_when_the_demo_fails_midway(
     monkeypatch: pytest.MonkeyPatch,
     failure: BaseException,
 ) -> None:
-    from flightcache.patterns import eviction
+    from flightcache.demos import eviction
 
     seen: list[dict[str, str]] = []
 
@@ -250,3 +250,17 @@ def test_sizes_parse_like_valkey_conf() -> None:
     assert parse_size("512kb") == 512 * 1024 and parse_size("1k") == 1000
     assert parse_size("1gb") == 1024**3 and parse_size("2m") == 2_000_000
     assert parse_policies("allkeys-lru, ALLKEYS-LFU,allkeys-lru") == ["allkeys-lru", "allkeys-lfu"]
+
+
+def test_the_command_takes_its_defaults_and_limits_from_the_demos_options() -> None:
+    import typer.main
+
+    from flightcache.cli import app
+    from flightcache.demos.eviction import KEYS_MAX, REQUESTS_MAX, Options
+    from flightcache.patterns.eviction import parse_policies
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["eviction"].params}  # type: ignore[attr-defined]
+    for name in ("keys", "requests", "skew", "seed", "maxmemory"):
+        assert params[name].default == getattr(Options, name), name
+    assert tuple(parse_policies(params["policies"].default)) == Options.policies
+    assert (params["keys"].max, params["requests"].max) == (KEYS_MAX, REQUESTS_MAX)

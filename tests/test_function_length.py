@@ -12,24 +12,6 @@ import flightcache
 PACKAGE = Path(flightcache.__file__).parent
 LIMIT = 150
 
-# Functions of the pattern slices' modules still over the limit (module:qualified name).
-# The slices split them; the merger empties this set as they land. Nothing else may be
-# exempt.
-PENDING_SPLIT: set[str] = {
-    "flightcache.commands.leaderboard_live:bench",
-    "flightcache.commands.leaderboard_live:simulate",
-    "flightcache.commands.write_behind:worker",
-    "flightcache.patterns.hit_ratio:demo",
-    "flightcache.patterns.invalidation_demo:run",
-    "flightcache.patterns.leaderboard_demo:demo",
-    "flightcache.patterns.memory:demo",
-    "flightcache.patterns.memory_pressure:demo",
-    "flightcache.patterns.session_demo:demo",
-    "flightcache.patterns.ttl:demo",
-    "flightcache.patterns.write_behind:demo",
-    "flightcache.patterns.write_through:demo",
-}
-
 
 def lengths() -> dict[str, int]:
     """``module:qualified.name`` -> lines, for every function and method of the package."""
@@ -56,15 +38,5 @@ def lengths() -> dict[str, int]:
 
 
 def test_no_function_is_longer_than_the_limit() -> None:
-    too_long = {
-        name: lines
-        for name, lines in lengths().items()
-        if lines > LIMIT and name not in PENDING_SPLIT
-    }
+    too_long = {name: lines for name, lines in lengths().items() if lines > LIMIT}
     assert too_long == {}, f"functions over {LIMIT} lines (split them into steps)"
-
-
-def test_pending_split_names_only_functions_still_too_long() -> None:
-    found = lengths()
-    stale = sorted(name for name in PENDING_SPLIT if found.get(name, 0) <= LIMIT)
-    assert stale == [], "split or gone: take them out of PENDING_SPLIT"

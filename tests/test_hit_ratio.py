@@ -135,6 +135,33 @@ def test_reader_falls_back_to_the_database_when_valkey_is_down(tiny_db_url: DbUr
         conn.close()
 
 
+def test_reader_counts_its_own_ratio(
+    tiny_db_url: DbUrl, valkey_server: Any, key_prefix: str
+) -> None:
+    from flightcache.db import connect
+    from flightcache.keys import Keys
+    from flightcache.patterns.hit_ratio import FlightReader
+    from flightcache.valkey_client import close, delete_matching
+    from flightcache.valkey_client import connect as connect_valkey
+
+    conn = connect(tiny_db_url)
+    client = connect_valkey(valkey_server.url)
+    try:
+        flight_id = int(conn.fetch("SELECT MIN(flight_id) FROM flight").rows[0][0])
+        reader = FlightReader(client, conn, Keys(key_prefix), ttl=30)
+        assert reader.ratio == 0.0  # nothing read yet
+        first, second = reader.get(flight_id), reader.get(flight_id)
+        assert (first.hit, first.stored, second.hit) == (False, True, True)
+        assert second.value == first.value
+        assert (reader.hits, reader.misses, reader.errors) == (1, 1, 0)
+        assert reader.ratio == 0.5
+        assert 0 < client.ttl(Keys(key_prefix).flight(flight_id)) <= 30
+    finally:
+        delete_matching(client, key_prefix + "*")
+        close(client)
+        conn.close()
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [
@@ -155,3 +182,16 @@ def test_bad_input_is_a_usage_error(cli: Any, option: str, value: str) -> None:
 def test_non_numeric_input_is_a_usage_error(cli: Any) -> None:
     result = cli("hit-ratio", "--skew", "steep")
     assert result.code == 2 and "--skew" in result.err
+
+
+def test_the_command_takes_its_defaults_and_limits_from_the_demos_options() -> None:
+    import typer.main
+
+    from flightcache.cli import app
+    from flightcache.demos.hit_ratio import REQUESTS_MAX, Options
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["hit-ratio"].params}  # type: ignore[attr-defined]
+    for name in ("requests", "skew", "ttl", "seed"):
+        assert params[name].default == getattr(Options, name), name
+    assert params["requests"].max == REQUESTS_MAX
+    assert Options.bars is False  # bars only in text output, set by the command

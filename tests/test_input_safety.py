@@ -142,8 +142,8 @@ ANY_SIGN = {"--seed", "leaderboard range --min", "leaderboard range --max"}
 INFINITE_OK = {"leaderboard range --min", "leaderboard range --max"}
 ZERO_OK = ANY_SIGN | {
     "ttl --jitter",
-    "invalidate --jitter",
-    "invalidate --warm",
+    "invalidation --jitter",
+    "invalidation --warm",
     "universal --api-latency-ms",
     "universal --api-failure-rate",
     "memory-pressure --slower-than",

@@ -60,25 +60,6 @@ LAYERS: list[tuple[str, int, str]] = [
     ("flightcache", BASE, "the package itself: only __version__"),
 ]
 
-# Pattern-slice modules that still mix demo code into patterns/ (they import
-# flightcache.demos.base, upward). The merger empties this set as the slices land;
-# nothing else may be exempt.
-PENDING_SPLIT: set[str] = {
-    "flightcache.patterns.cache_aside",
-    "flightcache.patterns.eviction",
-    "flightcache.patterns.hit_ratio",
-    "flightcache.patterns.invalidation_demo",
-    "flightcache.patterns.leaderboard_demo",
-    "flightcache.patterns.memory",
-    "flightcache.patterns.memory_pressure",
-    "flightcache.patterns.nested_doll",
-    "flightcache.patterns.session_demo",
-    "flightcache.patterns.ttl",
-    "flightcache.patterns.universal_demo",
-    "flightcache.patterns.write_behind",
-    "flightcache.patterns.write_through",
-}
-
 
 def modules() -> dict[str, tuple[Path, bool]]:
     """Every module of the package: dotted name -> (file, is a package's __init__)."""
@@ -143,7 +124,8 @@ def graph() -> dict[str, dict[str, int]]:
 def layer_of(module: str) -> int | None:
     best: tuple[int, int] | None = None
     for prefix, layer, _why in LAYERS:
-        covers = module == prefix or module.startswith(prefix + ".")
+        # the package's own entry places its __init__ only, not every module under it
+        covers = module == prefix or (prefix != "flightcache" and module.startswith(prefix + "."))
         if covers and (best is None or len(prefix) > best[0]):
             best = (len(prefix), layer)
     return None if best is None else best[1]
@@ -230,8 +212,6 @@ def upward(edges: dict[str, dict[str, int]]) -> list[str]:
     """Every import of a higher layer, as ``importer:line -> imported``."""
     found: list[str] = []
     for module, targets in sorted(edges.items()):
-        if module in PENDING_SPLIT:
-            continue
         mine = layer_of(module)
         for target, line in sorted(targets.items()):
             theirs = layer_of(target)
@@ -242,6 +222,7 @@ def upward(edges: dict[str, dict[str, int]]) -> list[str]:
 
 def test_every_module_has_a_layer() -> None:
     assert [m for m in modules() if layer_of(m) is None] == []
+    assert layer_of("flightcache.newcomer") is None  # a new top-level module needs a line
 
 
 def test_no_import_cycles() -> None:
@@ -252,22 +233,6 @@ def test_no_import_cycles() -> None:
 def test_no_import_goes_up_a_layer() -> None:
     found = upward(graph())
     assert found == [], "upward imports:\n" + "\n".join(found)
-
-
-def test_pending_split_names_only_modules_that_still_need_it() -> None:
-    """An entry that no longer imports upward (or no longer exists) leaves the set."""
-    edges = graph()
-    stale = []
-    for module in sorted(PENDING_SPLIT):
-        mine = layer_of(module)
-        targets = edges.get(module)
-        if targets is None or mine is None:
-            stale.append(module)
-            continue
-        if not any((layer_of(t) or mine) < mine for t in targets):
-            stale.append(module)
-    assert stale == []
-    assert all(m.startswith("flightcache.patterns.") for m in PENDING_SPLIT)
 
 
 def test_the_walker_sees_every_kind_of_import(tmp_path: Path) -> None:
@@ -305,12 +270,6 @@ def test_cycles_and_climbs_are_caught() -> None:
     assert upward(edges) == ["flightcache.config:3 -> flightcache.cli"]
 
 
-# Class names still defined twice, each clash inside a pattern slice's modules (the
-# slices rename theirs: leaderboard_live's Board and Snapshot, ...).
-# The merger empties this set as the slices land.
-PENDING_CLASHES: set[str] = {"Board", "Entry", "Lookup", "Snapshot"}
-
-
 def class_names() -> dict[str, list[str]]:
     """Class name -> the modules that define a class of that name at their top level."""
     found: dict[str, list[str]] = {}
@@ -332,5 +291,4 @@ def test_no_two_classes_share_a_name() -> None:
     for name, package in CONVENTIONS.items():
         names[name] = [m for m in names.get(name, []) if not m.startswith(package)]
     clashes = {name: where for name, where in names.items() if len(where) > 1}
-    assert {n: w for n, w in clashes.items() if n not in PENDING_CLASHES} == {}
-    assert sorted(PENDING_CLASHES - set(clashes)) == []  # a resolved clash leaves the set
+    assert clashes == {}

@@ -15,7 +15,7 @@ BOARD = "airport-bookings"
 
 
 def _keys(prefix: str) -> Any:
-    from flightcache.patterns.leaderboard_live import board_keys
+    from flightcache.patterns.leaderboard import board_keys
 
     return board_keys(prefix)
 
@@ -245,22 +245,22 @@ def test_bad_input_is_one_line(cli: Any, args: list[str], fragment: str) -> None
 
 
 def test_board_reads_survive_a_dropped_connection(valkey_client: Any, key_prefix: str) -> None:
-    from flightcache.patterns.leaderboard_live import Board
+    from flightcache.patterns.leaderboard import ALL, Board
 
     board = Board(valkey_client, _keys(key_prefix), "bench")
-    board.add_scores("all", [("a", 3), ("b", 5), ("a", 4)])
-    assert board.top("all", 10) == [("a", 7.0), ("b", 5.0)]
+    board.add_scores(ALL, [("a", 3), ("b", 5), ("a", 4)])
+    assert board.top(ALL, 10) == [("a", 7.0), ("b", 5.0)]
     assert board.rank("b") == 1 and board.rank("nobody") is None
     board._conn.disconnect()  # the pinned connection goes away under the board
-    assert board.top("all", 1) == [("a", 7.0)]
+    assert board.top(ALL, 1) == [("a", 7.0)]
     board.close()
-    valkey_client.delete(board.key("all"))
+    valkey_client.delete(board.key(ALL))
 
 
 def test_simulate_counts_valkey_failures_after_the_commit(loaded: Any, key_prefix: str) -> None:
     import datetime as dt
 
-    from flightcache.patterns.leaderboard_live import Simulator
+    from flightcache.bench.leaderboard import Simulator
     from flightcache.valkey_client import unreachable
 
     before = _bookings(loaded)

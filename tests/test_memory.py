@@ -137,3 +137,19 @@ def test_bad_flight_counts(cli: Any, flights: str) -> None:
     assert result.code == 3, result.err
     assert result.err.startswith("error: ") and "out of range" in result.err
     assert "hint:" in result.err
+
+
+def test_the_command_takes_its_defaults_and_limits_from_the_demos_options() -> None:
+    import typer.main
+
+    from flightcache.cli import app
+    from flightcache.demos.memory import FLIGHTS_MAX, FLIGHTS_MIN, Options
+    from flightcache.errors import ConfigError
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["memory"].params}  # type: ignore[attr-defined]
+    assert params["flights"].default == Options.flights
+    Options(flights=FLIGHTS_MIN)
+    Options(flights=FLIGHTS_MAX)
+    for outside in (FLIGHTS_MIN - 1, FLIGHTS_MAX + 1):
+        with pytest.raises(ConfigError, match="out of range"):
+            Options(flights=outside)

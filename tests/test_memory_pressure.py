@@ -169,7 +169,8 @@ def test_settings_restored_when_the_demo_fails_midway(
     where: str,
     failure: BaseException,
 ) -> None:
-    from flightcache.patterns import memory_pressure
+    from flightcache.demos import memory_pressure as demo_module
+    from flightcache.patterns import memory_pressure as pattern_module
 
     url = load_tiny(mysql_url)
     seen: list[dict[str, str]] = []
@@ -179,7 +180,7 @@ def test_settings_restored_when_the_demo_fails_midway(
         raise failure
 
     target = "until_full" if where == "fill" else "entries"
-    owner = memory_pressure.Filler if where == "fill" else memory_pressure.SlowLog
+    owner = demo_module.Filler if where == "fill" else pattern_module.SlowLog
     monkeypatch.setattr(owner, target, fail)
     result = _run(cli, url, valkey_server, key_prefix, "--yes", "--rows", "500")
     assert result.code == (130 if isinstance(failure, KeyboardInterrupt) else 70), result.err
@@ -204,8 +205,8 @@ def test_slowlog_reset_only_on_flightcaches_own_valkey(
     valkey_server: Any, key_prefix: str, own: bool
 ) -> None:
     from flightcache.demos.base import DemoContext
+    from flightcache.demos.memory_pressure import slowlog
     from flightcache.keys import Keys
-    from flightcache.patterns.memory_pressure import _slowlog
     from flightcache.trace import Tracer
     from flightcache.valkey_client import delete_matching
 
@@ -215,7 +216,7 @@ def test_slowlog_reset_only_on_flightcaches_own_valkey(
     client.set(key_prefix + "marker", "1")
     client.config_set("slowlog-log-slower-than", before[0]["slowlog-log-slower-than"])
     ctx = DemoContext(db=None, valkey=client, keys=Keys(key_prefix), tracer=Tracer())  # type: ignore[arg-type]
-    records = list(_slowlog(ctx, [client], 0, own))
+    records = list(slowlog(ctx, [client], 0, own))
     assert all(r.ok for r in records if hasattr(r, "ok"))
     marker = [
         e for e in client.slowlog_get(128) if (key_prefix + "marker").encode() in e["command"]
@@ -227,9 +228,9 @@ def test_slowlog_reset_only_on_flightcaches_own_valkey(
 
 
 def test_a_hash_layout_fills_and_is_refused_too(valkey_server: Any, key_prefix: str) -> None:
+    from flightcache.demos.memory_pressure import Filler, FillResult
     from flightcache.keys import Keys
     from flightcache.patterns.eviction import MemoryLimits
-    from flightcache.patterns.memory_pressure import Filler, FillResult
     from flightcache.valkey_client import delete_matching
 
     client = _client(valkey_server)
@@ -240,7 +241,7 @@ def test_a_hash_layout_fills_and_is_refused_too(valkey_server: Any, key_prefix: 
         result = FillResult("hash", "hash")
         assert Filler(client, Keys(key_prefix), [record], layout="hash").until_full(result)
         assert result.written > 100 and result.oom > 0 and result.first_error == OOM
-        assert client.hgetall(Keys(key_prefix).mp_row_hash(0))["seat"] == ""
+        assert client.hgetall(Keys(key_prefix).pressure_row_hash(0))["seat"] == ""
     finally:
         limits.restore()
         delete_matching(client, key_prefix + "*")
@@ -259,3 +260,25 @@ def test_bad_input_is_a_usage_error(cli: Any, args: list[str], fragment: str) ->
     result = cli("--valkey-url", "valkey://127.0.0.1:1", "memory-pressure", "--yes", *args)
     assert result.code == 2, (result.out, result.err)
     assert fragment in result.err and "Traceback" not in result.err
+
+
+def test_the_command_takes_its_defaults_and_limits_from_the_demos_options() -> None:
+    import typer.main
+
+    from flightcache.cli import app
+    from flightcache.demos import memory_pressure
+
+    Options = memory_pressure.Options
+    command = typer.main.get_command(app).commands["memory-pressure"]  # type: ignore[attr-defined]
+    params = {p.name: p for p in command.params}
+    for name in ("rows", "slower_than", "maxmemory"):
+        assert params[name].default == getattr(Options, name), name
+    assert (params["rows"].min, params["rows"].max) == (
+        memory_pressure.ROWS_MIN,
+        memory_pressure.ROWS_MAX,
+    )
+    assert (params["slower_than"].min, params["slower_than"].max) == (
+        memory_pressure.SLOWER_THAN_MIN,
+        memory_pressure.SLOWER_THAN_MAX,
+    )
+    assert Options.own_server is False  # SLOWLOG RESET only when the command says so

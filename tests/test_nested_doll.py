@@ -10,6 +10,7 @@ import pytest
 from valkey.crc import key_slot
 
 from flightcache.config import DbUrl
+from flightcache.demos.nested_doll import default_flight, require_flight, some_passenger
 from flightcache.errors import DataError
 from flightcache.keys import Keys
 from flightcache.patterns.nested_doll import LAYERS, NestedDoll
@@ -43,7 +44,7 @@ def test_layers_of_a_flight_share_a_slot(key_prefix: str) -> None:
 
 
 def test_first_compose_misses_then_hits_with_ttls_in_their_classes(doll: NestedDoll) -> None:
-    flight_id = doll.default_flight()
+    flight_id = default_flight(doll)
     first = doll.compose(flight_id)
     assert first.misses() == [layer.name for layer in LAYERS] and doll.queries == 4
     assert first.value() == doll.compose_from_db(flight_id)
@@ -63,14 +64,14 @@ def test_first_compose_misses_then_hits_with_ttls_in_their_classes(doll: NestedD
 
 
 def test_refresh_of_one_layer_leaves_the_others_alone(doll: NestedDoll) -> None:
-    flight_id = doll.default_flight()
+    flight_id = default_flight(doll)
     before = doll.compose(flight_id).value()
     aged = {"aircraft": 50_000, "schedule": 40_000, "status": 20_000, "seats": 10_000}
     for name, ms in aged.items():
         doll.valkey.pexpire(doll.key(flight_id, name), ms)
     count = _booked(doll, flight_id)
 
-    booking_id = doll.add_booking(flight_id, doll.some_passenger())
+    booking_id = doll.add_booking(flight_id, some_passenger(doll))
     try:
         assert _booked(doll, flight_id) == count + 1
         ttls = doll.ttls(flight_id)
@@ -93,7 +94,7 @@ def test_refresh_of_one_layer_leaves_the_others_alone(doll: NestedDoll) -> None:
 
 
 def test_an_expired_layer_alone_is_rebuilt(doll: NestedDoll) -> None:
-    flight_id = doll.default_flight()
+    flight_id = default_flight(doll)
     doll.compose(flight_id)
     doll.valkey.pexpire(doll.key(flight_id, "status"), 1)
     time.sleep(0.05)
@@ -106,7 +107,7 @@ def test_an_expired_layer_alone_is_rebuilt(doll: NestedDoll) -> None:
 
 def test_missing_flight_is_a_data_error_and_writes_nothing(doll: NestedDoll) -> None:
     with pytest.raises(DataError, match="no flight with id 999999999") as caught:
-        doll.require_flight(999_999_999)
+        require_flight(doll, 999_999_999)
     assert caught.value.hint and "run from 1 to" in caught.value.hint
     with pytest.raises(DataError):
         doll.compose(999_999_999)

@@ -78,7 +78,7 @@ def test_killed_bench_run_leaves_nothing_after_the_next_run(
     tiny_db_url: DbUrl, valkey_server: ValkeyInstance, key_prefix: str, tmp_path: Path
 ) -> None:
     from flightcache.db import connect
-    from flightcache.patterns.session import SessionTable
+    from flightcache.patterns.session_database import SessionTable
     from flightcache.valkey_client import close
     from flightcache.valkey_client import connect as valkey
 

@@ -248,7 +248,7 @@ def rows_state(url: DbUrl) -> tuple[int, list[Any]]:
 
 
 @pytest.mark.parametrize(
-    "demo", [["invalidate"], ["leaderboard", "demo"], ["nested-doll"]], ids=" ".join
+    "demo", [["invalidation"], ["leaderboard", "demo"], ["nested-doll"]], ids=" ".join
 )
 @pytest.mark.safety(3)
 def test_killed_demos_bookings_and_moved_flight_are_put_back(
@@ -258,7 +258,7 @@ def test_killed_demos_bookings_and_moved_flight_are_put_back(
     key_prefix: str,
     tmp_path: Path,
 ) -> None:
-    """SIGKILL right after the demo booked a seat (and, for invalidate, before or after
+    """SIGKILL right after the demo booked a seat (and, for invalidation, before or after
     it moved a flight): the next demo on that database puts every row back."""
     args = server_args(tiny_db_url, valkey_server, key_prefix)
     before = rows_state(tiny_db_url)

@@ -14,19 +14,18 @@ from flightcache.config import DbUrl
 from flightcache.errors import ConnectionFailed
 from flightcache.keys import Keys
 from flightcache.patterns.session import (
+    DEFAULT_TTL_S,
     CsrfMismatch,
     FingerprintMismatch,
     NotLoggedIn,
     SessionStore,
-    SessionTable,
     SessionUnavailable,
     User,
     day_of,
-    default_passenger,
     fingerprint,
-    passenger,
     supports_field_expiry,
 )
+from flightcache.patterns.session_database import SessionTable, default_passenger, passenger
 from tests.conftest import json_of, keys_left, server_args
 
 FP = fingerprint("test-browser/1.0", "en")
@@ -55,6 +54,35 @@ def _gone(store: SessionStore, token: str) -> None:
         with pytest.raises(NotLoggedIn, match=r"^not logged in: the session expired or never"):
             attempt()
     assert store.valkey.exists(store.key(token)) == 0
+
+
+def test_the_commands_default_lifetime_is_the_patterns() -> None:
+    from flightcache.demos.session import MIN_TTL_S, Options
+
+    assert Options().ttl == DEFAULT_TTL_S and Options().user is None
+    assert MIN_TTL_S <= DEFAULT_TTL_S
+
+
+def test_the_write_script_is_the_shipped_lua(valkey_client: Any, keys: Keys) -> None:
+    from flightcache.lua import script
+
+    lua = script("session_write")
+    assert lua.source.startswith("#!lua\n") and "KEYS[1]" in lua.source
+    key = keys.session("lua-test-token-0000")
+    assert lua(valkey_client, [key], ["existing", 60_000, 1, "", ""]) is None  # gone: no write
+    assert valkey_client.exists(key) == 0
+    assert lua(valkey_client, [key], ["new", 60_000, 0, "web", "f1", "user_id", "7"]) == 0
+    assert lua(valkey_client, [key], ["new", 60_000, 0, "", ""]) is None  # exists: no write
+    assert lua(valkey_client, [key], ["existing", 60_000, 2, "web", "f2", "a", "b"]) == 2
+    assert valkey_client.hgetall(key) == {
+        "user_id": "7",
+        "a": "b",
+        "devices": "web",
+        "last_device": "web",
+        "session_fingerprint": "f1,f2",
+        "page_views": "2",
+    }
+    assert 59_000 < valkey_client.pttl(key) <= 60_000
 
 
 def test_session_keys_spread_over_slots(key_prefix: str) -> None:

@@ -34,16 +34,16 @@ def _given(doc: dict[str, Any]) -> dict[str, Any]:
     return {s["series"]: s["given"] for s in steps}
 
 
-def _check_document(doc: dict[str, Any], keys: int, pct: float) -> None:
+def _check_document(doc: dict[str, Any], keys: int, percent: float) -> None:
     assert doc["demo"] == "ttl"
     records = doc["records"]
     assert {r["type"] for r in records} == {"step", "table", "histogram"}
     classes = [r["data"] for r in records if r["type"] == "step" and "class" in r["data"]]
-    assert [c["class"] for c in classes] == [dc.name for dc in DATA_CLASSES]
-    for c, dc in zip(classes, DATA_CLASSES, strict=True):
-        base = dc.ttl_s * 1000
-        assert c["min_ms"] == round(base * (1 - pct / 100))
-        assert c["max_ms"] == round(base * (1 + pct / 100))
+    assert [c["class"] for c in classes] == [data_class.name for data_class in DATA_CLASSES]
+    for c, data_class in zip(classes, DATA_CLASSES, strict=True):
+        base = data_class.ttl_s * 1000
+        assert c["min_ms"] == round(base * (1 - percent / 100))
+        assert c["max_ms"] == round(base * (1 + percent / 100))
         assert c["min_ms"] <= c["given_ms"] <= c["max_ms"]
         # PTTL counts down from the TTL given a moment ago
         assert c["given_ms"] - 5000 <= c["pttl_ms"] <= c["given_ms"]

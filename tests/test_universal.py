@@ -15,9 +15,9 @@ from .conftest import json_of, keys_left, server_args
 
 
 def _snapshot() -> Any:
-    from flightcache.fakeapi import Airport, ScheduledFlight, Snapshot
+    from flightcache.fakeapi import Airport, ApiSnapshot, ScheduledFlight
 
-    return Snapshot(
+    return ApiSnapshot(
         {
             "FRA": Airport("FRA", "Frankfurt", "Frankfurt", "DE", 50.03, 8.56, 40),
             "JFK": Airport("JFK", "Kennedy", "New York", "US", 40.64, -73.78, 30),
@@ -49,7 +49,8 @@ def api() -> Iterator[Any]:
 
 def test_fake_api_answers_deterministically_and_fails_on_demand(api: Any) -> None:
     from flightcache.fakeapi import FakeApi
-    from flightcache.patterns.universal import ApiClient, ApiNotFound, OriginDown
+    from flightcache.patterns.universal import OriginDown
+    from flightcache.patterns.universal_origins import ApiClient, ApiNotFound
 
     client = ApiClient(api.url, timeout_s=0.3, name="weather API")
     first = client.get("/weather/FRA")
@@ -93,11 +94,8 @@ def test_cache_serves_stale_then_errors_then_recovers(
     api: Any, where: str, key_prefix: str, request: pytest.FixtureRequest
 ) -> None:
     from flightcache.keys import Keys
-    from flightcache.patterns.universal import (
-        ApiClient,
-        NothingCached,
-        UniversalCache,
-    )
+    from flightcache.patterns.universal import NothingCached, UniversalCache
+    from flightcache.patterns.universal_origins import ApiClient
     from flightcache.valkey_client import close, connect, unreachable
 
     client = connect(request.getfixturevalue(where).url)

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from flightcache.config import DbUrl
+from flightcache.demos import write_behind as demo
 from flightcache.keys import Keys
-from flightcache.patterns import write_behind as wb
+from flightcache.patterns import write_behind, write_behind_worker
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def _spread(flights: list[int], count: int) -> list[tuple[int, int]]:
 def _queued(db: Any, client: Any, prefix: str, count: int) -> tuple[Keys, Any, int]:
     """``count`` bookings queued; returns the keys, the pattern and the seats accepted."""
     keys = _keys(prefix)
-    pattern = wb.WriteBehind(client, db, keys)
+    pattern = write_behind.WriteBehind(client, db, keys)
     pattern.ensure_groups()
     bookings = _spread(_flights(db), count)
     assert pattern.book_many(bookings) == count
@@ -73,75 +74,120 @@ def _global(db_url: DbUrl, valkey_url: Any, prefix: str) -> list[str]:
 
 def test_a_booking_is_visible_in_valkey_at_once(loaded: Any, client: Any, key_prefix: str) -> None:
     keys = _keys(key_prefix)
-    pattern = wb.WriteBehind(client, loaded, keys)
+    pattern = write_behind.WriteBehind(client, loaded, keys)
     pattern.ensure_groups()
     flight = _flights(loaded, 1)[0]
     first = pattern.book(flight, 3)
     second = pattern.book(flight, 2)
     assert (first.booked, second.booked) == (3, 5)
     assert pattern.booked(flight) == 5
-    shard = wb.shard_of(flight)
-    entries = client.xrange(keys.wb_queue(shard))
+    shard = write_behind.shard_of(flight)
+    entries = client.xrange(keys.write_behind_queue(shard))
     assert [e[1] for e in entries] == [
         {"flight": str(flight), "seats": "3"},
         {"flight": str(flight), "seats": "2"},
     ]
     assert [e[0] for e in entries] == [first.entry_id, second.entry_id]
     # the database has not heard of it: only the worker writes there
-    wb.ensure_tables(loaded)
-    assert wb.db_total(loaded, keys.prefix) == 0
-    assert wb.backlog(pattern.depth()) == 2
+    write_behind.ensure_tables(loaded)
+    assert write_behind.db_total(loaded, keys.prefix) == 0
+    assert write_behind.backlog(pattern.depth()) == 2
+
+
+def test_a_pipelined_booking_whose_script_was_flushed_still_runs(
+    loaded: Any, client: Any, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SCRIPT FLUSH between loading the script and the pipeline (a restart, a failover):
+    every EVALSHA answers NOSCRIPT, and each booking runs again through EVAL."""
+    from flightcache.valkey_client import primaries
+
+    keys = _keys(key_prefix)
+    pattern = write_behind.WriteBehind(client, loaded, keys)
+    pattern.ensure_groups()
+    for node in primaries(client):
+        node.script_flush()
+    monkeypatch.setattr(pattern, "load_script", lambda: None)  # flushed after loading
+    bookings = _spread(_flights(loaded), 30)
+    assert pattern.book_many(bookings) == 30
+    assert pattern.accepted_writes == 30
+    assert write_behind.backlog(pattern.depth()) == 30
+    assert pattern.valkey_total({f for f, _ in bookings}) == sum(s for _, s in bookings)
+
+
+def test_the_dead_letter_script_moves_a_pending_entry_once(client: Any, key_prefix: str) -> None:
+    """Pending: acked and added to the dead letters (1). Acked already, by another
+    worker: nothing added (0), so an entry has one dead letter at most."""
+    keys = _keys(key_prefix)
+    write_behind.WriteBehind(client, None, keys).ensure_groups()
+    queue, dead = keys.write_behind_queue(3), keys.write_behind_dead_letters(3)
+    entry = str(client.xadd(queue, {"flight": 3, "seats": 1}))
+    client.xreadgroup(write_behind.GROUP, "worker-1", {queue: ">"}, count=1)
+    args = [write_behind.GROUP, entry, 10, "flight", "3", "entry", entry, "error", "refused"]
+    assert write_behind_worker.DEAD_LETTER(client, [queue, dead], args) == 1
+    assert write_behind_worker.DEAD_LETTER(client, [queue, dead], args) == 0
+    assert [fields for _, fields in client.xrange(dead)] == [
+        {"flight": "3", "entry": entry, "error": "refused"}
+    ]
+    assert client.xpending(queue, write_behind.GROUP)["pending"] == 0
 
 
 def test_the_worker_drains_everything(loaded: Any, client: Any, key_prefix: str) -> None:
     keys = _keys(key_prefix)
-    pattern = wb.WriteBehind(client, loaded, keys)
+    pattern = write_behind.WriteBehind(client, loaded, keys)
     pattern.ensure_groups()
     bookings = _spread(_flights(loaded), 1_234)
     assert pattern.book_many(bookings) == 1_234
-    worker = wb.Worker(client, keys, lambda: loaded, batch=100, own_connection=False)
+    worker = write_behind_worker.Worker(
+        client, keys, lambda: loaded, batch=100, own_connection=False
+    )
     report = worker.run(once=True)
     assert report.applied == 1_234 and report.skipped == 0
     assert report.batches >= 13
-    assert wb.db_total(loaded, keys.prefix) == sum(s for _, s in bookings)
-    assert wb.applied_count(loaded, keys.prefix) == 1_234
+    assert write_behind.db_total(loaded, keys.prefix) == sum(s for _, s in bookings)
+    assert write_behind.applied_count(loaded, keys.prefix) == 1_234
     for flight in {f for f, _ in bookings}:
         expected = sum(s for f, s in bookings if f == flight)
-        assert wb.db_total(loaded, keys.prefix, flight) == expected == pattern.booked(flight)
+        assert (
+            write_behind.db_total(loaded, keys.prefix, flight) == expected == pattern.booked(flight)
+        )
     depths = pattern.depth()
-    assert wb.backlog(depths) == 0
+    assert write_behind.backlog(depths) == 0
     assert sum(d.length for d in depths) == 0  # acked entries are trimmed away
 
 
 def test_applying_the_same_entries_twice_counts_them_once(loaded: Any, key_prefix: str) -> None:
-    wb.ensure_tables(loaded)
+    write_behind.ensure_tables(loaded)
     flights = _flights(loaded, 3)
-    entries = [wb.Entry(f"1700000000000-{i}", flights[i % 3], 2) for i in range(40)]
-    assert wb.apply_batch(loaded, key_prefix, 5, entries) == (40, 0)
-    assert wb.db_total(loaded, key_prefix) == 80
-    assert wb.apply_batch(loaded, key_prefix, 5, entries) == (0, 40)
+    entries = [
+        write_behind_worker.QueueEntry(f"1700000000000-{i}", flights[i % 3], 2) for i in range(40)
+    ]
+    assert write_behind_worker.apply_batch(loaded, key_prefix, 5, entries) == (40, 0)
+    assert write_behind.db_total(loaded, key_prefix) == 80
+    assert write_behind_worker.apply_batch(loaded, key_prefix, 5, entries) == (0, 40)
     # a batch that overlaps: only the new half counts
-    more = entries[20:] + [wb.Entry(f"1700000000001-{i}", flights[0], 1) for i in range(10)]
-    assert wb.apply_batch(loaded, key_prefix, 5, more) == (10, 20)
-    assert wb.db_total(loaded, key_prefix) == 90
-    assert wb.applied_count(loaded, key_prefix) == 50
+    more = entries[20:] + [
+        write_behind_worker.QueueEntry(f"1700000000001-{i}", flights[0], 1) for i in range(10)
+    ]
+    assert write_behind_worker.apply_batch(loaded, key_prefix, 5, more) == (10, 20)
+    assert write_behind.db_total(loaded, key_prefix) == 90
+    assert write_behind.applied_count(loaded, key_prefix) == 50
     # the same ids in another shard's stream are other entries
-    assert wb.apply_batch(loaded, key_prefix, 6, entries[:1]) == (1, 0)
+    assert write_behind_worker.apply_batch(loaded, key_prefix, 6, entries[:1]) == (1, 0)
 
 
 def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     db_url: DbUrl, loaded: Any, client: Any, any_valkey: Any, key_prefix: str, tmp_path: Path
 ) -> None:
-    wb.ensure_tables(loaded)
+    write_behind.ensure_tables(loaded)
     keys, pattern, accepted = _queued(loaded, client, key_prefix, 900)
-    command = wb.worker_command(50, "crashy", _global(db_url, any_valkey.url, key_prefix))
-    pid, code, committed = wb.kill_after_commit(command, _env(tmp_path), loaded, keys.prefix)
+    command = demo.worker_command(50, "crashy", _global(db_url, any_valkey.url, key_prefix))
+    pid, code, committed = demo.kill_after_commit(command, _env(tmp_path), loaded, keys.prefix)
     assert code == -signal.SIGKILL
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # really gone
     assert 0 < committed <= 50
-    assert wb.applied_count(loaded, keys.prefix) == committed
-    assert 0 < wb.db_total(loaded, keys.prefix) < accepted
+    assert write_behind.applied_count(loaded, keys.prefix) == committed
+    assert 0 < write_behind.db_total(loaded, keys.prefix) < accepted
     pending = sum(d.pending for d in pattern.depth())
     assert pending == committed  # applied, never acked
 
@@ -154,8 +200,8 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     assert summary["skipped"] == committed  # redelivered, found applied, not counted again
     assert summary["applied"] == 900 - committed
     assert summary["backlog"] == 0
-    assert wb.db_total(loaded, keys.prefix) == accepted
-    assert wb.applied_count(loaded, keys.prefix) == 900
+    assert write_behind.db_total(loaded, keys.prefix) == accepted
+    assert write_behind.applied_count(loaded, keys.prefix) == 900
 
 
 def test_a_database_that_is_down_leaves_entries_pending(
@@ -179,14 +225,14 @@ def test_a_database_that_is_down_leaves_entries_pending(
     assert 0 < stuck <= 100  # the batch it read: one shard's entries, at most --batch
     depths = pattern.depth()
     assert sum(d.pending for d in depths) == stuck  # read, not acked
-    assert wb.backlog(depths) == 300  # nothing lost
+    assert write_behind.backlog(depths) == 300  # nothing lost
 
     result = cli("--db-url", db_url.url(redact=False), *common, *worker)
     assert result.code == 0, result.err
     summary = json.loads(result.out)
     assert summary["recovered"] == stuck and summary["skipped"] == 0
     assert summary["applied"] == 300 and summary["backlog"] == 0
-    assert wb.db_total(loaded, keys.prefix) == accepted
+    assert write_behind.db_total(loaded, keys.prefix) == accepted
 
 
 def test_the_demo_runs_and_adds_up(
@@ -220,8 +266,8 @@ def test_the_demo_runs_and_adds_up(
     assert row["duplicates"] == 0 and row["lost"] == 0
     assert row["redelivered, skipped"] > 0
     # keys and the demo's rows are gone afterwards
-    wb.ensure_tables(loaded)
-    assert wb.applied_count(loaded, key_prefix + "write-behind:") == 0
+    write_behind.ensure_tables(loaded)
+    assert write_behind.applied_count(loaded, key_prefix + "write-behind:") == 0
     from flightcache.valkey_client import close, connect, delete_matching
 
     c = connect(any_valkey.url)
@@ -264,7 +310,12 @@ def test_bad_input_is_one_clear_line(
 # -- poison entries, bounds, a worker that always ends (issue 12, item 5) -------------------
 def _xadd(client: Any, keys: Keys, flight: int, seats: Any) -> str:
     """An entry straight into its shard's stream, past the booking script's checks."""
-    return str(client.xadd(keys.wb_queue(wb.shard_of(flight)), {"flight": flight, "seats": seats}))
+    return str(
+        client.xadd(
+            keys.write_behind_queue(write_behind.shard_of(flight)),
+            {"flight": flight, "seats": seats},
+        )
+    )
 
 
 @pytest.mark.safety(5)
@@ -279,14 +330,14 @@ def test_poison_entries_go_to_the_dead_letters_once(
     missing = max(_flights(loaded, 10_000)) + 1
     real = _flights(loaded, 1)[0]
     poison = [  # (shard, id): ids are per stream, two shards may hand out the same one
-        (wb.shard_of(f), _xadd(client, keys, f, seats))
+        (write_behind.shard_of(f), _xadd(client, keys, f, seats))
         for f, seats in ((missing, 1), (real, str(10**20)), (real, "two"), (real, 0))
     ]
     more = pattern.book_many(_spread(_flights(loaded), 100))  # good ones after the poison
     accepted += sum(s for _, s in _spread(_flights(loaded), 100))
     # a consumer of a worker that was killed, holding one entry
-    ghost = keys.wb_queue(wb.shard_of(real))
-    client.xreadgroup(wb.GROUP, "ghost", {ghost: ">"}, count=1)
+    ghost = keys.write_behind_queue(write_behind.shard_of(real))
+    client.xreadgroup(write_behind.GROUP, "ghost", {ghost: ">"}, count=1)
 
     common = _global(db_url, any_valkey.url, key_prefix)
     worker = ["write-behind", "worker", "--once", "--batch", "50", "--claim-idle", "0", "--json"]
@@ -296,9 +347,9 @@ def test_poison_entries_go_to_the_dead_letters_once(
     assert summary["dead_lettered"] == 4 and summary["dead_letters"] == 4
     assert summary["backlog"] == 0 and summary["retries"] == 0
     assert summary["swept"] >= 1
-    assert wb.db_total(loaded, keys.prefix) == accepted  # every good booking, once
-    assert wb.applied_count(loaded, keys.prefix) == 300 + more
-    consumers = [c["name"] for c in client.xinfo_consumers(ghost, wb.GROUP)]
+    assert write_behind.db_total(loaded, keys.prefix) == accepted  # every good booking, once
+    assert write_behind.applied_count(loaded, keys.prefix) == 300 + more
+    consumers = [c["name"] for c in client.xinfo_consumers(ghost, write_behind.GROUP)]
     assert "ghost" not in consumers
 
     result = cli(*common, "write-behind", "dead-letters", "--json")
@@ -311,7 +362,7 @@ def test_poison_entries_go_to_the_dead_letters_once(
     assert "out of range" in errors[poison[1]].lower()  # the database's own words
     assert errors[poison[2]].startswith("malformed entry") and "two" in errors[poison[2]]
     assert errors[poison[3]].startswith("malformed entry: 0 seats")
-    for key in {keys.wb_dead(wb.shard_of(f)) for f in (missing, real)}:
+    for key in {keys.write_behind_dead_letters(write_behind.shard_of(f)) for f in (missing, real)}:
         assert client.xlen(key) >= 1  # beside its shard's queue: same hash tag
 
     result = cli(*common, *worker)  # nothing is retried
@@ -334,7 +385,7 @@ def test_worker_once_ends_when_the_database_is_unreachable(
 
     keys = _keys(key_prefix)
     c = connect(valkey_server.url)
-    wb.WriteBehind(c, None, keys).ensure_groups()
+    write_behind.WriteBehind(c, None, keys).ensure_groups()
     for i in range(20):
         _xadd(c, keys, 1 + i, 1)  # well-formed entries; the database decides
     closed = proc.free_port()  # a real port where nothing listens
@@ -355,7 +406,7 @@ def test_worker_once_ends_when_the_database_is_unreachable(
     assert done.returncode == 4, done.stderr
     assert "stayed unavailable" in done.stderr and "none of them lost" in done.stderr
     summary = json.loads(done.stdout)
-    assert summary["retries"] == wb.ONCE_RETRIES and summary["backlog"] == 20
+    assert summary["retries"] == write_behind_worker.ONCE_RETRIES and summary["backlog"] == 20
     assert summary["dead_lettered"] == 0  # a database that is down is not the entries' fault
 
 

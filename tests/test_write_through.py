@@ -9,15 +9,15 @@ import pytest
 import valkey.exceptions
 
 from flightcache.config import DbUrl
+from flightcache.demos.write_through import (
+    InjectedFault,
+    cached_names,
+    find_airline,
+    unreachable_client,
+)
 from flightcache.errors import DataError
 from flightcache.keys import Keys
-from flightcache.patterns.write_through import (
-    NAME_MAX,
-    InjectedFault,
-    WriteThrough,
-    _unreachable_client,
-    check_name,
-)
+from flightcache.patterns.write_through import NAME_MAX, WriteThrough, check_name
 from tests.conftest import json_of, keys_left, server_args
 
 
@@ -30,101 +30,101 @@ def keys(valkey_client: Any, key_prefix: str) -> Iterator[Keys]:
     delete_matching(valkey_client, scoped.match())
 
 
-def _top_airline(wt: WriteThrough) -> int:
-    routes, _ = wt.route_analysis()
-    return int(wt.find_airline(routes[0]["airline_code"])["airline_id"])
+def _top_airline(pattern: WriteThrough) -> int:
+    routes, _ = pattern.route_analysis()
+    return int(find_airline(pattern, routes[0]["airline_code"])["airline_id"])
 
 
-def _warm(wt: WriteThrough) -> tuple[int, str, list[str]]:
+def _warm(pattern: WriteThrough) -> tuple[int, str, list[str]]:
     """Cache the route analysis, the top airline's hash and its detail; its id, name, tags."""
-    airline_id = _top_airline(wt)
-    row, hit = wt.airline(airline_id)
+    airline_id = _top_airline(pattern)
+    row, hit = pattern.airline(airline_id)
     assert not hit
-    wt.airline_detail(airline_id)
-    tagged = wt.tagged(airline_id)
+    pattern.airline_detail(airline_id)
+    tagged = pattern.tagged(airline_id)
     assert len(tagged) == 2  # the route analysis and the detail
     return airline_id, row["airlinename"], tagged
 
 
-def _db_name(wt: WriteThrough, airline_id: int) -> str:
-    return wt.read_row(airline_id)["airlinename"]
+def _db_name(pattern: WriteThrough, airline_id: int) -> str:
+    return pattern.read_row(airline_id)["airlinename"]
 
 
 def test_read_after_write_is_fresh(loaded: Any, valkey_client: Any, keys: Keys) -> None:
-    wt = WriteThrough(loaded, valkey_client, keys)
-    airline_id, old, tagged = _warm(wt)
-    assert wt.airline(airline_id) == ({**wt.read_row(airline_id)}, True)
+    pattern = WriteThrough(loaded, valkey_client, keys)
+    airline_id, old, tagged = _warm(pattern)
+    assert pattern.airline(airline_id) == ({**pattern.read_row(airline_id)}, True)
 
-    report = wt.update_name(airline_id, "Fresh Air")
+    report = pattern.update_name(airline_id, "Fresh Air")
     assert report.committed and report.cache_written and report.attempts == 1
     assert set(tagged) <= set(report.invalidated)
-    assert _db_name(wt, airline_id) == "Fresh Air"
+    assert _db_name(pattern, airline_id) == "Fresh Air"
 
-    row, hit = wt.airline(airline_id)
+    row, hit = pattern.airline(airline_id)
     assert hit and row["airlinename"] == "Fresh Air"  # written through, not reloaded
-    detail, hit = wt.airline_detail(airline_id)
+    detail, hit = pattern.airline_detail(airline_id)
     assert not hit and detail[0]["airlinename"] == "Fresh Air"
-    routes, hit = wt.route_analysis()
+    routes, hit = pattern.route_analysis()
     assert not hit
     assert "Fresh Air" in [r["airline_name"] for r in routes]
     assert old not in [r["airline_name"] for r in routes]
-    assert sorted(wt.tagged(airline_id)) == sorted(tagged)  # registered again on refill
+    assert sorted(pattern.tagged(airline_id)) == sorted(tagged)  # registered again on refill
 
 
 def test_failed_database_write_leaves_no_stale_copy(
     loaded: Any, valkey_client: Any, keys: Keys
 ) -> None:
-    wt = WriteThrough(loaded, valkey_client, keys)
-    airline_id, old, tagged = _warm(wt)
+    pattern = WriteThrough(loaded, valkey_client, keys)
+    airline_id, old, tagged = _warm(pattern)
 
     def fail() -> None:
         raise InjectedFault("boom")
 
     with pytest.raises(InjectedFault):
-        wt.update_name(airline_id, "Never Committed", inside_transaction=fail)
-    assert _db_name(wt, airline_id) == old  # rolled back
-    copies = wt.cached_names(airline_id, tagged)
+        pattern.update_name(airline_id, "Never Committed", inside_transaction=fail)
+    assert _db_name(pattern, airline_id) == old  # rolled back
+    copies = cached_names(pattern, airline_id, tagged)
     assert "Never Committed" not in copies.values()
     assert all(name in (None, old) for name in copies.values()), copies
-    row, hit = wt.airline(airline_id)
+    row, hit = pattern.airline(airline_id)
     assert not hit and row["airlinename"] == old  # deleted before the failed COMMIT
-    routes, _ = wt.route_analysis()
+    routes, _ = pattern.route_analysis()
     assert "Never Committed" not in [r["airline_name"] for r in routes]
 
 
 def test_valkey_down_before_commit_refuses_the_write(loaded: Any, keys: Keys) -> None:
-    broken, _ = _unreachable_client()
-    wt = WriteThrough(loaded, broken, keys)
-    airline_id = int(wt.find_airline("1")["airline_id"])
-    old = _db_name(wt, airline_id)
+    broken, _ = unreachable_client()
+    pattern = WriteThrough(loaded, broken, keys)
+    airline_id = int(find_airline(pattern, "1")["airline_id"])
+    old = _db_name(pattern, airline_id)
     with pytest.raises(valkey.exceptions.ConnectionError):
-        wt.update_name(airline_id, "Not Without Valkey")
-    assert _db_name(wt, airline_id) == old
+        pattern.update_name(airline_id, "Not Without Valkey")
+    assert _db_name(pattern, airline_id) == old
     broken.close()
 
 
 def test_failed_cache_write_after_commit_leaves_no_stale_copy(
     loaded: Any, valkey_client: Any, keys: Keys
 ) -> None:
-    wt = WriteThrough(loaded, valkey_client, keys, backoff_s=0.001)
-    airline_id, old, tagged = _warm(wt)
-    broken, _ = _unreachable_client()
+    pattern = WriteThrough(loaded, valkey_client, keys, backoff_s=0.001)
+    airline_id, old, tagged = _warm(pattern)
+    broken, _ = unreachable_client()
 
-    report = wt.update_name(airline_id, "Committed Anyway", cache=broken)
+    report = pattern.update_name(airline_id, "Committed Anyway", cache=broken)
     broken.close()
     assert report.committed and not report.cache_written
     assert report.attempts == 3 and "refused" in report.error.lower()
-    assert _db_name(wt, airline_id) == "Committed Anyway"
-    copies = wt.cached_names(airline_id, tagged)
+    assert _db_name(pattern, airline_id) == "Committed Anyway"
+    copies = cached_names(pattern, airline_id, tagged)
     assert all(name is None for name in copies.values()), copies  # old name deleted first
-    assert airline_id in wt.repairs
+    assert airline_id in pattern.repairs
 
-    row, hit = wt.airline(airline_id)  # recorded for repair: skips Valkey
+    row, hit = pattern.airline(airline_id)  # recorded for repair: skips Valkey
     assert not hit and row["airlinename"] == "Committed Anyway"
-    assert wt.repairs == {}
-    row, hit = wt.airline(airline_id)
+    assert pattern.repairs == {}
+    row, hit = pattern.airline(airline_id)
     assert hit and row["airlinename"] == "Committed Anyway"
-    routes, _ = wt.route_analysis()
+    routes, _ = pattern.route_analysis()
     assert old not in [r["airline_name"] for r in routes]
 
 
@@ -135,8 +135,8 @@ def test_reader_between_invalidation_and_commit_is_undone(
     COMMIT must overwrite the hash and drop the query results it cached."""
     from flightcache.db import connect
 
-    wt = WriteThrough(loaded, valkey_client, keys)
-    airline_id, old, _ = _warm(wt)
+    pattern = WriteThrough(loaded, valkey_client, keys)
+    airline_id, old, _ = _warm(pattern)
     other = connect(db_url)
     reader = WriteThrough(other, valkey_client, keys)
 
@@ -145,30 +145,30 @@ def test_reader_between_invalidation_and_commit_is_undone(
         assert not reader.route_analysis()[1]  # rebuilt from the committed, old data
 
     try:
-        wt.update_name(airline_id, "After The Race", inside_transaction=read_old_copies)
+        pattern.update_name(airline_id, "After The Race", inside_transaction=read_old_copies)
     finally:
         other.close()
-    row, hit = wt.airline(airline_id)
+    row, hit = pattern.airline(airline_id)
     assert hit and row["airlinename"] == "After The Race"
-    routes, hit = wt.route_analysis()
+    routes, hit = pattern.route_analysis()
     assert not hit and old not in [r["airline_name"] for r in routes]
 
 
 def test_bad_input_matches_nothing(loaded: Any, valkey_client: Any, keys: Keys) -> None:
-    wt = WriteThrough(loaded, valkey_client, keys)
+    pattern = WriteThrough(loaded, valkey_client, keys)
     for text in ("ZZ", "999", "99999999999999999999", "Q1' OR '1'='1", "'; DROP TABLE airline; --"):
         with pytest.raises(DataError, match="no airline with"):
-            wt.find_airline(text)
-    assert wt.find_airline("q1")["airline_id"] == "1"  # codes are matched upper-case
+            find_airline(pattern, text)
+    assert find_airline(pattern, "q1")["airline_id"] == "1"  # codes are matched upper-case
     assert int(loaded.fetch("SELECT COUNT(*) FROM airline").rows[0][0]) > 0
     with pytest.raises(DataError, match=f"at most {NAME_MAX}"):
         check_name("x" * (NAME_MAX + 1))
     with pytest.raises(DataError, match="empty"):
         check_name("   ")
-    old = _db_name(wt, 1)
+    old = _db_name(pattern, 1)
     with pytest.raises(DataError):
-        wt.update_name(1, "y" * (NAME_MAX + 1))
-    assert _db_name(wt, 1) == old
+        pattern.update_name(1, "y" * (NAME_MAX + 1))
+    assert _db_name(pattern, 1) == old
 
 
 # -- the command ---------------------------------------------------------------------

@@ -228,12 +228,8 @@ SESSIONS = 1000
     read_ratio=1.0,
 )
 def user_sessions(env: Env) -> Workload:
-    from flightcache.patterns.session import (
-        SessionStore,
-        SessionTable,
-        fingerprint,
-        other_passengers,
-    )
+    from flightcache.patterns.session import SessionStore, fingerprint
+    from flightcache.patterns.session_database import SessionTable, other_passengers
 
     store = SessionStore(env.valkey, env.keys)
     table = SessionTable(env.db)
@@ -299,10 +295,9 @@ BOARD_FLIGHTS = 200
     read_ratio=0.0,
 )
 def leaderboard(env: Env) -> Workload:
-    from flightcache.patterns.leaderboard import Leaderboards
-    from flightcache.patterns.leaderboard_periods import daily
+    from flightcache.patterns.leaderboard import Leaderboards, daily
 
-    lb = Leaderboards(env.db, env.valkey, env.keys)
+    boards = Leaderboards(env.db, env.valkey, env.keys)
     found = _keyspace(env.rows("bench_flights", limit=BOARD_FLIGHTS), "flights")
     flights = [(int(f), _datetime(d), str(m)) for f, d, m in found]
     day = daily(flights[0][1].date())
@@ -310,25 +305,25 @@ def leaderboard(env: Env) -> Workload:
     if env.main:
         env.on_teardown(_settle(env, "booking"))  # after every client deleted its bookings
         env.valkey.set(env.keys.bench_value("passenger"), _bench_passenger(env))
-        built = lb.rebuild("airport-bookings", day)
+        built = boards.rebuild("airport-bookings", day)
         env.note(f"board airport-bookings ({day.name}) rebuilt: {built.members:,} airports")
     passenger = int(env.valkey.get(env.keys.bench_value("passenger")))
     booked: list[int] = []
 
     def sql_read(i: int) -> None:
-        lb.sql_top(day, 10)
+        boards.sql_top(day, 10)
 
     def sql_write(i: int) -> None:
-        booked.append(lb.book_only(flights[i][0], passenger).booking_id)
-        lb.sql_top(day, 10)
+        booked.append(boards.book_only(flights[i][0], passenger).booking_id)
+        boards.sql_top(day, 10)
 
     def zset_read(i: int) -> None:
-        lb.top("airport-bookings", day, 10)
+        boards.top("airport-bookings", day, 10)
 
     def zset_write(i: int) -> None:
         _, departure, member = flights[i]
-        lb.apply(member, departure, 1)
-        lb.top("airport-bookings", day, 10)
+        boards.apply(member, departure, 1)
+        boards.top("airport-bookings", day, 10)
 
     def close() -> None:  # the bookings this client inserted
         statement = query(env.db.dialect, "booking_remove")
@@ -394,7 +389,7 @@ def cache_aside(env: Env) -> Workload:
     sql = q.sql(env.db.dialect)
     ids = [
         {"passenger_id": int(r[0])}
-        for r in _keyspace(env.rows("lb_candidate_passengers", limit=PASSENGERS), "passengers")
+        for r in _keyspace(env.rows("candidate_passengers", limit=PASSENGERS), "passengers")
     ]
     aside = CacheAside(env.valkey, env.db, env.keys, ttl=ASIDE_TTL)
 
@@ -420,7 +415,7 @@ def cache_aside(env: Env) -> Workload:
 def write_through(env: Env) -> Workload:
     from flightcache.patterns.write_through import WriteThrough, renamed
 
-    wt = WriteThrough(env.db, env.valkey, env.keys)
+    pattern = WriteThrough(env.db, env.valkey, env.keys)
     found = _keyspace(env.rows("bench_airline_ids", limit=1000), "airlines")
     # a run killed before its teardown left " (bench)" names behind: take them back off
     airlines = [(int(a), str(n).removesuffix(" (bench)")) for a, n in found]
@@ -428,34 +423,34 @@ def write_through(env: Env) -> Workload:
 
     def restore() -> None:
         for airline_id, name in airlines:
-            wt.plain_update(airline_id, name)
+            pattern.plain_update(airline_id, name)
 
     if env.main:
         env.on_teardown(_settle(env, "airline"))  # teardowns run last first: after restore
         env.on_teardown(restore)
         for airline_id, _ in airlines:
-            wt.airline(airline_id)  # the hashes, cached before the run
+            pattern.airline(airline_id)  # the hashes, cached before the run
     turn = itertools.count()
 
     def sql_read(i: int) -> None:
-        wt.read_row(airlines[i][0])
+        pattern.read_row(airlines[i][0])
 
     def sql_write(i: int) -> None:
-        wt.plain_update(airlines[i][0], names[i][next(turn) & 1])
+        pattern.plain_update(airlines[i][0], names[i][next(turn) & 1])
 
-    def wt_write(i: int) -> None:
-        wt.update_name(airlines[i][0], names[i][next(turn) & 1])
+    def cached_write(i: int) -> None:
+        pattern.update_name(airlines[i][0], names[i][next(turn) & 1])
 
     return Workload(
         {
             "database": Path(sql_read, sql_write),
-            "write-through": Path(lambda i: wt.airline(airlines[i][0])[1], wt_write),
+            "write-through": Path(lambda i: pattern.airline(airlines[i][0])[1], cached_write),
         },
         keyspace=len(airlines),
     )
 
 
-WB_FLIGHTS = 500
+WRITE_BEHIND_FLIGHTS = 500
 
 
 @scenario(
@@ -470,34 +465,40 @@ WB_FLIGHTS = 500
     read_ratio=0.0,
 )
 def write_behind(env: Env) -> Workload:
-    from flightcache.patterns import write_behind as wb
+    from flightcache.patterns import write_behind
 
-    pattern = wb.WriteBehind(env.valkey, env.db, env.keys)
+    pattern = write_behind.WriteBehind(env.valkey, env.db, env.keys)
     direct = pattern.queue + "direct"  # book_write_through's rows
-    flights = [int(r[0]) for r in _keyspace(env.rows("bench_flights", limit=WB_FLIGHTS), "flights")]
+    flights = [
+        int(r[0])
+        for r in _keyspace(env.rows("bench_flights", limit=WRITE_BEHIND_FLIGHTS), "flights")
+    ]
     pattern.require_flights(flights)  # ids cached: a write needs no database
     if env.main:
-        wb.ensure_tables(env.db)
+        write_behind.ensure_tables(env.db)
         pattern.load_script()
-        env.on_teardown(_settle(env, "wb_seats"))
-        env.on_teardown(lambda: wb.forget(env.db, direct))
-        env.on_teardown(lambda: wb.forget(env.db, pattern.queue))
+        env.on_teardown(_settle(env, "write_behind_seats"))
+        env.on_teardown(lambda: write_behind.forget(env.db, direct))
+        env.on_teardown(lambda: write_behind.forget(env.db, pattern.queue))
         env.note("the queue is not drained: this measures what a writer waits for")
 
     def sql_read(i: int) -> None:
-        wb.db_total(env.db, direct, flights[i])
+        write_behind.db_total(env.db, direct, flights[i])
 
     def sql_write(i: int) -> None:
         pattern.book_write_through(flights[i], 1)
 
-    def wb_read(i: int) -> None:
+    def queued_read(i: int) -> None:
         pattern.booked(flights[i])
 
-    def wb_write(i: int) -> None:
+    def queued_write(i: int) -> None:
         pattern.book(flights[i], 1)
 
     return Workload(
-        {"write-through": Path(sql_read, sql_write), "write-behind": Path(wb_read, wb_write)},
+        {
+            "write-through": Path(sql_read, sql_write),
+            "write-behind": Path(queued_read, queued_write),
+        },
         keyspace=len(flights),
     )
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from flightcache.commands import _demo
+from flightcache.demos.cache_aside import TTL_MAX, TTL_MIN, Options, demo
 
 
 def cache_aside(
@@ -17,10 +18,11 @@ def cache_aside(
     ] = None,
     query: Annotated[
         str, typer.Option("--query", "-q", help="Query to cache (see `flightcache query list`).")
-    ] = "airline_route_analysis",
+    ] = Options.query,
     ttl: Annotated[
-        int, typer.Option("--ttl", min=1, max=30 * 86400, help="TTL of the cached result, seconds.")
-    ] = 3600,
+        int,
+        typer.Option("--ttl", min=TTL_MIN, max=TTL_MAX, help="TTL of the cached result, seconds."),
+    ] = Options.ttl,
     as_json: _demo.JsonOpt = False,
     pause: _demo.PauseOpt = False,
     repeat: _demo.RepeatOpt = 50,
@@ -41,7 +43,6 @@ def cache_aside(
       flightcache cache-aside --repeat 200 --json
     """
     from flightcache.named_queries import get, parse_assignments
-    from flightcache.patterns.cache_aside import demo
 
     get(query)  # an unknown name fails before any server is touched
     _demo.run(
@@ -52,6 +53,6 @@ def cache_aside(
         pause=pause,
         repeat=repeat,
         keep=keep,
-        options={"query": query, "ttl": ttl, "params": parse_assignments(params or [])},
+        options=Options(query=query, ttl=ttl, params=parse_assignments(params or [])),
         valkey_optional=True,
     )

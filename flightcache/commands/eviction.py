@@ -8,6 +8,7 @@ import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
 from flightcache.commands._options import positive
+from flightcache.demos.eviction import KEYS_MAX, REQUESTS_MAX, Options
 from flightcache.errors import FlightcacheError
 
 if TYPE_CHECKING:
@@ -65,24 +66,26 @@ def eviction(
     policies: Annotated[
         str,
         typer.Option("--policies", help="Comma-separated maxmemory policies to compare."),
-    ] = "noeviction,allkeys-lru,allkeys-lfu,volatile-lru,volatile-ttl,allkeys-random",
+    ] = ",".join(Options.policies),
     maxmemory: MaxmemoryOpt = None,
     keys: Annotated[
         int,
         typer.Option(
-            "--keys", callback=positive, help="Bookings to write, one key each.", max=1_000_000
+            "--keys", callback=positive, help="Bookings to write, one key each.", max=KEYS_MAX
         ),
-    ] = 40_000,
+    ] = Options.keys,
     requests: Annotated[
         int,
         typer.Option(
-            "--requests", callback=positive, help="Reads replayed per policy.", max=1_000_000
+            "--requests", callback=positive, help="Reads replayed per policy.", max=REQUESTS_MAX
         ),
-    ] = 5000,
+    ] = Options.requests,
     skew: Annotated[
         float, typer.Option("--skew", callback=positive, help="Zipf exponent of the reads.")
-    ] = 1.1,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of fill order and reads.")] = 1,
+    ] = Options.skew,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of fill order and reads.")
+    ] = Options.seed,
     yes: YesOpt = False,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
@@ -109,7 +112,8 @@ def eviction(
     from flightcache.app import App
     from flightcache.commands import _demo
     from flightcache.console import err, styled
-    from flightcache.patterns.eviction import demo, parse_policies
+    from flightcache.demos.eviction import demo
+    from flightcache.patterns.eviction import parse_policies
 
     try:
         chosen = parse_policies(policies)
@@ -134,12 +138,12 @@ def eviction(
         pause=pause,
         repeat=repeat,
         keep=keep,
-        options={
-            "policies": chosen,
-            "maxmemory": limit,
-            "keys": keys,
-            "requests": requests,
-            "skew": skew,
-            "seed": seed,
-        },
+        options=Options(
+            policies=tuple(chosen),
+            maxmemory=limit,
+            keys=keys,
+            requests=requests,
+            skew=skew,
+            seed=seed,
+        ),
     )

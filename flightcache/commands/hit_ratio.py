@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
 from flightcache.commands._options import positive
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from flightcache.demos.base import DemoContext, Record
-
-BLOCKS = " ▁▂▃▄▅▆▇█"
-BAR_WIDTH = 30
-
-
-def sparkline(ratios: list[float]) -> str:
-    """One block character per ratio in 0..1."""
-    top = len(BLOCKS) - 1
-    return "".join(BLOCKS[round(min(max(r, 0.0), 1.0) * top)] for r in ratios)
-
-
-def bar(ratio: float, width: int = BAR_WIDTH) -> str:
-    filled = round(min(max(ratio, 0.0), 1.0) * width)
-    return "█" * filled + "·" * (width - filled)
+from flightcache.demos.hit_ratio import REQUESTS_MAX, Options
 
 
 def hit_ratio(
@@ -34,9 +16,9 @@ def hit_ratio(
     requests: Annotated[
         int,
         typer.Option(
-            "--requests", callback=positive, help="Reads in the replayed stream.", max=1_000_000
+            "--requests", callback=positive, help="Reads in the replayed stream.", max=REQUESTS_MAX
         ),
-    ] = 5000,
+    ] = Options.requests,
     skew: Annotated[
         float,
         typer.Option(
@@ -44,14 +26,14 @@ def hit_ratio(
             callback=positive,
             help="Zipf exponent: higher sends more reads to fewer flights.",
         ),
-    ] = 1.1,
+    ] = Options.skew,
     ttl: Annotated[
         int,
         typer.Option(
             "--ttl", callback=positive, help="TTL of a cached flight, in simulated seconds."
         ),
-    ] = 30,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the request stream.")] = 1,
+    ] = Options.ttl,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the request stream.")] = Options.seed,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
     repeat: RepeatOpt = 200,
@@ -74,30 +56,15 @@ def hit_ratio(
       flightcache hit-ratio --requests 20000 --seed 7 --json
     """
     from flightcache.commands import _demo
-    from flightcache.patterns.hit_ratio import demo
-
-    def with_bars(demo_ctx: DemoContext) -> Iterator[Record]:
-        from flightcache.demos.base import Table
-        from flightcache.patterns.hit_ratio import TIMELINE
-
-        for record in demo(demo_ctx):
-            if not as_json and isinstance(record, Table) and record.title == TIMELINE:
-                ratios = [row[-1] / 100 for row in record.rows]
-                record = Table(
-                    f"{record.title}  {sparkline(ratios)}",
-                    [*record.columns, ""],
-                    [[*row, bar(r)] for row, r in zip(record.rows, ratios, strict=True)],
-                    record.note,
-                )
-            yield record
+    from flightcache.demos.hit_ratio import demo
 
     _demo.run(
         ctx,
         "hit-ratio",
-        with_bars,
+        demo,
         as_json=as_json,
         pause=pause,
         repeat=repeat,
         keep=keep,
-        options={"requests": requests, "skew": skew, "ttl": ttl, "seed": seed},
+        options=Options(requests=requests, skew=skew, ttl=ttl, seed=seed, bars=not as_json),
     )

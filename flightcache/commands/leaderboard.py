@@ -17,11 +17,10 @@ import typer
 from flightcache.commands import leaderboard_live
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt, RowsYesOpt
 from flightcache.commands._options import positive
+from flightcache.demos.leaderboard import Options
 
 if TYPE_CHECKING:
-    from flightcache.patterns.leaderboard import Entry, Leaderboards
-
-SCOPE = "leaderboard"
+    from flightcache.patterns.leaderboard import Leaderboards, RankedMember
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -46,20 +45,17 @@ NOpt = Annotated[int, typer.Option("--n", help="How many members (1 to 10,000)."
 @contextmanager
 def _boards(ctx: typer.Context) -> Iterator[Leaderboards]:
     """The persistent boards, with Valkey errors turned into one clear line."""
-    import valkey.exceptions
 
-    from flightcache.keys import Keys
-    from flightcache.patterns.leaderboard import Leaderboards
-    from flightcache.valkey_client import close, wrap
+    from flightcache.patterns.leaderboard import Leaderboards, board_keys
+    from flightcache.valkey_client import close, valkey_errors
 
     application = ctx.obj
     db = application.database()
     client = None
     try:
-        client = application.valkey()
-        yield Leaderboards(db, client, Keys(application.settings.key_prefix).scope(SCOPE))
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, application.valkey_url()) from None
+        with valkey_errors(application.valkey_url):
+            client = application.valkey()
+            yield Leaderboards(db, client, board_keys(application.settings.key_prefix))
     finally:
         if client is not None:
             close(client)
@@ -74,8 +70,8 @@ def _print(title: str, columns: list[str], rows: list[list[Any]], note: str = ""
         out.print(note, style="dim")
 
 
-def _entries(entries: list[Entry]) -> list[dict[str, Any]]:
-    return [{"rank": e.rank, "member": e.member, "score": e.score} for e in entries]
+def _ranked(members: list[RankedMember]) -> list[dict[str, Any]]:
+    return [{"rank": e.rank, "member": e.member, "score": e.score} for e in members]
 
 
 def _emit_json(document: dict[str, Any]) -> None:
@@ -122,7 +118,7 @@ def boards(as_json: JsonOpt = False) -> None:
 @app.command("demo")
 def demo(
     ctx: typer.Context,
-    n: NOpt = 10,
+    n: NOpt = Options.n,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
     repeat: RepeatOpt = 50,
@@ -147,8 +143,8 @@ def demo(
       flightcache leaderboard demo --json --repeat 200
     """
     from flightcache.commands._demo import run
+    from flightcache.demos.leaderboard import demo as tour
     from flightcache.patterns.leaderboard import check_n
-    from flightcache.patterns.leaderboard_demo import demo as tour
 
     check_n(n, "--n")
     run(
@@ -161,7 +157,7 @@ def demo(
         keep=keep,
         changes_rows=True,
         yes=yes,
-        options={"n": n},
+        options=Options(n=n),
     )
 
 
@@ -186,16 +182,16 @@ def top(
       flightcache leaderboard top airport-delay --lowest
       flightcache leaderboard top airport-bookings --period 24h --json
     """
-    from flightcache.patterns.leaderboard import board, check_n
-    from flightcache.patterns.leaderboard_demo import score_text
+    from flightcache.demos.leaderboard import score_text
+    from flightcache.patterns.leaderboard import check_n, definition
 
-    b = board(name)
+    b = definition(name)
     check_n(n, "--n")
-    with _boards(ctx) as lb:
-        p = lb.period(period)
-        source = lb.ensure(name, p)
-        entries = lb.top(name, p, n, lowest=lowest)
-        key = lb.key(name, p)
+    with _boards(ctx) as boards:
+        p = boards.period(period)
+        source = boards.ensure(name, p)
+        entries = boards.top(name, p, n, lowest=lowest)
+        key = boards.key(name, p)
     if as_json:
         _emit_json(
             {
@@ -203,7 +199,7 @@ def top(
                 "period": p.name,
                 "key": key,
                 "source": source,
-                "entries": _entries(entries),
+                "entries": _ranked(entries),
             }
         )
         return
@@ -233,14 +229,14 @@ def rank(
       flightcache leaderboard rank airport-bookings ATL
       flightcache leaderboard rank passenger-points 42 --json
     """
-    from flightcache.patterns.leaderboard import board
-    from flightcache.patterns.leaderboard_demo import score_text
+    from flightcache.demos.leaderboard import score_text
+    from flightcache.patterns.leaderboard import definition
 
-    board(name)
-    with _boards(ctx) as lb:
-        p = lb.period(period)
-        lb.ensure(name, p)
-        standing = lb.standing(name, p, member)
+    definition(name)
+    with _boards(ctx) as boards:
+        p = boards.period(period)
+        boards.ensure(name, p)
+        standing = boards.standing(name, p, member)
     if standing is None:
         raise _not_ranked(member, name, p.name)
     if as_json:
@@ -278,21 +274,19 @@ def around(
       flightcache leaderboard around passenger-flights 42
       flightcache leaderboard around airport-bookings FRA --span 5 --json
     """
-    from flightcache.patterns.leaderboard import board, check_n
-    from flightcache.patterns.leaderboard_demo import score_text
+    from flightcache.demos.leaderboard import score_text
+    from flightcache.patterns.leaderboard import check_n, definition
 
-    b = board(name)
+    b = definition(name)
     check_n(span, "--span")
-    with _boards(ctx) as lb:
-        p = lb.period(period)
-        lb.ensure(name, p)
-        entries = lb.around(name, p, member, span)
+    with _boards(ctx) as boards:
+        p = boards.period(period)
+        boards.ensure(name, p)
+        entries = boards.around(name, p, member, span)
     if entries is None:
         raise _not_ranked(member, name, p.name)
     if as_json:
-        _emit_json(
-            {"board": name, "period": p.name, "member": member, "entries": _entries(entries)}
-        )
+        _emit_json({"board": name, "period": p.name, "member": member, "entries": _ranked(entries)})
         return
     rows = [
         [e.rank, f"> {e.member}" if e.member == member else e.member, score_text(e.score)]
@@ -321,18 +315,18 @@ def score_range(
       flightcache leaderboard range passenger-points --min 20000 --max 49999
       flightcache leaderboard range airport-bookings --min 1000 --max 5000 --json
     """
-    from flightcache.patterns.leaderboard import board, check_n, check_score
-    from flightcache.patterns.leaderboard_demo import score_text
+    from flightcache.demos.leaderboard import score_text
+    from flightcache.patterns.leaderboard import check_n, check_score, definition
 
-    b = board(name)
+    b = definition(name)
     check_n(n, "--n")
     check_score(b, low, "--min")
     check_score(b, high, "--max")
-    with _boards(ctx) as lb:
-        p = lb.period(period)
-        lb.ensure(name, p)
-        entries = lb.between(name, p, low, high, n)
-        total = lb.count(name, p, low, high)
+    with _boards(ctx) as boards:
+        p = boards.period(period)
+        boards.ensure(name, p)
+        entries = boards.between(name, p, low, high, n)
+        total = boards.count(name, p, low, high)
     if as_json:
         _emit_json(
             {
@@ -341,7 +335,7 @@ def score_range(
                 "min": low,
                 "max": high,
                 "count": total,
-                "entries": _entries(entries),
+                "entries": _ranked(entries),
             }
         )
         return
@@ -374,18 +368,18 @@ def rebuild(
       flightcache leaderboard rebuild
       flightcache leaderboard rebuild airport-bookings --period monthly:2025-06
     """
-    from flightcache.patterns.leaderboard import BOARDS, board
+    from flightcache.patterns.leaderboard import BOARDS, definition
 
-    names = [board(name).name] if name else list(BOARDS)
+    names = [definition(name).name] if name else list(BOARDS)
     results = []
-    with _boards(ctx) as lb:
-        p = lb.period(period)
+    with _boards(ctx) as boards:
+        p = boards.period(period)
         for each in names:
             if p.kind == "window":
-                key, parts = lb.window(each, p)
-                results.append([each, key, lb.count(each, p), f"ZUNIONSTORE of {len(parts)}"])
+                key, parts = boards.window(each, p)
+                results.append([each, key, boards.count(each, p), f"ZUNIONSTORE of {len(parts)}"])
             else:
-                built = lb.rebuild(each, p)
+                built = boards.rebuild(each, p)
                 results.append([each, built.key, built.members, "RENAME"])
     if as_json:
         _emit_json(
@@ -436,13 +430,13 @@ def book(
     from flightcache.commands._demo import require_ours
     from flightcache.data.load import require_dataset
 
-    with _boards(ctx) as lb:
-        require_ours(require_dataset(lb.db), lb.db, "leaderboard book", yes)
+    with _boards(ctx) as boards:
+        require_ours(require_dataset(boards.db), boards.db, "leaderboard book", yes)
         if via_stream:
-            booked = lb.book_only(flight, passenger)
-            event = lb.emit(booked.booking_id, booked.member, booked.departure)
+            booked = boards.book_only(flight, passenger)
+            event = boards.emit(booked.booking_id, booked.member, booked.departure)
         else:
-            booked = lb.book(flight, passenger)
+            booked = boards.book(flight, passenger)
             event = None
     document = {
         "booking_id": booked.booking_id,
@@ -489,9 +483,9 @@ def events(
     from flightcache.patterns.leaderboard import check_n
 
     check_n(batch, "--batch")
-    with _boards(ctx) as lb:
-        applied = lb.consume(consumer, batch)
-        pending = lb.pending_events()
+    with _boards(ctx) as boards:
+        applied = boards.consume(consumer, batch)
+        pending = boards.pending_events()
     if as_json:
         _emit_json({"applied": applied, "pending": pending})
         return
@@ -501,8 +495,8 @@ def events(
 @app.command("compare")
 def compare(
     ctx: typer.Context,
-    n: NOpt = 10,
-    period: PeriodOpt = "all",
+    n: NOpt = Options.n,
+    period: PeriodOpt = Options.period,
     as_json: JsonOpt = False,
     repeat: RepeatOpt = 50,
 ) -> None:
@@ -518,8 +512,8 @@ def compare(
       flightcache leaderboard compare --n 100 --repeat 200 --json
     """
     from flightcache.commands._demo import run
+    from flightcache.demos.leaderboard import compare_demo
     from flightcache.patterns.leaderboard import check_n
-    from flightcache.patterns.leaderboard_demo import compare_demo
 
     check_n(n, "--n")
     run(
@@ -529,7 +523,7 @@ def compare(
         as_json=as_json,
         pause=False,
         repeat=repeat,
-        options={"n": n, "period": period},
+        options=Options(n=n, period=period),
     )
 
 

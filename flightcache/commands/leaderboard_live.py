@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flightcache.commands._demo import JsonOpt, RowsYesOpt, require_ours
 from flightcache.commands._options import positive
-from flightcache.errors import killed_by
+from flightcache.errors import UsageError, killed_by
 
 if TYPE_CHECKING:
     from flightcache.app import App
-    from flightcache.patterns.leaderboard_live import Snapshot
+    from flightcache.bench.leaderboard import Figure, SimulationReport, Simulator
+    from flightcache.demos.leaderboard import LiveSnapshot
 
 
 def register(app: typer.Typer) -> None:
@@ -33,14 +36,10 @@ def _valkey_errors(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def run(ctx: typer.Context, *args: Any, **kwargs: Any) -> None:
-        import valkey.exceptions
+        from flightcache.valkey_client import valkey_errors
 
-        from flightcache.valkey_client import wrap
-
-        try:
+        with valkey_errors(ctx.obj.valkey_url):
             command(ctx, *args, **kwargs)
-        except valkey.exceptions.ValkeyError as exc:
-            raise wrap(exc, ctx.obj.valkey_url()) from None
 
     return run
 
@@ -91,29 +90,47 @@ def simulate(
       flightcache leaderboard simulate --rate 2000 --batch 100 --seconds 10 --cleanup
       flightcache leaderboard simulate --date 2026-06-02 --seconds 5 --json
     """
-    from flightcache.console import err, out, table
-    from flightcache.data.load import require_dataset
-    from flightcache.measure.duration import human_ns
-    from flightcache.patterns.leaderboard_live import (
-        BOARD,
-        MAX_BATCH,
-        MAX_RATE,
-        MAX_SECONDS,
-        SimReport,
-        Simulator,
-        board_keys,
-        check_positive,
-        parse_day,
-    )
-    from flightcache.undo import Undo, repair_rows
-    from flightcache.valkey_client import close
+    from flightcache.bench.leaderboard import MAX_BATCH, MAX_RATE, MAX_SECONDS
+    from flightcache.console import err
 
     check_positive("--rate", rate, MAX_RATE, "200")
     check_positive("--batch", batch, MAX_BATCH, "20")
     check_positive("--seconds", seconds, MAX_SECONDS, "30")
     day = parse_day(date)
+    with _simulator(ctx, day, seed=seed, cleanup=cleanup, yes=yes) as sim:
+        if not as_json:
+            err.print(
+                f"booking at ~{rate:g}/s in batches of {batch} for {seconds:g} s into"
+                f" {sim.board.key(sim.periods[0])} and {sim.board.key()}",
+                style="dim",
+                soft_wrap=True,
+            )
+        try:
+            with _stopped_by_signals() as (stop, came):
+                sim.run(rate, batch, seconds, _progress, stop=stop)
+        finally:  # the signals' own handlers are back: a second Ctrl-C stops the cleanup
+            if cleanup:
+                sim.cleanup()
+        _simulate_summary(sim, rate, cleanup=cleanup, interrupted=stop.is_set(), as_json=as_json)
+    if stop.is_set():
+        raise typer.Exit(killed_by(came[0]))
+
+
+@contextmanager
+def _simulator(
+    ctx: typer.Context, day: dt.date, *, seed: int | None, cleanup: bool, yes: bool
+) -> Iterator[Simulator]:
+    """A simulator on the configured servers; with ``cleanup``, every batch's ids are
+    written down before it commits: a run killed before the end (SIGKILL too) has its
+    bookings deleted by the next command."""
+    from flightcache.bench.leaderboard import Simulator
+    from flightcache.console import err
+    from flightcache.data.load import require_dataset
+    from flightcache.patterns.leaderboard import board_keys
+    from flightcache.undo import Undo, repair_rows
+    from flightcache.valkey_client import close
+
     application: App = ctx.obj
-    keys = board_keys(application.settings.key_prefix)
     db = application.database()
     client: Any = None
     try:
@@ -124,86 +141,114 @@ def simulate(
         for line in repair_rows(state_dir, db, dataset):
             err.print(line, style="yellow", soft_wrap=True)
         client = application.valkey()
-        # with --cleanup, every batch's ids are written down before it commits: a run
-        # killed before the end (SIGKILL too) has its bookings deleted by the next command
         undo = Undo(state_dir, db.url, dataset) if cleanup else None
-        sim = Simulator(db, client, keys, day, seed=seed, undo=undo)
-        if not as_json:
-            err.print(
-                f"booking at ~{rate:g}/s in batches of {batch} for {seconds:g} s into"
-                f" {keys.board(BOARD, sim.periods[0])} and {keys.board(BOARD, 'all')}",
-                style="dim",
-                soft_wrap=True,
-            )
-
-        def progress(r: SimReport) -> None:  # on stderr, so with --json too
-            err.print(
-                f"{r.seconds:6.1f} s  bookings {r.bookings:,}  {r.rate:,.0f}/s"
-                f"  db {human_ns(r.db_ns / max(r.batches, 1))}/batch"
-                f"  valkey {human_ns(r.valkey_ns / max(r.batches, 1))}/batch"
-                f"  valkey failures {r.valkey_failures}",
-                soft_wrap=True,
-            )
-
-        stop = threading.Event()
-
-        came: list[int] = []
-
-        def interrupted(signum: int, frame: Any) -> None:
-            came.append(signum)  # the exit status tells which: 128 + its number
-            stop.set()  # finish the batch under way: no half-written batch, no lost ids
-
-        ending = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-        previous = {number: signal.signal(number, interrupted) for number in ending}
-        try:
-            report = sim.run(rate, batch, seconds, progress, stop=stop)
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
-            if cleanup:
-                sim.cleanup()
-        if report.cleanup_valkey_failed:
-            err.print(
-                "--cleanup deleted the bookings, but Valkey failed: the boards still count them",
-                style="yellow",
-                soft_wrap=True,
-            )
-        summary = report.as_dict()
-        summary.update(
-            board=BOARD,
-            keys=[keys.board(BOARD, p) for p in sim.periods],
-            channel=keys.board_updates(BOARD),
-            database=db.dialect,
-            stayed_in_database=0 if cleanup else report.bookings,
-        )
-        summary["interrupted"] = stop.is_set()
-        if as_json:
-            out.print_json(json.dumps(summary))
-            if stop.is_set():
-                raise typer.Exit(killed_by(came[0]))
-            return
-        rows = [
-            ["bookings written", f"{report.bookings:,} in {report.batches:,} batches"],
-            ["achieved rate", f"{report.rate:,.1f}/s (asked {rate:g}/s)"],
-            ["database time", f"{report.db_ns / 1e6:,.1f} ms (INSERT + COMMIT)"],
-            ["valkey time", f"{report.valkey_ns / 1e6:,.1f} ms (ZINCRBY, EXPIRE, PUBLISH)"],
-            ["events published", f"{report.events:,} on {keys.board_updates(BOARD)}"],
-            ["valkey failures", str(report.valkey_failures)],
-            [
-                "bookings left in the database",
-                "none (--cleanup deleted them)"
-                if cleanup
-                else f"{report.bookings:,} (ids {summary['first_booking_id']}"
-                f"..{summary['last_booking_id']})",
-            ],
-        ]
-        out.print(table("simulate: summary", ["what", "figure"], rows))
-        if stop.is_set():
-            raise typer.Exit(killed_by(came[0]))
+        keys = board_keys(application.settings.key_prefix)
+        yield Simulator(db, client, keys, day, seed=seed, undo=undo)
     finally:
         if client is not None:
             close(client)
         db.close()
+
+
+@contextmanager
+def _stopped_by_signals() -> Iterator[tuple[threading.Event, list[int]]]:
+    """An event that SIGINT, SIGTERM and SIGHUP set, and the signals that came: the
+    batch under way is finished (no half-written batch, no lost ids), then the run ends;
+    the exit status says which signal (128 + its number)."""
+    stop = threading.Event()
+    came: list[int] = []
+
+    def interrupted(signum: int, frame: Any) -> None:
+        came.append(signum)
+        stop.set()
+
+    ending = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    previous = {number: signal.signal(number, interrupted) for number in ending}
+    try:
+        yield stop, came
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _progress(r: SimulationReport) -> None:
+    """One line per second of a simulation, on stderr, so with --json too."""
+    from flightcache.console import err
+    from flightcache.measure.duration import human_ns
+
+    err.print(
+        f"{r.seconds:6.1f} s  bookings {r.bookings:,}  {r.rate:,.0f}/s"
+        f"  db {human_ns(r.db_ns / max(r.batches, 1))}/batch"
+        f"  valkey {human_ns(r.valkey_ns / max(r.batches, 1))}/batch"
+        f"  valkey failures {r.valkey_failures}",
+        soft_wrap=True,
+    )
+
+
+def _simulate_summary(
+    sim: Simulator, rate: float, *, cleanup: bool, interrupted: bool, as_json: bool
+) -> None:
+    from flightcache.console import err, out, table
+
+    report = sim.report
+    if report.cleanup_valkey_failed:
+        err.print(
+            "--cleanup deleted the bookings, but Valkey failed: the boards still count them",
+            style="yellow",
+            soft_wrap=True,
+        )
+    summary = report.as_dict()
+    summary.update(
+        board=sim.board.name,
+        keys=[sim.board.key(p) for p in sim.periods],
+        channel=sim.board.channel,
+        database=sim.db.dialect,
+        stayed_in_database=0 if cleanup else report.bookings,
+    )
+    summary["interrupted"] = interrupted
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    rows = [
+        ["bookings written", f"{report.bookings:,} in {report.batches:,} batches"],
+        ["achieved rate", f"{report.rate:,.1f}/s (asked {rate:g}/s)"],
+        ["database time", f"{report.db_ns / 1e6:,.1f} ms (INSERT + COMMIT)"],
+        ["valkey time", f"{report.valkey_ns / 1e6:,.1f} ms (ZINCRBY, EXPIRE, PUBLISH)"],
+        ["events published", f"{report.events:,} on {sim.board.channel}"],
+        ["valkey failures", str(report.valkey_failures)],
+        [
+            "bookings left in the database",
+            "none (--cleanup deleted them)"
+            if cleanup
+            else f"{report.bookings:,} (ids {summary['first_booking_id']}"
+            f"..{summary['last_booking_id']})",
+        ],
+    ]
+    out.print(table("simulate: summary", ["what", "figure"], rows))
+
+
+def check_positive(option: str, value: float, limit: float, example: str) -> None:
+    if value <= 0:
+        raise UsageError(
+            f"{option} {value:g} must be above zero", hint=f"pass {option} {example}, say"
+        )
+    if value > limit:
+        raise UsageError(
+            f"{option} {value:g} is more than this command accepts ({limit:,g})",
+            hint=f"pass {option} {example}, say",
+        )
+
+
+def parse_day(text: str | None) -> dt.date:
+    """``--date`` as a date; today (UTC) when absent."""
+    if text is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--date {text!r} is not a date", hint="write it as YYYY-MM-DD, e.g. 2026-06-02"
+        ) from None
 
 
 def live(
@@ -237,36 +282,30 @@ def live(
     """
     from rich.live import Live
 
+    from flightcache.bench.leaderboard import MAX_SECONDS
     from flightcache.console import out
-    from flightcache.patterns.leaderboard_live import (
-        MAX_SECONDS,
-        MAX_TOP,
-        Board,
-        LiveBoard,
-        board_keys,
-        check_board,
-        check_period,
-        check_positive,
-    )
+    from flightcache.demos.leaderboard import MAX_TOP, LiveBoard, live_period
+    from flightcache.patterns.leaderboard import Board, board_keys, definition
     from flightcache.valkey_client import close
 
-    check_board(board)
-    check_period(period)
+    definition(board)
+    on_view = live_period(period)
     check_positive("--top", top, MAX_TOP, "10")
     if seconds is not None:
         check_positive("--seconds", seconds, MAX_SECONDS, "30")
     application: App = ctx.obj
     keys = board_keys(application.settings.key_prefix)
     client: Any = application.valkey()
-    view = LiveBoard(Board(client, keys, board), period, top)
-    channel = keys.board_updates(board)
+    shown = Board(client, keys, board)
+    view = LiveBoard(shown, on_view, top)
+    key, channel = shown.key(on_view), shown.channel
     pubsub: Any = client.pubsub(ignore_subscribe_messages=True)
     try:
         pubsub.subscribe(channel)
         started = time.monotonic()
         snap = view.snapshot()
         with Live(
-            _render(snap, keys.board(board, period), channel),
+            _render(snap, key, channel),
             console=out,
             refresh_per_second=10,
             auto_refresh=False,
@@ -282,10 +321,10 @@ def live(
                 now = time.monotonic()
                 if (dirty or not snap.exists or now - drawn >= 1.0) and now - drawn >= 0.1:
                     snap = view.snapshot()
-                    screen.update(_render(snap, keys.board(board, period), channel), refresh=True)
+                    screen.update(_render(snap, key, channel), refresh=True)
                     dirty, drawn = False, now
             snap = view.snapshot()
-            screen.update(_render(snap, keys.board(board, period), channel), refresh=True)
+            screen.update(_render(snap, key, channel), refresh=True)
         if not out.is_terminal:
             out.print()
         out.print(
@@ -294,10 +333,11 @@ def live(
         )
     finally:
         pubsub.close()
+        shown.close()
         close(client)
 
 
-def _render(snap: Snapshot, key: str, channel: str) -> Any:
+def _render(snap: LiveSnapshot, key: str, channel: str) -> Any:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -358,19 +398,14 @@ def bench(
       flightcache leaderboard bench --json
     """
     from flightcache.bench.leaderboard import (
-        PUBLISHED,
-        WRITE_BATCH,
+        MAX_CLIENTS,
         Workloads,
         concurrent,
         separate,
+        summary,
     )
     from flightcache.console import out, table
-    from flightcache.patterns.leaderboard_live import (
-        MAX_CLIENTS,
-        Board,
-        board_keys,
-        check_positive,
-    )
+    from flightcache.patterns.leaderboard import Board, board_keys
     from flightcache.valkey_client import close
 
     check_positive("--seconds", seconds, 600, "2")
@@ -380,7 +415,7 @@ def bench(
     client: Any = application.valkey()
     board = Board(client, keys, "bench")
     try:
-        client.delete(board.key("all"))
+        client.delete(board.key())
         work = Workloads(board)
         work.seed()
         alone = separate(work, seconds)
@@ -389,89 +424,17 @@ def bench(
         )
     finally:
         board.close()
-        client.delete(board.key("all"))
+        client.delete(board.key())
         close(client)
-
-    def frac(name: str) -> float:
-        bare = alone[f"bare_{name}"].per_s
-        return alone[name].per_s / bare if bare else 0.0
-
-    doc = {
-        "valkey": str(application.valkey_url()),
-        "seconds": seconds,
-        "clients": clients,
-        "concurrency": "processes: one writer, --clients top-10 readers, no shared GIL",
-        "write_batch": WRITE_BATCH,
-        "separate": {
-            name: {
-                "flightcache_per_s": round(alone[name].per_s, 1),
-                "bare_per_s": round(alone[f"bare_{name}"].per_s, 1),
-                "fraction_of_bare": round(frac(name), 3),
-                "ops": alone[name].ops,
-            }
-            for name in ("writes", "top10", "rank")
-        },
-        "concurrent": {
-            name: {"flightcache_per_s": round(fig.per_s, 1), "ops": fig.ops}
-            for name, fig in together.items()
-        },
-        "published_004": PUBLISHED,
-        "targets": {"writes_per_s": 100_000, "top10_per_s": 15_000},
-    }
-    doc["targets_met"] = {
-        "writes": alone["writes"].per_s >= 100_000,
-        "top10": alone["top10"].per_s >= 15_000,
-    }
+    doc = summary(str(application.valkey_url()), alone, together, seconds, clients)
     if as_json:
         out.print_json(json.dumps(doc))
         return
-    rows = [
-        [
-            "writes: ZINCRBY x1000",
-            "alone",
-            f"{alone['writes'].per_s:,.0f}",
-            f"{alone['bare_writes'].per_s:,.0f}",
-            f"{frac('writes'):.2f}",
-            f"{PUBLISHED['writes_separate']:,}",
-        ],
-        [
-            "top-10: ZREVRANGE",
-            "alone",
-            f"{alone['top10'].per_s:,.0f}",
-            f"{alone['bare_top10'].per_s:,.0f}",
-            f"{frac('top10'):.2f}",
-            f"{PUBLISHED['reads_separate']:,}",
-        ],
-        [
-            "rank: ZREVRANK",
-            "alone",
-            f"{alone['rank'].per_s:,.0f}",
-            f"{alone['bare_rank'].per_s:,.0f}",
-            f"{frac('rank'):.2f}",
-            "-",
-        ],
-        [
-            "writes",
-            f"+{clients} reader(s)",
-            f"{together['writes'].per_s:,.0f}",
-            "-",
-            "-",
-            "13-14k",
-        ],
-        [
-            "top-10",
-            "+1 writer",
-            f"{together['top10'].per_s:,.0f}",
-            "-",
-            "-",
-            f"{PUBLISHED['reads_concurrent']:,}",
-        ],
-    ]
     out.print(
         table(
             f"leaderboard bench: {seconds:g} s each, {application.valkey_url()}",
             ["operation", "run", "flightcache /s", "bare /s", "fraction", "004 /s"],
-            rows,
+            _bench_rows(alone, together, clients),
         )
     )
     out.print(
@@ -480,3 +443,29 @@ def bench(
         " machine.",
         style="dim",
     )
+
+
+def _bench_rows(
+    alone: dict[str, Figure], together: dict[str, Figure], clients: int
+) -> list[list[str]]:
+    from flightcache.bench.leaderboard import PUBLISHED, fraction
+
+    def separate_row(label: str, name: str, published: str) -> list[str]:
+        return [
+            label,
+            "alone",
+            f"{alone[name].per_s:,.0f}",
+            f"{alone[f'bare_{name}'].per_s:,.0f}",
+            f"{fraction(alone, name):.2f}",
+            published,
+        ]
+
+    return [
+        separate_row("writes: ZINCRBY x1000", "writes", f"{PUBLISHED['writes_separate']:,}"),
+        separate_row("top-10: ZREVRANGE", "top10", f"{PUBLISHED['reads_separate']:,}"),
+        separate_row("rank: ZREVRANK", "rank", "-"),
+        ["writes", f"+{clients} reader(s)", f"{together['writes'].per_s:,.0f}", "-", "-",
+         "13-14k"],
+        ["top-10", "+1 writer", f"{together['top10'].per_s:,.0f}", "-", "-",
+         f"{PUBLISHED['reads_concurrent']:,}"],
+    ]  # fmt: skip

@@ -7,15 +7,14 @@ from typing import Annotated
 import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
-
-MAX_FLIGHTS = 200_000
+from flightcache.demos.memory import Options
 
 
 def memory(
     ctx: typer.Context,
     flights: Annotated[
         int, typer.Option("--flights", help="How many flights to store (the first by id).")
-    ] = 1000,
+    ] = Options.flights,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
     repeat: RepeatOpt = 50,
@@ -36,14 +35,9 @@ def memory(
       flightcache memory --keep     # then: flightcache valkey OBJECT ENCODING fc:memory:bucket100:0
     """
     from flightcache.commands import _demo
-    from flightcache.errors import ConfigError
-    from flightcache.patterns.memory import demo
+    from flightcache.demos.memory import demo
 
-    if not 1 <= flights <= MAX_FLIGHTS:
-        raise ConfigError(
-            f"--flights {flights} is out of range: the demo stores 1 to {MAX_FLIGHTS:,} flights",
-            hint="try --flights 1000",
-        )
+    options = Options(flights=flights)  # out of range: a ConfigError, before any server
     _demo.run(
         ctx,
         "memory",
@@ -52,5 +46,5 @@ def memory(
         pause=pause,
         repeat=repeat,
         keep=keep,
-        options={"flights": flights},
+        options=options,
     )

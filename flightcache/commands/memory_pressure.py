@@ -8,6 +8,13 @@ import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt
 from flightcache.commands.eviction import MaxmemoryOpt, YesOpt, maxmemory_bytes, require_consent
+from flightcache.demos.memory_pressure import (
+    ROWS_MAX,
+    ROWS_MIN,
+    SLOWER_THAN_MAX,
+    SLOWER_THAN_MIN,
+    Options,
+)
 
 
 def memory_pressure(
@@ -15,17 +22,19 @@ def memory_pressure(
     maxmemory: MaxmemoryOpt = None,
     rows: Annotated[
         int,
-        typer.Option("--rows", min=1, max=1_000_000, help="Bookings read to fill the cache with."),
-    ] = 20_000,
+        typer.Option(
+            "--rows", min=ROWS_MIN, max=ROWS_MAX, help="Bookings read to fill the cache with."
+        ),
+    ] = Options.rows,
     slower_than: Annotated[
         int,
         typer.Option(
             "--slower-than",
-            min=0,
-            max=10_000_000,
+            min=SLOWER_THAN_MIN,
+            max=SLOWER_THAN_MAX,
             help="slowlog-log-slower-than during the SLOWLOG part, in microseconds.",
         ),
-    ] = 1000,
+    ] = Options.slower_than,
     yes: YesOpt = False,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
@@ -51,7 +60,7 @@ def memory_pressure(
     from flightcache.app import App
     from flightcache.commands import _demo
     from flightcache.console import err, styled
-    from flightcache.patterns.memory_pressure import demo
+    from flightcache.demos.memory_pressure import demo
 
     limit = maxmemory_bytes(maxmemory)
     application: App = ctx.obj
@@ -78,10 +87,10 @@ def memory_pressure(
         pause=pause,
         repeat=1,
         keep=keep,
-        options={
-            "maxmemory": limit,
-            "rows": rows,
-            "slower_than": slower_than,
-            "own_server": application.settings.embedded_valkey,
-        },
+        options=Options(
+            maxmemory=limit,
+            rows=rows,
+            slower_than=slower_than,
+            own_server=application.settings.embedded_valkey,
+        ),
     )

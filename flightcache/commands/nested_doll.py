@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt, RowsYesOpt
+from flightcache.demos.nested_doll import FLIGHT_MIN, Options, demo
 
 
 def nested_doll(
@@ -15,10 +16,10 @@ def nested_doll(
         int | None,
         typer.Option(
             "--flight",
-            min=1,
+            min=FLIGHT_MIN,
             help="flight_id of the flight to compose. Default: the first flight with a delay.",
         ),
-    ] = None,
+    ] = Options.flight,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
     repeat: RepeatOpt = 50,
@@ -41,7 +42,6 @@ def nested_doll(
       flightcache nested-doll --flight 42 --keep    # then: flightcache valkey PTTL ...
     """
     from flightcache.commands._demo import run
-    from flightcache.patterns.nested_doll import demo
 
     run(
         ctx,
@@ -53,5 +53,5 @@ def nested_doll(
         keep=keep,
         changes_rows=True,
         yes=yes,
-        options={"flight": flight},
+        options=Options(flight=flight),
     )

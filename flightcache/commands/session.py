@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from flightcache.commands import _demo
+from flightcache.demos.session import MAX_TTL_S, MIN_TTL_S, Options
 
 
 def session(
@@ -18,17 +19,17 @@ def session(
             min=1,
             help="Passenger id who logs in. Default: the passenger of the first booking.",
         ),
-    ] = None,
+    ] = Options.user,
     ttl: Annotated[
         int,
         typer.Option(
             "--ttl",
-            min=300,
-            max=86_400,
+            min=MIN_TTL_S,
+            max=MAX_TTL_S,
             help="Session lifetime after the last activity, seconds (001: 1800). At least"
             " 300, so that the session outlives the longest timing run.",
         ),
-    ] = 1800,
+    ] = Options.ttl,
     as_json: _demo.JsonOpt = False,
     pause: _demo.PauseOpt = False,
     repeat: _demo.RepeatOpt = 50,
@@ -55,7 +56,7 @@ def session(
       flightcache session --user 42 --ttl 600
       flightcache session --repeat 500 --json
     """
-    from flightcache.patterns.session_demo import demo
+    from flightcache.demos.session import demo
 
     _demo.run(
         ctx,
@@ -65,7 +66,7 @@ def session(
         pause=pause,
         repeat=repeat,
         keep=keep,
-        options={"user": user, "ttl": ttl},
+        options=Options(user=user, ttl=ttl),
         changes_rows=True,
         yes=yes,
     )

@@ -7,29 +7,34 @@ from typing import Annotated
 import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
-
-MAX_KEYS = 1_000_000
-MAX_TTL = 30 * 86_400
-WATCH_MAX_TTL = 120
-WATCH_MAX_KEYS = 100_000
+from flightcache.demos.ttl import (
+    KEYS_MAX,
+    TTL_MAX,
+    WATCH_KEYS_MAX,
+    WATCH_TTL_MAX,
+    Options,
+    demo,
+)
 
 
 def ttl(
     ctx: typer.Context,
     keys: Annotated[
         int, typer.Option("--keys", help="Keys per batch (one without, one with jitter).")
-    ] = 1000,
-    ttl_s: Annotated[int, typer.Option("--ttl", help="Base TTL of the batches, in seconds.")] = 60,
+    ] = Options.keys,
+    ttl_s: Annotated[
+        int, typer.Option("--ttl", help="Base TTL of the batches, in seconds.")
+    ] = Options.ttl,
     jitter: Annotated[
         float, typer.Option("--jitter", help="Jitter in percent of the TTL, 0 to 100.")
-    ] = 10.0,
+    ] = Options.jitter,
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the jitter: same seed, same TTLs.")
-    ] = 1,
+    ] = Options.seed,
     watch: Annotated[
         bool,
         typer.Option("--watch", help="Wait for the keys to expire and count them each second."),
-    ] = False,
+    ] = Options.watch,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
     repeat: RepeatOpt = 50,
@@ -51,27 +56,28 @@ def ttl(
     """
     from flightcache.commands import _demo
     from flightcache.errors import ConfigError
-    from flightcache.patterns.ttl import demo
+    from flightcache.patterns.ttl import JITTER_MAX_PERCENT
 
-    if not 1 <= keys <= MAX_KEYS:
+    if not 1 <= keys <= KEYS_MAX:
         raise ConfigError(
-            f"--keys {keys} is out of range: a batch holds 1 to {MAX_KEYS:,} keys",
+            f"--keys {keys} is out of range: a batch holds 1 to {KEYS_MAX:,} keys",
             hint="try --keys 1000",
         )
-    if not 1 <= ttl_s <= MAX_TTL:
+    if not 1 <= ttl_s <= TTL_MAX:
         raise ConfigError(
-            f"--ttl {ttl_s} is out of range: a TTL is 1 to {MAX_TTL:,} seconds",
+            f"--ttl {ttl_s} is out of range: a TTL is 1 to {TTL_MAX:,} seconds",
             hint="try --ttl 60",
         )
-    if not 0 <= jitter <= 100:
+    if not 0 <= jitter <= JITTER_MAX_PERCENT:
         raise ConfigError(
-            f"--jitter {jitter:g} is out of range: jitter is 0 to 100 percent of the TTL",
+            f"--jitter {jitter:g} is out of range:"
+            f" jitter is 0 to {JITTER_MAX_PERCENT} percent of the TTL",
             hint="try --jitter 10",
         )
-    if watch and (ttl_s > WATCH_MAX_TTL or keys > WATCH_MAX_KEYS):
+    if watch and (ttl_s > WATCH_TTL_MAX or keys > WATCH_KEYS_MAX):
         raise ConfigError(
-            f"--watch waits until the keys expire: it takes --ttl up to {WATCH_MAX_TTL} s"
-            f" and --keys up to {WATCH_MAX_KEYS:,}",
+            f"--watch waits until the keys expire: it takes --ttl up to {WATCH_TTL_MAX} s"
+            f" and --keys up to {WATCH_KEYS_MAX:,}",
             hint="try --ttl 10 --watch",
         )
     _demo.run(
@@ -82,5 +88,5 @@ def ttl(
         pause=pause,
         repeat=repeat,
         keep=keep,
-        options={"keys": keys, "ttl": ttl_s, "jitter": jitter, "seed": seed, "watch": watch},
+        options=Options(keys=keys, ttl=ttl_s, jitter=jitter, seed=seed, watch=watch),
     )

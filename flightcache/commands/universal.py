@@ -7,6 +7,12 @@ from typing import Annotated
 import typer
 
 from flightcache.commands import _demo
+from flightcache.demos.universal import (
+    API_LATENCY_MAX_MS,
+    API_TIMEOUT_MAX_MS,
+    API_TIMEOUT_MIN_MS,
+    Options,
+)
 
 
 def universal(
@@ -14,25 +20,28 @@ def universal(
     origin: Annotated[
         str | None,
         typer.Option("--origin", help="IATA code of the route's first airport (default: data)."),
-    ] = None,
+    ] = Options.origin,
     destination: Annotated[
         str | None,
         typer.Option("--destination", help="IATA code of the second airport (default: data)."),
-    ] = None,
+    ] = Options.destination,
     day: Annotated[
         str | None,
         typer.Option("--day", help="Day of the statistics and the search, YYYY-MM-DD."),
-    ] = None,
+    ] = Options.day,
     flight: Annotated[
         str | None,
         typer.Option("--flight", help="Flight number to track (default: one on the route)."),
-    ] = None,
+    ] = Options.flight,
     api_latency_ms: Annotated[
         float,
         typer.Option(
-            "--api-latency-ms", min=0, max=60_000, help="How long each API answer takes, ms."
+            "--api-latency-ms",
+            min=0,
+            max=API_LATENCY_MAX_MS,
+            help="How long each API answer takes, ms.",
         ),
-    ] = 50.0,
+    ] = Options.api_latency_ms,
     api_failure_rate: Annotated[
         float,
         typer.Option(
@@ -41,13 +50,16 @@ def universal(
             max=1.0,
             help="Share of API requests that fail with 503, 0 to 1.",
         ),
-    ] = 0.0,
+    ] = Options.api_failure_rate,
     api_timeout_ms: Annotated[
         float,
         typer.Option(
-            "--api-timeout-ms", min=1, max=60_000, help="How long the client waits for the API, ms."
+            "--api-timeout-ms",
+            min=API_TIMEOUT_MIN_MS,
+            max=API_TIMEOUT_MAX_MS,
+            help="How long the client waits for the API, ms.",
         ),
-    ] = 500.0,
+    ] = Options.api_timeout_ms,
     as_json: _demo.JsonOpt = False,
     pause: _demo.PauseOpt = False,
     repeat: _demo.RepeatOpt = 50,
@@ -70,7 +82,7 @@ def universal(
       flightcache universal --origin FRA --destination JFK --day 2025-06-03
       flightcache universal --api-latency-ms 200 --api-failure-rate 0.3 --repeat 10
     """
-    from flightcache.patterns.universal_demo import demo
+    from flightcache.demos.universal import demo
 
     _demo.run(
         ctx,
@@ -80,13 +92,13 @@ def universal(
         pause=pause,
         repeat=repeat,
         keep=keep,
-        options={
-            "origin": origin,
-            "destination": destination,
-            "day": day,
-            "flight": flight,
-            "api_latency_ms": api_latency_ms,
-            "api_failure_rate": api_failure_rate,
-            "api_timeout_ms": api_timeout_ms,
-        },
+        options=Options(
+            origin=origin,
+            destination=destination,
+            day=day,
+            flight=flight,
+            api_latency_ms=api_latency_ms,
+            api_failure_rate=api_failure_rate,
+            api_timeout_ms=api_timeout_ms,
+        ),
     )

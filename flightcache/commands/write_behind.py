@@ -11,10 +11,13 @@ import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt
 from flightcache.commands._options import non_negative, positive
+from flightcache.demos.write_behind import MAX_BURST, Options
 
 if TYPE_CHECKING:
     from flightcache.app import App
+    from flightcache.errors import FlightcacheError
     from flightcache.keys import Keys
+    from flightcache.patterns.write_behind_worker import WorkerReport
 
 DEMO = "write-behind"
 
@@ -35,24 +38,26 @@ def write_behind(
         typer.Option(
             "--flight", callback=positive, help="flight_id to book on. Default: the first."
         ),
-    ] = None,
+    ] = Options.flight,
     seats: Annotated[
         int, typer.Option("--seats", help="Seats per booking in the first steps (1 to 1,000).")
-    ] = 2,
+    ] = Options.seats,
     burst: Annotated[
-        int, typer.Option("--burst", min=1, max=1_000_000, help="Bookings in the burst.")
-    ] = 5_000,
-    batch: Annotated[int, typer.Option("--batch", help="Entries per worker batch.")] = 500,
+        int, typer.Option("--burst", min=1, max=MAX_BURST, help="Bookings in the burst.")
+    ] = Options.burst,
+    batch: Annotated[
+        int, typer.Option("--batch", help="Entries per worker batch.")
+    ] = Options.batch,
     crash_writes: Annotated[
         int,
         typer.Option(
             "--crash-writes", min=0, help="Bookings queued for the crash case (0 skips it)."
         ),
-    ] = 2_000,
+    ] = Options.crash_writes,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
-    repeat: RepeatOpt = 200,
-    keep: KeepOpt = False,
+    repeat: RepeatOpt = Options.repeat,
+    keep: KeepOpt = Options.keep,
 ) -> None:
     """Write-behind: write to Valkey now, to the database later, in batches.
 
@@ -76,13 +81,9 @@ def write_behind(
     if ctx.invoked_subcommand is not None:
         return
     from flightcache.commands import _demo
-    from flightcache.patterns.write_behind import (
-        check_batch,
-        check_flight_id,
-        check_queue,
-        check_seats,
-        demo,
-    )
+    from flightcache.demos.write_behind import demo
+    from flightcache.patterns.write_behind import check_flight_id, check_queue, check_seats
+    from flightcache.patterns.write_behind_worker import check_batch
 
     check_seats(seats)
     check_batch(batch)
@@ -103,15 +104,16 @@ def write_behind(
         pause=pause,
         repeat=repeat,
         keep=keep,
-        options={
-            "flight": flight,
-            "seats": seats,
-            "burst": burst,
-            "batch": batch,
-            "crash_writes": crash_writes,
-            "keep": keep,
-            "child_env": child_env,
-        },
+        options=Options(
+            flight=flight,
+            seats=seats,
+            burst=burst,
+            batch=batch,
+            crash_writes=crash_writes,
+            repeat=repeat,
+            keep=keep,
+            child_env=child_env,
+        ),
     )
 
 
@@ -178,58 +180,57 @@ def worker(
       flightcache write-behind worker --batch 2000 --max-seconds 30
       flightcache write-behind worker --once --retries 2 # give up sooner when the DB is down
     """
-    import valkey.exceptions
-
-    from flightcache.console import err, out, styled, table
-    from flightcache.errors import ConfigError, ConnectionFailed, FlightcacheError
-    from flightcache.measure.duration import human_ns
-    from flightcache.patterns.write_behind import (
-        PAUSE_ENV,
-        Worker,
-        WorkerReport,
-        backlog,
-        check_batch,
-        check_queue,
-        dead_count,
-        queue_depth,
-    )
-    from flightcache.valkey_client import close, wrap
+    from flightcache.errors import ConnectionFailed
+    from flightcache.patterns.write_behind import check_queue
+    from flightcache.patterns.write_behind_worker import check_batch
 
     check_batch(batch)
-    if max_seconds is not None and max_seconds <= 0:
-        raise ConfigError(
-            f"--max-seconds {max_seconds} leaves no time to drain",
-            hint="pass a positive number of seconds, or leave it out",
-        )
     application: App = ctx.obj
     application.db_url()  # a bad URL is a configuration error now, not a retry later
     keys = _keys(application)
     check_queue(keys)
+    report, left, dead = _drain(
+        application,
+        keys,
+        consumer=consumer,
+        batch=batch,
+        claim_idle=claim_idle,
+        retries=retries,
+        once=once,
+        max_seconds=max_seconds,
+        show_status=not as_json,
+    )
+    _print_summary(report, left, dead, as_json=as_json)
+    if report.stopped_pending:
+        raise ConnectionFailed(
+            f"the database stayed unavailable ({report.last_error});"
+            f" {left:,} entries wait in the queue, none of them lost",
+            hint="start the worker again once the database is back",
+        )
+
+
+def _drain(
+    application: App,
+    keys: Keys,
+    *,
+    consumer: str,
+    batch: int,
+    claim_idle: float,
+    retries: int | None,
+    once: bool,
+    max_seconds: float | None,
+    show_status: bool,
+) -> tuple[WorkerReport, int, int]:
+    """Run the worker; returns its report, the backlog left and the dead letters kept."""
+
+    from flightcache.console import err
+    from flightcache.demos.write_behind import PAUSE_ENV
+    from flightcache.patterns.write_behind import backlog, queue_depth
+    from flightcache.patterns.write_behind_worker import Worker, dead_count
+    from flightcache.valkey_client import close, valkey_errors
+
     client: Any = application.valkey()
-    status: Any = None
-    shown = [0.0]
-
-    def on_retry(exc: FlightcacheError, delay: float, attempt: int, pending: int) -> None:
-        err.print(
-            styled("[yellow]database unavailable:[/yellow] {}", exc.message)
-            + f"; {pending} entries stay pending (not acked); retry {attempt} in {delay:.1f} s",
-            soft_wrap=True,
-        )
-
-    def on_progress(report: WorkerReport) -> None:
-        now = time.monotonic()
-        if status is None or now - shown[0] < 0.5:
-            return
-        shown[0] = now
-        left = backlog(queue_depth(client, keys))
-        status.update(
-            f"applied {report.applied:,}  skipped {report.skipped:,}  backlog {left:,}"
-            f"  {report.applied / max(report.seconds or now - started, 1e-9):,.0f} entries/s"
-        )
-
-    def on_pause(entries: int) -> None:
-        err.print(f"{PAUSE_ENV}: {entries} entries committed, waiting before XACK", style="dim")
-
+    said = _WorkerStatus(client, keys)
     drainer = Worker(
         client,
         keys,
@@ -238,49 +239,86 @@ def worker(
         batch=batch,
         claim_idle_ms=int(claim_idle * 1000),
         pause_before_ack=float(os.environ.get(PAUSE_ENV) or 0),
-        on_retry=on_retry,
-        on_progress=on_progress,
-        on_pause=on_pause,
+        on_retry=said.on_retry,
+        on_progress=said.on_progress,
+        on_pause=said.on_pause,
         max_retries=retries,
     )
-    started = time.monotonic()
     try:
-        if err.is_terminal and not as_json:
-            with err.status(f"draining {keys.prefix}{{wb*}}:queue") as status:
+        with valkey_errors(application.valkey_url):
+            if err.is_terminal and show_status:
+                with err.status(f"draining {keys.prefix}{{wb*}}:queue") as said.status:
+                    report = drainer.run(once=once, max_seconds=max_seconds)
+            else:
                 report = drainer.run(once=once, max_seconds=max_seconds)
-        else:
-            report = drainer.run(once=once, max_seconds=max_seconds)
-        left = backlog(queue_depth(client, keys))
-        dead = dead_count(client, keys)
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, application.valkey_url()) from None
+            return report, backlog(queue_depth(client, keys)), dead_count(client, keys)
     finally:
         drainer.close()
         close(client)
+
+
+class _WorkerStatus:
+    """What the worker says while it runs: retries on stderr, progress in a status line."""
+
+    def __init__(self, client: Any, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self.status: Any = None  # the rich status line, on a terminal
+        self.shown = 0.0
+        self.started = time.monotonic()
+
+    def on_retry(self, exc: FlightcacheError, delay: float, attempt: int, pending: int) -> None:
+        from flightcache.console import err, styled
+
+        err.print(
+            styled("[yellow]database unavailable:[/yellow] {}", exc.message)
+            + f"; {pending} entries stay pending (not acked); retry {attempt} in {delay:.1f} s",
+            soft_wrap=True,
+        )
+
+    def on_progress(self, report: WorkerReport) -> None:
+        from flightcache.patterns.write_behind import backlog, queue_depth
+
+        now = time.monotonic()
+        if self.status is None or now - self.shown < 0.5:
+            return
+        self.shown = now
+        left = backlog(queue_depth(self.client, self.keys))
+        self.status.update(
+            f"applied {report.applied:,}  skipped {report.skipped:,}  backlog {left:,}"
+            f"  {report.applied / max(report.seconds or now - self.started, 1e-9):,.0f} entries/s"
+        )
+
+    def on_pause(self, entries: int) -> None:
+        from flightcache.console import err
+        from flightcache.demos.write_behind import PAUSE_ENV
+
+        err.print(f"{PAUSE_ENV}: {entries} entries committed, waiting before XACK", style="dim")
+
+
+def _print_summary(report: WorkerReport, left: int, dead: int, *, as_json: bool) -> None:
+    """The worker's summary: one JSON document, or a table."""
+    from flightcache.console import out, table
+    from flightcache.measure.duration import human_ns
+
     if as_json:
         out.print_json(json.dumps({**report.as_dict(), "backlog": left, "dead_letters": dead}))
-    else:
-        rows = [
-            ["applied", f"{report.applied:,}"],
-            ["skipped (applied before)", f"{report.skipped:,}"],
-            ["recovered from own pending", f"{report.recovered:,}"],
-            ["claimed from idle consumers", f"{report.claimed:,}"],
-            ["batches", f"{report.batches:,}"],
-            ["database retries", f"{report.retries:,}"],
-            ["time", human_ns(report.seconds * 1e9)],
-            ["entries/s", f"{report.rate:,.0f}"],
-            ["backlog left", f"{left:,}"],
-            ["dead-lettered (refused for good)", f"{report.dead_lettered:,}"],
-            ["dead letters kept, all shards", f"{dead:,}"],
-            ["idle consumers removed", f"{report.swept:,}"],
-        ]
-        out.print(table(f"worker {consumer}", ["", "this run"], rows))
-    if report.stopped_pending:
-        raise ConnectionFailed(
-            f"the database stayed unavailable ({report.last_error});"
-            f" {left:,} entries wait in the queue, none of them lost",
-            hint="start the worker again once the database is back",
-        )
+        return
+    rows = [
+        ["applied", f"{report.applied:,}"],
+        ["skipped (applied before)", f"{report.skipped:,}"],
+        ["recovered from own pending", f"{report.recovered:,}"],
+        ["claimed from idle consumers", f"{report.claimed:,}"],
+        ["batches", f"{report.batches:,}"],
+        ["database retries", f"{report.retries:,}"],
+        ["time", human_ns(report.seconds * 1e9)],
+        ["entries/s", f"{report.rate:,.0f}"],
+        ["backlog left", f"{left:,}"],
+        ["dead-lettered (refused for good)", f"{report.dead_lettered:,}"],
+        ["dead letters kept, all shards", f"{dead:,}"],
+        ["idle consumers removed", f"{report.swept:,}"],
+    ]
+    out.print(table(f"worker {report.consumer}", ["", "this run"], rows))
 
 
 @app.command("book")
@@ -309,7 +347,6 @@ def book(
       flightcache write-behind book --flight 42 --times 500   # pipelined
       flightcache write-behind book --flight 42 --json
     """
-    import valkey.exceptions
 
     from flightcache.console import out
     from flightcache.data.load import require_dataset
@@ -321,7 +358,7 @@ def book(
         check_seats,
         queue_depth,
     )
-    from flightcache.valkey_client import close, wrap
+    from flightcache.valkey_client import close, valkey_errors
 
     check_flight_id(flight)
     check_seats(seats)
@@ -331,17 +368,16 @@ def book(
     db = application.database()
     client: Any = None
     try:
-        require_dataset(db)
-        client = application.valkey()
-        pattern = WriteBehind(client, db, keys)
-        pattern.require_flights([flight])
-        pattern.ensure_groups()
-        if times > 1:
-            pattern.book_many([(flight, seats)] * (times - 1))
-        booking = pattern.book(flight, seats)
-        left = backlog(queue_depth(client, keys))
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, application.valkey_url()) from None
+        with valkey_errors(application.valkey_url):
+            require_dataset(db)
+            client = application.valkey()
+            pattern = WriteBehind(client, db, keys)
+            pattern.require_flights([flight])
+            pattern.ensure_groups()
+            if times > 1:
+                pattern.book_many([(flight, seats)] * (times - 1))
+            booking = pattern.book(flight, seats)
+            left = backlog(queue_depth(client, keys))
     finally:
         if client is not None:
             close(client)
@@ -381,22 +417,21 @@ def dead_letters(
       flightcache write-behind dead-letters
       flightcache write-behind dead-letters --count 100 --json
     """
-    import valkey.exceptions
 
     from flightcache.console import out, table
-    from flightcache.patterns.write_behind import check_queue, dead_count
-    from flightcache.patterns.write_behind import dead_letters as newest
-    from flightcache.valkey_client import close, wrap
+    from flightcache.patterns.write_behind import check_queue
+    from flightcache.patterns.write_behind_worker import dead_count
+    from flightcache.patterns.write_behind_worker import dead_letters as newest
+    from flightcache.valkey_client import close, valkey_errors
 
     application: App = ctx.obj
     keys = _keys(application)
     check_queue(keys)
     client: Any = application.valkey()
     try:
-        letters = newest(client, keys, count)
-        total = dead_count(client, keys)
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, application.valkey_url()) from None
+        with valkey_errors(application.valkey_url):
+            letters = newest(client, keys, count)
+            total = dead_count(client, keys)
     finally:
         close(client)
     if as_json:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt, RowsYesOpt
+from flightcache.demos.write_through import Options, demo
 
 
 def write_through(
@@ -18,13 +19,13 @@ def write_through(
             help="IATA code or id of the airline to rename."
             " Default: the first of the route analysis.",
         ),
-    ] = None,
+    ] = Options.airline,
     name: Annotated[
         str | None,
         typer.Option(
             "--name", help="The new name (at most 30 characters). Default: the old one + (new)."
         ),
-    ] = None,
+    ] = Options.name,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
     repeat: RepeatOpt = 50,
@@ -48,7 +49,6 @@ def write_through(
       flightcache write-through --airline 7 --json
     """
     from flightcache.commands._demo import run
-    from flightcache.patterns.write_through import demo
 
     run(
         ctx,
@@ -60,5 +60,5 @@ def write_through(
         keep=keep,
         changes_rows=True,
         yes=yes,
-        options={"airline": airline, "name": name},
+        options=Options(airline=airline, name=name),
     )

@@ -36,7 +36,7 @@ CA_QUERY = "flight_by_id"
 
 def _ca_setup(c: CheckContext) -> tuple[str, dict[str, Any], str, Any]:
     db = c.database()
-    first = db.fetch(c.sql("wb_first_flight"))
+    first = db.fetch(c.sql("write_behind_first_flight"))
     if not first.rows:
         raise DataError(
             "the flight table is empty, so cache-aside has nothing to cache",
@@ -230,10 +230,10 @@ def wt_failed_commit(c: CheckContext) -> None:
 
 
 # -- write-behind ---------------------------------------------------------------------------
-WB_GROUP = "exercise-writer"
-WB_CONSUMER = "worker-1"
-WB_BATCH = 4
-WB_FIRST_FLIGHT = 900_001  # the queue's own flight ids: one per entry, no FK involved
+WRITE_BEHIND_GROUP = "exercise-writer"
+WRITE_BEHIND_CONSUMER = "worker-1"
+WRITE_BEHIND_BATCH = 4
+WRITE_BEHIND_FIRST_FLIGHT = 900_001  # the queue's own flight ids: one per entry, no FK involved
 
 
 @dataclass
@@ -243,34 +243,43 @@ class _Queued:
     seats: int
 
 
-def _wb_queue(c: CheckContext, n: int) -> tuple[str, list[_Queued]]:
+def _write_behind_queue(c: CheckContext, n: int) -> tuple[str, list[_Queued]]:
     from flightcache.patterns.write_behind import ensure_tables
 
     ensure_tables(c.scratch_db())
     stream = c.keys.exercise_queue()
-    c.admin.xgroup_create(stream, WB_GROUP, id="0", mkstream=True)
+    c.admin.xgroup_create(stream, WRITE_BEHIND_GROUP, id="0", mkstream=True)
     queued = []
     for i in range(n):
-        flight, seats = WB_FIRST_FLIGHT + i, i + 1
+        flight, seats = WRITE_BEHIND_FIRST_FLIGHT + i, i + 1
         entry_id = c.admin.xadd(stream, {"flight": flight, "seats": seats})
         queued.append(_Queued(str(entry_id), flight, seats))
     return stream, queued
 
 
-def _wb_applied(c: CheckContext, stream: str, entry: _Queued) -> int:
-    found = c.scratch_fetch("wb_flight_seats", {"queue": stream, "flight_id": entry.flight})
+def _write_behind_applied(c: CheckContext, stream: str, entry: _Queued) -> int:
+    found = c.scratch_fetch(
+        "write_behind_flight_seats", {"queue": stream, "flight_id": entry.flight}
+    )
     return int(found.rows[0][0])
 
 
-def _wb_drain(c: CheckContext, stream: str, *, expect: bool = False) -> Any:
+def _write_behind_drain(c: CheckContext, stream: str, *, expect: bool = False) -> Any:
     return c.learner.call(
-        "drain", c.valkey, c.db, stream, WB_GROUP, WB_CONSUMER, WB_BATCH, expect_failure=expect
+        "drain",
+        c.valkey,
+        c.db,
+        stream,
+        WRITE_BEHIND_GROUP,
+        WRITE_BEHIND_CONSUMER,
+        WRITE_BEHIND_BATCH,
+        expect_failure=expect,
     )
 
 
-def _wb_drain_all(c: CheckContext, stream: str, queued: int) -> None:
+def _write_behind_drain_all(c: CheckContext, stream: str, queued: int) -> None:
     for _ in range(queued + 3):
-        if not _wb_drain(c, stream):
+        if not _write_behind_drain(c, stream):
             return
     raise CheckFailed(
         f"drain() kept returning a count after {queued} entries were applied",
@@ -278,14 +287,16 @@ def _wb_drain_all(c: CheckContext, stream: str, queued: int) -> None:
     )
 
 
-def _wb_pending(c: CheckContext, stream: str) -> set[str]:
-    rows = c.admin.xpending_range(stream, WB_GROUP, min="-", max="+", count=1000)
+def _write_behind_pending(c: CheckContext, stream: str) -> set[str]:
+    rows = c.admin.xpending_range(stream, WRITE_BEHIND_GROUP, min="-", max="+", count=1000)
     return {str(r["message_id"]) for r in rows}
 
 
-def _wb_delivered(c: CheckContext, stream: str, queued: list[_Queued]) -> list[_Queued]:
+def _write_behind_delivered(c: CheckContext, stream: str, queued: list[_Queued]) -> list[_Queued]:
     groups = c.admin.xinfo_groups(stream)
-    last = next((str(g["last-delivered-id"]) for g in groups if g["name"] == WB_GROUP), "0-0")
+    last = next(
+        (str(g["last-delivered-id"]) for g in groups if g["name"] == WRITE_BEHIND_GROUP), "0-0"
+    )
     return [q for q in queued if _stream_id(q.entry_id) <= _stream_id(last)]
 
 
@@ -294,8 +305,10 @@ def _stream_id(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _wb_exactly_once(c: CheckContext, stream: str, queued: list[_Queued], after: str) -> None:
-    applied = {q.entry_id: _wb_applied(c, stream, q) for q in queued}
+def _write_behind_exactly_once(
+    c: CheckContext, stream: str, queued: list[_Queued], after: str
+) -> None:
+    applied = {q.entry_id: _write_behind_applied(c, stream, q) for q in queued}
     missing = [q for q in queued if applied[q.entry_id] == 0]
     twice = [q for q in queued if applied[q.entry_id] > q.seats]
     if missing:
@@ -312,16 +325,16 @@ def _wb_exactly_once(c: CheckContext, stream: str, queued: list[_Queued], after:
         )
 
 
-def wb_applies(c: CheckContext) -> None:
-    stream, queued = _wb_queue(c, 6)
-    _wb_drain_all(c, stream, len(queued))
-    _wb_exactly_once(c, stream, queued, "after draining the queue")
+def write_behind_applies(c: CheckContext) -> None:
+    stream, queued = _write_behind_queue(c, 6)
+    _write_behind_drain_all(c, stream, len(queued))
+    _write_behind_exactly_once(c, stream, queued, "after draining the queue")
 
 
-def wb_acks(c: CheckContext) -> None:
-    stream, queued = _wb_queue(c, 6)
-    _wb_drain_all(c, stream, len(queued))
-    pending = _wb_pending(c, stream)
+def write_behind_acks(c: CheckContext) -> None:
+    stream, queued = _write_behind_queue(c, 6)
+    _write_behind_drain_all(c, stream, len(queued))
+    pending = _write_behind_pending(c, stream)
     if pending:
         raise CheckFailed(
             f"{len(pending)} applied entries are still pending: never acknowledged, they"
@@ -330,11 +343,11 @@ def wb_acks(c: CheckContext) -> None:
         )
 
 
-def _wb_fail_once(c: CheckContext, stream: str) -> ExerciseDb:
+def _write_behind_fail_once(c: CheckContext, stream: str) -> ExerciseDb:
     db = c.learner_db()
     db.fail_writes = True
     try:
-        _wb_drain(c, stream, expect=True)
+        _write_behind_drain(c, stream, expect=True)
     except InjectedFailure:
         pass
     finally:
@@ -348,12 +361,16 @@ def _wb_fail_once(c: CheckContext, stream: str) -> ExerciseDb:
     return db
 
 
-def wb_ack_after_commit(c: CheckContext) -> None:
-    stream, queued = _wb_queue(c, 4)
-    _wb_fail_once(c, stream)
-    delivered = _wb_delivered(c, stream, queued)
-    pending = _wb_pending(c, stream)
-    lost = [q for q in delivered if q.entry_id not in pending and _wb_applied(c, stream, q) == 0]
+def write_behind_ack_after_commit(c: CheckContext) -> None:
+    stream, queued = _write_behind_queue(c, 4)
+    _write_behind_fail_once(c, stream)
+    delivered = _write_behind_delivered(c, stream, queued)
+    pending = _write_behind_pending(c, stream)
+    lost = [
+        q
+        for q in delivered
+        if q.entry_id not in pending and _write_behind_applied(c, stream, q) == 0
+    ]
     if lost:
         raise CheckFailed(
             f"the database write failed, yet {len(lost)} of {len(delivered)} entries read were"
@@ -364,12 +381,12 @@ def wb_ack_after_commit(c: CheckContext) -> None:
         )
 
 
-def wb_retries(c: CheckContext) -> None:
-    stream, queued = _wb_queue(c, 4)
-    _wb_fail_once(c, stream)
-    _wb_drain_all(c, stream, len(queued))
-    _wb_exactly_once(c, stream, queued, "after a failed write and a retry")
-    if _wb_pending(c, stream):
+def write_behind_retries(c: CheckContext) -> None:
+    stream, queued = _write_behind_queue(c, 4)
+    _write_behind_fail_once(c, stream)
+    _write_behind_drain_all(c, stream, len(queued))
+    _write_behind_exactly_once(c, stream, queued, "after a failed write and a retry")
+    if _write_behind_pending(c, stream):
         raise CheckFailed(
             "after the retry some entries are still pending",
             hint="XACK every entry you applied, after the commit",
@@ -377,16 +394,16 @@ def wb_retries(c: CheckContext) -> None:
 
 
 # -- leaderboard -------------------------------------------------------------------------------
-LB_SCORES = {"FRA": 980.0, "MUC": 870.0, "BER": 640.0, "HAM": 410.0, "CGN": 120.0}
+LEADERBOARD_SCORES = {"FRA": 980.0, "MUC": 870.0, "BER": 640.0, "HAM": 410.0, "CGN": 120.0}
 
 
-def _lb_board(c: CheckContext) -> str:
+def _exercise_board(c: CheckContext) -> str:
     key = c.keys.board("exercise")
-    c.admin.zadd(key, LB_SCORES)
+    c.admin.zadd(key, LEADERBOARD_SCORES)
     return key
 
 
-def lb_add(c: CheckContext) -> None:
+def leaderboard_add(c: CheckContext) -> None:
     key = c.keys.board("exercise")
     c.learner.call("add_points", c.valkey, key, "VIE", 10)
     returned = c.learner.call("add_points", c.valkey, key, "VIE", 5)
@@ -403,10 +420,10 @@ def lb_add(c: CheckContext) -> None:
         )
 
 
-def lb_top(c: CheckContext) -> None:
-    key = _lb_board(c)
+def leaderboard_top(c: CheckContext) -> None:
+    key = _exercise_board(c)
     got = c.learner.call("top", c.valkey, key, 3)
-    expected = sorted(LB_SCORES.items(), key=lambda kv: -kv[1])[:3]
+    expected = sorted(LEADERBOARD_SCORES.items(), key=lambda kv: -kv[1])[:3]
     pairs = [(str(m), float(s)) for m, s in got] if isinstance(got, list) else got
     if pairs == expected:
         return
@@ -415,7 +432,7 @@ def lb_top(c: CheckContext) -> None:
             f"top(3) returned {len(pairs)} entries: {show(pairs)}",
             hint="ZRANGE's stop index is inclusive: the first n are 0 to n-1",
         )
-    lowest = min(LB_SCORES.items(), key=lambda kv: kv[1])[0]
+    lowest = min(LEADERBOARD_SCORES.items(), key=lambda kv: kv[1])[0]
     if isinstance(pairs, list) and pairs and pairs[0][0] == lowest:
         raise CheckFailed(
             f"top(3) returned the lowest scores first: {show(pairs)}",
@@ -428,8 +445,8 @@ def lb_top(c: CheckContext) -> None:
     )
 
 
-def lb_rank(c: CheckContext) -> None:
-    key = _lb_board(c)
+def leaderboard_rank(c: CheckContext) -> None:
+    key = _exercise_board(c)
     leader = c.learner.call("rank", c.valkey, key, "FRA")
     third = c.learner.call("rank", c.valkey, key, "BER")
     if leader == 0:
@@ -437,7 +454,7 @@ def lb_rank(c: CheckContext) -> None:
             "rank() of the leader returned 0, but ranks here start at 1: the leader is rank 1",
             hint="ZREVRANK counts from 0: return it plus 1",
         )
-    if leader == len(LB_SCORES):
+    if leader == len(LEADERBOARD_SCORES):
         raise CheckFailed(
             f"rank() of the leader returned {leader}: it counted from the lowest score",
             hint="rank by the highest score first: ZREVRANK, plus 1",
@@ -449,8 +466,8 @@ def lb_rank(c: CheckContext) -> None:
         )
 
 
-def lb_absent(c: CheckContext) -> None:
-    key = _lb_board(c)
+def leaderboard_absent(c: CheckContext) -> None:
+    key = _exercise_board(c)
     got = c.learner.call("rank", c.valkey, key, "XXX")
     if got is not None:
         raise CheckFailed(
@@ -471,7 +488,7 @@ def _session(c: CheckContext) -> str:
     return key
 
 
-def ses_login(c: CheckContext) -> None:
+def session_login(c: CheckContext) -> None:
     key = _session(c)
     stored = c.admin.hgetall(key)
     expected = {"user_id": "123", **SESSION_FIELDS}
@@ -489,7 +506,7 @@ def ses_login(c: CheckContext) -> None:
         )
 
 
-def ses_get(c: CheckContext) -> None:
+def session_get(c: CheckContext) -> None:
     key = _session(c)
     got = c.learner.call("get_session", c.valkey, key, SESSION_TTL)
     if got != {"user_id": "123", **SESSION_FIELDS}:
@@ -524,15 +541,15 @@ def _slides(c: CheckContext, function: str, args: tuple[Any, ...], key: str) -> 
         )
 
 
-def ses_touch_slides(c: CheckContext) -> None:
+def session_touch_slides(c: CheckContext) -> None:
     _slides(c, "touch", (SESSION_TTL,), _session(c))
 
 
-def ses_get_slides(c: CheckContext) -> None:
+def session_get_slides(c: CheckContext) -> None:
     _slides(c, "get_session", (SESSION_TTL,), _session(c))
 
 
-def ses_touch_missing(c: CheckContext) -> None:
+def session_touch_missing(c: CheckContext) -> None:
     key = c.keys.exercise_session("expired")
     got = c.learner.call("touch", c.valkey, key, SESSION_TTL)
     if c.admin.exists(key):
@@ -661,27 +678,29 @@ CHECKS: dict[str, tuple[Check, ...]] = {
         ),
     ),
     "write-behind": (
-        Check("applies", "every queued booking reaches the database once", wb_applies),
-        Check("acks", "applied entries are acknowledged", wb_acks),
+        Check("applies", "every queued booking reaches the database once", write_behind_applies),
+        Check("acks", "applied entries are acknowledged", write_behind_acks),
         Check(
             "ack-after-commit",
             "nothing is acknowledged before its write is durable",
-            wb_ack_after_commit,
+            write_behind_ack_after_commit,
         ),
-        Check("retries", "entries left pending by a failure are retried", wb_retries),
+        Check("retries", "entries left pending by a failure are retried", write_behind_retries),
     ),
     "leaderboard": (
-        Check("add", "add_points accumulates a member's score", lb_add),
-        Check("top", "top(n) lists the n highest scores, best first", lb_top),
-        Check("rank", "ranks are 1-based: the leader is rank 1", lb_rank),
-        Check("absent", "a member not on the board has no rank", lb_absent),
+        Check("add", "add_points accumulates a member's score", leaderboard_add),
+        Check("top", "top(n) lists the n highest scores, best first", leaderboard_top),
+        Check("rank", "ranks are 1-based: the leader is rank 1", leaderboard_rank),
+        Check("absent", "a member not on the board has no rank", leaderboard_absent),
     ),
     "sessions": (
-        Check("login", "login stores the session hash with a TTL", ses_login),
-        Check("get", "get_session returns the fields, None when absent", ses_get),
-        Check("touch-slides", "touch slides the expiry", ses_touch_slides),
-        Check("get-slides", "reading the session slides the expiry", ses_get_slides),
-        Check("touch-missing", "touch does not bring an expired session back", ses_touch_missing),
+        Check("login", "login stores the session hash with a TTL", session_login),
+        Check("get", "get_session returns the fields, None when absent", session_get),
+        Check("touch-slides", "touch slides the expiry", session_touch_slides),
+        Check("get-slides", "reading the session slides the expiry", session_get_slides),
+        Check(
+            "touch-missing", "touch does not bring an expired session back", session_touch_missing
+        ),
     ),
     "stampede-lock": (
         Check("acquire", "acquire sets the lock with a token and an expiry", lock_acquire),

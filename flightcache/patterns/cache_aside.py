@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import enum
 import json
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import valkey.exceptions
 
 from flightcache.db import Database
-from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.keys import Keys
-from flightcache.named_queries import Query, bind
-from flightcache.named_queries import get as get_query
+from flightcache.named_queries import Query
 from flightcache.patterns.common import first_line
-from flightcache.valkey_client import unreachable
 
 UNAVAILABLE = (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError)
 NOT_STORED = (*UNAVAILABLE, valkey.exceptions.OutOfMemoryError)
@@ -52,17 +49,41 @@ def encode(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     return json.dumps({"columns": columns, "rows": rows}, default=_plain, separators=(",", ":"))
 
 
+class ServedBy(enum.Enum):
+    """How a read was served."""
+
+    CACHE = "cache"  # a hit
+    DATABASE = "database"  # a miss: the query ran and its result was stored
+    VALKEY_DOWN = "Valkey unavailable"  # the GET failed: the database answered, nothing stored
+    NOT_STORED = "could not store"  # a miss whose SET failed (Valkey gone, or out of memory)
+
+
 @dataclass
 class Lookup:
-    """The answer to one read, and how it was served."""
+    """The answer to one read, and how it was served (``why``: the error, if one)."""
 
     key: str
     columns: list[str]
     rows: list[list[Any]]
-    hit: bool
-    source: str  # "cache", "database", or "database (Valkey unavailable: ...)"
+    served_by: ServedBy
     bytes: int
-    stored: bool = False
+    why: str = ""
+
+    @property
+    def hit(self) -> bool:
+        return self.served_by is ServedBy.CACHE
+
+    @property
+    def stored(self) -> bool:
+        """The read put a fresh copy in Valkey."""
+        return self.served_by is ServedBy.DATABASE
+
+    @property
+    def source(self) -> str:
+        """Who answered, as people read it: "cache", "database (could not store: ...)"."""
+        if self.served_by in (ServedBy.CACHE, ServedBy.DATABASE):
+            return str(self.served_by.value)
+        return f"database ({self.served_by.value}: {self.why})"
 
 
 class CacheAside:
@@ -75,152 +96,46 @@ class CacheAside:
         self.ttl = ttl
         self._names: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = {}
 
-    def key(self, q: Query, params: Mapping[str, Any]) -> str:
+    def key(self, query: Query, params: Mapping[str, Any]) -> str:
         # the digest costs as much as a third of a GET's round trip: name each key once
-        ident = (q.name, tuple(sorted(params.items())))
+        ident = (query.name, tuple(sorted(params.items())))
         key = self._names.get(ident)
         if key is None:
             if len(self._names) >= 10_000:
                 self._names.clear()
-            key = self._names[ident] = self.keys.query(q.name, dict(params))
+            key = self._names[ident] = self.keys.query(query.name, dict(params))
         return key
 
     # region: read
-    def get(self, q: Query, params: Mapping[str, Any]) -> Lookup:
-        key = self.key(q, params)
+    def get(self, query: Query, params: Mapping[str, Any]) -> Lookup:
+        key = self.key(query, params)
         try:
             cached = self.client.get(key)
         except UNAVAILABLE as exc:
-            return self._from_database(q, params, key, store=False, why=first_line(exc, 120))
+            return self._from_database(query, params, key, store=False, why=first_line(exc, 120))
         if cached is not None:
             try:
                 doc = json.loads(cached)
-                return Lookup(key, doc["columns"], doc["rows"], True, "cache", len(cached.encode()))
+                size = len(cached.encode())
+                return Lookup(key, doc["columns"], doc["rows"], ServedBy.CACHE, size)
             except (ValueError, KeyError, TypeError):
                 pass  # not ours or damaged: a miss, and the SET below replaces it
-        return self._from_database(q, params, key, store=True)
+        return self._from_database(query, params, key, store=True)
 
     def _from_database(
-        self, q: Query, params: Mapping[str, Any], key: str, *, store: bool, why: str = ""
+        self, query: Query, params: Mapping[str, Any], key: str, *, store: bool, why: str = ""
     ) -> Lookup:
-        result = self.db.fetch(q.sql(self.db.dialect), dict(params))
+        result = self.db.fetch(query.sql(self.db.dialect), dict(params))
         value = encode(result.columns, result.rows)
         rows = json.loads(value)["rows"]
-        lookup = Lookup(key, result.columns, rows, False, "database", len(value.encode()))
+        lookup = Lookup(key, result.columns, rows, ServedBy.DATABASE, len(value.encode()))
         if not store:
-            lookup.source = f"database (Valkey unavailable: {why})"
+            lookup.served_by, lookup.why = ServedBy.VALKEY_DOWN, why
             return lookup
         try:
             self.client.set(key, value, ex=self.ttl)
-            lookup.stored = True
         except NOT_STORED as exc:
-            lookup.source = f"database (could not store: {first_line(exc, 120)})"
+            lookup.served_by, lookup.why = ServedBy.NOT_STORED, first_line(exc, 120)
         return lookup
 
     # endregion: read
-
-
-def demo(ctx: DemoContext) -> Iterator[Record]:
-    """Miss, database, SET with TTL, hit; expiry; Valkey down; then the timings."""
-    q = get_query(ctx.options.get("query", "airline_route_analysis"))
-    ttl = int(ctx.options.get("ttl", 3600))
-    params = bind(ctx.db, q, ctx.options.get("params", {}))
-    pattern = CacheAside(ctx.valkey, ctx.db, ctx.keys, ttl=ttl)
-    key = pattern.key(q, params)
-    valkey_up = ctx.options.get("valkey_up", True)
-
-    with ctx.step(
-        "Look in Valkey first",
-        "cache-aside always asks the cache before the database; the key names the query "
-        "and a digest of its parameters",
-    ) as step:
-        first = pattern.get(q, params)
-        step.hit, step.rows, step.bytes = first.hit, len(first.rows), first.bytes
-        if first.source.startswith("database (Valkey"):
-            step.ok = False
-            step.outcome = f"Valkey is down: served from the {first.source}"
-        else:
-            step.outcome = (
-                f"miss, so the query ran on {ctx.db.dialect} and its {len(first.rows)} rows "
-                f"({first.bytes:,} bytes of JSON) were stored with a {ttl} s TTL"
-            )
-    yield step
-    served = [("first", first)]
-
-    if valkey_up:
-        with ctx.step("Read it again", "the same key now answers from memory; no SQL runs") as step:
-            again = pattern.get(q, params)
-            step.hit, step.rows, step.bytes = again.hit, len(again.rows), again.bytes
-            step.ok = again.rows == first.rows
-            step.outcome = f"hit: {len(again.rows)} rows, identical: {again.rows == first.rows}"
-        yield step
-        served.append(("second", again))
-
-        with ctx.step(
-            "How long will it live?", "the TTL bounds how stale a cached answer can be"
-        ) as step:
-            remaining = ctx.valkey.ttl(key)
-            step.outcome = f"{remaining} s left of {ttl} s"
-            step.data["ttl"] = remaining
-        yield step
-
-        with ctx.step(
-            "Let the key expire",
-            "PEXPIRE shortens the TTL to 50 ms so the demo need not wait an hour",
-        ) as step:
-            ctx.valkey.pexpire(key, 50)
-            time.sleep(0.1)
-            after = pattern.get(q, params)
-            step.hit, step.rows = after.hit, len(after.rows)
-            step.outcome = (
-                "expired: the next read missed, ran the query again and stored a fresh copy"
-                if not after.hit
-                else "still cached (the key did not expire)"
-            )
-        yield step
-        served.append(("after expiry", after))
-
-    down = CacheAside(unreachable(), ctx.db, ctx.keys, ttl=ttl)
-    with ctx.step(
-        "Valkey goes away",
-        "a client to a port nobody listens on stands in for a Valkey that crashed: "
-        "readers must still get answers",
-    ) as step:
-        fallback = down.get(q, params)
-        step.hit, step.rows = fallback.hit, len(fallback.rows)
-        step.ok = fallback.rows == first.rows
-        step.outcome = f"{len(fallback.rows)} rows from the {fallback.source}; no error raised"
-        step.data["source"] = fallback.source
-    yield step
-    served.append(("Valkey down", fallback))
-
-    if not valkey_up:
-        yield _served_table(served)
-        return
-    sql = q.sql(ctx.db.dialect)
-    cached = pattern.get(q, params)  # cached again for the hit contenders
-    yield ctx.compare(
-        f"{q.name}: database vs cache",
-        {
-            "database": lambda: ctx.db.fetch(sql, params),
-            "cache-aside hit": lambda: pattern.get(q, params),
-            "bare GET": lambda: ctx.valkey.get(key),
-        },
-        note=(
-            "interleaved in one run after a warm-up. 'cache-aside hit' is the whole read: "
-            "GET, JSON decode, rows; 'bare GET' is valkey-py's GET of the same "
-            f"{cached.bytes:,}-byte value, the floor for any cache read"
-        ),
-    )
-    yield _served_table(served)
-
-
-def _served_table(served: list[tuple[str, Lookup]]) -> Table:
-    return Table(
-        "what each read did",
-        ["read", "hit", "served by", "rows", "bytes"],
-        [
-            [label, "yes" if lk.hit else "no", lk.source, len(lk.rows), lk.bytes]
-            for label, lk in served
-        ],
-    )

@@ -35,24 +35,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import valkey.cluster
-import valkey.exceptions
-
-from flightcache.errors import DataError
 from flightcache.keys import Keys
-from flightcache.patterns.cache_aside import encode
 from flightcache.patterns.common import Pipeline, plain_pipeline, retried
-from flightcache.patterns.ttl import Jitter
 from flightcache.sqlfiles import query
 
-BOOKINGS = "inv_passenger_bookings"  # 001's user:12345:bookings
+if TYPE_CHECKING:
+    from flightcache.patterns.ttl import Jitter
+
+# valkey-py is imported where it is used: `flightcache --help` imports this module
+# (the command's defaults are the demo's), and must not load the client library.
+
+BOOKINGS = "invalidation_passenger_bookings"  # 001's user:12345:bookings
 SEARCH = "flight_search"
 FLIGHT = "flight_by_id"
-POP = 1000  # members per SPOP
+SPOP_COUNT = 1000  # members taken per SPOP
 
 
 def tags_of(name: str, params: Mapping[str, Any], doc: Mapping[str, Any]) -> list[str]:
@@ -69,6 +69,28 @@ def tags_of(name: str, params: Mapping[str, Any], doc: Mapping[str, Any]) -> lis
     if name == FLIGHT:
         tags = [f"flight:{params['flight_id']}"]
     return tags
+
+
+def bookings_of(passenger: int) -> tuple[str, dict[str, Any]]:
+    """The named query and parameters of a passenger's bookings (001's user:12345:bookings)."""
+    return BOOKINGS, {"passenger_id": passenger}
+
+
+def search(flight: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The search (route and day) whose results show ``flight``."""
+    day = flight["departure"]
+    day = day.date() if isinstance(day, dt.datetime) else day
+    return SEARCH, {"origin": flight["origin"], "destination": flight["destination"], "day": day}
+
+
+def flight_row(flight: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The flight's own row."""
+    return FLIGHT, {"flight_id": int(flight["flight_id"])}
+
+
+def route_tag(flight: Mapping[str, Any]) -> str:
+    """The tag of every search on the flight's route."""
+    return f"route:{flight['origin']}:{flight['destination']}"
 
 
 @dataclass
@@ -107,10 +129,12 @@ class TaggedCache:
         ttl_s: int = 3600,
         pipeline: Pipeline = plain_pipeline,
     ) -> None:
+        from valkey.cluster import ValkeyCluster
+
         self.valkey, self.db, self.keys, self.jitter = client, db, keys, jitter
         self.ttl_s = ttl_s
         self.pipeline = pipeline
-        self.cluster = isinstance(client, valkey.cluster.ValkeyCluster)
+        self.cluster = isinstance(client, ValkeyCluster)
 
     @property
     def tag_ttl_ms(self) -> int:
@@ -131,16 +155,19 @@ class TaggedCache:
 
     def begin(self, name: str, params: Mapping[str, Any]) -> Fill:
         """A miss: note the epoch before the database is read."""
-        epoch = self.valkey.get(self.keys.inv_epoch())
+        epoch = self.valkey.get(self.keys.invalidation_epoch())
         return Fill(self.key(name, params), name, dict(params), epoch)
 
     def load(self, fill: Fill, db: Any = None) -> dict[str, Any]:
         """The rows from the database (``db``: another connection, a concurrent reader)."""
+        from flightcache.patterns.cache_aside import encode
+
         source = self.db if db is None else db
         result = source.fetch(query(source.dialect, fill.name), fill.params)
         doc: dict[str, Any] = json.loads(encode(result.columns, result.rows))
         return doc
 
+    # region: fill
     def finish(self, fill: Fill, doc: dict[str, Any]) -> Read:
         """SET, SADD to the tags, GET the epoch again; delete the copy if it moved."""
         tags = tags_of(fill.name, fill.params, doc)
@@ -160,13 +187,15 @@ class TaggedCache:
         if self.cluster:
             pipe.execute()
             pipe = self.pipeline(self.valkey)
-        pipe.get(self.keys.inv_epoch())
+        pipe.get(self.keys.invalidation_epoch())
         epoch = pipe.execute()[-1]
         read = Read(fill.key, doc["columns"], doc["rows"], False, tags, ttl_ms)
         if epoch != fill.epoch:
             self.valkey.delete(fill.key)
             read.kept = False
         return read
+
+    # endregion: fill
 
     def fresh(self, name: str, params: Mapping[str, Any]) -> list[list[Any]]:
         """The rows as the database has them now, shaped as a cached copy is."""
@@ -222,9 +251,11 @@ class Invalidator:
 
     def invalidate(self, keys: Iterable[str] = (), tags: Iterable[str] = ()) -> Invalidation:
         """INCR the epoch, take the tag sets' members, DEL each key; retried on failure."""
+        import valkey.exceptions
+
         report = Invalidation(list(keys), list(tags))
         report.attempts, error = retried(
-            lambda: self._run(report),
+            lambda: self._attempt(report),
             attempts=self.attempts,
             backoff_s=self.backoff_s,
             errors=(valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError),
@@ -232,23 +263,7 @@ class Invalidator:
         report.error = error.split("\n", 1)[0]
         return report
 
-    def _run(self, report: Invalidation) -> None:
-        report.epoch = int(self.valkey.incr(self.keys.inv_epoch()))  # before any DEL
-        for tag in report.tags:
-            taken = report.listed.setdefault(tag, [])
-            while True:  # SPOP takes and removes atomically: no registration slips between
-                popped = self.valkey.spop(self.keys.tag(tag), POP)
-                taken += sorted(popped or [])
-                if not popped or len(popped) < POP:
-                    break
-        targets = report.targets
-        pipe = self.pipeline(self.valkey)
-        for key in targets:  # one DEL per key: they sit in different slots on a cluster
-            pipe.delete(key)
-        gone = pipe.execute()
-        report.deleted = [k for k, n in zip(targets, gone, strict=True) if n]
-        report.absent = [k for k, n in zip(targets, gone, strict=True) if not n]
-
+    # region: invalidate
     def after_commit(
         self,
         db: Any,
@@ -258,90 +273,30 @@ class Invalidator:
         tags: Iterable[str] = (),
         inside: Callable[[], None] | None = None,
     ) -> Invalidation:
-        """BEGIN, ``change()``, ``inside()`` (a concurrent reader, in the demo), COMMIT;
-        then invalidate."""
+        """BEGIN, ``change()``, COMMIT; then invalidate. ``inside()``, when given, runs
+        last before the COMMIT (a reader racing the change)."""
         with db.transaction():
             change()
             if inside is not None:
                 inside()
         return self.invalidate(keys, tags)
 
+    def _attempt(self, report: Invalidation) -> None:
+        """One try: INCR the epoch, SPOP every tag set, one DEL per key."""
+        report.epoch = int(self.valkey.incr(self.keys.invalidation_epoch()))  # before any DEL
+        for tag in report.tags:
+            taken = report.listed.setdefault(tag, [])
+            while True:  # SPOP takes and removes atomically: no registration slips between
+                popped = self.valkey.spop(self.keys.tag(tag), SPOP_COUNT)
+                taken += sorted(popped or [])
+                if not popped or len(popped) < SPOP_COUNT:
+                    break
+        targets = report.targets
+        pipe = self.pipeline(self.valkey)
+        for key in targets:  # one DEL per key: they sit in different slots on a cluster
+            pipe.delete(key)
+        gone = pipe.execute()
+        report.deleted = [k for k, n in zip(targets, gone, strict=True) if n]
+        report.absent = [k for k, n in zip(targets, gone, strict=True) if not n]
 
-def before_commit_only(
-    db: Any, client: Any, change: Callable[[], Any], keys: Sequence[str], inside: Callable[[], None]
-) -> None:
-    """The tempting order, shown to fail: BEGIN, change, DEL, (a reader), COMMIT."""
-    with db.transaction():
-        change()
-        for key in keys:
-            client.delete(key)
-        inside()
-
-
-# -- the demo -------------------------------------------------------------------------
-@dataclass
-class Scene:
-    """The rows the demo changes and the results it watches."""
-
-    flight: dict[str, Any]  # the flight that is delayed
-    other: dict[str, Any]  # the flight a passenger books (another route)
-    on_flight: list[int]  # passengers booked on ``flight`` (up to 3)
-    booker: int  # the passenger who books ``other`` (on ``flight`` unless chosen)
-    elsewhere: int  # a passenger with no booking on ``flight``
-
-    @staticmethod
-    def find(db: Any, flight: int | None, passenger: int | None) -> Scene:
-        def one(name: str, **params: Any) -> dict[str, Any] | None:
-            found = db.fetch(query(db.dialect, name), params)
-            return dict(zip(found.columns, found.rows[0], strict=True)) if found.rows else None
-
-        if flight is None:
-            busy = one("inv_busy_flight")
-            if busy is None:
-                raise DataError(
-                    "no flight has three passengers", hint="load data: `flightcache data load`"
-                )
-            flight = int(busy["flight_id"])
-        row = one("inv_flight", flight_id=flight)
-        if row is None:
-            raise DataError(
-                f"no flight with id {flight} between airports with IATA codes",
-                hint="leave --flight out to pick a flight with passengers",
-            )
-        found = db.fetch(
-            query(db.dialect, "inv_flight_passengers"), {"flight_id": flight, "limit": 3}
-        )
-        on_flight = [int(r[0]) for r in found.rows]
-        if len(on_flight) < 2:
-            raise DataError(
-                f"flight {flight} has {len(on_flight)} passenger(s); the demo needs two",
-                hint="leave --flight out to pick a flight with passengers",
-            )
-        if passenger is not None and one("lb_passenger", passenger_id=passenger) is None:
-            raise DataError(f"no passenger with id {passenger}", hint="leave --passenger out")
-        other = one("inv_other_flight", from_id=row["from_id"], to_id=row["to_id"])
-        elsewhere = one("inv_other_passenger", flight_id=flight)
-        if other is None or elsewhere is None or elsewhere["passenger_id"] is None:
-            raise DataError("the dataset is too small for the demo", hint="`flightcache data load`")
-        other_row = one("inv_flight", flight_id=int(other["flight_id"]))
-        assert other_row is not None
-        booker = on_flight[0] if passenger is None else passenger
-        return Scene(row, other_row, on_flight, booker, int(elsewhere["passenger_id"]))
-
-
-def bookings_of(passenger: int) -> tuple[str, dict[str, Any]]:
-    return BOOKINGS, {"passenger_id": passenger}
-
-
-def search(flight: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    day = flight["departure"]
-    day = day.date() if isinstance(day, dt.datetime) else day
-    return SEARCH, {"origin": flight["origin"], "destination": flight["destination"], "day": day}
-
-
-def flight_row(flight: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    return FLIGHT, {"flight_id": int(flight["flight_id"])}
-
-
-def route_tag(flight: Mapping[str, Any]) -> str:
-    return f"route:{flight['origin']}:{flight['destination']}"
+    # endregion: invalidate

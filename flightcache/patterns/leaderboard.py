@@ -5,21 +5,29 @@ missing is rebuilt from the database (one GROUP BY) before the read answers.
 Write path: write-through (INSERT the booking, then one script runs ZINCRBY and EXPIRE
 on every period key of the board that exists), event-driven (XADD a booking event, a
 consumer group applies it once per booking), periodic rebuild (pipelined ZADD into a
-temporary key, RENAME over the board, so no reader sees a half-built board).
+temporary key, RENAME over the board, so no reader sees a half-built board). After a
+change the new score is PUBLISHed on the board's update channel for live views.
 Failure mode: Valkey is never the source of truth. A booking whose increment is lost
 (Valkey down after COMMIT, or a rebuild that read the database just before it) is
-counted again by the next rebuild; a board is never created by an increment alone.
+counted again by the next rebuild; a board is never created by an increment alone,
+except the live board of :meth:`Board.increment`, which counts what its producer booked.
 
 Ranks use competition ranking: rank = 1 + the number of members with a strictly
 higher score (ZCOUNT key (score +inf), so equal scores share a rank, as SQL's RANK().
+
+One model: :class:`Period` names a board's time slice, :data:`BOARDS` says what each
+board ranks and which SQL builds it, :class:`Board` is one board's sorted sets on
+Valkey (fast writes and reads, for the live view and the bench), and
+:class:`Leaderboards` keeps every board of one key scope in step with the database.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,68 +36,170 @@ import valkey.exceptions
 
 from flightcache.errors import ConnectionFailed, DataError, UsageError
 from flightcache.keys import Keys
-from flightcache.patterns.leaderboard_periods import (
-    ALL,
-    WINDOW_TTL,
-    WINDOWS,
-    Period,
-    daily,
-    hourly,
-    monthly,
-    parse_period,
-    yearly,
-)
+from flightcache.lua import script
 from flightcache.sqlfiles import query
+from flightcache.valkey_client import primaries
 
+SCOPE = "leaderboard"  # every command's boards live under <prefix>leaderboard:
 N_MAX = 10_000
-Recorded = Callable[[int], None]
-"""Called with a new booking's id inside its transaction, before the COMMIT."""
 SHOWN = 8  # members in the one traced ZADD of a rebuild; the others go untraced
 EVENTS_GROUP = "boards"
+Recorded = Callable[[int], None]
+"""Called with a new booking's id inside its transaction, before the COMMIT."""
+
+
+def board_keys(prefix: str) -> Keys:
+    """The persistent leaderboard scope, ``<prefix>leaderboard:``."""
+    return Keys(prefix).scope(SCOPE)
 
 
 class BoardsMissed(ConnectionFailed):
     """The database took a write and Valkey did not: the boards are behind until a rebuild."""
 
 
+# -- periods: all time, an hour, a day, a month, a year, or a rolling window ---------------
+DAY = 86_400
+TTL = {"hourly": 2 * DAY, "daily": 7 * DAY, "monthly": 60 * DAY, "yearly": 730 * DAY}
+WINDOW_TTL = 300  # a window is derived: rebuilt from its parts when it has expired
+WINDOWS = {"24h": ("hourly", 24), "3d": ("daily", 3), "7d": ("daily", 7)}
+_FORMATS = {"hourly": "%Y-%m-%dT%H", "daily": "%Y-%m-%d", "monthly": "%Y-%m", "yearly": "%Y"}
+
+
 @dataclass(frozen=True)
-class Board:
+class Period:
+    """``all``, ``hourly:2025-06-02T13``, ``daily:2025-06-02``, ``monthly:2025-06``,
+    ``yearly:2025`` or a window ``window:24h`` / ``3d`` / ``7d`` (ending at ``end``).
+    Its name ends the board's key; it counts departures from ``start`` (inclusive) to
+    ``end`` (exclusive)."""
+
+    name: str
+    kind: str
+    start: dt.datetime
+    end: dt.datetime
+
+    @property
+    def ttl(self) -> int | None:
+        return WINDOW_TTL if self.kind == "window" else TTL.get(self.kind)
+
+    def parts(self) -> list[Period]:
+        """The hourly or daily periods a window is the union of, oldest first."""
+        unit, count = WINDOWS[self.name.split(":", 1)[1]]
+        if unit == "hourly":
+            last = self.end - dt.timedelta(hours=1)
+            return [hourly(last - dt.timedelta(hours=i)) for i in reversed(range(count))]
+        last_day = (self.end - dt.timedelta(seconds=1)).date()
+        return [daily(last_day - dt.timedelta(days=i)) for i in reversed(range(count))]
+
+
+def hourly(at: dt.datetime) -> Period:
+    start = at.replace(minute=0, second=0, microsecond=0)
+    return Period(f"hourly:{start:%Y-%m-%dT%H}", "hourly", start, start + dt.timedelta(hours=1))
+
+
+def daily(day: dt.date) -> Period:
+    start = dt.datetime.combine(day, dt.time())
+    return Period(f"daily:{day:%Y-%m-%d}", "daily", start, start + dt.timedelta(days=1))
+
+
+def monthly(day: dt.date) -> Period:
+    start = dt.datetime(day.year, day.month, 1)
+    end = dt.datetime(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return Period(f"monthly:{start:%Y-%m}", "monthly", start, end)
+
+
+def yearly(day: dt.date) -> Period:
+    return Period(
+        f"yearly:{day.year}", "yearly", dt.datetime(day.year, 1, 1), dt.datetime(day.year + 1, 1, 1)
+    )
+
+
+ALL = Period("all", "all", dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1))
+
+
+def parse_period(text: str, clock: dt.datetime | None = None) -> Period:
+    """A period as typed: ``all``, ``daily:2025-06-02`` (or just ``2025-06-02``),
+    ``monthly:2025-06``, ``yearly:2025``, ``hourly:2025-06-02T13``, ``24h``/``3d``/``7d``."""
+    text = text.strip()
+    if text == "all":
+        return ALL
+    bare = text.removeprefix("window:")
+    if bare in WINDOWS:
+        if clock is None:
+            raise UsageError("a time window needs the dataset's clock")
+        end = clock.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+        unit, count = WINDOWS[bare]
+        if unit == "daily":
+            end = dt.datetime.combine(clock.date() + dt.timedelta(days=1), dt.time())
+            return Period(f"window:{bare}", "window", end - dt.timedelta(days=count), end)
+        return Period(f"window:{bare}", "window", end - dt.timedelta(hours=count), end)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        text = "daily:" + text
+    kind, _, value = text.partition(":")
+    fmt = _FORMATS.get(kind)
+    try:
+        if fmt is None:
+            raise ValueError(kind)
+        at = dt.datetime.strptime(value, fmt)
+    except ValueError:
+        raise UsageError(
+            f"period {text!r} does not parse",
+            hint="use all, daily:2025-06-02, monthly:2025-06, yearly:2025,"
+            " hourly:2025-06-02T13, 24h, 3d or 7d",
+        ) from None
+    if kind == "hourly":
+        return hourly(at)
+    return {"daily": daily, "monthly": monthly, "yearly": yearly}[kind](at.date())
+
+
+def booking_periods(departure: dt.datetime) -> list[Period]:
+    """The airport-bookings periods one booking counts in."""
+    day = departure.date()
+    return [hourly(departure), daily(day), monthly(day), yearly(day), ALL]
+
+
+# -- the registry: what each board ranks, and the named query that builds it --------------
+@dataclass(frozen=True)
+class BoardDefinition:
     name: str
     title: str
     member: str
     score: str
-    sql: str
+    sql: str  # the named query in sql/<dialect>/queries.sql
     signed: bool = False  # may a score be negative?
 
 
-BOARDS: dict[str, Board] = {
+BOARDS: dict[str, BoardDefinition] = {
     b.name: b
     for b in (
-        Board("airport-bookings", "airports by bookings", "airport IATA", "bookings",
-              "lb_airport_bookings"),
-        Board("airline-ontime", "airlines by on-time %", "airline IATA",
-              "% of flights leaving at most 15 min late", "lb_airline_ontime"),
-        Board("airport-delay", "airports by average delay", "airport IATA",
-              "average departure delay, minutes", "lb_airport_delay", signed=True),
-        Board("passenger-points", "passengers by loyalty points", "passenger_id",
-              "points (1 per unit of price paid)", "lb_passenger_points"),
-        Board("passenger-flights", "passengers with most flights", "passenger_id",
-              "flights booked", "lb_passenger_flights"),
-        Board("airport-passengers", "airports with most passengers", "airport IATA",
-              "passengers departing or arriving", "lb_airport_passengers"),
-        Board("routes-domestic", "domestic routes by flights", "route FROM:TO",
-              "flights (both airports in one country)", "lb_routes_domestic"),
-        Board("routes-international", "international routes by flights", "route FROM:TO",
-              "flights (airports in two countries)", "lb_routes_international"),
+        BoardDefinition("airport-bookings", "airports by bookings", "airport IATA",
+                        "bookings",
+                        "leaderboard_airport_bookings"),
+        BoardDefinition("airline-ontime", "airlines by on-time %", "airline IATA",
+                        "% of flights leaving at most 15 min late",
+                        "leaderboard_airline_ontime"),
+        BoardDefinition("airport-delay", "airports by average delay", "airport IATA",
+                        "average departure delay, minutes",
+                        "leaderboard_airport_delay", signed=True),
+        BoardDefinition("passenger-points", "passengers by loyalty points", "passenger_id",
+                        "points (1 per unit of price paid)",
+                        "leaderboard_passenger_points"),
+        BoardDefinition("passenger-flights", "passengers with most flights", "passenger_id",
+                        "flights booked",
+                        "leaderboard_passenger_flights"),
+        BoardDefinition("airport-passengers", "airports with most passengers", "airport IATA",
+                        "passengers departing or arriving",
+                        "leaderboard_airport_passengers"),
+        BoardDefinition("routes-domestic", "domestic routes by flights", "route FROM:TO",
+                        "flights (both airports in one country)",
+                        "leaderboard_routes_domestic"),
+        BoardDefinition("routes-international", "international routes by flights", "route FROM:TO",
+                        "flights (airports in two countries)",
+                        "leaderboard_routes_international"),
     )
 }  # fmt: skip
 
-TIERS = [("Platinum", 50_000, None), ("Gold", 20_000, 49_999), ("Silver", 5_000, 19_999),
-         ("Blue", 0, 4_999)]  # fmt: skip
-"""Loyalty tiers of passenger-points: name, lowest and highest score (None: no cap)."""
 
-
-def board(name: str) -> Board:
+def definition(name: str) -> BoardDefinition:
     try:
         return BOARDS[name]
     except KeyError:
@@ -108,19 +218,19 @@ def check_n(n: int, what: str = "N") -> int:
     return n
 
 
-def check_score(b: Board, value: float, what: str) -> float:
+def check_score(board: BoardDefinition, value: float, what: str) -> float:
     if value != value:  # NaN
         raise UsageError(f"{what} is not a number", hint="pass a number such as 100")
-    if value < 0 and not b.signed:
+    if value < 0 and not board.signed:
         raise UsageError(
-            f"{what} {value:g} is negative, and {b.name} scores ({b.score}) never are",
+            f"{what} {value:g} is negative, and {board.name} scores ({board.score}) never are",
             hint="pass 0 or more",
         )
     return value
 
 
 @dataclass
-class Entry:
+class RankedMember:
     rank: int  # competition rank: 1 + members with a strictly higher score
     member: str
     score: float
@@ -152,41 +262,194 @@ class Booked:
     scores: dict[str, float | None] = field(default_factory=dict)  # period -> new score
 
 
-# KEYS[1]: the set of applied event ids; KEYS[2..]: the period keys of the board (one
-# hash tag, so one slot). ARGV[1]: member, ARGV[2]: increment, ARGV[3]: the event id
-# ('' for write-through, which has no redelivery), ARGV[3 + i]: TTL of KEYS[1 + i] (0: none).
-# An event id seen before is not applied again (a consumer that crashed before XACK gets
-# its events redelivered): returns false. A period key that does not exist is left
-# alone: an increment must not create a board of one member; the next read rebuilds the
-# board from the database, this booking included.
-APPLY = """
-if ARGV[3] ~= '' then
-  if redis.call('SADD', KEYS[1], ARGV[3]) == 0 then return false end
-  redis.call('EXPIRE', KEYS[1], 604800)
-end
-local out = {}
-for i = 2, #KEYS do
-  local key = KEYS[i]
-  if redis.call('EXISTS', key) == 1 then
-    local score = redis.call('ZINCRBY', key, ARGV[2], ARGV[1])
-    if tonumber(score) <= 0 then redis.call('ZREM', key, ARGV[1]) end
-    local ttl = tonumber(ARGV[2 + i])
-    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
-    out[i - 1] = score
-  else
-    out[i - 1] = false
-  end
-end
-return out
-"""
+# -- one board on Valkey: the fast path of the live view, the simulator and the bench ------
+_FALLBACK: tuple[type[Exception], ...] = (
+    valkey.exceptions.ConnectionError,
+    valkey.exceptions.TimeoutError,
+    valkey.exceptions.ResponseError,  # MOVED after a reshard
+)
 
 
-def booking_periods(departure: dt.datetime) -> list[Period]:
-    """The airport-bookings periods one booking counts in."""
-    day = departure.date()
-    return [hourly(departure), daily(day), monthly(day), yearly(day), ALL]
+class Board:
+    """One board's sorted sets (a key per period) and its update channel.
+
+    Reads go over one connection that the board keeps out of the pool, with the
+    top-N command packed once per period: that skips valkey-py's pool and reply
+    callbacks, which cost more than the round trip itself on a fast loopback. On a
+    cluster it is a connection to the node that owns the board's slot; a MOVED or
+    a dropped connection falls back to the ordinary client call. A Board is for one
+    thread at a time (its pinned connection is not shared); close() returns it.
+    """
+
+    def __init__(self, client: Any, keys: Keys, name: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.name = name
+        self.channel = keys.board_updates(name)
+        self._conn: Any = None
+        self._owner: Any = None
+        self._packed: dict[tuple[str, int], Any] = {}
+
+    def key(self, period: Period = ALL) -> str:
+        return self.keys.board(self.name, period.name)
+
+    # region: increment
+    def increment(self, counts: Mapping[str, int], periods: Sequence[Period]) -> int:
+        """ZINCRBY each member by its count on every period's key, EXPIRE the keys that
+        have a TTL, ZREM a member brought down to 0, PUBLISH each new score. Two
+        pipelines on the board's node (every key and the channel share the hash tag
+        ``{lb:<board>}``). Returns the events published. Unlike
+        :meth:`Leaderboards.apply`, it creates a missing board: a live board counts
+        what its producer booked, not what the database holds."""
+        try:
+            return self._increment(counts, periods)
+        except valkey.exceptions.AskError:  # the slot moved before anything ran
+            self.moved()
+            return self._increment(counts, periods)
+
+    def _increment(self, counts: Mapping[str, int], periods: Sequence[Period]) -> int:
+        pipe = self.pipeline()
+        for period in periods:
+            for member, n in counts.items():
+                pipe.zincrby(self.key(period), n, member)
+        for period in periods:
+            if period.ttl:
+                pipe.expire(self.key(period), period.ttl)
+        replies = iter(pipe.execute())  # the new scores first, then EXPIRE's replies
+        pipe = self.pipeline()
+        events = 0
+        for period in periods:
+            for member in counts:
+                score = float(next(replies))
+                if score <= 0:  # every booking it had was taken back: off the board
+                    pipe.zrem(self.key(period), member)
+                event = {"member": member, "score": score, "period": period.name}
+                pipe.publish(self.channel, json.dumps(event, separators=(",", ":")))
+                events += 1
+        pipe.execute()
+        return events
+
+    # endregion: increment
+
+    def add_scores(self, period: Period, pairs: Iterable[tuple[str, float]]) -> list[float]:
+        """ZINCRBY each (member, amount), pipelined; returns the new scores.
+
+        The commands are packed into RESP by hand (the key's part once) and sent in
+        one write on the board's pinned connection, then the replies are read back:
+        valkey-py's pipeline builds a command object, packs and runs a callback per
+        command, which costs more than Valkey's work. A MOVED there, where nothing
+        ran, sends the batch through the client's pipeline instead."""
+        key = self.key(period)
+        pairs = list(pairs)
+        head = _bulk("ZINCRBY", key, prefix=b"*4\r\n")
+        payload = b"".join(head + _bulk(_number(amount), member) for member, amount in pairs)
+        try:
+            conn = self._pinned(key)
+            conn.send_packed_command([payload], check_health=False)
+            replies = [conn.read_response() for _ in pairs]
+        except valkey.exceptions.AskError:  # MOVED or ASK: the slot is elsewhere now
+            self.moved()
+            pipe = self.client.pipeline(transaction=False)
+            for member, amount in pairs:
+                pipe.zincrby(key, amount, member)
+            replies = pipe.execute()
+        except BaseException:  # replies left unread: the connection cannot be reused
+            self._unpin()
+            raise
+        return [float(s) for s in replies]
+
+    # region: board-top
+    def top(self, period: Period = ALL, n: int = 10) -> list[tuple[str, float]]:
+        """ZREVRANGE 0 n-1 WITHSCORES: the n highest members, highest first."""
+        key = self.key(period)
+        try:
+            conn = self._pinned(key)
+            packed = self._packed.get((period.name, n))
+            if packed is None:
+                packed = conn.pack_command("ZREVRANGE", key, 0, n - 1, "WITHSCORES")
+                self._packed[(period.name, n)] = packed
+            flat = self._send(conn, packed)
+        except _FALLBACK:
+            self._unpin()
+            flat = self.client.execute_command("ZREVRANGE", key, 0, n - 1, "WITHSCORES")
+        return [(str(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    # endregion: board-top
+
+    def rank(self, member: str, period: Period = ALL) -> int | None:
+        """ZREVRANK: 0 for the leader, None when the member is not on the board."""
+        key = self.key(period)
+        try:
+            conn = self._pinned(key)
+            reply = self._send(conn, conn.pack_command("ZREVRANK", key, member))
+        except _FALLBACK:
+            self._unpin()
+            reply = self.client.execute_command("ZREVRANK", key, member)
+        return None if reply is None else int(reply)
+
+    def exists(self, period: Period = ALL) -> bool:
+        return bool(self.client.exists(self.key(period)))
+
+    def pipeline(self) -> Any:
+        """A pipeline to the node that holds this board's keys and update channel; on
+        one node, the client's own. A cluster client refuses PUBLISH in its pipelines,
+        a node's does not."""
+        return self._node(self.key()).pipeline(transaction=False)
+
+    def moved(self) -> None:
+        """Forget the node: the slot moved; the next call asks the cluster again."""
+        self._unpin()
+        if hasattr(self.client, "nodes_manager"):
+            self.client.nodes_manager.initialize()
+
+    def close(self) -> None:
+        self._unpin()
+
+    def _node(self, key: str) -> Any:
+        """The client of the node that holds ``key``: the client itself on one node."""
+        if self._owner is None:
+            owner: Any = self.client
+            if hasattr(owner, "get_node_from_key"):  # a cluster: the slot's node
+                owner = owner.get_valkey_connection(owner.get_node_from_key(key))
+            self._owner = owner
+        return self._owner
+
+    def _pinned(self, key: str) -> Any:
+        if self._conn is None:
+            self._conn = self._node(key).connection_pool.get_connection("ZREVRANGE")
+        return self._conn
+
+    @staticmethod
+    def _send(conn: Any, packed: Any) -> Any:
+        conn.send_packed_command(packed, check_health=False)
+        reply = conn.read_response()
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def _unpin(self) -> None:
+        if self._conn is not None:
+            self._conn.disconnect()
+            self._owner.connection_pool.release(self._conn)
+            self._conn = None
+            self._packed.clear()
+        self._owner = None
 
 
+def _number(amount: float) -> str:
+    return str(int(amount)) if float(amount).is_integer() else repr(float(amount))
+
+
+def _bulk(*parts: str, prefix: bytes = b"") -> bytes:
+    """RESP bulk strings of ``parts``, after ``prefix``."""
+    out = [prefix]
+    for part in parts:
+        data = part.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+# -- every board of one scope, kept in step with the database -----------------------------
 class Leaderboards:
     """Every board of one key scope, rebuilt from ``db``, read and written on ``valkey``."""
 
@@ -198,7 +461,7 @@ class Leaderboards:
     def clock(self) -> dt.datetime:
         """The dataset's now: its latest departure (windows end there)."""
         if self._clock is None:
-            rows = self.db.fetch(query(self.db.dialect, "lb_clock")).rows
+            rows = self.db.fetch(query(self.db.dialect, "leaderboard_clock")).rows
             if not rows or rows[0][0] is None:
                 raise DataError("the flight table is empty", hint="run flightcache data load")
             self._clock = _datetime(rows[0][0])
@@ -209,32 +472,35 @@ class Leaderboards:
         return parse_period(text, self.clock() if bare in WINDOWS else None)
 
     def key(self, name: str, period: Period) -> str:
-        return self.keys.board(board(name).name, period.name)
+        return self.keys.board(definition(name).name, period.name)
 
     # -- the database side ------------------------------------------------------------
     def from_db(self, name: str, period: Period) -> list[tuple[str, float]]:
         """The whole board as the database computes it, best first."""
         params = {"start": period.start, "end": period.end}
-        rows = self.db.fetch(query(self.db.dialect, board(name).sql), params).rows
+        rows = self.db.fetch(query(self.db.dialect, definition(name).sql), params).rows
         return [(str(m), float(s)) for m, s in rows]
 
     def sql_top(self, period: Period, n: int) -> list[tuple[str, float]]:
         """airport-bookings' top N by GROUP BY (the SQL side of the comparison)."""
         params = {"start": period.start, "end": period.end, "limit": check_n(n)}
-        rows = self.db.fetch(query(self.db.dialect, "lb_airport_bookings_top"), params).rows
+        rows = self.db.fetch(
+            query(self.db.dialect, "leaderboard_airport_bookings_top"), params
+        ).rows
         return [(str(m), float(s)) for m, s in rows]
 
     def sql_rank(self, name: str, period: Period, score: float) -> int:
         """The competition rank of ``score`` computed by the database, the same rule."""
         sql = (
             "SELECT 1 + COUNT(*) AS board_rank FROM ("
-            + query(self.db.dialect, board(name).sql)
+            + query(self.db.dialect, definition(name).sql)
             + ") s WHERE s.score > %(score)s"
         )
         params = {"start": period.start, "end": period.end, "score": score}
         return int(self.db.fetch(sql, params).rows[0][0])
 
     # -- update paths -------------------------------------------------------------------
+    # region: rebuild
     def rebuild(self, name: str, period: Period) -> Rebuilt:
         """Periodic rebuild: SQL, pipelined ZADD into a temporary key, RENAME over the board."""
         if period.kind == "window":
@@ -262,6 +528,8 @@ class Leaderboards:
             self.valkey.persist(key)
         self._publish(name, None, None, period, rebuilt=True)
         return Rebuilt(key, len(rows), temporary)
+
+    # endregion: rebuild
 
     def ensure(self, name: str, period: Period) -> str:
         """Where the board's answer comes from: it is in Valkey, or rebuilt first."""
@@ -310,7 +578,7 @@ class Leaderboards:
         ``recorded(booking_id)`` runs before the COMMIT (a demo records the undo there)."""
         departure, member = self._flight(flight_id)
         found = self.db.fetch(
-            query(self.db.dialect, "lb_passenger"), {"passenger_id": passenger_id}
+            query(self.db.dialect, "passenger_by_id"), {"passenger_id": passenger_id}
         ).rows
         if not found:
             raise DataError(
@@ -338,6 +606,7 @@ class Leaderboards:
         assert scores is not None  # only an event id can be a repeat
         return scores
 
+    # region: apply
     def apply_event(
         self, member: str, departure: dt.datetime, delta: int, event: str
     ) -> dict[str, float | None] | None:
@@ -346,7 +615,7 @@ class Leaderboards:
         keys = [self.keys.board_applied("airport-bookings")]
         keys += [self.key("airport-bookings", p) for p in periods]
         ttls = [p.ttl or 0 for p in periods]
-        replies = self.valkey.eval(APPLY, len(keys), *keys, member, delta, event, *ttls)
+        replies = script("leaderboard_apply")(self.valkey, keys, [member, delta, event, *ttls])
         if replies is None:
             return None
         scores: dict[str, float | None] = {}
@@ -355,6 +624,8 @@ class Leaderboards:
             if reply is not None:
                 self._publish("airport-bookings", member, float(reply), p)
         return scores
+
+    # endregion: apply
 
     def emit(self, booking_id: int, member: str, departure: dt.datetime, delta: int = 1) -> str:
         """Event-driven, producer side: XADD one booking event to the stream."""
@@ -408,8 +679,6 @@ class Leaderboards:
 
     def cleanup(self, name: str, keep_days: int, today: dt.date) -> list[str]:
         """SCAN the board's daily keys and delete those older than ``keep_days``."""
-        from flightcache.valkey_client import primaries
-
         pattern = self.keys.board(name, "daily:*").replace("{", "\\{").replace("}", "\\}")
         deleted = []
         for node in primaries(self.valkey):
@@ -421,15 +690,19 @@ class Leaderboards:
         return sorted(deleted)
 
     # -- reads ------------------------------------------------------------------------------
-    def top(self, name: str, period: Period, n: int, *, lowest: bool = False) -> list[Entry]:
+    # region: top
+    def top(self, name: str, period: Period, n: int, *, lowest: bool = False) -> list[RankedMember]:
         key = self.key(name, period)
         check_n(n)
         if lowest:
             rows = self.valkey.zrange(key, 0, n - 1, withscores=True)
             return self._ranked(key, rows)
         rows = self.valkey.zrevrange(key, 0, n - 1, withscores=True)
-        return _ranked_from_top(rows, 0)
+        return ranked_from_top(rows, 0)
 
+    # endregion: top
+
+    # region: rank
     def standing(self, name: str, period: Period, member: str) -> Standing | None:
         key = self.key(name, period)
         pipe = self._pipeline()
@@ -446,7 +719,11 @@ class Leaderboards:
         return Standing(member, float(score), higher + 1, position + 1, count,
                         round(100 * lower / count, 1))  # fmt: skip
 
-    def around(self, name: str, period: Period, member: str, span: int) -> list[Entry] | None:
+    # endregion: rank
+
+    def around(
+        self, name: str, period: Period, member: str, span: int
+    ) -> list[RankedMember] | None:
         """``span`` members either side of ``member`` (003's nearby users)."""
         check_n(span, "span")
         key = self.key(name, period)
@@ -458,13 +735,15 @@ class Leaderboards:
         if not rows:
             return []
         first_rank = 1 + int(self.valkey.zcount(key, f"({rows[0][1]}", "+inf"))
-        return _ranked_from_top(rows, start, first_rank)
+        return ranked_from_top(rows, start, first_rank)
 
-    def between(self, name: str, period: Period, low: float, high: float, n: int) -> list[Entry]:
+    def between(
+        self, name: str, period: Period, low: float, high: float, n: int
+    ) -> list[RankedMember]:
         """Members scoring ``low`` to ``high`` inclusive, best first (at most ``n``)."""
-        b = board(name)
-        check_score(b, low, "--min")
-        check_score(b, high, "--max")
+        board = definition(name)
+        check_score(board, low, "--min")
+        check_score(board, high, "--max")
         if low > high:
             raise UsageError(f"--min {low:g} is above --max {high:g}", hint="swap them")
         key = self.key(name, period)
@@ -482,18 +761,18 @@ class Leaderboards:
         return int(self.valkey.zcount(key, lo, hi))
 
     # -- helpers ------------------------------------------------------------------------------
-    def _ranked(self, key: str, rows: Sequence[tuple[str, float]]) -> list[Entry]:
-        """Entries in any order, each ranked by ZCOUNT (one round trip per distinct score)."""
+    def _ranked(self, key: str, rows: Sequence[tuple[str, float]]) -> list[RankedMember]:
+        """Members in any order, each ranked by ZCOUNT (one round trip per distinct score)."""
         scores = sorted({s for _, s in rows})
         pipe = self._pipeline()
         for s in scores:
             pipe.zcount(key, f"({s}", "+inf")
         higher = dict(zip(scores, pipe.execute(), strict=True)) if scores else {}
-        return [Entry(int(higher[s]) + 1, m, float(s)) for m, s in rows]
+        return [RankedMember(int(higher[s]) + 1, m, float(s)) for m, s in rows]
 
     def _flight(self, flight_id: int) -> tuple[dt.datetime, str]:
         rows = self.db.fetch(
-            query(self.db.dialect, "lb_booking_flight"), {"flight_id": flight_id}
+            query(self.db.dialect, "leaderboard_booking_flight"), {"flight_id": flight_id}
         ).rows
         if not rows:
             raise DataError(
@@ -520,12 +799,13 @@ class Leaderboards:
         self.valkey.publish(self.keys.board_updates(name), json.dumps(event))
 
 
-def _ranked_from_top(
+# region: ties
+def ranked_from_top(
     rows: Sequence[tuple[str, float]], start: int, first_rank: int | None = None
-) -> list[Entry]:
-    """Entries in descending order, ``rows[0]`` at 0-based position ``start``: a member
+) -> list[RankedMember]:
+    """Members in descending order, ``rows[0]`` at 0-based position ``start``: a member
     tied with the one before shares its rank, any other ranks at its position + 1."""
-    out: list[Entry] = []
+    out: list[RankedMember] = []
     for i, (member, score) in enumerate(rows):
         if i and score == rows[i - 1][1]:
             rank = out[-1].rank
@@ -533,42 +813,14 @@ def _ranked_from_top(
             rank = first_rank
         else:
             rank = start + i + 1
-        out.append(Entry(rank, member, float(score)))
+        out.append(RankedMember(rank, member, float(score)))
     return out
+
+
+# endregion: ties
 
 
 def _datetime(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None)
     return dt.datetime.fromisoformat(str(value))
-
-
-def agreement(
-    sql_rows: Sequence[tuple[str, float]],
-    zset_rows: Sequence[tuple[str, float]],
-    full: dict[str, float],
-) -> tuple[bool, str]:
-    """Do the SQL and sorted-set top N agree? Same scores in order; above the cut score the
-    same members; at the cut any member of the tied group (SQL breaks ties A to Z, ZREVRANGE
-    Z to A). ``full`` is the whole board from the database."""
-    if [s for _, s in sql_rows] != [s for _, s in zset_rows]:
-        return False, "the scores differ"
-    if not sql_rows:
-        return True, "both empty"
-    cut = sql_rows[-1][1]
-    above_sql = {m for m, s in sql_rows if s > cut}
-    above_zset = {m for m, s in zset_rows if s > cut}
-    if above_sql != above_zset:
-        return False, f"members above the cut differ: {sorted(above_sql ^ above_zset)}"
-    wrong = [m for m, s in zset_rows if full.get(m) != s]
-    if wrong:
-        return False, f"Valkey scores differ from the database for {wrong}"
-    tied = sorted(m for m, s in full.items() if s == cut)
-    if len(tied) > sum(1 for _, s in sql_rows if s == cut):
-        picked_sql = [m for m, s in sql_rows if s == cut]
-        picked_zset = [m for m, s in zset_rows if s == cut]
-        return True, (
-            f"agree; {len(tied)} members tie at the cut score {cut:g}: SQL kept"
-            f" {picked_sql}, Valkey {picked_zset} (both right: the tie is theirs to break)"
-        )
-    return True, "agree: same members, same scores, same order of scores"

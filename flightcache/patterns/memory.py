@@ -1,4 +1,4 @@
-"""Memory optimisation: the same flights in several layouts, each one measured.
+"""Memory optimisation: the same flights in several layouts, and seat maps two ways.
 
 Read path: HGETALL of a hash with one-letter fields (``n d a s``), or one HGET of a
 bucket hash that holds many flights; a seat is GETBIT of the flight's seat map.
@@ -14,16 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
-import valkey.cluster
-
-from flightcache.demos.base import DemoContext, Record, Table
-from flightcache.errors import DataError
 from flightcache.keys import Keys
 from flightcache.patterns.ttl import plain
 from flightcache.sqlfiles import query
@@ -31,9 +25,16 @@ from flightcache.trace import TracedDatabase
 
 FULL_FIELDS = ("flightno", "departure", "arrival", "seats_free")
 SHORT_FIELDS = ("n", "d", "a", "s")  # 001's compact hash: d(eparture), a(rrival), s(eats)
-SEP = "|"
+SEPARATOR = "|"
 LETTERS = "ABCDEFGHJK"  # seat letters; aircraft skip I
 _SEAT = re.compile(r"^\s*(\d+)\s*([A-Z])\s*$")
+ENCODING_SETTINGS = (
+    "hash-max-listpack-entries",
+    "hash-max-listpack-value",
+    "set-max-listpack-entries",
+    "set-max-intset-entries",
+)
+"""The server settings that decide when a small hash or set stops being compact."""
 
 
 @dataclass(frozen=True)
@@ -59,18 +60,19 @@ class JsonLayout:
         self.keys = keys
 
     def key(self, flight_id: int) -> str:
-        return self.keys.mem_json(flight_id)
+        return self.keys.memory_json(flight_id)
 
     def write(self, pipe: Any, flight: Flight) -> None:
-        doc = dict(zip(FULL_FIELDS, flight.values(), strict=True))
-        doc["seats_free"] = int(doc["seats_free"])  # type: ignore[assignment]
-        pipe.set(self.key(flight.flight_id), json.dumps(doc, separators=(",", ":")))
+        document = dict(zip(FULL_FIELDS, flight.values(), strict=True))
+        document["seats_free"] = int(document["seats_free"])  # type: ignore[assignment]
+        pipe.set(self.key(flight.flight_id), json.dumps(document, separators=(",", ":")))
 
     def read(self, client: Any, flight_id: int) -> list[str] | None:
         raw = client.get(self.key(flight_id))
         return None if raw is None else [str(v) for v in json.loads(raw).values()]
 
 
+# region: compact-hash
 class HashLayout:
     """One hash per flight, with full or one-letter field names."""
 
@@ -82,7 +84,7 @@ class HashLayout:
         self.example = "HSET {key} " + " ".join(f"{f} ..." for f in self.fields)
 
     def key(self, flight_id: int) -> str:
-        return (self.keys.mem_compact if self.short else self.keys.mem_hash)(flight_id)
+        return (self.keys.memory_compact if self.short else self.keys.memory_hash)(flight_id)
 
     def write(self, pipe: Any, flight: Flight) -> None:
         pipe.hset(
@@ -92,6 +94,9 @@ class HashLayout:
     def read(self, client: Any, flight_id: int) -> list[str] | None:
         found = client.hgetall(self.key(flight_id))
         return [found[f] for f in self.fields] if found else None
+
+
+# endregion: compact-hash
 
 
 class PackedLayout:
@@ -104,16 +109,17 @@ class PackedLayout:
         self.keys = keys
 
     def key(self, flight_id: int) -> str:
-        return self.keys.mem_packed(flight_id)
+        return self.keys.memory_packed(flight_id)
 
     def write(self, pipe: Any, flight: Flight) -> None:
-        pipe.set(self.key(flight.flight_id), SEP.join(flight.values()))
+        pipe.set(self.key(flight.flight_id), SEPARATOR.join(flight.values()))
 
     def read(self, client: Any, flight_id: int) -> list[str] | None:
         raw = client.get(self.key(flight_id))
-        return None if raw is None else str(raw).split(SEP)
+        return None if raw is None else str(raw).split(SEPARATOR)
 
 
+# region: bucket
 class BucketLayout:
     """Many flights per hash: field flight_id in bucket flight_id // size, packed value."""
 
@@ -124,14 +130,19 @@ class BucketLayout:
         self.example = f"HSET {{key}} <flight_id> 'LH400|...'   # bucket = flight_id // {size}"
 
     def key(self, flight_id: int) -> str:
-        return self.keys.mem_bucket(self.size, flight_id // self.size)
+        return self.keys.memory_bucket(self.size, flight_id // self.size)
 
     def write(self, pipe: Any, flight: Flight) -> None:
-        pipe.hset(self.key(flight.flight_id), str(flight.flight_id), SEP.join(flight.values()))
+        pipe.hset(
+            self.key(flight.flight_id), str(flight.flight_id), SEPARATOR.join(flight.values())
+        )
 
     def read(self, client: Any, flight_id: int) -> list[str] | None:
         raw = client.hget(self.key(flight_id), str(flight_id))
-        return None if raw is None else str(raw).split(SEP)
+        return None if raw is None else str(raw).split(SEPARATOR)
+
+
+# endregion: bucket
 
 
 Layout = JsonLayout | HashLayout | PackedLayout | BucketLayout
@@ -149,22 +160,13 @@ def layouts(keys: Keys) -> list[Layout]:
 
 
 # -- seat maps -----------------------------------------------------------------------
+# region: bitmap
 def seat_index(label: str, width: int = 6) -> int | None:
     """ "12A" -> 66 with six seats a row (row 1 starts at 0); None when not a seat."""
     match = _SEAT.match(label)
     if match is None or match.group(2) not in LETTERS[:width]:
         return None
     return (int(match.group(1)) - 1) * width + LETTERS.index(match.group(2))
-
-
-def row_width(labels: Iterable[str]) -> int:
-    """Seats per row: the highest seat letter seen (6 when nothing says more)."""
-    widest = 6
-    for label in labels:
-        match = _SEAT.match(label)
-        if match and match.group(2) in LETTERS:
-            widest = max(widest, LETTERS.index(match.group(2)) + 1)
-    return widest
 
 
 class BitmapSeats:
@@ -174,7 +176,7 @@ class BitmapSeats:
         self.keys, self.width = keys, width
 
     def key(self, flight: int | str) -> str:
-        return self.keys.mem_seatmap(flight)
+        return self.keys.memory_seatmap(flight)
 
     def write(self, pipe: Any, flight: int | str, labels: Iterable[str]) -> None:
         for label in labels:
@@ -190,6 +192,24 @@ class BitmapSeats:
         return int(client.bitcount(self.key(flight)))
 
 
+# endregion: bitmap
+
+
+def seat_label(index: int, width: int) -> str:
+    """The inverse of :func:`seat_index`: 66 -> "12A" with six seats a row."""
+    return f"{index // width + 1}{LETTERS[index % width]}"
+
+
+def row_width(labels: Iterable[str]) -> int:
+    """Seats per row: the highest seat letter seen (6 when nothing says more)."""
+    widest = 6
+    for label in labels:
+        match = _SEAT.match(label)
+        if match and match.group(2) in LETTERS:
+            widest = max(widest, LETTERS.index(match.group(2)) + 1)
+    return widest
+
+
 class SetSeats:
     name = "set of labels"
 
@@ -197,7 +217,7 @@ class SetSeats:
         self.keys = keys
 
     def key(self, flight: int | str) -> str:
-        return self.keys.mem_seats(flight)
+        return self.keys.memory_seats(flight)
 
     def write(self, pipe: Any, flight: int | str, labels: Iterable[str]) -> None:
         labels = list(labels)
@@ -211,17 +231,15 @@ class SetSeats:
         return int(client.scard(self.key(flight)))
 
 
-# -- loading and measuring -----------------------------------------------------------
-def load_flights(db: TracedDatabase, n: int) -> list[Flight]:
-    """The first ``n`` flights; DataError when the database holds fewer."""
-    total = int(db.fetch(query(db.dialect, "memory_flight_count")).rows[0][0])
-    if n > total:
-        raise DataError(
-            f"--flights {n:,} is more than the {total:,} flights the database holds",
-            hint=f"try --flights {min(total, 1000):,}, or load a larger scale"
-            " (flightcache data load --scale small --replace)",
-        )
-    result = db.fetch(query(db.dialect, "memory_flights"), {"limit": n})
+# -- the data the layouts store --------------------------------------------------------
+def flight_count(db: TracedDatabase) -> int:
+    """How many flights the database holds."""
+    return int(db.fetch(query(db.dialect, "memory_flight_count")).rows[0][0])
+
+
+def load_flights(db: TracedDatabase, count: int) -> list[Flight]:
+    """The first ``count`` flights by id (fewer when the database holds fewer)."""
+    result = db.fetch(query(db.dialect, "memory_flights"), {"limit": count})
     return [
         Flight(
             int(r[0]), str(plain(r[1])), str(plain(r[2])), str(plain(r[3])), int(r[4]), int(r[5])
@@ -240,246 +258,3 @@ def load_seats(db: TracedDatabase, flights: Sequence[Flight]) -> dict[int, list[
         if int(flight_id) in seats:
             seats[int(flight_id)].append(str(seat).strip())
     return seats
-
-
-def _is_cluster(client: Any) -> bool:
-    return isinstance(client, valkey.cluster.ValkeyCluster)
-
-
-def used_memory(client: Any) -> int:
-    """INFO memory used_memory, summed over the primaries of a cluster."""
-    if _is_cluster(client):
-        replies = client.info("memory", target_nodes=client.PRIMARIES)
-        return sum(int(r["used_memory"]) for r in replies.values())
-    return int(client.info("memory")["used_memory"])
-
-
-def memory_usage(ctx: DemoContext, keys: Sequence[str]) -> list[int]:
-    """MEMORY USAGE key SAMPLES 0 (every element counted, no estimate) for each key."""
-    return [int(v or 0) for v in ctx.pipelined(keys, lambda p, k: p.memory_usage(k, samples=0))]
-
-
-def encodings(ctx: DemoContext, keys: Sequence[str]) -> Counter[str]:
-    return Counter(str(v) for v in ctx.pipelined(keys, lambda p, k: p.object("encoding", k)))
-
-
-@dataclass
-class Measured:
-    name: str
-    keys: int
-    usage: int
-    delta: int
-    encodings: Counter[str]
-    per_key: list[int]
-
-    def encoding_text(self) -> str:
-        return ", ".join(f"{enc} ×{n:,}" for enc, n in self.encodings.most_common())
-
-
-def _store(
-    ctx: DemoContext,
-    name: str,
-    keys: Sequence[str],
-    items: Sequence[Any],
-    queue: Callable[[Any, Any], None],
-) -> Measured:
-    """Write ``items`` pipelined, then measure: INFO memory before and after,
-    MEMORY USAGE and OBJECT ENCODING of every key."""
-    before = used_memory(ctx.valkey)
-    ctx.pipelined(items, queue)
-    delta = used_memory(ctx.valkey) - before
-    usage = memory_usage(ctx, keys)
-    return Measured(name, len(keys), sum(usage), delta, encodings(ctx, keys), usage)
-
-
-def _write_seats(
-    layout: BitmapSeats | SetSeats, seats: dict[int, list[str]], pipe: Any, flight: Flight
-) -> None:
-    layout.write(pipe, flight.flight_id, seats[flight.flight_id])
-
-
-def _config(ctx: DemoContext, names: Sequence[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for name in names:
-        reply = ctx.valkey.config_get(name)
-        found[name] = str(reply.get(name, "?"))
-    return found
-
-
-# -- the demo --------------------------------------------------------------------------
-def _per(total: int, n: int) -> str:
-    return f"{total / n:,.1f}" if n else "-"
-
-
-def _vs(total: int, base: int) -> str:
-    return f"{(total - base) / base:+.0%}" if base else "-"
-
-
-def demo(ctx: DemoContext) -> Iterator[Record]:
-    n: int = ctx.options.get("flights", 1000)
-    with ctx.step(
-        f"Load {n:,} flights and their booked seats",
-        "the data every layout below stores: flight number, departure, arrival, free seats",
-    ) as step:
-        flights = load_flights(ctx.db, n)
-        seats = load_seats(ctx.db, flights)
-        booked = sum(len(s) for s in seats.values())
-        fullest = max(flights, key=lambda f: len(seats[f.flight_id]))
-        step.rows = len(flights)
-        step.outcome = (
-            f"{len(flights):,} flights, {booked:,} booked seats; the fullest is flight "
-            f"{fullest.flight_id} ({fullest.flightno}) with {len(seats[fullest.flight_id])} "
-            f"of {fullest.capacity} seats"
-        )
-        step.data = {"flights": len(flights), "booked_seats": booked}
-    yield step
-
-    settings = (
-        "hash-max-listpack-entries",
-        "hash-max-listpack-value",
-        "set-max-listpack-entries",
-        "set-max-intset-entries",
-    )
-    with ctx.step(
-        "The thresholds that pick an encoding",
-        "small hashes and sets are one compact listpack; past these limits they convert"
-        " to a hashtable, for good",
-    ) as step:
-        config = _config(ctx, settings)
-        step.outcome = ", ".join(f"{k} {v}" for k, v in config.items())
-        step.data = {"config": config}
-    yield step
-
-    measured: list[Measured] = []
-    for layout in layouts(ctx.keys):
-        keys = sorted({layout.key(f.flight_id) for f in flights})
-        with ctx.step(
-            f"Store the flights as {layout.name}", layout.example.format(key=keys[0])
-        ) as step:
-            m = _store(ctx, layout.name, keys, flights, layout.write)
-            step.outcome = (
-                f"{m.keys:,} keys, MEMORY USAGE {m.usage:,} bytes ({_per(m.usage, len(flights))}"
-                f" per flight), used_memory {m.delta:+,}; {m.encoding_text()}"
-            )
-            step.data = _measured_data(m, len(flights))
-        measured.append(m)
-        yield step
-    base = measured[0].usage
-    yield Table(
-        f"The same {len(flights):,} flights, six ways",
-        [
-            "layout",
-            "keys",
-            "MEMORY USAGE",
-            "B/flight",
-            "vs JSON",
-            "used_memory Δ",
-            "encoding",
-        ],
-        [
-            [
-                m.name,
-                f"{m.keys:,}",
-                f"{m.usage:,}",
-                _per(m.usage, len(flights)),
-                _vs(m.usage, base),
-                f"{m.delta:+,}",
-                m.encoding_text(),
-            ]
-            for m in measured
-        ],
-        note="MEMORY USAGE counts each key with its name and header; used_memory Δ is what"
-        " the server grew by. A key costs a name, a header and a keyspace slot; a field of a"
-        " listpack hash costs a few bytes. A hash with more than hash-max-listpack-entries"
-        f" ({config['hash-max-listpack-entries']}) fields becomes a hashtable: see the"
-        " buckets' encodings.",
-    )
-
-    # -- seat maps -------------------------------------------------------------------
-    width = row_width(label for labels in seats.values() for label in labels)
-    bitmap, setlayout = BitmapSeats(ctx.keys, width), SetSeats(ctx.keys)
-    with_seats = [f for f in flights if seats[f.flight_id]]
-    seat_measured: list[Measured] = []
-    for seat_layout in (bitmap, setlayout):
-        keys = [seat_layout.key(f.flight_id) for f in with_seats]
-        with ctx.step(
-            f"Store the booked seats as a {seat_layout.name}",
-            f"{width} seats a row; seat 1A is index 0"
-            if seat_layout is bitmap
-            else "SADD the labels",
-        ) as step:
-            m = _store(
-                ctx, seat_layout.name, keys, with_seats, partial(_write_seats, seat_layout, seats)
-            )
-            step.outcome = (
-                f"{m.keys:,} keys, MEMORY USAGE {m.usage:,} bytes, used_memory {m.delta:+,};"
-                f" {m.encoding_text()}"
-            )
-            step.data = _measured_data(m, len(with_seats))
-        seat_measured.append(m)
-        yield step
-    bitmap_wins = sum(
-        1 for b, s in zip(seat_measured[0].per_key, seat_measured[1].per_key, strict=True) if b < s
-    )
-
-    with ctx.step(
-        f"A full flight: every one of the {fullest.capacity} seats of flight {fullest.flight_id}",
-        "the same seat map with all seats booked, as a bitmap and as a set",
-    ) as step:
-        labels = [_label(i, width) for i in range(fullest.capacity)]
-        full = f"full-{fullest.flight_id}"
-        pipe = ctx.tracer.pipeline(ctx.valkey)
-        bitmap.write(pipe, full, labels)
-        setlayout.write(pipe, full, labels)
-        pipe.execute()
-        full_bitmap, full_set = memory_usage(ctx, [bitmap.key(full), setlayout.key(full)])
-        full_enc = encodings(ctx, [setlayout.key(full)]).most_common(1)[0][0]
-        step.outcome = (
-            f"bitmap {full_bitmap:,} bytes, set {full_set:,} bytes ({full_enc});"
-            f" the bitmap takes {full_bitmap / full_set:.0%} of the set"
-        )
-        step.data = {
-            "capacity": fullest.capacity,
-            "bitmap_bytes": full_bitmap,
-            "set_bytes": full_set,
-            "set_encoding": full_enc,
-        }
-    yield step
-    sb, ss = seat_measured
-    yield Table(
-        f"Seat maps of the {len(with_seats):,} flights with bookings",
-        ["layout", "keys", "MEMORY USAGE", "B/flight", "used_memory Δ", "encoding"],
-        [
-            [
-                m.name,
-                f"{m.keys:,}",
-                f"{m.usage:,}",
-                _per(m.usage, m.keys),
-                f"{m.delta:+,}",
-                m.encoding_text(),
-            ]
-            for m in (sb, ss)
-        ]
-        + [
-            ["full flight, bitmap", "1", f"{full_bitmap:,}", f"{full_bitmap:,}", "-", "raw"],
-            ["full flight, set", "1", f"{full_set:,}", f"{full_set:,}", "-", full_enc],
-        ],
-        note=f"The bitmap is smaller for {bitmap_wins:,} of {len(with_seats):,} flights. A bitmap"
-        " costs one bit per seat up to the highest booked one; a set costs a few bytes per"
-        " booked seat, so it wins on nearly empty flights and loses on full ones.",
-    )
-
-
-def _label(index: int, width: int) -> str:
-    return f"{index // width + 1}{LETTERS[index % width]}"
-
-
-def _measured_data(m: Measured, flights: int) -> dict[str, Any]:
-    return {
-        "layout": m.name,
-        "keys": m.keys,
-        "usage_bytes": m.usage,
-        "bytes_per_flight": m.usage / flights if flights else None,
-        "used_memory_delta": m.delta,
-        "encodings": dict(m.encodings),
-    }

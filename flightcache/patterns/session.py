@@ -5,15 +5,16 @@ reply means not logged in (expired, logged out, or never existed). The browser
 fingerprint and the CSRF token stored at login are compared with the request's
 in constant time.
 
-Write path: login and every change after it is one Lua script: HSET the fields,
-HINCRBY page_views, PEXPIRE the hash to the full lifetime again, so that every
-write is activity that slides the expiry. The script writes only while the
-session exists (a change that arrives just after the expiry must not bring back
-a hash with no user and no TTL) and, at login, only if it does not (a token drawn
-twice). Login also SADDs the token to the day's set of active sessions; logout
-DELs the hash and SREMs the token. A short-lived field, such as a seat held
-during checkout, gets an expiry of its own (HSETEX ... XX, per-field expiry,
-Valkey 9 and later): the field vanishes and the session stays.
+Write path: login and every change after it is one Lua script
+(``flightcache/lua/session_write.lua``): HSET the fields, HINCRBY page_views,
+PEXPIRE the hash to the full lifetime again, so that every write is activity that
+slides the expiry. It writes only while the session exists (a change that arrives
+just after the expiry must not bring back a hash with no user and no TTL) and, at
+login, only if it does not (a token drawn twice). Login also SADDs the token to
+the day's set of active sessions; logout DELs the hash and SREMs the token. A
+short-lived field, such as a seat held during checkout, gets an expiry of its own
+(HSETEX ... XX, per-field expiry, Valkey 9 and later): the field vanishes and the
+session stays.
 
 Failure mode: Valkey unreachable during a read is not "not logged in". The user
 is told that the session cannot be read now (:class:`SessionUnavailable`), and
@@ -25,26 +26,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import valkey.exceptions
 
-from flightcache.errors import ConnectionFailed, DataError, FlightcacheError
+from flightcache.errors import ConnectionFailed, FlightcacheError
 from flightcache.keys import Keys
+from flightcache.lua import script
 from flightcache.patterns.common import Pipeline, first_line, plain_pipeline
-from flightcache.sqlfiles import query, statements
-from flightcache.valkey_client import primaries
-
-if TYPE_CHECKING:
-    from flightcache.db import Database
-    from flightcache.trace import TracedDatabase
 
 DEFAULT_TTL_S = 1800  # 001's 30-minute session timeout
 TOKEN_BYTES = 24  # 192 bits from `secrets`: 32 characters of URL-safe base64
@@ -56,39 +51,6 @@ UNREACHABLE = (
     valkey.exceptions.ClusterDownError,
 )
 NOT_LOGGED_IN = "not logged in: the session expired or never existed"
-
-# KEYS[1] the session hash
-# ARGV[1] "new": create the session (nothing written if the key exists);
-#         "existing": change it (nothing written if it is gone: expired or logged out)
-# ARGV[2] the session's lifetime in ms: PEXPIRE after every write (the sliding expiry)
-# ARGV[3] page views to add (HINCRBY page_views), "0" for none
-# ARGV[4] a device to add to the comma-separated field `devices` and to set as
-#         `last_device`, "" for none
-# ARGV[5] that device's browser fingerprint, added to the comma-separated field
-#         `session_fingerprint` (the fingerprints this session accepts), "" for none
-# ARGV[6..] field, value pairs to HSET
-# Returns the page views after the write, or nil when nothing was written.
-WRITE_SCRIPT = """#!lua
-local exists = redis.call('EXISTS', KEYS[1]) == 1
-if (ARGV[1] == 'new') == exists then return nil end
-if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
-local function add(field, item)
-  local list = redis.call('HGET', KEYS[1], field) or ''
-  for x in string.gmatch(list, '[^,]+') do
-    if x == item then return end
-  end
-  redis.call('HSET', KEYS[1], field, (list == '' and item) or (list .. ',' .. item))
-end
-if ARGV[4] ~= '' then
-  add('devices', ARGV[4])
-  redis.call('HSET', KEYS[1], 'last_device', ARGV[4])
-end
-if ARGV[5] ~= '' then add('session_fingerprint', ARGV[5]) end
-local views = redis.call('HINCRBY', KEYS[1], 'page_views', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return views
-"""
-WRITE_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest()
 
 
 class SessionError(FlightcacheError):
@@ -161,13 +123,13 @@ def _known(fingerprint: str, accepted: str | None) -> bool:
     return found
 
 
-def iso(ts: float) -> str:
+def iso(timestamp: float) -> str:
     """A Unix time as 001 writes times: 2025-10-28T10:30:00Z (UTC)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-def day_of(ts: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+def day_of(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
 
 
 def _day_end(day: str) -> int:
@@ -208,7 +170,6 @@ class SessionStore:
         self.clock = clock
         self._field_expiry: bool | None = None
 
-    # -- plumbing --------------------------------------------------------------------
     @contextmanager
     def _reachable(self, what: str) -> Iterator[None]:
         try:
@@ -223,12 +184,7 @@ class SessionStore:
     def key(self, token: str) -> str:
         return self.keys.session(token)
 
-    def load_scripts(self) -> None:
-        """SCRIPT LOAD the write script on every primary."""
-        with self._reachable("load the session script"):
-            for node in primaries(self.valkey):
-                node.script_load(WRITE_SCRIPT)
-
+    # region: write
     def _write(
         self,
         token: str,
@@ -239,18 +195,18 @@ class SessionStore:
         device: str = "",
         fingerprint: str = "",
     ) -> int | None:
+        """Run session_write.lua: the fields, the page views, PEXPIRE the full lifetime.
+        ``mode`` "new" writes only if the session does not exist, "existing" only if it
+        does; None when nothing was written."""
         if "," in device or "," in fingerprint:
             raise ValueError("a device name or fingerprint cannot hold a comma")
-        args: list[Any] = ["EVALSHA", WRITE_SHA, 1, self.key(token), mode, self.ttl_ms, views]
-        args += [device, fingerprint]
+        args: list[Any] = [mode, self.ttl_ms, views, device, fingerprint]
         for name, value in fields.items():
             args += [name, "" if value is None else str(value)]
-        try:
-            reply = self.valkey.execute_command(*args)
-        except valkey.exceptions.NoScriptError:
-            self.load_scripts()
-            reply = self.valkey.execute_command(*args)
+        reply = script("session_write")(self.valkey, [self.key(token)], args)
         return None if reply is None else int(reply)
+
+    # endregion: write
 
     @property
     def field_expiry(self) -> bool:
@@ -260,7 +216,7 @@ class SessionStore:
                 self._field_expiry = supports_field_expiry(self.valkey)
         return self._field_expiry
 
-    # -- the life cycle -----------------------------------------------------------------
+    # region: login
     def login(
         self, user: User, *, ip: str, fingerprint: str, device: str = "web", mark: str = ""
     ) -> str:
@@ -293,6 +249,9 @@ class SessionStore:
             pipe.execute()
         return token
 
+    # endregion: login
+
+    # region: get
     def get(self, token: str, *, fingerprint: str | None = None) -> dict[str, str]:
         """The session (HGETALL); NotLoggedIn, or FingerprintMismatch if one is given."""
         if not TOKEN_SHAPE.match(token):
@@ -305,6 +264,9 @@ class SessionStore:
             raise FingerprintMismatch()
         return session
 
+    # endregion: get
+
+    # region: touch
     def touch(self, token: str, **fields: Any) -> int:
         """Activity: last_activity now, page_views + 1, the full lifetime again; the page
         views so far. NotLoggedIn when the session is gone (nothing is written then)."""
@@ -315,6 +277,8 @@ class SessionStore:
         if views is None:
             raise NotLoggedIn(token)
         return views
+
+    # endregion: touch
 
     def add_device(self, token: str, device: str, fingerprint: str) -> list[str]:
         """Share the session with another device (after it proved who it is, e.g. by
@@ -364,10 +328,10 @@ class SessionStore:
         session that exists, and without touching the session's own expiry."""
         if not self.field_expiry:
             raise FieldExpiryUnsupported()
-        ms = max(1, round(seconds * 1000))
+        milliseconds = max(1, round(seconds * 1000))
         with self._reachable("update the session"):
             written = self.valkey.execute_command(
-                "HSETEX", self.key(token), "XX", "PX", ms, "FIELDS", 1, field, value
+                "HSETEX", self.key(token), "XX", "PX", milliseconds, "FIELDS", 1, field, value
             )
         if not written:
             raise NotLoggedIn(token)
@@ -401,116 +365,3 @@ class SessionStore:
             day = day_of(self.clock())
         with self._reachable("count the sessions"):
             return int(self.valkey.scard(self.keys.sessions_active(str(day))))
-
-
-# -- the database side of the comparison ---------------------------------------------
-def _utc(ts: float) -> dt.datetime:
-    """A Unix time as the naive UTC datetime both tables store."""
-    return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
-
-
-class SessionTable:
-    """The same sessions in ``flightcache_session``, as a framework's database store
-    keeps them: one row per token, the session as JSON, an expiry each read checks."""
-
-    TABLE = "flightcache_session"
-
-    def __init__(
-        self,
-        db: Database | TracedDatabase,
-        *,
-        ttl_s: float = DEFAULT_TTL_S,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.db = db
-        self.ttl_s = ttl_s
-        self.clock = clock
-
-    def _sql(self, name: str) -> str:
-        return query(self.db.dialect, name)
-
-    def ensure(self) -> None:
-        """CREATE TABLE IF NOT EXISTS (and its index), from sql/<dialect>/flightcache.sql."""
-        for statement in statements(self.db.dialect, "flightcache.sql"):
-            if self.TABLE in statement:
-                self.db.execute(statement)
-
-    def save(self, token: str, session: Mapping[str, str]) -> None:
-        self.db.execute(
-            self._sql("session_db_insert"),
-            {
-                "token": token,
-                "user_id": int(session["user_id"]),
-                "data": json.dumps(dict(session), separators=(",", ":")),
-                "expires_at": _utc(self.clock() + self.ttl_s),
-            },
-        )
-
-    def read(self, token: str) -> dict[str, str]:
-        """SELECT by token with the expiry checked, JSON decoded; NotLoggedIn if none."""
-        found = self.db.fetch(
-            self._sql("session_db_read"), {"token": token, "now": _utc(self.clock())}
-        )
-        if not found.rows:
-            raise NotLoggedIn(token)
-        session: dict[str, str] = json.loads(found.rows[0][1])
-        if not session.get("user_id") or not session.get("csrf_token"):
-            raise NotLoggedIn(token)
-        return session
-
-    def request(self, token: str) -> dict[str, str]:
-        """What one page view does here: read, then write the session back with
-        last_activity, page_views + 1 and a new expiry (UPDATE, one commit)."""
-        session = self.read(token)
-        now = self.clock()
-        changed = {
-            **session,
-            "last_activity": iso(now),
-            "page_views": str(int(session.get("page_views", "0")) + 1),
-        }
-        self.db.execute(
-            self._sql("session_db_slide"),
-            {
-                "token": token,
-                "data": json.dumps(changed, separators=(",", ":")),
-                "expires_at": _utc(now + self.ttl_s),
-            },
-        )
-        return session
-
-    def delete(self, token: str) -> None:
-        self.db.execute(self._sql("session_db_delete"), {"token": token})
-
-
-# -- who logs in ---------------------------------------------------------------------
-def passenger(db: Database | TracedDatabase, passenger_id: int) -> User:
-    """The passenger as a User; DataError, with the ids that exist, if there is none."""
-    found = db.fetch(query(db.dialect, "session_passenger"), {"passenger_id": passenger_id})
-    if not found.rows:
-        span = db.fetch(query(db.dialect, "session_passenger_range")).rows
-        lowest, highest = span[0] if span else (None, None)
-        raise DataError(
-            f"no passenger with id {passenger_id}",
-            hint=f"passenger ids run from {lowest} to {highest}"
-            if lowest is not None
-            else "the passenger table is empty: run `flightcache data load`",
-        )
-    pid, first, last, email = found.rows[0]
-    return User(int(pid), f"{first} {last}".strip(), str(email or ""))
-
-
-def default_passenger(db: Database | TracedDatabase) -> int:
-    """A passenger who has booked: the passenger of the first booking."""
-    rows = db.fetch(query(db.dialect, "sample_passenger")).rows
-    if not rows:
-        rows = db.fetch(query(db.dialect, "passenger_first")).rows
-    if not rows or rows[0][0] is None:
-        raise DataError("there are no passengers", hint="run `flightcache data load`")
-    return int(rows[0][0])
-
-
-def other_passengers(db: Database | TracedDatabase, passenger_id: int, n: int) -> list[User]:
-    rows = db.fetch(
-        query(db.dialect, "session_other_passengers"), {"passenger_id": passenger_id, "n": n}
-    ).rows
-    return [passenger(db, int(r[0])) for r in rows]

@@ -303,7 +303,7 @@ DELETE FROM booking WHERE booking_id IN %(booking_ids)s;
 -- already applied, so that a redelivered entry is applied once. `queue` is the
 -- Valkey key prefix of the queue, so runs with different prefixes keep apart.
 
--- name: wb_create_applied
+-- name: write_behind_create_applied
 CREATE TABLE IF NOT EXISTS flightcache_wb_applied (
   queue varchar(100) NOT NULL,
   shard smallint NOT NULL,
@@ -311,7 +311,7 @@ CREATE TABLE IF NOT EXISTS flightcache_wb_applied (
   PRIMARY KEY (queue, shard, entry_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
--- name: wb_create_seats
+-- name: write_behind_create_seats
 CREATE TABLE IF NOT EXISTS flightcache_wb_seats (
   queue varchar(100) NOT NULL,
   flight_id int NOT NULL,
@@ -319,54 +319,54 @@ CREATE TABLE IF NOT EXISTS flightcache_wb_seats (
   PRIMARY KEY (queue, flight_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
--- name: wb_applied_among
+-- name: write_behind_applied_among
 -- Which of these entry ids are applied already (PyMySQL expands a list to (a, b, ...)).
--- PostgreSQL does this and the insert below in one statement, wb_applied_claim.
+-- PostgreSQL does this and the insert below in one statement, write_behind_applied_claim.
 SELECT entry_id FROM flightcache_wb_applied
 WHERE queue = %(queue)s AND shard = %(shard)s AND entry_id IN %(ids)s;
 
--- name: wb_applied_insert
+-- name: write_behind_applied_insert
 INSERT INTO flightcache_wb_applied (queue, shard, entry_id)
 VALUES (%(queue)s, %(shard)s, %(entry_id)s);
 
--- name: wb_seats_add
+-- name: write_behind_seats_add
 INSERT INTO flightcache_wb_seats (queue, flight_id, seats)
 VALUES (%(queue)s, %(flight_id)s, %(seats)s)
 ON DUPLICATE KEY UPDATE seats = seats + VALUES(seats);
 
--- name: wb_total
+-- name: write_behind_total
 SELECT COALESCE(SUM(seats), 0) AS seats FROM flightcache_wb_seats WHERE queue = %(queue)s;
 
--- name: wb_flight_seats
+-- name: write_behind_flight_seats
 SELECT COALESCE(SUM(seats), 0) AS seats FROM flightcache_wb_seats
 WHERE queue = %(queue)s AND flight_id = %(flight_id)s;
 
--- name: wb_applied_count
+-- name: write_behind_applied_count
 SELECT COUNT(*) AS entries FROM flightcache_wb_applied WHERE queue = %(queue)s;
 
--- name: wb_forget_seats
+-- name: write_behind_forget_seats
 DELETE FROM flightcache_wb_seats WHERE queue = %(queue)s;
 
--- name: wb_forget_applied
+-- name: write_behind_forget_applied
 DELETE FROM flightcache_wb_applied WHERE queue = %(queue)s;
 
--- name: wb_flight_ids
+-- name: write_behind_flight_ids
 SELECT flight_id FROM flight;
 
--- name: wb_flights_among
+-- name: write_behind_flights_among
 SELECT flight_id FROM flight WHERE flight_id IN %(ids)s;
 
--- name: wb_first_flight
+-- name: write_behind_first_flight
 SELECT flight_id, flightno FROM flight ORDER BY flight_id LIMIT 1;
 
 -- Leaderboards (flightcache leaderboard). Every board query returns (member, score)
 -- for flights departing in [start, end), ordered by score, then member; the sorted set
 -- of the board is rebuilt from it, and the SQL side of `leaderboard compare` is it too.
--- name: lb_clock
+-- name: leaderboard_clock
 -- The dataset's clock: the latest departure; time windows end there.
 SELECT MAX(departure) AS latest FROM flight;
 
--- name: lb_airport_bookings
+-- name: leaderboard_airport_bookings
 -- Bookings on flights departing from each airport.
 SELECT a.iata AS member, COUNT(*) AS score
 FROM booking b
@@ -376,7 +376,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s AND a.iata IS NOT NULL
 GROUP BY a.iata
 ORDER BY score DESC, member;
 
--- name: lb_airport_bookings_top
+-- name: leaderboard_airport_bookings_top
 -- The same, cut at N: what `leaderboard compare` times against ZREVRANGE.
 SELECT a.iata AS member, COUNT(*) AS score
 FROM booking b
@@ -387,7 +387,7 @@ GROUP BY a.iata
 ORDER BY score DESC, member
 LIMIT %(limit)s;
 
--- name: lb_airline_ontime
+-- name: leaderboard_airline_ontime
 -- On-time percentage per airline: a flight is on time unless the change log moved
 -- its departure more than 15 minutes later.
 SELECT al.iata AS member,
@@ -402,7 +402,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s
 GROUP BY al.iata
 ORDER BY score DESC, member;
 
--- name: lb_airport_delay
+-- name: leaderboard_airport_delay
 -- Average departure delay in minutes per airport (a flight without a log entry left on time).
 SELECT a.iata AS member,
        ROUND(AVG(CASE WHEN l.expected > f.departure
@@ -416,7 +416,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s AND a.iata IS NOT NULL
 GROUP BY a.iata
 ORDER BY score DESC, member;
 
--- name: lb_passenger_points
+-- name: leaderboard_passenger_points
 -- Loyalty points: one point per whole unit of price paid.
 SELECT CAST(b.passenger_id AS CHAR(12)) AS member, FLOOR(SUM(b.price)) AS score
 FROM booking b
@@ -425,7 +425,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s
 GROUP BY b.passenger_id
 ORDER BY score DESC, member;
 
--- name: lb_passenger_flights
+-- name: leaderboard_passenger_flights
 -- Flights booked per passenger (001's "passengers with most flights").
 SELECT CAST(b.passenger_id AS CHAR(12)) AS member, COUNT(*) AS score
 FROM booking b
@@ -434,7 +434,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s
 GROUP BY b.passenger_id
 ORDER BY score DESC, member;
 
--- name: lb_airport_passengers
+-- name: leaderboard_airport_passengers
 -- Passengers through each airport, departing or arriving (001's "airports with most passengers").
 SELECT a.iata AS member, SUM(x.n) AS score
 FROM (SELECT f.`from` AS airport_id, COUNT(*) AS n
@@ -451,7 +451,7 @@ WHERE a.iata IS NOT NULL
 GROUP BY a.iata
 ORDER BY score DESC, member;
 
--- name: lb_routes_domestic
+-- name: leaderboard_routes_domestic
 -- Flights per route whose two airports lie in the same country (airport_geo.country).
 SELECT CONCAT(s.iata, ':', d.iata) AS member, COUNT(*) AS score
 FROM flight f
@@ -464,7 +464,7 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s
 GROUP BY s.iata, d.iata
 ORDER BY score DESC, member;
 
--- name: lb_routes_international
+-- name: leaderboard_routes_international
 -- Flights per route between two countries.
 SELECT CONCAT(s.iata, ':', d.iata) AS member, COUNT(*) AS score
 FROM flight f
@@ -477,17 +477,17 @@ WHERE f.departure >= %(start)s AND f.departure < %(end)s
 GROUP BY s.iata, d.iata
 ORDER BY score DESC, member;
 
--- name: lb_booking_flight
+-- name: leaderboard_booking_flight
 -- What a new booking changes on the boards: its flight's departure and origin airport.
 SELECT f.flight_id, f.departure, a.iata
 FROM flight f
 JOIN airport a ON a.airport_id = f.`from`
 WHERE f.flight_id = %(flight_id)s;
 
--- name: lb_passenger
+-- name: passenger_by_id
 SELECT passenger_id FROM passenger WHERE passenger_id = %(passenger_id)s;
 
--- name: lb_latest_flight
+-- name: leaderboard_latest_flight
 -- The demo's booking goes on the latest flight from an airport with an IATA code.
 SELECT f.flight_id FROM flight f
 JOIN airport a ON a.airport_id = f.`from`
@@ -497,7 +497,7 @@ LIMIT 1;
 
 -- Live leaderboard (flightcache leaderboard simulate): the flights and passengers the
 -- simulator books, and one booking inserted with its id.
--- name: lb_candidate_flights
+-- name: leaderboard_candidate_flights
 SELECT f.flight_id, a.iata
 FROM flight f
 JOIN airport a ON a.airport_id = f.`from`
@@ -505,10 +505,10 @@ WHERE a.iata IS NOT NULL AND a.iata <> ''
 ORDER BY f.flight_id
 LIMIT %(limit)s;
 
--- name: lb_candidate_passengers
+-- name: candidate_passengers
 SELECT passenger_id FROM passenger ORDER BY passenger_id LIMIT %(limit)s;
 
--- name: lb_booking_insert
+-- name: leaderboard_booking_insert
 INSERT INTO booking (flight_id, seat, passenger_id, price)
 VALUES (%(flight_id)s, NULL, %(passenger_id)s, %(price)s);
 
@@ -622,10 +622,10 @@ LEFT JOIN airplane p ON p.airline_id = al.airline_id
 GROUP BY al.airline_id, al.iata, al.airlinename, ap.iata
 ORDER BY airplanes DESC, al.iata
 LIMIT 10;
--- Invalidation (flightcache invalidate): a flight with several passengers, what a
+-- Invalidation (flightcache invalidation): a flight with several passengers, what a
 -- cached result depends on (the flights it shows), and the changes whose cached
 -- copies must go.
--- name: inv_busy_flight
+-- name: invalidation_busy_flight
 -- The first flight between two airports with IATA codes that at least three
 -- passengers booked.
 SELECT f.flight_id
@@ -639,7 +639,7 @@ HAVING COUNT(DISTINCT b.passenger_id) >= 3
 ORDER BY f.flight_id
 LIMIT 1;
 
--- name: inv_flight
+-- name: invalidation_flight
 SELECT f.flight_id, f.flightno, a1.iata AS origin, a2.iata AS destination,
        f.departure, f.arrival, f.`from` AS from_id, f.`to` AS to_id
 FROM flight f
@@ -647,18 +647,18 @@ JOIN airport a1 ON a1.airport_id = f.`from`
 JOIN airport a2 ON a2.airport_id = f.`to`
 WHERE f.flight_id = %(flight_id)s;
 
--- name: inv_flight_passengers
+-- name: invalidation_flight_passengers
 SELECT DISTINCT passenger_id FROM booking
 WHERE flight_id = %(flight_id)s
 ORDER BY passenger_id
 LIMIT %(limit)s;
 
--- name: inv_other_passenger
+-- name: invalidation_other_passenger
 -- A passenger with bookings, none of them on the flight.
 SELECT MIN(passenger_id) AS passenger_id FROM booking
 WHERE passenger_id NOT IN (SELECT passenger_id FROM booking WHERE flight_id = %(flight_id)s);
 
--- name: inv_other_flight
+-- name: invalidation_other_flight
 -- The first flight on another route than (from_id, to_id), between IATA airports.
 SELECT f.flight_id
 FROM flight f
@@ -669,7 +669,7 @@ WHERE a1.iata IS NOT NULL AND a2.iata IS NOT NULL
 ORDER BY f.flight_id
 LIMIT 1;
 
--- name: inv_passenger_bookings
+-- name: invalidation_passenger_bookings
 -- 001's user:12345:bookings: one passenger's bookings, newest flight first, with
 -- the flight id each row depends on.
 SELECT b.booking_id, f.flight_id, f.flightno, a1.iata AS origin, a2.iata AS destination,
@@ -681,7 +681,7 @@ JOIN airport a2 ON a2.airport_id = f.`to`
 WHERE b.passenger_id = %(passenger_id)s
 ORDER BY f.departure DESC, b.booking_id;
 
--- name: inv_flight_move
+-- name: invalidation_flight_move
 UPDATE flight SET departure = %(departure)s, arrival = %(arrival)s
 WHERE flight_id = %(flight_id)s;
 -- Benchmarks (flightcache bench): the keyspaces the scenarios draw keys from, and
@@ -720,7 +720,7 @@ ANALYZE TABLE booking;
 -- name: bench_settle_airline
 ANALYZE TABLE airline;
 
--- name: bench_settle_wb_seats
+-- name: bench_settle_write_behind_seats
 ANALYZE TABLE flightcache_wb_seats;
 
 -- What a bench run writes, marked as its own so that a run killed before its teardown

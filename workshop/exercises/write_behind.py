@@ -40,7 +40,7 @@ def record_booking(db: Any, stream: str, fields: dict[str, str]) -> None:
     if not fields:
         return
     db.execute(
-        db.sql("wb_seats_add"),
+        db.sql("write_behind_seats_add"),
         {"queue": stream, "flight_id": int(fields["flight"]), "seats": int(fields["seats"])},
     )
 

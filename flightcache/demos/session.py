@@ -6,61 +6,101 @@ form with the right CSRF token and a forged one, shows the token from another
 browser, slides the expiry, continues on a phone, is counted in the day's set,
 and logs out. The same session is stored in a database table, and reading it
 there is timed against reading it from Valkey.
+
+The pattern is :mod:`flightcache.patterns.session` (and ``session_database`` for the
+table); this module narrates it and imports them inside the steps, so that the
+command can read :class:`Options` without loading the clients at ``--help`` time.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from flightcache.data.generate import seat_label
-from flightcache.demos.base import DemoContext, Record, Step, Table
 from flightcache.errors import DataError, FlightcacheError
-from flightcache.named_queries import bind
-from flightcache.named_queries import get as get_query
-from flightcache.patterns.session import (
-    DEFAULT_TTL_S,
-    CsrfMismatch,
-    FingerprintMismatch,
-    NotLoggedIn,
-    SessionStore,
-    SessionTable,
-    SessionUnavailable,
-    day_of,
-    default_passenger,
-    fingerprint,
-    other_passengers,
-    passenger,
-)
-from flightcache.sqlfiles import query
-from flightcache.valkey_client import unreachable
+
+if TYPE_CHECKING:
+    from flightcache.demos.base import DemoContext, Record, Step
+    from flightcache.patterns.session import SessionStore, User
+    from flightcache.patterns.session_database import SessionTable
 
 HOLD_S = 1.0  # the seat hold; about ten minutes in a real checkout
+MIN_TTL_S = 300  # the session must outlive the longest timing run, which does not slide it
+MAX_TTL_S = 86_400
 WEB = ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", "de-DE")
 PHONE = ("FlightcacheApp/3.2 (iPhone; iOS 17.5)", "de-DE")
 OTHER = ("curl/8.5.0", "")
 WEB_IP, PHONE_IP, OTHER_IP = "192.0.2.10", "198.51.100.7", "203.0.113.5"  # RFC 5737
 
 
-def _free_seat(ctx: DemoContext, flight_id: int, capacity: int) -> str | None:
-    rows = ctx.db.fetch(query(ctx.db.dialect, "session_booked_seats"), {"flight_id": flight_id})
-    booked = {str(r[0]).strip() for r in rows.rows}
-    free = [seat_label(i) for i in range(capacity) if seat_label(i) not in booked]
-    aisle = [seat for seat in free if seat[-1] in "CD"]  # six abreast: C and D are aisle
-    return (aisle or free)[0] if free else None
+@dataclass(frozen=True)
+class Options:
+    """What `flightcache session` takes; the command's defaults are these."""
+
+    user: int | None = None  # the passenger who logs in; None: the first booking's
+    ttl: int = 1800  # seconds after the last activity: patterns.session.DEFAULT_TTL_S
+
+
+@dataclass
+class _Visit:
+    """What the steps share: the two stores, the browsers, and the session so far."""
+
+    store: SessionStore
+    table: SessionTable
+    ttl: int
+    web: str  # the fingerprints of the three browsers
+    phone: str
+    other: str
+    user: User | None = None
+    token: str = ""
+    csrf: str = ""
+    flight: dict[str, Any] = field(default_factory=dict)
+    day: str = ""
+
+    @property
+    def who(self) -> User:
+        assert self.user is not None, "the login step runs first"
+        return self.user
 
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
-    ttl = int(ctx.options.get("ttl") or DEFAULT_TTL_S)
-    wanted = ctx.options.get("user")
+    """Login to logout, one step each; the two timings before the logout."""
+    from flightcache.lua import script
+    from flightcache.patterns.session import SessionStore, fingerprint
+    from flightcache.patterns.session_database import SessionTable, default_passenger
+
+    options: Options = ctx.options
+    ttl = options.ttl
     store = SessionStore(ctx.valkey, ctx.keys, ttl_s=ttl, pipeline=ctx.tracer.pipeline)
     table = SessionTable(ctx.db, ttl_s=ttl)
-    web_fp, phone_fp, other_fp = fingerprint(*WEB), fingerprint(*PHONE), fingerprint(*OTHER)
-    user_id = int(wanted) if wanted is not None else default_passenger(ctx.db)
+    web, phone, other = fingerprint(*WEB), fingerprint(*PHONE), fingerprint(*OTHER)
+    visit = _Visit(store, table, ttl, web, phone, other)
+    user_id = options.user if options.user is not None else default_passenger(ctx.db)
     with ctx.tracer.paused():
-        store.load_scripts()
+        script("session_write").load(ctx.valkey)  # so that the steps show EVALSHA alone
 
+    yield _login(ctx, visit, user_id)
+    yield _validate(ctx, visit)
+    yield _booking(ctx, visit)
+    yield from _seat_hold(ctx, visit)
+    yield _passenger_details(ctx, visit)
+    yield from _csrf(ctx, visit)
+    yield _slide(ctx, visit)
+    yield _phone(ctx, visit)
+    yield _day_set(ctx, visit)
+    yield _database_copy(ctx, visit)
+    yield _valkey_away(ctx, visit)
+    yield from _timings(ctx, visit)
+    yield _logout(ctx, visit)
+    yield _read_after_logout(ctx, visit)
+
+
+def _login(ctx: DemoContext, visit: _Visit, user_id: int) -> Step:
+    from flightcache.patterns.session_database import passenger
+
+    store, ttl = visit.store, visit.ttl
     with ctx.step(
         f"Log in: passenger {user_id} from the database",
         "the token is 192 random bits from `secrets`. One script (EVALSHA) HSETs the session:"
@@ -68,7 +108,8 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         f" PEXPIRE {ttl * 1000} ms. It writes only if the token is new. SADD counts it today",
     ) as step:
         user = passenger(ctx.db, user_id)  # an unknown id fails here, before any write
-        token = store.login(user, ip=WEB_IP, fingerprint=web_fp)
+        token = store.login(user, ip=WEB_IP, fingerprint=visit.web)
+        visit.user, visit.token = user, token
         pttl = store.pttl(token)
         step.data = {
             "token": token,
@@ -80,21 +121,28 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
             f"logged in as {user.name} <{user.email}>; token {token[:10]}... in the cookie;"
             f" the session lives {ttl} s after the last activity (PTTL {pttl:,} ms)"
         )
-    yield step
+    return step
 
+
+def _validate(ctx: DemoContext, visit: _Visit) -> Step:
     with ctx.step(
         "Validate the session: HGETALL",
         "every request reads the whole session in one round trip, and checks that the"
         " browser's fingerprint is one the session accepts",
     ) as step:
-        session = store.get(token, fingerprint=web_fp)
-        csrf = session["csrf_token"]
+        session = visit.store.get(visit.token, fingerprint=visit.web)
+        visit.csrf = session["csrf_token"]
         step.data = {"fields": sorted(session)}
         step.outcome = (
             f"{len(session)} fields: {session['username']}, logged in {session['login_time']}"
             f" from {session['ip_address']}; fingerprint accepted"
         )
-    yield step
+    return step
+
+
+def _booking(ctx: DemoContext, visit: _Visit) -> Step:
+    from flightcache.named_queries import bind
+    from flightcache.named_queries import get as get_query
 
     with ctx.step(
         "Booking flow: search flights, select one",
@@ -110,9 +158,10 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
             )
         flight = dict(zip(found.columns, found.rows[0], strict=True))
         flight["flightno"] = str(flight["flightno"]).strip()  # char(8): PostgreSQL pads it
+        visit.flight = flight
         price = flight.get("lowest_price")
-        store.update(
-            token,
+        visit.store.update(
+            visit.token,
             {
                 "search_origin": params["origin"],
                 "search_destination": params["destination"],
@@ -134,25 +183,31 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
             f" {params['day']}; selected {flight['flightno']} departing"
             f" {flight['departure']} ({flight['free_seats']} seats free); kept in the session"
         )
-    yield step
+    return step
 
-    yield from _seat_hold(ctx, store, token, flight)
 
+def _passenger_details(ctx: DemoContext, visit: _Visit) -> Step:
     with ctx.step(
         "Checkout: passenger details (progress 60)",
         "001's multi-step checkout: each step HSETs where the user is, so a reload or"
         " another device resumes there",
     ) as step:
-        store.update(
-            token,
+        visit.store.update(
+            visit.token,
             checkout_step="passenger_details",
             progress=60,
             passenger_count=1,
-            primary_passenger=user.name,
+            primary_passenger=visit.who.name,
         )
         step.outcome = "checkout_step passenger_details, progress 60 %"
-    yield step
+    return step
 
+
+def _csrf(ctx: DemoContext, visit: _Visit) -> Iterator[Record]:
+    """The form with the session's CSRF token, a forged one, and a stolen cookie."""
+    from flightcache.patterns.session import CsrfMismatch, FingerprintMismatch
+
+    store, token, csrf = visit.store, visit.token, visit.csrf
     with ctx.step(
         "Submit the form: the CSRF token matches",
         "the form carries the session's CSRF token; HGET csrf_token and compare in constant time",
@@ -174,14 +229,17 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         "A stolen token from another browser: fingerprint check",
         f"the same cookie sent by {OTHER[0]} from {OTHER_IP}: its fingerprint is not one the"
         " session accepts",
-        lambda: store.get(token, fingerprint=other_fp),
+        lambda: store.get(token, fingerprint=visit.other),
         FingerprintMismatch,
     )
 
+
+def _slide(ctx: DemoContext, visit: _Visit) -> Step:
+    store, token = visit.store, visit.token
     with ctx.step(
         "Activity slides the expiry",
-        f"as if the user had been idle for {ttl // 3} s, PEXPIRE cuts the TTL; the next page"
-        " view's script sets last_activity, HINCRBY page_views 1 and PEXPIREs the full"
+        f"as if the user had been idle for {visit.ttl // 3} s, PEXPIRE cuts the TTL; the next"
+        " page view's script sets last_activity, HINCRBY page_views 1 and PEXPIREs the full"
         " lifetime again",
     ) as step:
         ctx.valkey.pexpire(store.key(token), store.ttl_ms - store.ttl_ms // 3)
@@ -191,41 +249,52 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         step.ok = after > before
         step.data = {"pttl_before": before, "pttl_after": after, "page_views": views}
         step.outcome = f"PTTL {before:,} ms -> {after:,} ms; page_views {views}"
-    yield step
+    return step
 
+
+def _phone(ctx: DemoContext, visit: _Visit) -> Step:
     with ctx.step(
         "Continue on the phone: one session, two devices",
         "after the phone proved who it is (say, scanned a code the browser shows), the script"
         " adds it to devices, its fingerprint to the accepted ones, sets last_device and"
         " sync_timestamp",
     ) as step:
-        devices = store.add_device(token, "mobile", phone_fp)
-        shared = store.get(token, fingerprint=phone_fp)
+        devices = visit.store.add_device(visit.token, "mobile", visit.phone)
+        shared = visit.store.get(visit.token, fingerprint=visit.phone)
         step.data = {"devices": devices, "last_device": shared["last_device"]}
         step.outcome = (
             f"devices {shared['devices']}, last_device {shared['last_device']}, sync_timestamp"
             f" {shared['sync_timestamp']}; the phone's requests are accepted, checkout resumes"
             f" at {shared['checkout_step']}"
         )
-    yield step
+    return step
 
-    day = day_of(store.clock())
+
+def _day_set(ctx: DemoContext, visit: _Visit) -> Step:
+    from flightcache.patterns.session import day_of
+    from flightcache.patterns.session_database import other_passengers
+
+    store = visit.store
+    visit.day = day = day_of(store.clock())
     with ctx.step(
         "Who is logged in today: the day's set",
         "two more passengers log in; each login SADDs its token to today's set (EXPIREAT a day"
         " after the day ends), SCARD counts them",
     ) as step:
-        others = other_passengers(ctx.db, user.user_id, 2)
+        others = other_passengers(ctx.db, visit.who.user_id, 2)
         for other in others:
-            store.login(other, ip=OTHER_IP, fingerprint=web_fp)
+            store.login(other, ip=OTHER_IP, fingerprint=visit.web)
         count = store.active_count(day)
         step.data = {"day": day, "count": count}
         step.outcome = (
-            f"{', '.join(o.name for o in others)} logged in too; SCARD"
+            f"{', '.join(other.name for other in others)} logged in too; SCARD"
             f" {store.keys.sessions_active(day)}: {count}"
         )
-    yield step
+    return step
 
+
+def _database_copy(ctx: DemoContext, visit: _Visit) -> Step:
+    table, token = visit.table, visit.token
     with ctx.step(
         "The same session in a database table",
         "for the comparison: flightcache_session keeps it as a framework's database store"
@@ -233,7 +302,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     ) as step:
         table.ensure()
         ctx.put_back("session_db_delete", {"token": token}, how=lambda: table.delete(token))
-        stored = store.get(token)
+        stored = visit.store.get(token)
         table.save(token, stored)
         from_db = table.read(token)
         step.ok = from_db == stored
@@ -241,20 +310,31 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
             f"INSERT, then SELECT by token with the expiry checked: the same {len(from_db)}"
             f" fields: {from_db == stored}"
         )
-    yield step
+    return step
+
+
+def _valkey_away(ctx: DemoContext, visit: _Visit) -> Step:
+    from flightcache.patterns.session import SessionStore, SessionUnavailable
+    from flightcache.valkey_client import unreachable
 
     broken = ctx.tracer.instrument(unreachable())
     ctx.on_exit(broken.close)
-    yield _refused(
+    return _refused(
         ctx,
         "Valkey goes away during a read",
         "a client to a port nobody listens on stands in for a Valkey that crashed: the"
         " session cannot be read, and the user must be told so, not logged out",
-        lambda: SessionStore(broken, ctx.keys, ttl_s=ttl).get(token),
+        lambda: SessionStore(broken, ctx.keys, ttl_s=visit.ttl).get(visit.token),
         SessionUnavailable,
         then="; nothing crashed, nothing was cleared",
     )
 
+
+def _timings(ctx: DemoContext, visit: _Visit) -> Iterator[Record]:
+    """The same session read, and a page view, timed on both stores; the hash as it is."""
+    from flightcache.demos.base import Table
+
+    store, table, token = visit.store, visit.table, visit.token
     yield ctx.compare(
         "read and validate one session: database vs Valkey",
         {
@@ -280,35 +360,42 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         [[name, _short(value)] for name, value in sorted(final.items())],
     )
 
+
+def _logout(ctx: DemoContext, visit: _Visit) -> Step:
+    store, day = visit.store, visit.day
     with ctx.step(
         "Log out: DEL and SREM",
         "the hash goes at once (DEL), the token leaves the day's set (SREM); the database"
         " copy is deleted too",
     ) as step:
         before_count = store.active_count(day)
-        existed = store.logout(token)
-        table.delete(token)
+        existed = store.logout(visit.token)
+        visit.table.delete(visit.token)
         after_count = store.active_count(day)
         step.ok = existed and after_count == before_count - 1
         step.data = {"count_before": before_count, "count_after": after_count}
         step.outcome = f"session deleted: {existed}; SCARD {before_count} -> {after_count}"
-    yield step
+    return step
+
+
+def _read_after_logout(ctx: DemoContext, visit: _Visit) -> Step:
+    from flightcache.patterns.session import NotLoggedIn
 
     with ctx.step(
         "Read after logout",
         "the cookie still holds the token, but there is no session behind it",
     ) as step:
         answers: list[str] = []
-        for read in (store.get, table.read):
+        for read in (visit.store.get, visit.table.read):
             try:
-                read(token)
+                read(visit.token)
                 answers.append("a session (this must not happen)")
             except NotLoggedIn as exc:
                 answers.append(exc.message)
         step.data = {"valkey": answers[0], "database": answers[1]}
         step.fails_on_purpose(shown=not any("must not happen" in a for a in answers))
         step.outcome = f"Valkey: {answers[0]}; database: {answers[1]}"
-    yield step
+    return step
 
 
 def _refused(
@@ -333,10 +420,9 @@ def _refused(
     return step
 
 
-def _seat_hold(
-    ctx: DemoContext, store: SessionStore, token: str, flight: dict[str, Any]
-) -> Iterator[Record]:
+def _seat_hold(ctx: DemoContext, visit: _Visit) -> Iterator[Record]:
     """Hold a free seat in a field that expires on its own, where the server can."""
+    store, token, flight = visit.store, visit.token, visit.flight
     if not store.field_expiry:
         with ctx.step(
             "Seat hold with per-field expiry: skipped",
@@ -392,6 +478,17 @@ def _seat_hold(
             f" the session has {session_ms:,} ms left"
         )
     yield step
+
+
+def _free_seat(ctx: DemoContext, flight_id: int, capacity: int) -> str | None:
+    from flightcache.data.generate import seat_label
+    from flightcache.sqlfiles import query
+
+    rows = ctx.db.fetch(query(ctx.db.dialect, "session_booked_seats"), {"flight_id": flight_id})
+    booked = {str(row[0]).strip() for row in rows.rows}
+    free = [seat_label(i) for i in range(capacity) if seat_label(i) not in booked]
+    aisle = [seat for seat in free if seat[-1] in "CD"]  # six abreast: C and D are aisle
+    return (aisle or free)[0] if free else None
 
 
 def _short(value: str, limit: int = 48) -> str:

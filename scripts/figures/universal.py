@@ -1,13 +1,7 @@
-"""Measure `flightcache universal`'s figures: each origin against its cached read.
+"""`flightcache universal`'s figures: each origin against its cached read.
 
-    .venv/bin/python scripts/bench_universal.py [--scale small] [--api-latency-ms 50]
-        [--api-repeat 100] [--repeat 500]
-
-Starts a private Valkey and the fake external API (flightcache.fakeapi) on
-127.0.0.1, loads the generated dataset into fresh databases named
-fc_bench_universal on MySQL/MariaDB and PostgreSQL (dropped at the end), and
-times with the same UniversalCache the demo narrates, side by side in one
-interleaved run each:
+Starts the fake external API (flightcache.fakeapi) on 127.0.0.1 and times, with
+the same UniversalCache the demo narrates, side by side in one interleaved run each:
 
 - each API (weather, flight tracking, airport services): HTTP call vs cache hit;
 - route distance (SQL + haversine), daily booking statistics (SQL), flight
@@ -15,41 +9,38 @@ interleaved run each:
 - while the API fails: a read with no hold (calls the API, then serves stale)
   vs a read with a hold (serves stale without calling it); and a read when the
   API is slower than the client's timeout.
+
+    .venv/bin/python scripts/figures universal [--scale small] [--api-latency-ms 50]
+        [--api-repeat 100] [--repeat 500]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from flightcache.config import DbUrl
-from flightcache.data.load import load_generated
-from flightcache.db import Database, connect, drop_database
-from flightcache.fakeapi import FakeApi, Snapshot
+from figures.shared import KEY_PREFIX, Figure, Setup
+from flightcache.db import Database
+from flightcache.fakeapi import ApiSnapshot, FakeApi
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
 from flightcache.named_queries import bind, get
-from flightcache.patterns.universal import (
+from flightcache.patterns.universal import UniversalCache
+from flightcache.patterns.universal_origins import (
     DISTANCE,
     SEARCH,
     STATS,
     WEATHER,
     ApiClient,
     Source,
-    UniversalCache,
     api_paths,
     daily_bookings,
     flight_search,
     route_distance,
 )
-from flightcache.stack.valkey import scratch_valkey
 from flightcache.valkey_client import close, parser_name
-from flightcache.valkey_client import connect as vconnect
+from flightcache.valkey_client import connect as valkey_connect
 
 
 def fmt(ns: float) -> str:
@@ -113,13 +104,11 @@ def bench_apis(cache: UniversalCache, api: FakeApi, db: Database, args: Any) -> 
     api.configure(failure_rate=0.0, latency_ms=args.api_latency_ms)
 
 
-def bench_database(raw: str, client: Any, args: Any) -> None:
-    url = DbUrl.parse(raw)
-    db = connect(url, create=True)
+def bench_database(setup: Setup, kind: str, client: Any, args: Any) -> None:
+    db = setup.open(kind)
     try:
-        print(f"\n{url.kind} ({db.server_version()}): loading scale {args.scale} ...", flush=True)
-        load_generated(db, args.scale, 42, replace=True, force=True)
-        cache = UniversalCache(client, Keys("fcbench:universal:"))
+        print(f"\n{kind} ({db.server_version()}): scale {args.scale}", flush=True)
+        cache = UniversalCache(client, Keys(f"{KEY_PREFIX}universal:"))
         params = bind(db, get("flight_search"), {})
         origin, destination = str(params["origin"]).strip(), str(params["destination"]).strip()
         day = params["day"]
@@ -135,34 +124,40 @@ def bench_database(raw: str, client: Any, args: Any) -> None:
             (SEARCH, SEARCH.item_for(**params), lambda: flight_search(db, params), "SQL search"),
         ):
             show(f"{source.name} ({item})", pair(cache, source, item, fetch, label, args.repeat))
-        if args.apis_on == url.kind:
-            with FakeApi(Snapshot.load(db), latency_ms=args.api_latency_ms) as api:
+        if args.apis_on == kind:
+            with FakeApi(ApiSnapshot.load(db), latency_ms=args.api_latency_ms) as api:
                 bench_apis(cache, api, db, args)
-        for key in client.scan_iter(match="fcbench:universal:*"):
+        for key in client.scan_iter(match=f"{KEY_PREFIX}universal:*"):
             client.delete(key)
     finally:
         db.close()
-        drop_database(url)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scale", default="small")
+def run(setup: Setup, args: argparse.Namespace) -> int | None:
+    url = setup.valkey()
+    kinds = [db.kind for db in setup.databases()]
+    client = valkey_connect(url)
+    print(f"Valkey {url}, reply parser {parser_name(client)}")
+    for kind in kinds:
+        bench_database(setup, kind, client, args)
+    close(client)
+    return None
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-latency-ms", type=float, default=50.0)
     parser.add_argument("--api-timeout-ms", type=float, default=500.0)
     parser.add_argument("--api-repeat", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=500)
-    parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306/fc_bench_universal")
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/fc_bench_universal")
     parser.add_argument("--apis-on", default="mysql", help="which database feeds the fake API")
-    args = parser.parse_args()
-    with scratch_valkey(prefix="fc-bench-universal-") as scratch:
-        client = vconnect(scratch.url)
-        print(f"Valkey {scratch.url}, reply parser {parser_name(client)}")
-        for raw in (args.mysql, args.pg):
-            bench_database(raw, client, args)
-        close(client)
 
 
-if __name__ == "__main__":
-    main()
+FIGURES = [
+    Figure(
+        "universal",
+        "`flightcache universal`: each origin (APIs, SQL) vs its cache hit, stale reads",
+        run,
+        arguments,
+        scale="small",
+    )
+]

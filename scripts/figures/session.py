@@ -1,12 +1,10 @@
-"""Measure `flightcache session`'s figure: reading a session from Valkey vs a table.
+"""`flightcache session`'s figure: reading a session from Valkey vs a table.
 
-    .venv/bin/python scripts/bench_session.py [--scale small] [--sessions 10000] [--reads 5000]
+    .venv/bin/python scripts/figures session [--scale small] [--sessions 10000] [--reads 5000]
 
-For each of MariaDB and PostgreSQL (this machine's, or --mysql/--pg URLs) it loads
-the generated dataset into a throwaway database (fc_bench_session, dropped at the
-end unless --keep-db), starts a Valkey of its own, logs ``--sessions`` real
-passengers in through SessionStore (one hash each, 30-minute sliding expiry) and
-stores the same sessions in flightcache_session. Then, interleaved in one run,
+On each database it logs ``--sessions`` real passengers in through SessionStore
+(one hash each, 30-minute sliding expiry) and stores the same sessions in
+flightcache_session (removed again at the end). Then, interleaved in one run,
 each sample reading the session of a random one of them:
 
 - read and validate: SELECT by token with the expiry checked (JSON decoded) vs
@@ -21,29 +19,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from flightcache.config import DbUrl
-from flightcache.data.load import load_generated
-from flightcache.db import Database, connect, drop_database
+from figures.shared import KEY_PREFIX, Figure, Setup
+from flightcache.db import Database
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
-from flightcache.patterns.session import (
-    SessionStore,
-    SessionTable,
-    User,
-    fingerprint,
-    other_passengers,
-)
-from flightcache.stack.valkey import scratch_valkey
+from flightcache.patterns.session import SessionStore, User, fingerprint
+from flightcache.patterns.session_database import SessionTable, other_passengers
 from flightcache.valkey_client import close, info, parser_name
-from flightcache.valkey_client import connect as vconnect
+from flightcache.valkey_client import connect as valkey_connect
 
 TARGET = 20.0
 CHECKOUT = {
@@ -87,34 +74,26 @@ def _table(title: str, stats: list[Stats]) -> None:
         print(f"    {s.label:<46} p50 {_us(s.p50)}  p95 {_us(s.p95)}  p99 {_us(s.p99)}  (n={s.n})")
 
 
-def bench(raw: str, client: Any, args: argparse.Namespace) -> dict[str, float]:
-    url = DbUrl.parse(raw)
-    db = connect(url, create=True)
+def bench(setup: Setup, kind: str, client: Any, args: argparse.Namespace) -> dict[str, float]:
+    db = setup.open(kind)
     try:
-        t0 = time.perf_counter()
-        load_generated(db, args.scale, 1)
-        print(
-            f"\n== {url.kind} {db.server_version()} ({args.scale}, loaded in"
-            f" {time.perf_counter() - t0:.0f} s); {_durability(db)}"
-        )
+        print(f"\n== {kind} {db.server_version()} ({args.scale}); {_durability(db)}")
         users = other_passengers(db, 0, args.sessions)  # every passenger id is above 0
         return _measure(db, client, users, args)
     finally:
         db.close()
-        if not args.keep_db:
-            drop_database(url)
 
 
 def _measure(
     db: Database, client: Any, users: list[User], args: argparse.Namespace
 ) -> dict[str, float]:
-    keys = Keys("fcbench:").scope("session")
+    keys = Keys(KEY_PREFIX).scope("session")
     store = SessionStore(client, keys)
     table = SessionTable(db)
     table.ensure()
-    fp = fingerprint("bench-browser/1.0", "en")
+    browser = fingerprint("bench-browser/1.0", "en")
     t0 = time.perf_counter()
-    tokens = [store.login(user, ip="192.0.2.1", fingerprint=fp) for user in users]
+    tokens = [store.login(user, ip="192.0.2.1", fingerprint=browser) for user in users]
     for token in tokens:  # mid-checkout, as in the demo: about 25 fields
         store.update(token, CHECKOUT)
         table.save(token, store.get(token))
@@ -152,28 +131,34 @@ def _measure(
     )
     for token in tokens:
         store.logout(token)
+        table.delete(token)  # the shared database keeps no sessions between runs
     return figures
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scale", default="small")
-    parser.add_argument("--sessions", type=int, default=10_000)
-    parser.add_argument("--reads", type=int, default=5_000, help="samples per contender")
-    parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306/fc_bench_session")
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/fc_bench_session")
-    parser.add_argument("--keep-db", action="store_true", help="keep the databases afterwards")
-    args = parser.parse_args()
-
+def run(setup: Setup, args: argparse.Namespace) -> int | None:
+    url = setup.valkey()
+    kinds = [db.kind for db in setup.databases()]
     with contextlib.ExitStack() as stack:
-        scratch = stack.enter_context(scratch_valkey(prefix="fc-bench-session-"))
-        client = vconnect(scratch.url)
+        client = valkey_connect(url)
         stack.callback(close, client)
         version = info(client, "server").get("valkey_version", "?")
-        print(f"Valkey {version} at {scratch.url}, reply parser {parser_name(client)}")
-        for raw in (args.mysql, args.pg):
-            bench(raw, client, args)
+        print(f"Valkey {version} at {url}, reply parser {parser_name(client)}")
+        for kind in kinds:
+            bench(setup, kind, client, args)
+    return None
 
 
-if __name__ == "__main__":
-    main()
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--reads", type=int, default=5_000, help="samples per contender")
+
+
+FIGURES = [
+    Figure(
+        "session",
+        "`flightcache session`: a session read and a page view, table vs Valkey hash",
+        run,
+        arguments,
+        scale="small",
+    )
+]

@@ -1,10 +1,9 @@
-"""Measure what invalidation and memory pressure cost, with the code the demos narrate.
+"""What invalidation and memory pressure cost, with the code the demos narrate.
 
-    .venv/bin/python scripts/bench_invalidation.py [--sizes 10,100,1000,10000] [--runs 15]
+    .venv/bin/python scripts/figures invalidation [--sizes 10,100,1000,10000] [--runs 15]
 
-Starts a private Valkey (one node) and a private 3-node cluster, and fresh
-databases named fc_bench_inv on MariaDB and PostgreSQL (the tiny dataset; both
-dropped at the end). Reports:
+On a scratch Valkey (one node) and a scratch 3-node cluster, and each database
+(the tiny dataset by default). Reports:
 
 - invalidation: a tag with N members, from INCR of the epoch through the SPOPs
   to the last DEL (Invalidator.invalidate), p50 and p95 per N, one node and
@@ -20,33 +19,22 @@ dropped at the end). Reports:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from flightcache.config import DbUrl
-from flightcache.data.load import load_generated
-from flightcache.db import connect, drop_database
+from figures.shared import KEY_PREFIX, Figure, Setup
+from flightcache.demos.invalidation import Scene
+from flightcache.demos.memory_pressure import Filler, FillResult, kept_and_median_ttl
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare, percentile
 from flightcache.named_queries import bind, get
 from flightcache.patterns.cache_aside import CacheAside
-from flightcache.patterns.eviction import MemoryLimits, mib, parse_size
-from flightcache.patterns.invalidation import Invalidator, Scene, TaggedCache, bookings_of
-from flightcache.patterns.memory_pressure import (
-    Filler,
-    FillResult,
-    kept_and_median_ttl,
-    total,
-)
+from flightcache.patterns.eviction import MemoryLimits, mib, parse_size, total
+from flightcache.patterns.invalidation import Invalidator, TaggedCache, bookings_of
 from flightcache.patterns.ttl import Jitter
 from flightcache.sqlfiles import query
-from flightcache.stack.valkey import scratch_valkey
 from flightcache.valkey_client import close, delete_matching, info, primaries
-from flightcache.valkey_client import connect as vconnect
+from flightcache.valkey_client import connect as valkey_connect
 
 POLICIES = ("noeviction", "allkeys-lru", "volatile-ttl", "allkeys-lfu", "allkeys-random")
 
@@ -62,7 +50,7 @@ def tag_cost(client: Any, keys: Keys, n: int, runs: int, *, one_unlink: bool = F
     and a single multi-key UNLINK, which only one node (or one slot) allows.
     """
     members = [keys.query("bench", {"n": i}) for i in range(n)]
-    inv = Invalidator(client, keys)
+    invalidator = Invalidator(client, keys)
     samples = []
     for _ in range(runs):
         for start in range(0, n, 1000):
@@ -73,18 +61,18 @@ def tag_cost(client: Any, keys: Keys, n: int, runs: int, *, one_unlink: bool = F
             pipe.execute()
         t0 = time.perf_counter_ns()
         if one_unlink:
-            client.incr(keys.inv_epoch())
+            client.incr(keys.invalidation_epoch())
             popped = client.spop(keys.tag("bench"), n)
             gone = client.unlink(*popped)
         else:
-            gone = len(inv.invalidate(tags=["bench"]).deleted)
+            gone = len(invalidator.invalidate(tags=["bench"]).deleted)
         samples.append(time.perf_counter_ns() - t0)
         assert gone == n, (gone, n)
     return Stats.of(f"tag of {n:,}", samples)
 
 
 def bench_invalidation(label: str, client: Any, args: argparse.Namespace) -> None:
-    keys = Keys("fcbench:").scope("invalidate")
+    keys = Keys(KEY_PREFIX).scope("invalidation")
     print(f"\ninvalidation, {label}")
     for n in args.sizes:
         s = tag_cost(client, keys, n, args.runs)
@@ -98,14 +86,14 @@ def bench_invalidation(label: str, client: Any, args: argparse.Namespace) -> Non
                 f"      SPOP + one UNLINK of all: p50 {ms(u.p50)}, p95 {ms(u.p95)}"
                 f" ({u.p50 / n / 1000:.2f} µs per member)"
             )
-    inv = Invalidator(client, keys)
+    invalidator = Invalidator(client, keys)
     pair = [keys.query("bench", {"k": 1}), keys.query("bench", {"k": 2})]
     samples = []
     for _ in range(args.runs * 20):
         for key in pair:
             client.set(key, "x", ex=600)
         t0 = time.perf_counter_ns()
-        inv.invalidate(keys=pair)
+        invalidator.invalidate(keys=pair)
         samples.append(time.perf_counter_ns() - t0)
     samples.sort()
     print(
@@ -116,7 +104,7 @@ def bench_invalidation(label: str, client: Any, args: argparse.Namespace) -> Non
 
 
 def bench_reads(db: Any, client: Any, args: argparse.Namespace) -> None:
-    keys = Keys("fcbench:").scope("reads")
+    keys = Keys(KEY_PREFIX).scope("reads")
     scene = Scene.find(db, None, None)
     spec = bookings_of(scene.booker)
     tagged = TaggedCache(client, db, keys, Jitter(10, 1), ttl_s=600)
@@ -152,8 +140,8 @@ def bench_reads(db: Any, client: Any, args: argparse.Namespace) -> None:
 def bench_memory(db: Any, client: Any, args: argparse.Namespace) -> None:
     found = db.fetch(query(db.dialect, "booking_records"), {"limit": 20_000})
     records = [dict(zip(found.columns, row, strict=True)) for row in found.rows]
-    keys = Keys("fcbench:").scope("memory")
-    limits = MemoryLimits([client])
+    keys = Keys(KEY_PREFIX).scope("memory")
+    limits = MemoryLimits([client], None)  # no undo record: restored in the finally below
     nodes = primaries(client)
     try:
         for layout in ("json", "hash"):
@@ -188,42 +176,39 @@ def bench_memory(db: Any, client: Any, args: argparse.Namespace) -> None:
         delete_matching(client, keys.match())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def run(setup: Setup, args: argparse.Namespace) -> int | None:
+    args.sizes = [int(n) for n in args.sizes.split(",")]
+    args.headroom = parse_size(args.headroom)
+    one, three = setup.valkey(), setup.valkey(3)
+    single, cluster = valkey_connect(one), valkey_connect(three)
+    print(f"Valkey {one} (one node), {three} (3-node cluster)")
+    bench_invalidation("one node", single, args)
+    bench_invalidation("3-node cluster", cluster, args)
+    for kind in setup.kinds():
+        db = setup.open(kind)
+        try:
+            print(f"\n{kind} ({db.server_version()}), {args.scale} dataset")
+            bench_reads(db, single, args)
+            print(f"  memory pressure, one node, maxmemory = used_memory + {mib(args.headroom)}")
+            bench_memory(db, single, args)
+        finally:
+            db.close()
+    close(single)
+    close(cluster)
+    return None
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--headroom", default="4mb", help="maxmemory above used_memory")
-    parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306/fc_bench_inv")
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/fc_bench_inv")
-    args = parser.parse_args()
-    args.sizes = [int(n) for n in args.sizes.split(",")]
-    args.headroom = parse_size(args.headroom)
-
-    with (
-        scratch_valkey(prefix="fc-bench-inv-") as one,
-        scratch_valkey(3, prefix="fc-bench-inv-cluster-") as three,
-    ):
-        single, cluster = vconnect(one.url), vconnect(three.url)
-        print(f"Valkey {one.url} (one node), {three.url} (3-node cluster)")
-        bench_invalidation("one node", single, args)
-        bench_invalidation("3-node cluster", cluster, args)
-        for raw in (args.mysql, args.pg):
-            url = DbUrl.parse(raw)
-            db = connect(url, create=True)
-            try:
-                load_generated(db, "tiny", 1, replace=True, force=True)
-                print(f"\n{url.kind} ({db.server_version()}), tiny dataset")
-                bench_reads(db, single, args)
-                print(
-                    f"  memory pressure, one node, maxmemory = used_memory + {mib(args.headroom)}"
-                )
-                bench_memory(db, single, args)
-            finally:
-                db.close()
-                drop_database(url)
-        close(single)
-        close(cluster)
 
 
-if __name__ == "__main__":
-    main()
+FIGURES = [
+    Figure(
+        "invalidation",
+        "`flightcache invalidate` and `memory-pressure`: tag invalidation, tagged reads, maxmemory",
+        run,
+        arguments,
+    )
+]

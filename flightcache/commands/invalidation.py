@@ -1,4 +1,4 @@
-"""`flightcache invalidate`: delete exactly what a change makes wrong, by event, tag and time."""
+"""`flightcache invalidation`: delete exactly what a change makes wrong, by event, tag and time."""
 
 from __future__ import annotations
 
@@ -7,38 +7,41 @@ from typing import Annotated
 import typer
 
 from flightcache.commands._demo import JsonOpt, KeepOpt, PauseOpt, RepeatOpt, RowsYesOpt
+from flightcache.demos.invalidation import DELAY_MAX, JITTER_MAX, TTL_MAX, WARM_MAX, Options
 
 
-def invalidate(
+def invalidation(
     ctx: typer.Context,
     flight: Annotated[
         int | None,
         typer.Option(
             "--flight", min=1, help="Flight to delay (id). Default: the first with 3 passengers."
         ),
-    ] = None,
+    ] = Options.flight,
     passenger: Annotated[
         int | None,
         typer.Option(
             "--passenger", min=1, help="Passenger who books (id). Default: one on --flight."
         ),
-    ] = None,
+    ] = Options.passenger,
     delay: Annotated[
-        int, typer.Option("--delay", min=1, max=720, help="Minutes the flight is delayed by.")
-    ] = 15,
+        int,
+        typer.Option("--delay", min=1, max=DELAY_MAX, help="Minutes the flight is delayed by."),
+    ] = Options.delay,
     ttl: Annotated[
-        int, typer.Option("--ttl", min=1, max=30 * 86_400, help="Base TTL of cached results, s.")
-    ] = 3600,
+        int, typer.Option("--ttl", min=1, max=TTL_MAX, help="Base TTL of cached results, s.")
+    ] = Options.ttl,
     jitter: Annotated[
-        float, typer.Option("--jitter", min=0, max=50, help="TTL jitter, percent either way.")
-    ] = 10.0,
+        float,
+        typer.Option("--jitter", min=0, max=JITTER_MAX, help="TTL jitter, percent either way."),
+    ] = Options.jitter,
     warm: Annotated[
         int,
         typer.Option(
-            "--warm", min=0, max=100_000, help="Passengers' bookings cached to show the jitter."
+            "--warm", min=0, max=WARM_MAX, help="Passengers' bookings cached to show the jitter."
         ),
-    ] = 200,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the jitter.")] = 1,
+    ] = Options.warm,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the jitter.")] = Options.seed,
     as_json: JsonOpt = False,
     pause: PauseOpt = False,
     repeat: RepeatOpt = 50,
@@ -59,30 +62,30 @@ def invalidate(
     Examples:
 
     \b
-      flightcache invalidate
-      flightcache invalidate --flight 42 --delay 90
-      flightcache invalidate --ttl 600 --jitter 20 --warm 1000 --json
+      flightcache invalidation
+      flightcache invalidation --flight 42 --delay 90
+      flightcache invalidation --ttl 600 --jitter 20 --warm 1000 --json
     """
     from flightcache.commands import _demo
-    from flightcache.patterns.invalidation_demo import run
+    from flightcache.demos.invalidation import demo
 
     _demo.run(
         ctx,
-        "invalidate",
-        run,
+        "invalidation",
+        demo,
         as_json=as_json,
         pause=pause,
         repeat=repeat,
         keep=keep,
         changes_rows=True,
         yes=yes,
-        options={
-            "flight": flight,
-            "passenger": passenger,
-            "delay": delay,
-            "ttl": ttl,
-            "jitter": jitter,
-            "warm": warm,
-            "seed": seed,
-        },
+        options=Options(
+            flight=flight,
+            passenger=passenger,
+            delay=delay,
+            ttl=ttl,
+            jitter=jitter,
+            warm=warm,
+            seed=seed,
+        ),
     )

@@ -7,58 +7,55 @@ against its cached read, and then breaks the API on purpose: it fails, it
 answers slower than the client's timeout, it is asked for something never
 cached, it recovers, and finally it is gone. The API is stopped when the demo
 ends, however it ends.
+
+The pattern is :mod:`flightcache.patterns.universal`, its origins
+:mod:`flightcache.patterns.universal_origins`; this module narrates them and
+imports them inside its functions, so that the command can read :class:`Options`
+without loading the clients at ``--help`` time.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flightcache.demos.base import DemoContext, Record, Step, Table
 from flightcache.errors import UsageError
-from flightcache.fakeapi import FakeApi, Snapshot
-from flightcache.named_queries import bind
-from flightcache.named_queries import get as get_query
-from flightcache.patterns.ttl import human_s
-from flightcache.patterns.universal import (
-    DISTANCE,
-    FLIGHT,
-    SEARCH,
-    SERVICES,
-    SOURCES,
-    STATS,
-    WEATHER,
-    ApiClient,
-    NothingCached,
-    OriginDown,
-    Served,
-    Source,
-    UniversalCache,
-    airport_coords,
-    api_paths,
-    daily_bookings,
-    flight_search,
-    route_distance,
-    summary,
-)
+
+if TYPE_CHECKING:
+    from flightcache.demos.base import DemoContext, Record, Step
+    from flightcache.fakeapi import ApiSnapshot, FakeApi
+    from flightcache.patterns.universal import Answer
+    from flightcache.patterns.universal_origins import ApiClient, Source
 
 SLOWER_BY_MS = 250  # how much slower than the timeout the API gets in the timeout step
-SHOWN = {
-    WEATHER: ("temp_c", "condition", "wind_kmh"),
-    FLIGHT: ("status", "from", "to", "eta", "altitude_ft"),
-    SERVICES: ("restaurants", "shops", "lounges", "wifi"),
-    DISTANCE: ("km", "miles", "domestic"),
-    STATS: ("total", "domestic", "international"),
-    SEARCH: (),
-}
+API_LATENCY_MAX_MS = 60_000  # the longest --api-latency-ms
+API_TIMEOUT_MIN_MS = 1  # the shortest and longest --api-timeout-ms
+API_TIMEOUT_MAX_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Options:
+    """What `flightcache universal` takes; the command's defaults are these."""
+
+    origin: str | None = None  # IATA codes of the route; None: from the data
+    destination: str | None = None
+    day: str | None = None  # YYYY-MM-DD of the statistics and the search
+    flight: str | None = None  # the flight to track; None: one on the route
+    api_latency_ms: float = 50.0  # how long each API answer takes, 0 to API_LATENCY_MAX_MS
+    api_failure_rate: float = 0.0  # share of API requests answered with 503, 0 to 1
+    api_timeout_ms: float = 500.0  # how long the client waits, API_TIMEOUT_MIN/MAX_MS
 
 
 class _Run:
     """What the steps share: the cache, the API and its client, the items."""
 
     def __init__(self, ctx: DemoContext, api: FakeApi, client: ApiClient, route: dict[str, Any]):
+        from flightcache.patterns import universal_origins as origins
+        from flightcache.patterns.universal import UniversalCache
+
         self.ctx = ctx
         self.api = api
         self.client = client
@@ -67,24 +64,34 @@ class _Run:
         self.day, self.flightno = route["day"], route["flightno"]
         self.params = {"origin": self.origin, "destination": self.destination, "day": self.day}
         self.served: list[list[Any]] = []
-        paths = api_paths(self.origin, self.flightno)
+        paths = origins.api_paths(self.origin, self.flightno)
         db = ctx.db
+        weather, flight, services = origins.WEATHER, origins.FLIGHT, origins.SERVICES
+        distance, stats, search = origins.DISTANCE, origins.STATS, origins.SEARCH
         self.fetch: dict[Source, Callable[[], Any]] = {
             **{s: partial(client.get, p, name=s.name) for s, p in paths.items()},
-            DISTANCE: partial(route_distance, db, self.origin, self.destination),
-            STATS: partial(daily_bookings, db, self.day),
-            SEARCH: partial(flight_search, db, self.params),
+            distance: partial(origins.route_distance, db, self.origin, self.destination),
+            stats: partial(origins.daily_bookings, db, self.day),
+            search: partial(origins.flight_search, db, self.params),
         }
         self.items = {
-            WEATHER: WEATHER.item_for(iata=self.origin),
-            FLIGHT: FLIGHT.item_for(flightno=self.flightno),
-            SERVICES: SERVICES.item_for(iata=self.origin),
-            DISTANCE: DISTANCE.item_for(origin=self.origin, destination=self.destination),
-            STATS: STATS.item_for(day=self.day),
-            SEARCH: SEARCH.item_for(**self.params),
+            weather: weather.item_for(iata=self.origin),
+            flight: flight.item_for(flightno=self.flightno),
+            services: services.item_for(iata=self.origin),
+            distance: distance.item_for(origin=self.origin, destination=self.destination),
+            stats: stats.item_for(day=self.day),
+            search: search.item_for(**self.params),
+        }
+        self.shown: dict[Source, tuple[str, ...]] = {  # the fields an outcome line shows
+            weather: ("temp_c", "condition", "wind_kmh"),
+            flight: ("status", "from", "to", "eta", "altitude_ft"),
+            services: ("restaurants", "shops", "lounges", "wifi"),
+            distance: ("km", "miles", "domestic"),
+            stats: ("total", "domestic", "international"),
+            search: (),
         }
 
-    def get(self, source: Source, item: str | None = None, fetch: Any = None) -> Served:
+    def get(self, source: Source, item: str | None = None, fetch: Any = None) -> Answer:
         return self.cache.get(
             item or self.items[source],
             fetch or self.fetch[source],
@@ -93,8 +100,10 @@ class _Run:
             what=source.name,
         )
 
-    def read(self, step: Step, source: Source, label: str, **kwargs: Any) -> Served | None:
+    def read(self, step: Step, source: Source, label: str, **kwargs: Any) -> Answer | None:
         """One read inside ``step``: its outcome, and a row of the closing table."""
+        from flightcache.patterns.universal import NothingCached
+
         before = self.api.requests
         item = kwargs.get("item") or self.items[source]
         try:
@@ -124,14 +133,30 @@ class _Run:
         return served
 
 
+def summary(value: Any, keys: Sequence[str] = ()) -> str:
+    """A short text of a cached value for an outcome line."""
+    if isinstance(value, list):
+        return f"{len(value)} rows"
+    if isinstance(value, dict):
+        shown = keys or list(value)[:4]
+        return ", ".join(f"{key}={value[key]}" for key in shown if key in value)
+    return str(value)[:80]
+
+
 def _route(ctx: DemoContext) -> dict[str, Any]:
     """Route, day and flight from the options, defaults from the data; checked."""
-    o = ctx.options
-    given = {
-        name: str(o[name]).strip().upper() if name != "day" else str(o[name])
-        for name in ("origin", "destination", "day")
-        if o.get(name)
-    }
+    from flightcache.named_queries import bind
+    from flightcache.named_queries import get as get_query
+    from flightcache.patterns.universal_origins import airport_coords
+
+    options: Options = ctx.options
+    given: dict[str, Any] = {}
+    if options.origin:
+        given["origin"] = options.origin.strip().upper()
+    if options.destination:
+        given["destination"] = options.destination.strip().upper()
+    if options.day:
+        given["day"] = options.day
     with ctx.tracer.paused():
         params = bind(ctx.db, get_query("flight_search"), given)
         params["origin"] = str(params["origin"]).strip().upper()
@@ -145,7 +170,7 @@ def _route(ctx: DemoContext) -> dict[str, Any]:
     return params
 
 
-def _flight(snapshot: Snapshot, route: dict[str, Any], given: str | None) -> str:
+def _flight(snapshot: ApiSnapshot, route: dict[str, Any], given: str | None) -> str:
     if given:
         code = given.strip().upper()
         if code not in snapshot.flights:
@@ -156,13 +181,15 @@ def _flight(snapshot: Snapshot, route: dict[str, Any], given: str | None) -> str
         return code
     flights = list(snapshot.flights.values())
     for wanted in (
-        lambda f: f.origin == route["origin"] and f.destination == route["destination"],
-        lambda f: f.origin == route["origin"],
-        lambda f: True,
+        lambda flight: (
+            flight.origin == route["origin"] and flight.destination == route["destination"]
+        ),
+        lambda flight: flight.origin == route["origin"],
+        lambda flight: True,
     ):
-        for f in flights:
-            if wanted(f):
-                return f.flightno
+        for flight in flights:
+            if wanted(flight):
+                return flight.flightno
     raise UsageError(
         "flightschedule is empty: the flight-tracking API has no flight to track",
         hint="load data with `flightcache data load`",
@@ -170,19 +197,41 @@ def _flight(snapshot: Snapshot, route: dict[str, Any], given: str | None) -> str
 
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
-    o = ctx.options
-    latency_ms = float(o.get("api_latency_ms", 50.0))
-    failure_rate = float(o.get("api_failure_rate", 0.0))
-    timeout_ms = float(o.get("api_timeout_ms", 500.0))
-    route = _route(ctx)
+    """Start the API; first reads and reads again; TTLs; timings; the API failing."""
+    from flightcache.demos.base import Table
 
+    options: Options = ctx.options
+    route = _route(ctx)
+    run = yield from _start_api(ctx, route)
+    yield from _first_reads(ctx, run)
+    yield _read_again(ctx, run)
+    yield from _ttls(ctx, run)
+    yield from _timings(ctx, run)
+    yield from _failures(ctx, run, options.api_latency_ms, options.api_timeout_ms)
+    yield Table(
+        "What each read did",
+        ["read", "item", "served by", "age of the data"],
+        run.served,
+        note="'stale' is the last good copy, served because the origin failed; its age is "
+        "the age of the data, taken from the fetched_at stored with it.",
+    )
+
+
+def _start_api(ctx: DemoContext, route: dict[str, Any]) -> Generator[Record, None, _Run]:
+    """Start the fake API on a free port; returns what the steps share."""
+    from flightcache.fakeapi import ApiSnapshot, FakeApi
+    from flightcache.patterns.universal_origins import ApiClient
+
+    options: Options = ctx.options
+    latency_ms, failure_rate = options.api_latency_ms, options.api_failure_rate
+    timeout_ms = options.api_timeout_ms
     with ctx.step(
         "Start the slow external API",
         "a small HTTP service on this machine stands in for 001's weather, flight-tracking "
         "and airport services APIs; it answers from a snapshot of the database",
     ) as step:
-        snapshot = Snapshot.load(ctx.db)
-        route["flightno"] = _flight(snapshot, route, o.get("flight"))
+        snapshot = ApiSnapshot.load(ctx.db)
+        route["flightno"] = _flight(snapshot, route, options.flight)
         api = FakeApi(snapshot, latency_ms=latency_ms, failure_rate=failure_rate)
         ctx.on_exit(api.stop)
         api.start()
@@ -195,27 +244,33 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         )
         step.data = {"url": api.url, "latency_ms": latency_ms, "failure_rate": failure_rate}
     yield step
-    run = _Run(ctx, api, client, route)
+    return _Run(ctx, api, client, route)
+
+
+def _first_reads(ctx: DemoContext, run: _Run) -> Iterator[Record]:
+    """What each source is cached for, then its first read: a miss, the origin, two SETs."""
+    from flightcache.demos.base import Table
+    from flightcache.patterns.ttl import human_s
+    from flightcache.patterns.universal_origins import SOURCES
 
     yield Table(
         "What is cached, and for how long",
         ["source", "key (001's name)", "001's data class", "TTL", "last good kept"],
         [
             [
-                s.name,
-                run.items[s],
-                f"{s.data_class}: {s.class_range}",
-                human_s(s.ttl_s),
-                human_s(s.stale_ttl_s),
+                source.name,
+                run.items[source],
+                f"{source.data_class}: {source.class_range}",
+                human_s(source.ttl_s),
+                human_s(source.stale_ttl_s),
             ]
-            for s in SOURCES
+            for source in SOURCES
         ],
         note="001's TTL strategy by data source: static reference data 24 h, business APIs "
         "1-6 h, real-time APIs 1-10 min, user-specific data 5-30 min. The fresh copy of an "
         f"item is {ctx.keys.cached_item('<item>')}; its last good copy and its hold share "
         "the hash tag.",
     )
-
     for source in SOURCES:
         with ctx.step(
             f"{source.name}: first read of {run.items[source]}",
@@ -225,11 +280,16 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
             served = run.read(step, source, "first read")
             if served is not None:
                 step.outcome = (
-                    f"{served.describe()}: {summary(served.value, SHOWN[source])}; "
+                    f"{served.describe()}: {summary(served.value, run.shown[source])}; "
                     f"fresh for {human_s(source.ttl_s)}, last good copy kept "
                     f"{human_s(source.stale_ttl_s)}"
                 )
         yield step
+
+
+def _read_again(ctx: DemoContext, run: _Run) -> Step:
+    from flightcache.patterns.universal import NothingCached
+    from flightcache.patterns.universal_origins import SOURCES
 
     with ctx.step(
         "Read all six again", "every one is a GET of the fresh copy: no HTTP request, no SQL"
@@ -249,23 +309,16 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
                 ["read again", run.items[source], again.source, f"{again.age_s:.1f} s"]
             )
         step.hit = hits == len(SOURCES)
-        step.data = {"hits": hits, "http": client.take()}
+        step.data = {"hits": hits, "http": run.client.take()}
         step.outcome = f"{hits} of {len(SOURCES)} hits; " + "; ".join(outcomes)
-    yield step
-
-    yield from _ttls(ctx, run)
-    yield from _timings(ctx, run)
-    yield from _failures(ctx, run, latency_ms, timeout_ms)
-    yield Table(
-        "What each read did",
-        ["read", "item", "served by", "age of the data"],
-        run.served,
-        note="'stale' is the last good copy, served because the origin failed; its age is "
-        "the age of the data, taken from the fetched_at stored with it.",
-    )
+    return step
 
 
 def _ttls(ctx: DemoContext, run: _Run) -> Iterator[Record]:
+    from flightcache.demos.base import Table
+    from flightcache.patterns.ttl import human_s
+    from flightcache.patterns.universal_origins import SOURCES
+
     with ctx.step("How long each copy lives", "TTL of every fresh and last good copy") as step:
         pipe = ctx.tracer.pipeline(ctx.valkey)
         for source in SOURCES:
@@ -273,8 +326,14 @@ def _ttls(ctx: DemoContext, run: _Run) -> Iterator[Record]:
             pipe.ttl(ctx.keys.cached_item_good(run.items[source]))
         replies = pipe.execute()
         rows = [
-            [s.name, run.items[s], human_s(s.ttl_s), replies[2 * i], replies[2 * i + 1]]
-            for i, s in enumerate(SOURCES)
+            [
+                source.name,
+                run.items[source],
+                human_s(source.ttl_s),
+                replies[2 * number],
+                replies[2 * number + 1],
+            ]
+            for number, source in enumerate(SOURCES)
         ]
         missing = sum(1 for r in replies if r == -2)
         step.outcome = f"{len(replies)} TTLs read" + (
@@ -289,10 +348,12 @@ def _ttls(ctx: DemoContext, run: _Run) -> Iterator[Record]:
     )
 
 
-def _attempt(fn: Callable[[], Any], failed: list[int]) -> Callable[[], None]:
+def _attempt(read: Callable[[], Any], failed: list[int]) -> Callable[[], None]:
+    from flightcache.patterns.universal import OriginDown
+
     def call() -> None:
         try:
-            fn()
+            read()
         except OriginDown:
             failed[0] += 1
 
@@ -300,6 +361,18 @@ def _attempt(fn: Callable[[], Any], failed: list[int]) -> Callable[[], None]:
 
 
 def _timings(ctx: DemoContext, run: _Run) -> Iterator[Record]:
+    from flightcache.demos.base import Table
+    from flightcache.patterns.universal import NothingCached
+    from flightcache.patterns.universal_origins import (
+        DISTANCE,
+        FLIGHT,
+        SEARCH,
+        SERVICES,
+        SOURCES,
+        STATS,
+        WEATHER,
+    )
+
     labels = {
         WEATHER: "API call (HTTP GET)",
         FLIGHT: "API call (HTTP GET)",
@@ -348,13 +421,16 @@ def _timings(ctx: DemoContext, run: _Run) -> Iterator[Record]:
     )
 
 
-def _ms(ns: int) -> str:
-    return f"{ns / 1e6:.3f} ms"
+def _ms(nanoseconds: int) -> str:
+    return f"{nanoseconds / 1e6:.3f} ms"
 
 
 def _failures(
     ctx: DemoContext, run: _Run, latency_ms: float, timeout_ms: float
 ) -> Iterator[Record]:
+    from flightcache.patterns.ttl import human_s
+    from flightcache.patterns.universal_origins import WEATHER
+
     api, item = run.api, run.items[WEATHER]
     fresh, hold = ctx.keys.cached_item(item), ctx.keys.cached_item_hold(item)
 
@@ -410,7 +486,7 @@ def _failures(
         ctx.valkey.delete(hold)
         served = run.read(step, WEATHER, "API back")
         if served is not None:
-            step.outcome = served.describe() + f": {summary(served.value, SHOWN[WEATHER])}"
+            step.outcome = served.describe() + f": {summary(served.value, run.shown[WEATHER])}"
     yield step
 
     with ctx.step(

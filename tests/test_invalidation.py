@@ -1,4 +1,4 @@
-"""flightcache invalidate: exactly the affected keys go, the next read is fresh, races lose."""
+"""flightcache invalidation: exactly the affected keys go, the next read is fresh, races lose."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ from typing import Any
 
 import pytest
 
+from flightcache.demos.invalidation import Scene, move_flight
 from flightcache.keys import Keys
 from flightcache.patterns.invalidation import (
     Invalidator,
-    Scene,
     TaggedCache,
     bookings_of,
     flight_row,
     route_tag,
     search,
 )
-from flightcache.patterns.invalidation_demo import _move
 from flightcache.patterns.ttl import Jitter
 from tests.conftest import json_of, keys_left, server_args
 
@@ -28,7 +27,7 @@ ON_PURPOSE = ("Event: passenger", "Why not DEL before the COMMIT?")
 def keys(valkey_client: Any, key_prefix: str) -> Iterator[Keys]:
     from flightcache.valkey_client import delete_matching
 
-    scoped = Keys(key_prefix).scope("invalidate")
+    scoped = Keys(key_prefix).scope("invalidation")
     yield scoped
     delete_matching(valkey_client, scoped.match())
 
@@ -44,7 +43,7 @@ def test_demo_on_both_databases_one_node_and_cluster(
     document = json_of(
         cli(
             *server_args(db_url, any_valkey, key_prefix),
-            "invalidate",
+            "invalidation",
             "--warm",
             "30",
             "--repeat",
@@ -100,7 +99,7 @@ def test_tags_delete_exactly_the_results_that_show_the_flight(
 
     report = Invalidator(valkey_client, keys).after_commit(
         loaded,
-        lambda: _move(loaded, flight, 30),
+        lambda: move_flight(loaded, flight, 30),
         tags=[f"flight:{flight['flight_id']}", route_tag(flight)],
     )
     try:
@@ -113,7 +112,7 @@ def test_tags_delete_exactly_the_results_that_show_the_flight(
         assert again.rows != on[0].rows  # the departure moved
         assert cache.get(*bookings_of(scene.elsewhere)).hit
     finally:
-        _move(loaded, flight, 0)
+        move_flight(loaded, flight, 0)
 
 
 def test_a_reader_that_raced_the_invalidation_deletes_its_own_copy(
@@ -126,7 +125,7 @@ def test_a_reader_that_raced_the_invalidation_deletes_its_own_copy(
     old = cache.load(fill)  # read before the change commits
     Invalidator(valkey_client, keys).after_commit(
         loaded,
-        lambda: _move(loaded, scene.flight, 45),
+        lambda: move_flight(loaded, scene.flight, 45),
         tags=[f"flight:{scene.flight['flight_id']}"],
     )
     try:
@@ -138,7 +137,7 @@ def test_a_reader_that_raced_the_invalidation_deletes_its_own_copy(
         # a fill with no invalidation under way keeps its copy
         assert cache.get(*bookings_of(scene.elsewhere)).kept
     finally:
-        _move(loaded, scene.flight, 0)
+        move_flight(loaded, scene.flight, 0)
 
 
 def test_a_large_tag_is_taken_in_several_spops_and_every_member_goes(
@@ -185,7 +184,7 @@ def test_scene_refuses_unknown_rows(loaded: Any) -> None:
     ],
 )
 def test_bad_input_is_a_usage_error(cli: Any, args: list[str], fragment: str) -> None:
-    result = cli("--valkey-url", "valkey://127.0.0.1:1", "invalidate", *args)
+    result = cli("--valkey-url", "valkey://127.0.0.1:1", "invalidation", *args)
     assert result.code == 2, (result.out, result.err)
     assert fragment in result.err and "Traceback" not in result.err
 
@@ -209,7 +208,7 @@ def test_a_chosen_passenger_off_the_flight(
     document = json_of(
         cli(
             *server_args(mysql_url, valkey_server, key_prefix),
-            "invalidate",
+            "invalidation",
             "--passenger",
             str(scene.elsewhere),
             "--warm",
@@ -224,3 +223,15 @@ def test_a_chosen_passenger_off_the_flight(
     for step in steps:
         assert step["ok"] is not step["title"].startswith(ON_PURPOSE), step["title"]
         assert step["on_purpose"] is step["title"].startswith(ON_PURPOSE), step["title"]
+
+
+def test_the_command_takes_its_defaults_from_the_demos_options() -> None:
+    import dataclasses
+    import inspect
+
+    from flightcache.commands.invalidation import invalidation
+    from flightcache.demos.invalidation import Options
+
+    parameters = inspect.signature(invalidation).parameters
+    for option in dataclasses.fields(Options):
+        assert parameters[option.name].default == getattr(Options, option.name), option.name
