@@ -19,7 +19,6 @@ from flightcache.patterns.session import (
     SessionStore,
     SessionUnavailable,
     User,
-    day_of,
 )
 from flightcache.patterns.session_checks import (
     CsrfMismatch,
@@ -28,6 +27,7 @@ from flightcache.patterns.session_checks import (
     fingerprint,
 )
 from flightcache.patterns.session_database import SessionTable, default_passenger, passenger
+from flightcache.patterns.session_day import day_of
 from flightcache.patterns.session_hold import SessionHolds, supports_field_expiry
 from tests.conftest import json_of, keys_left, server_args
 

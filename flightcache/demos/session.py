@@ -279,8 +279,8 @@ def _phone(ctx: DemoContext, visit: _Visit) -> Step:
 
 
 def _day_set(ctx: DemoContext, visit: _Visit) -> Step:
-    from flightcache.patterns.session import day_of
     from flightcache.patterns.session_database import other_passengers
+    from flightcache.patterns.session_day import day_of
 
     store = visit.store
     visit.day = day = day_of(store.clock())

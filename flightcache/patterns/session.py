@@ -9,7 +9,8 @@ PEXPIRE the hash to the full lifetime again, so that every write is activity tha
 slides the expiry. It writes only while the session exists (a change that arrives
 just after the expiry must not bring back a hash with no user and no TTL) and, at
 login, only if it does not (a token drawn twice). Login also SADDs the token to
-the day's set of active sessions; logout DELs the hash and SREMs the token.
+the day's set of active sessions (``session_day``); logout DELs the hash and
+SREMs the token.
 
 Failure mode: Valkey unreachable is not "not logged in". The user is told that
 the session cannot be read now (:class:`SessionUnavailable`), and nothing is
@@ -36,11 +37,11 @@ from flightcache.errors import ConnectionFailed, FlightcacheError
 from flightcache.keys import Keys
 from flightcache.lua import script
 from flightcache.patterns.common import Pipeline, first_line, plain_pipeline
+from flightcache.patterns.session_day import count_active, count_login, count_logout, day_of
 
 DEFAULT_TTL_S = 1800  # 001's 30-minute session timeout
 TOKEN_BYTES = 24  # 192 bits from `secrets`: 32 characters of URL-safe base64
 TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-DAY_SET_GRACE_S = 86_400  # a day's set outlives its day by this much, for reports
 UNREACHABLE = (
     valkey.exceptions.ConnectionError,
     valkey.exceptions.TimeoutError,
@@ -91,15 +92,6 @@ class User:
 def iso(timestamp: float) -> str:
     """A Unix time as 001 writes times: 2025-10-28T10:30:00Z (UTC)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
-
-
-def day_of(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
-
-
-def _day_end(day: str) -> int:
-    start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
-    return int((start + dt.timedelta(days=1)).timestamp())
 
 
 class SessionStore:
@@ -175,11 +167,8 @@ class SessionStore:
                     break
             else:  # three 192-bit tokens taken: something other than chance is at work
                 raise FlightcacheError("could not draw an unused session token")
-            day = day_of(now)
             pipe = self.pipeline(self.valkey)
-            pipe.sadd(self.keys.sessions_active(day), token)
-            # every login sets it again, so one lost EXPIREAT cannot leave the set forever
-            pipe.expireat(self.keys.sessions_active(day), _day_end(day) + DAY_SET_GRACE_S)
+            count_login(pipe, self.keys, token, now)  # SADD, EXPIREAT
             pipe.execute()
         return token
 
@@ -239,8 +228,7 @@ class SessionStore:
             pipe.hget(self.key(token), "login_time")
             pipe.delete(self.key(token))
             login_time, deleted = pipe.execute()
-            day = str(login_time)[:10] if login_time else day_of(self.clock())
-            self.valkey.srem(self.keys.sessions_active(day), token)
+            count_logout(self.valkey, self.keys, token, login_time, self.clock())  # SREM
         return bool(deleted)
 
     # endregion: logout
@@ -248,7 +236,6 @@ class SessionStore:
     def active_count(self, day: str | dt.date | None = None) -> int:
         """SCARD of the day's set: sessions that logged in that day and did not log out
         (sessions that expired stay counted until the set itself expires)."""
-        if day is None:
-            day = day_of(self.clock())
+        day = day_of(self.clock()) if day is None else day
         with reachable("count the sessions"):
-            return int(self.valkey.scard(self.keys.sessions_active(str(day))))
+            return count_active(self.valkey, self.keys, day)
