@@ -8,10 +8,10 @@ and logs out. The same session is stored in a database table, and reading it
 there is timed against reading it from Valkey.
 
 The pattern is :mod:`flightcache.patterns.session` (with ``session_checks`` for the
-CSRF and fingerprint checks, ``session_hold`` for the seat hold, and
-``session_database`` for the table); this module narrates it and imports them inside
-the steps, so that the command can read :class:`Options` without loading the clients
-at ``--help`` time.
+CSRF and fingerprint checks, ``session_hold`` for the seat hold, ``session_day`` for
+the day's set, and ``session_database`` for the table); this module narrates it and
+imports them inside the steps, so that the command can read :class:`Options` without
+loading the clients at ``--help`` time.
 """
 
 from __future__ import annotations
