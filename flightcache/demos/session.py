@@ -7,9 +7,11 @@ browser, slides the expiry, continues on a phone, is counted in the day's set,
 and logs out. The same session is stored in a database table, and reading it
 there is timed against reading it from Valkey.
 
-The pattern is :mod:`flightcache.patterns.session` (and ``session_database`` for the
-table); this module narrates it and imports them inside the steps, so that the
-command can read :class:`Options` without loading the clients at ``--help`` time.
+The pattern is :mod:`flightcache.patterns.session` (with ``session_checks`` for the
+CSRF and fingerprint checks, ``session_hold`` for the seat hold, ``session_day`` for
+the day's set, and ``session_database`` for the table); this module narrates it and
+imports them inside the steps, so that the command can read :class:`Options` without
+loading the clients at ``--help`` time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from flightcache.errors import DataError, FlightcacheError
 if TYPE_CHECKING:
     from flightcache.demos.base import DemoContext, Record, Step
     from flightcache.patterns.session import SessionStore, User
+    from flightcache.patterns.session_checks import SessionChecks
     from flightcache.patterns.session_database import SessionTable
+    from flightcache.patterns.session_hold import SessionHolds
 
 HOLD_S = 1.0  # the seat hold; about ten minutes in a real checkout
 MIN_TTL_S = 300  # the session must outlive the longest timing run, which does not slide it
@@ -48,6 +52,8 @@ class _Visit:
     """What the steps share: the two stores, the browsers, and the session so far."""
 
     store: SessionStore
+    checks: SessionChecks  # the CSRF and fingerprint checks, the devices
+    holds: SessionHolds  # the seat hold
     table: SessionTable
     ttl: int
     web: str  # the fingerprints of the three browsers
@@ -68,15 +74,17 @@ class _Visit:
 def demo(ctx: DemoContext) -> Iterator[Record]:
     """Login to logout, one step each; the two timings before the logout."""
     from flightcache.lua import script
-    from flightcache.patterns.session import SessionStore, fingerprint
+    from flightcache.patterns.session import SessionStore
+    from flightcache.patterns.session_checks import SessionChecks, fingerprint
     from flightcache.patterns.session_database import SessionTable, default_passenger
+    from flightcache.patterns.session_hold import SessionHolds
 
     options: Options = ctx.options
     ttl = options.ttl
     store = SessionStore(ctx.valkey, ctx.keys, ttl_s=ttl, pipeline=ctx.tracer.pipeline)
     table = SessionTable(ctx.db, ttl_s=ttl)
     web, phone, other = fingerprint(*WEB), fingerprint(*PHONE), fingerprint(*OTHER)
-    visit = _Visit(store, table, ttl, web, phone, other)
+    visit = _Visit(store, SessionChecks(store), SessionHolds(store), table, ttl, web, phone, other)
     user_id = options.user if options.user is not None else default_passenger(ctx.db)
     with ctx.tracer.paused():
         script("session_write").load(ctx.valkey)  # so that the steps show EVALSHA alone
@@ -130,7 +138,7 @@ def _validate(ctx: DemoContext, visit: _Visit) -> Step:
         "every request reads the whole session in one round trip, and checks that the"
         " browser's fingerprint is one the session accepts",
     ) as step:
-        session = visit.store.get(visit.token, fingerprint=visit.web)
+        session = visit.checks.get(visit.token, fingerprint=visit.web)
         visit.csrf = session["csrf_token"]
         step.data = {"fields": sorted(session)}
         step.outcome = (
@@ -205,14 +213,14 @@ def _passenger_details(ctx: DemoContext, visit: _Visit) -> Step:
 
 def _csrf(ctx: DemoContext, visit: _Visit) -> Iterator[Record]:
     """The form with the session's CSRF token, a forged one, and a stolen cookie."""
-    from flightcache.patterns.session import CsrfMismatch, FingerprintMismatch
+    from flightcache.patterns.session_checks import CsrfMismatch, FingerprintMismatch
 
-    store, token, csrf = visit.store, visit.token, visit.csrf
+    checks, token, csrf = visit.checks, visit.token, visit.csrf
     with ctx.step(
         "Submit the form: the CSRF token matches",
         "the form carries the session's CSRF token; HGET csrf_token and compare in constant time",
     ) as step:
-        store.check_csrf(token, csrf)
+        checks.check_csrf(token, csrf)
         step.outcome = "the form's token is the session's: accepted"
     yield step
 
@@ -221,7 +229,7 @@ def _csrf(ctx: DemoContext, visit: _Visit) -> Iterator[Record]:
         ctx,
         "A forged form: tampered CSRF token",
         "another site makes the browser post a form: it has the cookie, not the token",
-        lambda: store.check_csrf(token, tampered),
+        lambda: checks.check_csrf(token, tampered),
         CsrfMismatch,
     )
     yield _refused(
@@ -229,7 +237,7 @@ def _csrf(ctx: DemoContext, visit: _Visit) -> Iterator[Record]:
         "A stolen token from another browser: fingerprint check",
         f"the same cookie sent by {OTHER[0]} from {OTHER_IP}: its fingerprint is not one the"
         " session accepts",
-        lambda: store.get(token, fingerprint=visit.other),
+        lambda: checks.get(token, fingerprint=visit.other),
         FingerprintMismatch,
     )
 
@@ -259,8 +267,8 @@ def _phone(ctx: DemoContext, visit: _Visit) -> Step:
         " adds it to devices, its fingerprint to the accepted ones, sets last_device and"
         " sync_timestamp",
     ) as step:
-        devices = visit.store.add_device(visit.token, "mobile", visit.phone)
-        shared = visit.store.get(visit.token, fingerprint=visit.phone)
+        devices = visit.checks.add_device(visit.token, "mobile", visit.phone)
+        shared = visit.checks.get(visit.token, fingerprint=visit.phone)
         step.data = {"devices": devices, "last_device": shared["last_device"]}
         step.outcome = (
             f"devices {shared['devices']}, last_device {shared['last_device']}, sync_timestamp"
@@ -271,8 +279,8 @@ def _phone(ctx: DemoContext, visit: _Visit) -> Step:
 
 
 def _day_set(ctx: DemoContext, visit: _Visit) -> Step:
-    from flightcache.patterns.session import day_of
     from flightcache.patterns.session_database import other_passengers
+    from flightcache.patterns.session_day import day_of
 
     store = visit.store
     visit.day = day = day_of(store.clock())
@@ -422,8 +430,8 @@ def _refused(
 
 def _seat_hold(ctx: DemoContext, visit: _Visit) -> Iterator[Record]:
     """Hold a free seat in a field that expires on its own, where the server can."""
-    store, token, flight = visit.store, visit.token, visit.flight
-    if not store.field_expiry:
+    store, holds, token, flight = visit.store, visit.holds, visit.token, visit.flight
+    if not holds.supported:
         with ctx.step(
             "Seat hold with per-field expiry: skipped",
             "COMMAND INFO HSETEX says this server has no per-field hash expiry (Valkey 9.0"
@@ -446,8 +454,8 @@ def _seat_hold(ctx: DemoContext, visit: _Visit) -> Iterator[Record]:
         seat = _free_seat(ctx, int(flight["flight_id"]), int(flight["capacity"] or 0))
         store.update(token, checkout_step="seat_selection", progress=40)
         hold = f"{flightno}:{seat or 'any'}"
-        store.hold(token, "seat_hold", hold, HOLD_S)
-        field_ms, session_ms = store.field_pttl(token, "seat_hold"), store.pttl(token)
+        holds.hold(token, "seat_hold", hold, HOLD_S)
+        field_ms, session_ms = holds.field_pttl(token, "seat_hold"), store.pttl(token)
         step.data = {
             "supported": True,
             "hold": hold,
@@ -466,7 +474,7 @@ def _seat_hold(ctx: DemoContext, visit: _Visit) -> Iterator[Record]:
     ) as step:
         time.sleep(HOLD_S + 0.1)
         session = store.get(token)
-        field_ms, session_ms = store.field_pttl(token, "seat_hold"), store.pttl(token)
+        field_ms, session_ms = holds.field_pttl(token, "seat_hold"), store.pttl(token)
         step.ok = "seat_hold" not in session and session_ms > 0
         step.data = {
             "fields": sorted(session),

@@ -27,7 +27,8 @@ from figures.shared import KEY_PREFIX, Figure, Setup
 from flightcache.db import Database
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
-from flightcache.patterns.session import SessionStore, User, fingerprint
+from flightcache.patterns.session import SessionStore, User
+from flightcache.patterns.session_checks import fingerprint
 from flightcache.patterns.session_database import SessionTable, other_passengers
 from flightcache.valkey_client import close, info, parser_name
 from flightcache.valkey_client import connect as valkey_connect
