@@ -8,6 +8,7 @@ command never starts servers behind the user's back (``flightcache up`` does).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Options:
+class GlobalOptions:
     db_url: str | None = None
     valkey_url: str | None = None
     state_dir: Path | None = None
@@ -32,8 +33,13 @@ class Options:
 
 
 class App:
-    def __init__(self, options: Options) -> None:
+    def __init__(
+        self, options: GlobalOptions, run: Callable[[list[str]], int] | None = None
+    ) -> None:
         self.options = options
+        self.run = run
+        """The CLI's ``main``, handed down by ``cli.py`` so that a command can run another
+        as if typed (the workshop's tours) without importing the layer above it."""
 
     @cached_property
     def settings(self) -> Settings:

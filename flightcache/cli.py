@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from flightcache import __version__
-from flightcache.app import App, Options
+from flightcache.app import App, GlobalOptions
 from flightcache.commands import bench as bench_commands
 from flightcache.commands import cache_aside as cache_aside_commands
 from flightcache.commands import data as data_commands
@@ -38,9 +38,7 @@ from flightcache.commands.stampede import stampede as stampede_command
 from flightcache.commands.ttl import ttl as ttl_command
 from flightcache.commands.universal import universal as universal_command
 from flightcache.commands.write_through import write_through
-from flightcache.errors import FlightcacheError
-
-INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+from flightcache.errors import ExitCode, FlightcacheError
 
 HELP = """Caching with Valkey in front of FlughafenDB, run for real and timed.
 
@@ -129,7 +127,7 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    ctx.obj = App(Options(db_url, valkey_url, state_dir, config_file, key_prefix))
+    ctx.obj = App(GlobalOptions(db_url, valkey_url, state_dir, config_file, key_prefix), run=main)
 
 
 stack_commands.register(app)
@@ -214,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         from flightcache.console import err
 
         err.print("interrupted", style="yellow")
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
     except FlightcacheError as exc:
         if _wants_traceback(args):
             raise
@@ -235,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         err.print(styled("[dim]hint:[/dim] rerun with --traceback and report it"))
-        return 70
+        return ExitCode.INTERNAL
     code = int(result) if isinstance(result, int) else 0
-    if code == INTERRUPTED:  # typer turns Ctrl-C into Exit(130) and returns its code
+    if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into Exit(130) and returns its code
         from flightcache.console import err
 
         err.print("interrupted", style="yellow")

@@ -28,6 +28,8 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from flightcache.measure.duration import human_ns
+
 if TYPE_CHECKING:
     from flightcache.errors import FlightcacheError
 
@@ -129,18 +131,6 @@ def human_bytes(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
-
-
-def human_ns(ns: float | None) -> str:
-    if ns is None:
-        return "-"
-    if ns < 1_000:
-        return f"{ns:.0f} ns"
-    if ns < 1_000_000:
-        return f"{ns / 1_000:.1f} µs"
-    if ns < 1_000_000_000:
-        return f"{ns / 1_000_000:.2f} ms"
-    return f"{ns / 1_000_000_000:.2f} s"
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]], **kwargs: Any) -> Table:

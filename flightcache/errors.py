@@ -7,11 +7,40 @@ something a person can act on, and must never carry a password.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every exit code flightcache ends with, named once. Each error class carries its own."""
+
+    OK = 0
+    FAILED = 1
+    """A FlightcacheError of no narrower class, or a run whose checks or steps failed."""
+    USAGE = 2
+    """A name or value typed on the command line (click's usage errors end with it too)."""
+    CONFIG = 3
+    CONNECTION = 4
+    STACK = 5
+    DATA = 6
+    QUERY = 7
+    VALKEY_COMMAND = 8
+    INTERNAL = 70
+    """An unexpected exception: a bug (sysexits' EX_SOFTWARE)."""
+    SIGNAL_BASE = 128
+    """A process ended by signal N exits with SIGNAL_BASE + N, as the shell reports it."""
+    INTERRUPTED = 130
+    """Ctrl-C: SIGNAL_BASE + SIGINT."""
+
+
+def killed_by(signum: int) -> int:
+    """The exit code of a process ended by the signal ``signum`` (the shell's 128 + N)."""
+    return ExitCode.SIGNAL_BASE + signum
+
 
 class FlightcacheError(Exception):
     """Base class: a message a person can act on, an optional hint, an exit code."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.FAILED
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -25,25 +54,25 @@ class FlightcacheError(Exception):
 class UsageError(FlightcacheError):
     """A name or value typed on the command line that cannot be used."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.USAGE
 
 
 class ConfigError(FlightcacheError):
     """A URL, flag or config file that cannot be used as given."""
 
-    exit_code = 3
+    exit_code: int = ExitCode.CONFIG
 
 
 class ConnectionFailed(FlightcacheError):
     """A server that cannot be reached, or refuses our credentials."""
 
-    exit_code = 4
+    exit_code: int = ExitCode.CONNECTION
 
 
 class StackError(FlightcacheError):
     """The embedded servers could not be started, stopped or found."""
 
-    exit_code = 5
+    exit_code: int = ExitCode.STACK
 
 
 class StackNotRunning(StackError):
@@ -53,7 +82,7 @@ class StackNotRunning(StackError):
 class DataError(FlightcacheError):
     """The dataset is missing, incomplete, or the database holds something else."""
 
-    exit_code = 6
+    exit_code: int = ExitCode.DATA
 
 
 class DumpFormatError(DataError):
@@ -63,7 +92,7 @@ class DumpFormatError(DataError):
 class QueryError(FlightcacheError):
     """A SQL statement failed on the server."""
 
-    exit_code = 7
+    exit_code: int = ExitCode.QUERY
 
 
 class StatementTimeout(QueryError):
@@ -79,4 +108,4 @@ class RejectedValue(QueryError):
 class ValkeyCommandError(FlightcacheError):
     """Valkey answered a command with an error."""
 
-    exit_code = 8
+    exit_code: int = ExitCode.VALKEY_COMMAND

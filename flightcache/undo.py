@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from flightcache.config import DbUrl
+from flightcache.errors import killed_by
 
 UNDO_DIR = "undo"
 
@@ -335,7 +336,7 @@ class Stopped(SystemExit):
     the exit status is the shell's for that signal (128 + its number)."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(128 + signum)
+        super().__init__(killed_by(signum))
         self.signum = signum
 
 

@@ -9,6 +9,8 @@ of MOVED errors later. Errors come out as flightcache errors.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import valkey
@@ -42,6 +44,16 @@ def wrap(exc: valkey.exceptions.ValkeyError, url: ValkeyUrl) -> FlightcacheError
     if isinstance(exc, valkey.exceptions.ResponseError):
         return ValkeyCommandError(f"Valkey error: {text}")
     return FlightcacheError(f"Valkey error at {url.address}: {text}")
+
+
+@contextmanager
+def valkey_errors(url: ValkeyUrl | Callable[[], ValkeyUrl]) -> Iterator[None]:
+    """Turn a valkey-py exception raised inside into the flightcache error :func:`wrap`
+    makes of it (the one way to do so). ``url`` may be a callable, asked only on error."""
+    try:
+        yield
+    except valkey.exceptions.ValkeyError as exc:
+        raise wrap(exc, url if isinstance(url, ValkeyUrl) else url()) from None
 
 
 def _options(url: ValkeyUrl, timeout: float, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -95,10 +107,11 @@ def connect(url: ValkeyUrl, *, timeout: float = 5.0, decode: bool = True, **kwar
     """Open a client and check that the node's mode matches the URL."""
     seed = _standalone(url, timeout, decode_responses=decode, **kwargs)
     try:
-        is_cluster = cluster_enabled(seed)
-    except valkey.exceptions.ValkeyError as exc:
+        with valkey_errors(url):
+            is_cluster = cluster_enabled(seed)
+    except FlightcacheError:
         seed.close()
-        raise wrap(exc, url) from None
+        raise
     if url.cluster and not is_cluster:
         seed.close()
         raise ConfigError(
@@ -114,7 +127,7 @@ def connect(url: ValkeyUrl, *, timeout: float = 5.0, decode: bool = True, **kwar
     if not url.cluster:
         return seed
     seed.close()
-    try:
+    with valkey_errors(url):
         return valkey.cluster.ValkeyCluster(
             host=url.host,
             port=url.port,
@@ -123,8 +136,6 @@ def connect(url: ValkeyUrl, *, timeout: float = 5.0, decode: bool = True, **kwar
             ssl=url.tls,
             **_options(url, timeout, {"decode_responses": decode, **kwargs}),
         )
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, url) from None
 
 
 def primaries(client: Client) -> list[valkey.Valkey]:

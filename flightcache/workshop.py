@@ -133,7 +133,7 @@ def find(ref: str, root: Path | None = None) -> Chapter:
     raise UsageError(f"no chapter {ref!r}", hint=f"the chapters are {known}")
 
 
-class Progress:
+class ChapterProgress:
     """The learner's progress, remembered between runs: ``{"chapters": {slug: {...}}}``."""
 
     def __init__(self, path: Path) -> None:

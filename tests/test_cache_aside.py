@@ -55,9 +55,9 @@ def test_a_lookup_says_how_it_was_served_as_data_and_as_text() -> None:
 def test_miss_then_hit_then_fallback(
     loaded: DbUrl, where: str, key_prefix: str, request: pytest.FixtureRequest
 ) -> None:
-    from flightcache.catalogue import bind, get
     from flightcache.db import connect
     from flightcache.keys import Keys
+    from flightcache.named_queries import bind, get
     from flightcache.patterns.cache_aside import CacheAside, ServedBy
     from flightcache.valkey_client import close, unreachable
     from flightcache.valkey_client import connect as vconnect
@@ -207,10 +207,10 @@ def test_valkey_stopped_mid_run_falls_back_then_recovers(loaded: DbUrl, key_pref
     """A real Valkey stopped between two reads, then started again on the same port."""
     import shutil
 
-    from flightcache.catalogue import bind, get
     from flightcache.config import ValkeyUrl
     from flightcache.db import connect
     from flightcache.keys import Keys
+    from flightcache.named_queries import bind, get
     from flightcache.patterns.cache_aside import CacheAside
     from flightcache.stack import proc
     from flightcache.stack.valkey import ValkeyNode

@@ -21,7 +21,7 @@ import pytest
 
 from flightcache.config import ValkeyUrl
 from flightcache.exercises import catalogue
-from flightcache.exercises.runner import TIMEOUT_HINT, Report, run
+from flightcache.exercises.runner import TIMEOUT_HINT, ExerciseReport, run
 from tests.conftest import keys_left
 from tests.test_exercises import data_db, failed, learner_file, node_client
 
@@ -39,7 +39,7 @@ def state_dir(tmp_path: Path) -> Path:
 
 def check(
     name: str, file: Path, url: ValkeyUrl, prefix: str, state: Path, db: Any = None, **kw: Any
-) -> Report:
+) -> ExerciseReport:
     exercise = catalogue.get(name)
     return run(exercise, file, valkey_url=url, db=db, key_prefix=prefix, state_dir=state, **kw)
 
@@ -66,7 +66,7 @@ def _exercise_users(client: Any) -> list[str]:
     return [u for u in client.acl_users() if u.startswith("flightcache-exercise-")]
 
 
-def _role_of(report: Report) -> str:
+def _role_of(report: ExerciseReport) -> str:
     """The database role of a run: named after the run's id, the last part of its prefix."""
     return "flightcache_ex_" + report.prefix.rstrip(":").rsplit(":", 1)[1]
 

@@ -20,7 +20,7 @@ import pytest
 from flightcache.config import ValkeyUrl
 from flightcache.exercises import catalogue
 from flightcache.exercises.checks import CHECKS
-from flightcache.exercises.runner import PREFIX_CHECK, TIMEOUT_HINT, Report, run
+from flightcache.exercises.runner import PREFIX_CHECK, TIMEOUT_HINT, ExerciseReport, run
 from tests.conftest import _fresh_database, json_of, keys_left
 
 ROOT = Path(__file__).parent.parent
@@ -71,7 +71,9 @@ def learner_file(folder: Path, name: str, code: str | None = None) -> Path:
     return path
 
 
-def check(name: str, file: Path, url: ValkeyUrl, prefix: str, db: Any = None, **kw: Any) -> Report:
+def check(
+    name: str, file: Path, url: ValkeyUrl, prefix: str, db: Any = None, **kw: Any
+) -> ExerciseReport:
     return run(
         catalogue.get(name),
         file,
@@ -82,7 +84,7 @@ def check(name: str, file: Path, url: ValkeyUrl, prefix: str, db: Any = None, **
     )
 
 
-def failed(report: Report) -> dict[str, str]:
+def failed(report: ExerciseReport) -> dict[str, str]:
     return {r.name: f"{r.message} | {r.hint}" for r in report.results if not r.passed}
 
 
@@ -304,7 +306,7 @@ WRONG_DB = [w for w in WRONG if w.exercise in DB_EXERCISES]
 WRONG_VALKEY = [w for w in WRONG if w.exercise in VALKEY_EXERCISES]
 
 
-def _fails_for_its_reason(wrong: Wrong, report: Report) -> None:
+def _fails_for_its_reason(wrong: Wrong, report: ExerciseReport) -> None:
     reasons = failed(report)
     assert wrong.check in reasons, f"{wrong} passed check {wrong.check!r}: {reasons}"
     assert wrong.reason in reasons[wrong.check]

@@ -76,7 +76,7 @@ def test_valkey_lost_mid_demo_is_one_clear_error(
     and its on_exit actions still run."""
     import valkey.exceptions
 
-    from flightcache.app import App, Options
+    from flightcache.app import App, GlobalOptions
     from flightcache.commands import _demo
     from flightcache.errors import ConnectionFailed
 
@@ -91,7 +91,7 @@ def test_valkey_lost_mid_demo_is_one_clear_error(
 
     class Ctx:
         obj = App(
-            Options(
+            GlobalOptions(
                 db_url=tiny_db_url.url(redact=False),
                 valkey_url=str(valkey_server.url),
                 key_prefix=key_prefix,
@@ -138,3 +138,107 @@ def test_a_step_that_fails_on_purpose_is_not_printed_as_a_fault(
         assert shown in head
     assert not any(word in head for word in not_shown)
     assert step.as_dict()["on_purpose"] is on_purpose
+
+
+def test_exit_codes_are_named_once_in_errors() -> None:
+    """No exit code is a bare number: Exit, SystemExit, sys.exit, os._exit and the error
+    classes' exit_code take their value from errors.ExitCode."""
+    import ast
+    from pathlib import Path
+
+    import flightcache
+    from flightcache.errors import ExitCode, killed_by
+
+    exits = {"Exit", "SystemExit", "exit", "_exit"}
+    found: list[str] = []
+    package = Path(flightcache.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "errors.py" and path.parent == package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                given = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "code")]
+                first = given[0] if given else None
+                sides = [first.left, first.right] if isinstance(first, ast.BinOp) else [first]
+                literal = any(
+                    isinstance(n, ast.Constant) and isinstance(n.value, int) for n in sides
+                )
+                if name in exits and literal:
+                    found.append(f"{path.relative_to(package)}:{node.lineno}")
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                named = any(
+                    getattr(t, "id", getattr(t, "attr", "")) == "exit_code" for t in targets
+                )
+                if named and isinstance(node.value, ast.Constant):
+                    found.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert found == []
+    assert ExitCode.INTERRUPTED == killed_by(2) == 130 and ExitCode.INTERNAL == 70
+
+
+def test_one_duration_formatter_keeps_three_significant_digits() -> None:
+    from flightcache.measure.duration import human_ns, human_seconds
+
+    assert [human_ns(n) for n in (512, 84_130, 3_214_000, 1_200_000_000)] == [
+        "512 ns",
+        "84.1 µs",
+        "3.21 ms",
+        "1.20 s",
+    ]
+    assert human_ns(None) == "-" and human_seconds(270) == "4.50 min"
+    assert human_seconds(77_760) == "21.6 h" and human_seconds(0.5) == "500 ms"
+
+
+def test_valkey_errors_become_flightcache_errors() -> None:
+    import valkey.exceptions
+
+    from flightcache.config import ValkeyUrl
+    from flightcache.errors import ConnectionFailed, ValkeyCommandError
+    from flightcache.valkey_client import valkey_errors
+
+    url = ValkeyUrl.parse("valkey://:secret@127.0.0.1:1")
+    asked: list[int] = []
+
+    def lazy() -> ValkeyUrl:
+        asked.append(1)
+        return url
+
+    with valkey_errors(lazy):
+        pass
+    assert asked == []  # the URL is asked for only when there is an error to report
+    with pytest.raises(ConnectionFailed, match="cannot reach Valkey"), valkey_errors(lazy):
+        raise valkey.exceptions.ConnectionError("refused")
+    assert asked == [1]
+    with pytest.raises(ValkeyCommandError, match="WRONGTYPE"), valkey_errors(url):
+        raise valkey.exceptions.ResponseError("WRONGTYPE oops")
+
+
+def test_one_resource_lookup() -> None:
+    """Only resources.py finds shipped files: no other module looks beside its own file
+    or asks importlib.resources itself."""
+    from pathlib import Path
+
+    import flightcache
+    from flightcache.resources import resource_dir
+
+    package = Path(flightcache.__file__).parent
+    others = [
+        str(path.relative_to(package))
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "resources.py"
+        and any(
+            marker in path.read_text(encoding="utf-8")
+            for marker in (
+                "Path(__file__)",
+                "importlib.resources",
+                "from importlib import resources",
+            )
+        )
+    ]
+    assert others == []
+    assert (resource_dir("sql", "sql") / "mysql" / "queries.sql").is_file()
+    assert (resource_dir("lua") / "__init__.py").is_file()
+    with pytest.raises(Exception, match="nothing-here/ directory is missing"):
+        resource_dir("nothing-here")

@@ -474,7 +474,7 @@ def test_a_failing_cleanup_does_not_skip_the_others(
     settings are still put back, the keys deleted, and the failure named."""
     from types import SimpleNamespace
 
-    from flightcache.app import App, Options
+    from flightcache.app import App, GlobalOptions
     from flightcache.commands import _demo
     from flightcache.demos.base import DemoContext, Record
 
@@ -492,7 +492,7 @@ def test_a_failing_cleanup_does_not_skip_the_others(
         raise RuntimeError("the demo fails")
 
     app = App(
-        Options(
+        GlobalOptions(
             db_url=tiny_db_url.url(redact=False),
             valkey_url=str(valkey_server.url),
             state_dir=tmp_path,

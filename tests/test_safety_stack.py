@@ -370,11 +370,11 @@ def test_a_state_dir_any_command_makes_is_marked_and_someone_elses_is_refused(
     directory holding someone else's files."""
     from flightcache import undo
     from flightcache.errors import StackError
-    from flightcache.exercises.progress import Progress as ExerciseProgress
-    from flightcache.workshop import Progress as WorkshopProgress
+    from flightcache.exercises.progress import ExerciseProgress
+    from flightcache.workshop import ChapterProgress
 
     writers = {
-        "workshop": lambda state: WorkshopProgress(state / "workshop-progress.json").save(),
+        "workshop": lambda state: ChapterProgress(state / "workshop-progress.json").save(),
         "exercises": lambda state: ExerciseProgress(state).save(),
         "undo": lambda state: undo._dir(state),
     }

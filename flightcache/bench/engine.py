@@ -569,12 +569,12 @@ def _count(tally: Tally, seen: dict[bool | None, int], reads: int) -> int:
 
 
 # -- one process or several ----------------------------------------------------------------
-Progress = Callable[[int, "int | None", str, bool], None]
+RunProgress = Callable[[int, "int | None", str, bool], None]
 """progress(slices opened, slices in all or None, path, warm-up?)"""
 
 
 def drive(
-    factory: Factory, load: Load, *, stop: threading.Event, progress: Progress | None = None
+    factory: Factory, load: Load, *, stop: threading.Event, progress: RunProgress | None = None
 ) -> Outcome:
     """Run the workload: ``load.clients`` threads here, or in each of ``load.processes``."""
     if load.processes == 1:
@@ -643,7 +643,7 @@ def _why(exc: BaseException) -> tuple[str, str, str | None]:
 
 
 def _processes(
-    factory: Factory, load: Load, stop: threading.Event, progress: Progress | None
+    factory: Factory, load: Load, stop: threading.Event, progress: RunProgress | None
 ) -> Outcome:
     import multiprocessing
     import queue

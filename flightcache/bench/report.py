@@ -24,6 +24,7 @@ from flightcache.bench import hdr
 from flightcache.bench.engine import Load, Tally
 from flightcache.bench.run import Floor, ScenarioRun
 from flightcache.errors import UsageError
+from flightcache.measure.duration import human_ns
 
 FORMAT = "flightcache-bench"
 VERSION = 1
@@ -228,8 +229,8 @@ def _judge(r: PathResult, load: Load, floor: Floor) -> None:
     per_client_ns = r.seconds * 1e9 * load.clients * load.processes / r.all.n
     if load.rate is None and floor.per_op_ns > LOOP_SHARE * per_client_ns:
         r.warnings.append(
-            f"the loop's own {floor.per_op_ns / 1000:.1f} µs is over"
-            f" {LOOP_SHARE:.0%} of each operation's {per_client_ns / 1000:.1f} µs:"
+            f"the loop's own {human_ns(floor.per_op_ns)} is over"
+            f" {LOOP_SHARE:.0%} of each operation's {human_ns(per_client_ns)}:"
             " throughput is understated"
         )
     if load.clients > 1 and r.cpu >= CPU_BOUND:
@@ -551,21 +552,10 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, A
 
 
 # -- Markdown ------------------------------------------------------------------------------
-def fmt_ns(ns: float) -> str:
-    """A latency to three significant digits: 512 ns, 84.1 µs, 3.21 ms, 1.20 s."""
-    sizes = (("s", 1e9), ("ms", 1e6), ("µs", 1e3))
-    unit, size = next(((u, n) for u, n in sizes if ns >= n), ("ns", 1.0))
-    if unit == "ns":
-        return f"{ns:.0f} ns"
-    value = ns / size
-    digits = 2 if value < 10 else 1 if value < 100 else 0
-    return f"{value:.{digits}f} {unit}"
-
-
 def figure(p: PathResult, ns: int) -> str:
     """A percentile, marked when the harness cannot vouch for it: "≥" when operations
     were abandoned (it is a lower bound), "!" for any other untrusted figure."""
-    text = fmt_ns(ns)
+    text = human_ns(ns)
     if p.abandoned:
         return "≥ " + text
     return text if p.trusted else text + " !"
@@ -627,7 +617,7 @@ def detail_rows(report: Report) -> list[list[str]]:
                     [
                         s.name, label, f"{fig.n:,}", figure(p, fig.p50), figure(p, fig.p90),
                         figure(p, fig.p99), figure(p, fig.p999), figure(p, fig.max),
-                        fmt_ns(fig.mean),
+                        human_ns(fig.mean),
                         f"{p.throughput:,.0f}" if whole else "",
                         "-" if p.hit_ratio is None or not whole else f"{p.hit_ratio:.1%}",
                         f"{p.db_calls_per_op:.2f}" if whole else "",
@@ -667,9 +657,9 @@ def to_markdown(report: Report) -> str:
         "",
         "## Self-check",
         "",
-        f"- harness: {check['per_op_ns'] / 1000:.2f} µs per operation"
-        f" (budget {HARNESS_BUDGET_NS / 1000:.0f} µs); an empty operation measures"
-        f" p50 {fmt_ns(check['empty_op_p50_ns'])}",
+        f"- harness: {human_ns(check['per_op_ns'])} per operation"
+        f" (budget {human_ns(HARNESS_BUDGET_NS)}); an empty operation measures"
+        f" p50 {human_ns(check['empty_op_p50_ns'])}",
     ]
     if "get_ratio" in check:
         parts.append(

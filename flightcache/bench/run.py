@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flightcache.bench import hdr
-from flightcache.bench.engine import Load, Opened, Outcome, Path, Progress, Workload, drive
+from flightcache.bench.engine import Load, Opened, Outcome, Path, RunProgress, Workload, drive
 from flightcache.bench.scenarios import Env, Scenario
 from flightcache.bench.scenarios import get as get_scenario
 from flightcache.db import Database, Params, QueryResult
@@ -220,7 +220,7 @@ def run_scenario(
     load: Load,
     *,
     stop: threading.Event,
-    progress: Progress | None = None,
+    progress: RunProgress | None = None,
 ) -> ScenarioRun | None:
     """Set up, drive every client, tear down. None when stopped before measuring."""
     from flightcache.valkey_client import delete_matching

@@ -157,7 +157,7 @@ def _keyspace(rows: list[Any], what: str) -> list[Any]:
     seconds=20.0,  # the query takes ~0.4-0.8 s: 40 slices of it, for a steady p50
 )
 def airline_routes(env: Env) -> Workload:
-    from flightcache.catalogue import get as named
+    from flightcache.named_queries import get as named
     from flightcache.patterns.cache_aside import CacheAside
 
     q = named("airline_route_analysis")
@@ -184,7 +184,7 @@ ROUTE_DAYS = 100
     "CacheAside.get of the same search, all cached before the run",
 )
 def flight_search(env: Env) -> Workload:
-    from flightcache.catalogue import get as named
+    from flightcache.named_queries import get as named
     from flightcache.patterns.cache_aside import CacheAside
 
     q = named("flight_search")
@@ -383,7 +383,7 @@ ASIDE_TTL = 5  # seconds: short, so that keys expire during the run and misses r
     contender="cache-aside",
 )
 def cache_aside(env: Env) -> Workload:
-    from flightcache.catalogue import get as named
+    from flightcache.named_queries import get as named
     from flightcache.patterns.cache_aside import CacheAside
 
     q = named("passenger_bookings")

@@ -193,14 +193,10 @@ def run(
 
 def _wrapped(records: Iterator[Record], application: App) -> Generator[Record, None, None]:
     """The demo's records, with a Valkey failure turned into one clear line."""
-    import valkey.exceptions
+    from flightcache.valkey_client import valkey_errors
 
-    from flightcache.valkey_client import wrap
-
-    try:
+    with valkey_errors(application.valkey_url):
         yield from records
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, application.valkey_url()) from None
 
 
 def _wait_for_enter() -> bool:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flightcache.commands._demo import RowsYesOpt, require_ours
+from flightcache.errors import ExitCode
+from flightcache.measure.duration import human_ns, human_seconds
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -40,17 +42,6 @@ app = typer.Typer(help=HELP, no_args_is_help=False, rich_markup_mode=None)
 def bench(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is None:
         run(ctx)
-
-
-def _valkey_errors(fn: Any, ctx: typer.Context) -> Any:
-    import valkey.exceptions
-
-    from flightcache.valkey_client import wrap
-
-    try:
-        return fn()
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, ctx.obj.valkey_url()) from None
 
 
 @app.command("run")
@@ -150,7 +141,6 @@ def run(
       flightcache bench run cache-aside --keys zipf --zipf-s 1.2 --rate 500
       flightcache bench run all --requests 200 --markdown bench.md --json bench.json
     """
-    from flightcache.bench import report as rep
     from flightcache.bench.run import Target, make_load, resolve
 
     if not 1 <= rounds <= 100:
@@ -165,7 +155,43 @@ def run(
         seed=seed,
     )  # fmt: skip
     scenarios = resolve(names or [])
-    exports = {"--json": json_path, "--csv": csv_path, "--markdown": markdown_path}
+    exports = _checked_exports(
+        {"--json": json_path, "--csv": csv_path, "--markdown": markdown_path}
+    )
+
+    application: App = ctx.obj
+    target = Target(
+        application.db_url().url(redact=False),
+        application.valkey_url().url(redact=False),
+        application.settings.key_prefix,
+    )
+    from flightcache.valkey_client import valkey_errors
+
+    with valkey_errors(application.valkey_url):
+        report = _measure(
+            application,
+            target,
+            scenarios,
+            load,
+            read_ratio,
+            slice_s,
+            rounds,
+            _command_line(ctx),
+            yes,
+        )
+    from flightcache.console import err, out
+
+    _render(err if "-" in exports.values() else out, report, histogram=histogram)
+    _write_exports(report, exports)
+    if report.interrupted:
+        raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+def _checked_exports(exports: dict[str, str | None]) -> dict[str, str | None]:
+    """The export flags and their paths, checked before anything is measured: at most one
+    goes to stdout (-), and every file can be written."""
+    from flightcache.bench import report as rep
+
     to_stdout = [flag for flag, path in exports.items() if path == "-"]
     if len(to_stdout) > 1:
         from flightcache.errors import UsageError
@@ -176,39 +202,19 @@ def run(
     for flag, path in exports.items():
         if path is not None:
             rep.check_writable(path, flag)
+    return exports
 
-    application: App = ctx.obj
-    target = Target(
-        application.db_url().url(redact=False),
-        application.valkey_url().url(redact=False),
-        application.settings.key_prefix,
-    )
-    report = _valkey_errors(
-        lambda: _measure(
-            application,
-            target,
-            scenarios,
-            load,
-            read_ratio,
-            slice_s,
-            rounds,
-            _command_line(ctx),
-            yes,
-        ),
-        ctx,
-    )
-    from flightcache.console import err, out
 
-    console = err if to_stdout else out
-    _render(console, report, histogram=histogram)
+def _write_exports(report: Report, exports: dict[str, str | None]) -> None:
+    from flightcache.bench import report as rep
+    from flightcache.console import err
+
     writers = {"--json": rep.to_json, "--csv": rep.to_csv, "--markdown": rep.to_markdown}
     for flag, path in exports.items():
         if path is not None:
             rep.write(path, writers[flag](report))
             if path != "-":
                 err.print(f"wrote {path}", style="dim")
-    if report.interrupted:
-        raise typer.Exit(130)
 
 
 def _measure(
@@ -405,14 +411,14 @@ def _settled(db: dict[str, Any]) -> str:
     settled = db.get("settled")  # absent from results saved before it was recorded
     if not settled:
         return ""
-    return f", tables settled first ({settled['statement']}, {settled['seconds']:.1f} s)"
+    return f", tables settled first ({settled['statement']}, {human_seconds(settled['seconds'])})"
 
 
 def _render_scenario(console: Console, s: ScenarioResult) -> None:
     """A metric per row, a path per column: fits 80 columns whatever the paths."""
     from rich.table import Table
 
-    from flightcache.bench.report import figure, fmt_ns
+    from flightcache.bench.report import figure
 
     title = f"{s.name}: {s.title}"
     if any(p.writes.n for p in s.paths):
@@ -443,13 +449,13 @@ def _render_scenario(console: Console, s: ScenarioResult) -> None:
     for label, attr in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999")):
         row(label, [figure(p, getattr(p.all, attr)) if p.all.n else "-" for p in paths])
     row("max", [figure(p, p.all.max) if p.all.n else "-" for p in paths])
-    row("mean", [fmt_ns(p.all.mean) if p.all.n else "-" for p in paths])
+    row("mean", [human_ns(p.all.mean) if p.all.n else "-" for p in paths])
     if any(p.reads.n and p.writes.n for p in paths):
         for kind in ("reads", "writes"):
             row(
                 f"{kind} p50 / p99",
                 [
-                    f"{fmt_ns(getattr(p, kind).p50)} / {fmt_ns(getattr(p, kind).p99)}"
+                    f"{human_ns(getattr(p, kind).p50)} / {human_ns(getattr(p, kind).p99)}"
                     if getattr(p, kind).n
                     else "-"
                     for p in paths
@@ -463,7 +469,7 @@ def _render_scenario(console: Console, s: ScenarioResult) -> None:
             row(
                 label,
                 [
-                    f"{fmt_ns(getattr(p, attr).p50)} / {fmt_ns(getattr(p, attr).p99)}"
+                    f"{human_ns(getattr(p, attr).p50)} / {human_ns(getattr(p, attr).p99)}"
                     if getattr(p, attr) is not None
                     else "-"
                     for p in paths
@@ -556,7 +562,7 @@ def _render_distribution(console: Console, s: ScenarioResult) -> None:
 def _render_check(console: Console, report: Report) -> None:
     from rich.table import Table
 
-    from flightcache.bench.report import GET_RATIO_TARGET, HARNESS_BUDGET_NS, fmt_ns
+    from flightcache.bench.report import GET_RATIO_TARGET, HARNESS_BUDGET_NS
     from flightcache.console import styled
 
     check = report.self_check()
@@ -566,12 +572,12 @@ def _render_check(console: Console, report: Report) -> None:
     budget = "ok" if check["within_budget"] else "[red]OVER[/red]"
     t.add_row(
         "the harness's cost per operation",
-        f"{check['per_op_ns'] / 1000:.2f} µs",
-        styled(f"under {HARNESS_BUDGET_NS / 1000:.0f} µs: {budget}"),
+        human_ns(check["per_op_ns"]),
+        styled(f"under {human_ns(HARNESS_BUDGET_NS)}: {budget}"),
     )
     t.add_row(
         "an empty operation measures",
-        f"p50 {fmt_ns(check['empty_op_p50_ns'])}",
+        f"p50 {human_ns(check['empty_op_p50_ns'])}",
         "the floor of what it resolves",
     )
     if "get_ratio" in check:
@@ -699,7 +705,7 @@ def compare(
         if c.figure == "throughput":
             text = f"{c.before:,.0f} → {c.after:,.0f}"
         else:
-            text = f"{rep.fmt_ns(c.before)} → {rep.fmt_ns(c.after)}"
+            text = f"{human_ns(c.before)} → {human_ns(c.after)}"
         pct = c.percent
         if pct is None:
             return Text(text)

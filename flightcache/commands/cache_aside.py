@@ -42,7 +42,7 @@ def cache_aside(
       flightcache cache-aside --query flight_search origin=FRA destination=JFK
       flightcache cache-aside --repeat 200 --json
     """
-    from flightcache.catalogue import get, parse_assignments
+    from flightcache.named_queries import get, parse_assignments
 
     get(query)  # an unknown name fails before any server is touched
     _demo.run(

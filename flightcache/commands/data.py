@@ -83,9 +83,10 @@ def check_scale(scale: str) -> None:
 
 def _summary(report: LoadReport, what: str) -> None:
     from flightcache.console import out, styled, table
+    from flightcache.measure.duration import human_seconds
 
     rows: list[list[object]] = [
-        [name, f"{n:,}", f"{secs:.2f} s", f"{n / secs:,.0f}" if secs > 0 else "-"]
+        [name, f"{n:,}", human_seconds(secs), f"{n / secs:,.0f}" if secs > 0 else "-"]
         for name, n, secs in report.tables
     ]
     total = sum(n for _, n, _ in report.tables)
@@ -93,7 +94,7 @@ def _summary(report: LoadReport, what: str) -> None:
         [
             styled("[bold]total[/bold]"),
             f"{total:,}",
-            f"{report.seconds:.2f} s",
+            human_seconds(report.seconds),
             f"{total / report.seconds:,.0f}" if report.seconds else "-",
         ]
     )

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from flightcache.commands._demo import JsonOpt
+from flightcache.errors import ExitCode
 
 if TYPE_CHECKING:
     from flightcache.app import App
     from flightcache.exercises.catalogue import Exercise
-    from flightcache.exercises.progress import Progress
-    from flightcache.exercises.runner import Report
+    from flightcache.exercises.progress import ExerciseProgress
+    from flightcache.exercises.runner import ExerciseReport
 
 DEFAULT_DIR = Path("flightcache-exercises")
 
@@ -45,14 +46,14 @@ DirOpt = Annotated[
 ]
 
 
-def _progress(ctx: typer.Context) -> Progress:
-    from flightcache.exercises.progress import Progress
+def _progress(ctx: typer.Context) -> ExerciseProgress:
+    from flightcache.exercises.progress import ExerciseProgress
 
     application: App = ctx.obj
-    return Progress(application.settings.state_dir)
+    return ExerciseProgress(application.settings.state_dir)
 
 
-def _learner_file(progress: Progress, exercise: Exercise, directory: Path | None) -> Path:
+def _learner_file(progress: ExerciseProgress, exercise: Exercise, directory: Path | None) -> Path:
     if directory is not None:
         return (directory / exercise.filename).absolute()
     entry = progress.entries.get(exercise.name)
@@ -232,10 +233,10 @@ def check(
     else:
         _render(report, progress)
     if not report.passed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
-def _render(report: Report, progress: Progress) -> None:
+def _render(report: ExerciseReport, progress: ExerciseProgress) -> None:
     from flightcache.console import out, styled
     from flightcache.exercises.catalogue import EXERCISES
 

@@ -45,19 +45,17 @@ NOpt = Annotated[int, typer.Option("--n", help="How many members (1 to 10,000)."
 @contextmanager
 def _boards(ctx: typer.Context) -> Iterator[Leaderboards]:
     """The persistent boards, with Valkey errors turned into one clear line."""
-    import valkey.exceptions
 
     from flightcache.patterns.leaderboard import Leaderboards, board_keys
-    from flightcache.valkey_client import close, wrap
+    from flightcache.valkey_client import close, valkey_errors
 
     application = ctx.obj
     db = application.database()
     client = None
     try:
-        client = application.valkey()
-        yield Leaderboards(db, client, board_keys(application.settings.key_prefix))
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, application.valkey_url()) from None
+        with valkey_errors(application.valkey_url):
+            client = application.valkey()
+            yield Leaderboards(db, client, board_keys(application.settings.key_prefix))
     finally:
         if client is not None:
             close(client)

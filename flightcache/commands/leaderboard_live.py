@@ -16,7 +16,7 @@ import typer
 
 from flightcache.commands._demo import JsonOpt, RowsYesOpt, require_ours
 from flightcache.commands._options import positive
-from flightcache.errors import UsageError
+from flightcache.errors import UsageError, killed_by
 
 if TYPE_CHECKING:
     from flightcache.app import App
@@ -36,14 +36,10 @@ def _valkey_errors(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def run(ctx: typer.Context, *args: Any, **kwargs: Any) -> None:
-        import valkey.exceptions
+        from flightcache.valkey_client import valkey_errors
 
-        from flightcache.valkey_client import wrap
-
-        try:
+        with valkey_errors(ctx.obj.valkey_url):
             command(ctx, *args, **kwargs)
-        except valkey.exceptions.ValkeyError as exc:
-            raise wrap(exc, ctx.obj.valkey_url()) from None
 
     return run
 
@@ -117,7 +113,7 @@ def simulate(
                 sim.cleanup()
         _simulate_summary(sim, rate, cleanup=cleanup, interrupted=stop.is_set(), as_json=as_json)
     if stop.is_set():
-        raise typer.Exit(128 + came[0])
+        raise typer.Exit(killed_by(came[0]))
 
 
 @contextmanager
@@ -177,7 +173,8 @@ def _stopped_by_signals() -> Iterator[tuple[threading.Event, list[int]]]:
 
 def _progress(r: SimulationReport) -> None:
     """One line per second of a simulation, on stderr, so with --json too."""
-    from flightcache.console import err, human_ns
+    from flightcache.console import err
+    from flightcache.measure.duration import human_ns
 
     err.print(
         f"{r.seconds:6.1f} s  bookings {r.bookings:,}  {r.rate:,.0f}/s"

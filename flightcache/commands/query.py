@@ -10,8 +10,8 @@ import typer
 
 if TYPE_CHECKING:
     from flightcache.app import App
-    from flightcache.catalogue import Query
     from flightcache.db import Database
+    from flightcache.named_queries import Query
 
 app = typer.Typer(
     help="The expensive FlughafenDB queries the workshop caches: list, show, run, explain.",
@@ -33,12 +33,12 @@ def list_queries() -> None:
     \b
       flightcache query list
     """
-    from flightcache.catalogue import CATALOGUE
     from flightcache.console import out, table
+    from flightcache.named_queries import NAMED_QUERIES
 
     rows = [
         [q.name, q.title, ", ".join(f"{p.name} ({p.kind})" for p in q.params) or "-"]
-        for q in CATALOGUE.values()
+        for q in NAMED_QUERIES.values()
     ]
     out.print(table("queries", ["name", "what it answers", "parameters"], rows))
 
@@ -60,9 +60,9 @@ def show(
       flightcache query show airline_route_analysis
       flightcache query show flight_search --dialect mysql
     """
-    from flightcache.catalogue import get
     from flightcache.console import out
     from flightcache.errors import UsageError
+    from flightcache.named_queries import get
 
     q = get(name)
     if dialect is None:
@@ -95,7 +95,8 @@ def run(
       flightcache query run flight_search origin=FRA destination=JFK day=2025-06-03
       flightcache query run passenger_bookings passenger_id=42 --repeat 20
     """
-    from flightcache.console import human_ns, out, table
+    from flightcache.console import out, table
+    from flightcache.measure.duration import human_ns
     from flightcache.measure.timing import compare
 
     with _bound_query(ctx, name, params) as (db, q, bound):
@@ -140,8 +141,8 @@ def _bound_query(
     ctx: typer.Context, name: str, params: list[str] | None
 ) -> Iterator[tuple[Database, Query, dict[str, Any]]]:
     """The database, the query and its parameters, checked before any server is asked."""
-    from flightcache.catalogue import bind, get, parse_assignments
     from flightcache.data.load import require_dataset
+    from flightcache.named_queries import bind, get, parse_assignments
 
     q = get(name)
     given = parse_assignments(params or [])

@@ -56,8 +56,9 @@ def up(
       flightcache up --scale tiny --no-load
     """
     from flightcache.commands.data import check_scale, run_generated_load
-    from flightcache.console import err, human_ns, out, styled
+    from flightcache.console import err, out, styled
     from flightcache.data.load import info
+    from flightcache.measure.duration import human_ns
 
     application: App = ctx.obj
     check_scale(scale)

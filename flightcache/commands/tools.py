@@ -17,28 +17,29 @@ import typer
 
 from flightcache.app import App
 from flightcache.commands._options import positive
-from flightcache.errors import FlightcacheError
+from flightcache.errors import ExitCode, FlightcacheError
 
 
 @dataclass
-class Check:
+class DoctorCheck:
     name: str
     ok: bool
     detail: str
     fix: str = ""
 
 
-def _doctor_checks(application: App) -> list[Check]:
-    from flightcache.console import human_bytes, human_ns
+def _doctor_checks(application: App) -> list[DoctorCheck]:
+    from flightcache.console import human_bytes
+    from flightcache.measure.duration import human_ns
 
-    checks: list[Check] = []
+    checks: list[DoctorCheck] = []
     try:
         settings = application.settings
     except FlightcacheError as exc:
-        return [Check("configuration", False, exc.message, exc.hint or "")]
+        return [DoctorCheck("configuration", False, exc.message, exc.hint or "")]
     src = settings.sources
     checks.append(
-        Check(
+        DoctorCheck(
             "configuration",
             True,
             f"database from {src.get('db_url')}, valkey from {src.get('valkey_url')}, "
@@ -58,16 +59,16 @@ def _doctor_checks(application: App) -> list[Check]:
             db.fetch("SELECT 1")
             times.append(time.perf_counter_ns() - t0)
         times.sort()
-        checks.append(Check("database", True, f"{url} - {db.dialect} {version}"))
+        checks.append(DoctorCheck("database", True, f"{url} - {db.dialect} {version}"))
         checks.append(
-            Check(
+            DoctorCheck(
                 "database round trip",
                 True,
                 f"{human_ns(times[len(times) // 2])} (median of 25 SELECT 1)",
             )
         )
     except FlightcacheError as exc:
-        checks.append(Check("database", False, exc.message, exc.hint or ""))
+        checks.append(DoctorCheck("database", False, exc.message, exc.hint or ""))
     if db is not None:
         from flightcache.data.load import require_dataset
 
@@ -79,7 +80,7 @@ def _doctor_checks(application: App) -> list[Check]:
                 else str(found.source)
             )
             checks.append(
-                Check(
+                DoctorCheck(
                     "dataset",
                     True,
                     f"{what}: {found.rows.get('flight', 0):,} flights, "
@@ -87,7 +88,7 @@ def _doctor_checks(application: App) -> list[Check]:
                 )
             )
         except FlightcacheError as exc:
-            checks.append(Check("dataset", False, exc.message, exc.hint or ""))
+            checks.append(DoctorCheck("dataset", False, exc.message, exc.hint or ""))
         finally:
             db.close()
 
@@ -110,9 +111,9 @@ def _doctor_checks(application: App) -> list[Check]:
             memory = info(nodes[0], "memory")
             valkey_version = server.get("valkey_version") or server.get("redis_version")
             kind = f"cluster of {len(nodes)} primaries" if vurl.cluster else "standalone"
-            checks.append(Check("valkey", True, f"{vurl} - Valkey {valkey_version}, {kind}"))
+            checks.append(DoctorCheck("valkey", True, f"{vurl} - Valkey {valkey_version}, {kind}"))
             if "valkey_version" not in server:
-                checks[-1] = Check(
+                checks[-1] = DoctorCheck(
                     "valkey",
                     False,
                     f"{vurl} answers, but it is Redis {valkey_version}, not Valkey",
@@ -121,7 +122,7 @@ def _doctor_checks(application: App) -> list[Check]:
             policy = config_value(nodes[0], "maxmemory-policy")
             maxmem = int(memory.get("maxmemory", 0))
             checks.append(
-                Check(
+                DoctorCheck(
                     "valkey memory",
                     True,
                     f"used {human_bytes(int(memory.get('used_memory', 0)))}, maxmemory "
@@ -129,7 +130,7 @@ def _doctor_checks(application: App) -> list[Check]:
                 )
             )
             checks.append(
-                Check(
+                DoctorCheck(
                     "valkey round trip",
                     True,
                     f"{human_ns(round_trip_ns(client))} (median of 25 PING)",
@@ -138,7 +139,7 @@ def _doctor_checks(application: App) -> list[Check]:
             parser = parser_name(client)
             fast = "Libvalkey" in parser
             checks.append(
-                Check(
+                DoctorCheck(
                     "client parser",
                     fast,
                     parser,
@@ -148,7 +149,7 @@ def _doctor_checks(application: App) -> list[Check]:
         finally:
             close(client)
     except FlightcacheError as exc:
-        checks.append(Check("valkey", False, exc.message, exc.hint or ""))
+        checks.append(DoctorCheck("valkey", False, exc.message, exc.hint or ""))
     return checks
 
 
@@ -189,7 +190,7 @@ def doctor(
             )
         )
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def sql(
@@ -289,7 +290,7 @@ def valkey_command(
     import valkey.exceptions
 
     from flightcache.console import out
-    from flightcache.valkey_client import close, wrap
+    from flightcache.valkey_client import close, valkey_errors
 
     application: App = ctx.obj
     url = application.valkey_url()
@@ -307,13 +308,12 @@ def valkey_command(
                 client.nodes_manager.initialize()
             target = node.valkey_connection
         target.response_callbacks.clear()
-        try:
-            reply = target.execute_command(*command)
-        except valkey.exceptions.ResponseError as exc:
-            out.print(format_reply(exc), markup=False, highlight=False)
-            raise typer.Exit(1) from None
-        except valkey.exceptions.ValkeyError as exc:
-            raise wrap(exc, url) from None
+        with valkey_errors(url):
+            try:
+                reply = target.execute_command(*command)
+            except valkey.exceptions.ResponseError as exc:
+                out.print(format_reply(exc), markup=False, highlight=False)
+                raise typer.Exit(ExitCode.FAILED) from None
         out.print(_render(reply), markup=False, highlight=False)
     finally:
         close(client)

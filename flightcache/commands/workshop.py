@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flightcache.errors import ExitCode
+from flightcache.measure.duration import human_seconds
+
 if TYPE_CHECKING:
     from flightcache.app import App
-    from flightcache.workshop import Progress
+    from flightcache.workshop import ChapterProgress
 
 app = typer.Typer(
     help="""The workshop: chapters with their minutes and your progress, and a runner.
@@ -34,11 +37,11 @@ Examples:
 )
 
 
-def _progress(ctx: typer.Context) -> Progress:
-    from flightcache.workshop import Progress
+def _progress(ctx: typer.Context) -> ChapterProgress:
+    from flightcache.workshop import ChapterProgress
 
     application: App = ctx.obj
-    return Progress(application.settings.state_dir / "workshop-progress.json")
+    return ChapterProgress(application.settings.state_dir / "workshop-progress.json")
 
 
 @app.callback()
@@ -198,14 +201,14 @@ def tour(
             out.rule(f"{chapter.number}: {line}")
             began = time.monotonic()
             code = invoke(ctx, demo, repeat=repeat)
-            took = f"{time.monotonic() - began:.1f} s"
+            took = human_seconds(time.monotonic() - began)
             results.append([str(chapter.number), line, "ok" if code == 0 else f"exit {code}", took])
             if code == 0:
                 progress.ran(chapter.slug, demo)
     out.print(table("The tour", ["chapter", "demo", "result", "time"], results))
     failed = sum(1 for r in results if r[2] != "ok")
     out.print(
-        f"{len(results)} demos in {time.monotonic() - started:.0f} s, {failed} failed",
+        f"{len(results)} demos in {human_seconds(time.monotonic() - started)}, {failed} failed",
         style="red" if failed else "green",
     )
     if summary:
@@ -216,7 +219,7 @@ def tour(
         if code:
             failed += 1
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def invoke(
@@ -231,9 +234,11 @@ def invoke(
     ``--pause`` and ``--repeat`` are added only to commands that take them. Errors
     are printed as the CLI prints them and become the code, so a tour goes on.
     """
-    from flightcache.cli import main
-
     application: App = ctx.obj
+    if application.run is None:
+        from flightcache.errors import FlightcacheError
+
+        raise FlightcacheError("this command runs others only under the flightcache CLI")
     given = application.options
     args: list[str] = []
     for flag, value in (
@@ -253,7 +258,7 @@ def invoke(
         demo.append("--pause")
     if repeat is not None and "--repeat" in names and "--repeat" not in demo:
         demo += ["--repeat", str(repeat)]
-    return main(args + demo)
+    return application.run(args + demo)
 
 
 def _options_of(ctx: typer.Context, argv: list[str]) -> set[str]:

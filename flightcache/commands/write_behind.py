@@ -222,13 +222,12 @@ def _drain(
     show_status: bool,
 ) -> tuple[WorkerReport, int, int]:
     """Run the worker; returns its report, the backlog left and the dead letters kept."""
-    import valkey.exceptions
 
     from flightcache.console import err
     from flightcache.demos.write_behind import PAUSE_ENV
     from flightcache.patterns.write_behind import backlog, queue_depth
     from flightcache.patterns.write_behind_worker import Worker, dead_count
-    from flightcache.valkey_client import close, wrap
+    from flightcache.valkey_client import close, valkey_errors
 
     client: Any = application.valkey()
     said = _WorkerStatus(client, keys)
@@ -246,14 +245,13 @@ def _drain(
         max_retries=retries,
     )
     try:
-        if err.is_terminal and show_status:
-            with err.status(f"draining {keys.prefix}{{wb*}}:queue") as said.status:
+        with valkey_errors(application.valkey_url):
+            if err.is_terminal and show_status:
+                with err.status(f"draining {keys.prefix}{{wb*}}:queue") as said.status:
+                    report = drainer.run(once=once, max_seconds=max_seconds)
+            else:
                 report = drainer.run(once=once, max_seconds=max_seconds)
-        else:
-            report = drainer.run(once=once, max_seconds=max_seconds)
-        return report, backlog(queue_depth(client, keys)), dead_count(client, keys)
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, application.valkey_url()) from None
+            return report, backlog(queue_depth(client, keys)), dead_count(client, keys)
     finally:
         drainer.close()
         close(client)
@@ -300,7 +298,8 @@ class _WorkerStatus:
 
 def _print_summary(report: WorkerReport, left: int, dead: int, *, as_json: bool) -> None:
     """The worker's summary: one JSON document, or a table."""
-    from flightcache.console import human_ns, out, table
+    from flightcache.console import out, table
+    from flightcache.measure.duration import human_ns
 
     if as_json:
         out.print_json(json.dumps({**report.as_dict(), "backlog": left, "dead_letters": dead}))
@@ -348,7 +347,6 @@ def book(
       flightcache write-behind book --flight 42 --times 500   # pipelined
       flightcache write-behind book --flight 42 --json
     """
-    import valkey.exceptions
 
     from flightcache.console import out
     from flightcache.data.load import require_dataset
@@ -360,7 +358,7 @@ def book(
         check_seats,
         queue_depth,
     )
-    from flightcache.valkey_client import close, wrap
+    from flightcache.valkey_client import close, valkey_errors
 
     check_flight_id(flight)
     check_seats(seats)
@@ -370,17 +368,16 @@ def book(
     db = application.database()
     client: Any = None
     try:
-        require_dataset(db)
-        client = application.valkey()
-        pattern = WriteBehind(client, db, keys)
-        pattern.require_flights([flight])
-        pattern.ensure_groups()
-        if times > 1:
-            pattern.book_many([(flight, seats)] * (times - 1))
-        booking = pattern.book(flight, seats)
-        left = backlog(queue_depth(client, keys))
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, application.valkey_url()) from None
+        with valkey_errors(application.valkey_url):
+            require_dataset(db)
+            client = application.valkey()
+            pattern = WriteBehind(client, db, keys)
+            pattern.require_flights([flight])
+            pattern.ensure_groups()
+            if times > 1:
+                pattern.book_many([(flight, seats)] * (times - 1))
+            booking = pattern.book(flight, seats)
+            left = backlog(queue_depth(client, keys))
     finally:
         if client is not None:
             close(client)
@@ -420,23 +417,21 @@ def dead_letters(
       flightcache write-behind dead-letters
       flightcache write-behind dead-letters --count 100 --json
     """
-    import valkey.exceptions
 
     from flightcache.console import out, table
     from flightcache.patterns.write_behind import check_queue
     from flightcache.patterns.write_behind_worker import dead_count
     from flightcache.patterns.write_behind_worker import dead_letters as newest
-    from flightcache.valkey_client import close, wrap
+    from flightcache.valkey_client import close, valkey_errors
 
     application: App = ctx.obj
     keys = _keys(application)
     check_queue(keys)
     client: Any = application.valkey()
     try:
-        letters = newest(client, keys, count)
-        total = dead_count(client, keys)
-    except valkey.exceptions.ValkeyError as exc:
-        raise wrap(exc, application.valkey_url()) from None
+        with valkey_errors(application.valkey_url):
+            letters = newest(client, keys, count)
+            total = dead_count(client, keys)
     finally:
         close(client)
     if as_json:

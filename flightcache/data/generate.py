@@ -21,8 +21,9 @@ import math
 import random
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import accumulate
 from typing import Any
 
@@ -451,15 +452,52 @@ def _zipf(n: int, s: float, offset: int = 1) -> list[float]:
 
 
 def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Dataset:
-    """Plan a dataset: small tables are built now, big ones stream when read."""
+    """Plan a dataset: small tables are built now, big ones stream when read.
+
+    One step per group of tables, in a fixed order: each draws from the one ``rng``, so
+    the order of the steps is part of what makes a seed give the same rows."""
     import airportsdata
 
     scale = SCALES[scale_name]
     rng = random.Random(seed)
     ds = Dataset(scale=scale, seed=seed)
+    hub_count = _plan_airports(ds, rng, airportsdata.load("IATA"))
+    airport_weight = _zipf(len(ds._airports), 1.0)
+    pick_airport = partial(_pick, list(accumulate(airport_weight)), rng)
+    airline_base = _plan_airlines(ds, rng, hub_count, pick_airport)
+    airline_weight = _zipf(scale.airlines, 1.1)
+    schedules_per_airline = [
+        max(1, round(scale.schedules * w / sum(airline_weight))) for w in airline_weight
+    ]
+    fleets = _plan_fleets(ds, rng, schedules_per_airline)
+    weights = _Weights(airport_weight, airline_weight)
+    _plan_schedules(ds, rng, schedules_per_airline, airline_base, fleets, weights, pick_airport)
+    _plan_flights(ds, rng)
+    _plan_reachable(ds)
+    _plan_passengers(ds, rng, pick_airport)
+    _plan_employees(ds, rng)
+    _plan_weather(ds, rng)
+    for table, rows in ds._small.items():
+        ds.counts[table] = len(rows)
+    return ds
 
-    # -- airports: hubs first, then a deterministic sample of the rest ----------
-    source = airportsdata.load("IATA")
+
+def _pick(cumulative: list[float], rng: random.Random) -> int:
+    """An index drawn by the weights whose running sums are ``cumulative``."""
+    return bisect_left(cumulative, rng.random() * cumulative[-1])
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """How popular each airport and each airline is (Zipf-like, by rank)."""
+
+    airports: list[float]
+    airlines: list[float]
+
+
+def _plan_airports(ds: Dataset, rng: random.Random, source: dict[str, Any]) -> int:
+    """Airports: hubs first, then a deterministic sample of the rest; how many hubs."""
+    scale = ds.scale
     codes = sorted(c for c, a in source.items() if len(a["icao"]) == 4 and a["name"] and a["iata"])
     hubs = [c for c in HUBS if c in source]
     rest = [c for c in codes if c not in set(hubs)]
@@ -485,37 +523,39 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
         (a.id, a.name, a.city, a.country, f"{a.lat:.8f}", f"{a.lon:.8f}", Point(a.lon, a.lat))
         for a in airports
     ]
-    ap_weight = _zipf(len(airports), 1.0)
-    ap_cum = list(accumulate(ap_weight))
+    return len(hubs)
 
-    def pick_airport() -> int:
-        return bisect_left(ap_cum, rng.random() * ap_cum[-1])  # index into airports
 
-    # -- airlines: a Zipf-sized market, based at hubs ------------------------------
+def _plan_airlines(
+    ds: Dataset, rng: random.Random, hub_count: int, pick_airport: Callable[[], int]
+) -> list[int]:
+    """Airlines: a Zipf-sized market, based at hubs; each airline's base airport index."""
+    airports = ds._airports
     iatas: set[str] = set()
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     airline_rows: list[Row] = []
     airline_base: list[int] = []
-    for i in range(1, scale.airlines + 1):
+    for i in range(1, ds.scale.airlines + 1):
         while True:
             code = rng.choice(alphabet) + rng.choice(alphabet + "0123456789")
             if code not in iatas:
                 iatas.add(code)
                 break
-        base = airports[min(pick_airport(), len(airports) - 1) if i > 8 else (i - 1) % len(hubs)]
+        base = airports[min(pick_airport(), len(airports) - 1) if i > 8 else (i - 1) % hub_count]
         name = f"{base.city or base.name} {rng.choice(AIRLINE_SUFFIXES)}"[:30]
         airline_rows.append((i, code, name, base.id))
         airline_base.append(base.id - 1)
     ds._small["airline"] = airline_rows
-    airline_weight = _zipf(scale.airlines, 1.1)
+    return airline_base
 
-    # -- airplane types and fleets -------------------------------------------------
+
+def _plan_fleets(
+    ds: Dataset, rng: random.Random, schedules_per_airline: list[int]
+) -> list[list[tuple[int, int]]]:
+    """Airplane types and each airline's fleet: (airplane id, seats) per airline."""
     ds._small["airplane_type"] = [
         (i, ident, f"{ident}: {desc}, {lo}-{hi} seats")
         for i, (ident, desc, lo, hi) in enumerate(AIRPLANE_TYPES, start=1)
-    ]
-    schedules_per_airline = [
-        max(1, round(scale.schedules * w / sum(airline_weight))) for w in airline_weight
     ]
     fleets: list[list[tuple[int, int]]] = []
     airplane_rows: list[Row] = []
@@ -530,9 +570,25 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
             fleet.append((len(airplane_rows), capacity))
         fleets.append(fleet)
     ds._small["airplane"] = airplane_rows
+    return fleets
 
-    # -- weekly schedules ------------------------------------------------------------
-    patterns: list[tuple[int, ...]] = [tuple(range(7)), (0, 1, 2, 3, 4)]
+
+_EVERY_DAY = tuple(range(7))
+_WEEKDAYS = (0, 1, 2, 3, 4)
+
+
+def _plan_schedules(
+    ds: Dataset,
+    rng: random.Random,
+    schedules_per_airline: list[int],
+    airline_base: list[int],
+    fleets: list[list[tuple[int, int]]],
+    weights: _Weights,
+    pick_airport: Callable[[], int],
+) -> None:
+    """The weekly schedules: routes from each airline's base and between popular airports."""
+    airports = ds._airports
+    airline_rows = ds._small["airline"]
     schedule_rows: list[Row] = []
     for airline, count in enumerate(schedules_per_airline, start=1):
         numbers = rng.sample(range(100, 10000), count)
@@ -546,32 +602,33 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
             duration = min(18 * 60, max(40, int(km / 13.5) + 35))
             roll = rng.random()
             if roll < 0.5:
-                days = patterns[0]
+                days = _EVERY_DAY
             elif roll < 0.8:
-                days = patterns[1]
+                days = _WEEKDAYS
             else:
                 days = tuple(sorted(rng.sample(range(7), rng.randint(2, 4))))
             plane, capacity = rng.choice(fleets[airline - 1])
             dep_min = rng.randrange(5 * 60, 23 * 60, 5)
             arr_min = (dep_min + duration) % (24 * 60)
             flightno = f"{airline_rows[airline - 1][1]}{number}"
-            popularity = (ap_weight[src] * ap_weight[dst]) ** 0.35 * airline_weight[
-                airline - 1
-            ] ** 0.3
-            sched = _Schedule(
-                flightno,
-                origin.id,
-                dest.id,
-                dep_min,
-                duration,
-                airline,
-                days,
-                plane,
-                capacity,
-                km,
-                popularity,
+            popularity = (weights.airports[src] * weights.airports[dst]) ** 0.35 * (
+                weights.airlines[airline - 1] ** 0.3
             )
-            ds._schedules.append(sched)
+            ds._schedules.append(
+                _Schedule(
+                    flightno,
+                    origin.id,
+                    dest.id,
+                    dep_min,
+                    duration,
+                    airline,
+                    days,
+                    plane,
+                    capacity,
+                    km,
+                    popularity,
+                )
+            )
             schedule_rows.append(
                 (
                     flightno,
@@ -585,7 +642,10 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
             )
     ds._small["flightschedule"] = schedule_rows
 
-    # -- flights (planned here, rows streamed later) and bookings per flight ------
+
+def _plan_flights(ds: Dataset, rng: random.Random) -> None:
+    """Flights (planned here, rows streamed later) and how many bookings each gets."""
+    scale = ds.scale
     weights: list[float] = []
     for day in range(scale.days):
         weekday = (START_DATE + dt.timedelta(days=day)).weekday()
@@ -603,7 +663,10 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
     ds.counts["booking"] = sum(ds._per_flight)
     ds.counts["flight_log"] = -1  # not known until streamed
 
-    # -- airport_reachable: hops from the first hub over the schedule graph --------
+
+def _plan_reachable(ds: Dataset) -> None:
+    """airport_reachable: hops from the first hub over the schedule graph."""
+    airports = ds._airports
     graph: dict[int, set[int]] = {}
     for s in ds._schedules:
         graph.setdefault(s.src, set()).add(s.dst)
@@ -617,7 +680,11 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
                 queue.append(there)
     ds._small["airport_reachable"] = sorted(hops.items())
 
-    # -- passengers: frequent flyers first in a Zipf-like distribution ------------
+
+def _plan_passengers(ds: Dataset, rng: random.Random, pick_airport: Callable[[], int]) -> None:
+    """Passengers and their details: frequent flyers first in a Zipf-like distribution."""
+    scale = ds.scale
+    airports = ds._airports
     passports = rng.sample(range(10**8), scale.passengers)
     passenger_rows: list[Row] = []
     detail_rows: list[Row] = []
@@ -643,13 +710,16 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
     ds._small["passengerdetails"] = detail_rows
     ds._pax_cum = list(accumulate(_zipf(scale.passengers, 1.0, offset=scale.passengers // 12)))
 
-    # -- employees and weather -------------------------------------------------------
+
+def _plan_employees(ds: Dataset, rng: random.Random) -> None:
+    """Employees of the first hub, with a login and a password hash."""
+    home = ds._airports[0]
     employee_rows: list[Row] = []
-    for eid in range(1, scale.employees + 1):
+    for eid in range(1, ds.scale.employees + 1):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         born = dt.date(1960, 1, 1) + dt.timedelta(days=rng.randrange(365 * 40))
         username = f"{first[0]}{last}{eid}".lower()[:20]
-        secret = hashlib.md5(f"{seed}:{eid}".encode(), usedforsecurity=False).hexdigest()
+        secret = hashlib.md5(f"{ds.seed}:{eid}".encode(), usedforsecurity=False).hexdigest()
         employee_rows.append(
             (
                 eid,
@@ -658,9 +728,9 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
                 born,
                 rng.choice("MF"),
                 f"{rng.choice(STREETS)} {rng.randint(1, 99)}",
-                airports[0].city or airports[0].name,
+                home.city or home.name,
                 rng.randint(1000, 32000),
-                airports[0].country,
+                home.country,
                 f"{username}@flughafen.example",
                 f"+{rng.randint(10**9, 10**10 - 1)}",
                 f"{rng.uniform(1800, 9000):.2f}",
@@ -670,11 +740,15 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
             )
         )
     ds._small["employee"] = employee_rows
+
+
+def _plan_weather(ds: Dataset, rng: random.Random) -> None:
+    """Hourly weather at each station, every day of the dataset."""
     weather_rows: list[Row] = []
-    for day in range(scale.days):
+    for day in range(ds.scale.days):
         date = START_DATE + dt.timedelta(days=day)
         for hour in range(24):
-            for station in range(1, scale.weather_stations + 1):
+            for station in range(1, ds.scale.weather_stations + 1):
                 temp = 12 + 10 * math.sin(2 * math.pi * (hour - 9) / 24) + rng.uniform(-4, 4)
                 weather_rows.append(
                     (
@@ -690,6 +764,3 @@ def generate(scale_name: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Datas
                     )
                 )
     ds._small["weatherdata"] = weather_rows
-    for table, rows in ds._small.items():
-        ds.counts[table] = len(rows)
-    return ds

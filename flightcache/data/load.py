@@ -35,7 +35,7 @@ from flightcache.data.tables import COLUMNS, IDENTITY, LOAD_ORDER, META_TABLE, O
 from flightcache.db import Database
 from flightcache.errors import DataError
 
-Progress = Callable[[str, int, int | None], None]
+LoadProgress = Callable[[str, int, int | None], None]
 """progress(table, rows done so far, rows expected or None)."""
 
 
@@ -220,7 +220,7 @@ def load_tables(
     sources: Iterable[tuple[str, Sequence[str], Iterable[Sequence[Any]], int | None]],
     *,
     meta: dict[str, object],
-    progress: Progress | None = None,
+    progress: LoadProgress | None = None,
 ) -> LoadReport:
     """Empty the FlughafenDB tables and fill them from ``sources``, bookkept in meta.
 
@@ -340,7 +340,7 @@ def load_generated(
     *,
     replace: bool = False,
     force: bool = False,
-    progress: Progress | None = None,
+    progress: LoadProgress | None = None,
 ) -> LoadReport:
     """Generate a dataset and load it; see the module docstring for the guarantees."""
     from flightcache.data.generate import generate

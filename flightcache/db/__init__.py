@@ -8,33 +8,20 @@ driver exception. SQL takes ``%(name)s`` parameters on both.
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from flightcache.config import DbUrl
+from flightcache.db.base import (
+    Limits,
+    Params,
+    Point,
+    QueryResult,
+    chunked,
+    text_field,
+)
 from flightcache.sqlfiles import Dialect
-
-Params = Mapping[str, Any] | Sequence[Any] | None
-
-
-class Point(NamedTuple):
-    """A geographic point as FlughafenDB stores it: x is longitude, y latitude."""
-
-    lon: float
-    lat: float
-
-
-@dataclass
-class QueryResult:
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
-    rowcount: int = 0
-    elapsed_ns: int = 0
-    notices: list[str] = field(default_factory=list)
 
 
 class Database(Protocol):
@@ -73,20 +60,6 @@ class Database(Protocol):
     def bulk_session(self) -> AbstractContextManager[None]: ...
 
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How long a connection waits, in seconds; None: no limit.
-
-    Every connection has a connect timeout and a read timeout. Every connection
-    but the data loader's has a statement timeout too, so that a demo or check
-    never hangs on a query: the server cuts it and flightcache says so.
-    """
-
-    connect: float
-    read: float | None
-    statement: float | None
 
 
 LOADER_READ_TIMEOUT = 3600.0
@@ -145,32 +118,15 @@ def drop_database(url: DbUrl) -> None:
         drop_pg(url)
 
 
-def text_field(value: Any) -> str | None:
-    """A value as plain text for a bulk loader; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, (int, str)):
-        return str(value)
-    if isinstance(value, (float, decimal.Decimal)):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        seconds = int(value.total_seconds())
-        return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-    return str(value)
-
-
-def chunked(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
-    batch: list[Sequence[Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+__all__ = [
+    "Database",
+    "Limits",
+    "Params",
+    "Point",
+    "QueryResult",
+    "chunked",
+    "connect",
+    "drop_database",
+    "limits",
+    "text_field",
+]

@@ -14,7 +14,7 @@ import pymysql.charset
 import pymysql.cursors
 
 from flightcache.config import DbUrl, mysql_ssl_mode, parse_bool, scrub
-from flightcache.db import Limits, Params, Point, QueryResult, chunked, text_field
+from flightcache.db.base import Limits, Params, Point, QueryResult, chunked, text_field
 from flightcache.errors import (
     ConfigError,
     ConnectionFailed,

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from flightcache.config import DbUrl, scrub
-from flightcache.db import Limits, Params, Point, QueryResult
+from flightcache.db.base import Limits, Params, Point, QueryResult
 from flightcache.errors import (
     ConfigError,
     ConnectionFailed,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flightcache.catalogue import Query
     from flightcache.demos.base import DemoContext, Record, Table
+    from flightcache.named_queries import Query
     from flightcache.patterns.cache_aside import CacheAside, Lookup
 
 TTL_MIN = 1  # seconds
@@ -35,7 +35,7 @@ Reads = list[tuple[str, "Lookup"]]  # each read with its label
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
     """Miss, database, SET with TTL, hit; expiry; Valkey down; then the timings."""
-    from flightcache.catalogue import bind, get
+    from flightcache.named_queries import bind, get
     from flightcache.patterns.cache_aside import CacheAside
 
     options: Options = ctx.options

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from flightcache.errors import DataError
 
 if TYPE_CHECKING:
-    from flightcache.catalogue import Query
     from flightcache.demos.base import DemoContext, Record
     from flightcache.keys import Keys
+    from flightcache.named_queries import Query
     from flightcache.patterns.cache_aside import CacheAside, Lookup
     from flightcache.patterns.eviction import MemoryLimits
     from flightcache.patterns.memory_pressure import SlowLog
@@ -218,7 +218,7 @@ class Pressure:
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
     """INFO memory; fill to the limit under noeviction, then under three policies; SLOWLOG."""
-    from flightcache.catalogue import bind, get
+    from flightcache.named_queries import bind, get
     from flightcache.patterns.cache_aside import CacheAside
     from flightcache.patterns.eviction import MemoryLimits, limits_for
     from flightcache.valkey_client import primaries

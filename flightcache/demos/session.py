@@ -149,8 +149,8 @@ def _validate(ctx: DemoContext, visit: _Visit) -> Step:
 
 
 def _booking(ctx: DemoContext, visit: _Visit) -> Step:
-    from flightcache.catalogue import bind
-    from flightcache.catalogue import get as get_query
+    from flightcache.named_queries import bind
+    from flightcache.named_queries import get as get_query
 
     with ctx.step(
         "Booking flow: search flights, select one",

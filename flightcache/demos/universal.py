@@ -145,8 +145,8 @@ def summary(value: Any, keys: Sequence[str] = ()) -> str:
 
 def _route(ctx: DemoContext) -> dict[str, Any]:
     """Route, day and flight from the options, defaults from the data; checked."""
-    from flightcache.catalogue import bind
-    from flightcache.catalogue import get as get_query
+    from flightcache.named_queries import bind
+    from flightcache.named_queries import get as get_query
     from flightcache.patterns.universal_origins import airport_coords
 
     options: Options = ctx.options

@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from flightcache.errors import FlightcacheError, UsageError
+from flightcache.resources import resource_dir
 
 
 @dataclass(frozen=True)
@@ -90,16 +91,7 @@ def get(name: str) -> Exercise:
 
 @cache
 def files_root() -> Path:
-    packaged = Path(__file__).parent / "files"
-    if packaged.is_dir():
-        return packaged
-    checkout = Path(__file__).parent.parent.parent / "workshop" / "exercises"
-    if checkout.is_dir():
-        return checkout
-    raise FlightcacheError(
-        "flightcache's exercise files are missing from this installation",
-        hint="reinstall flightcache",
-    )
+    return resource_dir("exercises/files", "workshop/exercises", what="exercise files")
 
 
 def starter_path(exercise: Exercise) -> Path:

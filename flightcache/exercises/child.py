@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from flightcache.errors import FlightcacheError, QueryError
+from flightcache.errors import ExitCode, FlightcacheError, QueryError
 
 HANDLE = "$handle"
 
@@ -74,7 +74,7 @@ def start_watchdog(watch_fd: int) -> None:
             pass
     finally:
         os.killpg(os.getpgid(0), signal.SIGKILL)
-        os._exit(0)
+        os._exit(ExitCode.OK)
 
 
 def _tasks_of(uid: int) -> int:
@@ -138,7 +138,7 @@ class RemoteDb:
         _emit(self._events, event="db", op=op, sql=sql, params=params)
         line = self._requests.readline()
         if not line:
-            raise SystemExit(0)  # the parent is gone
+            raise SystemExit(ExitCode.OK)  # the parent is gone
         reply = json.loads(line)
         error = reply.get("error")
         if error is None:
@@ -258,7 +258,7 @@ def main() -> int:
                 )
         finally:
             faulthandler.cancel_dump_traceback_later()
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ Status = Literal["not started", "started", "passed"]
 
 
 @dataclass
-class Entry:
+class ExerciseEntry:
     file: str
     started: str
     last_check: str = ""  # "3/5 passed"
@@ -39,23 +39,25 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-class Progress:
+class ExerciseProgress:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / FILENAME
-        self.entries: dict[str, Entry] = self._read()
+        self.entries: dict[str, ExerciseEntry] = self._read()
 
-    def _read(self) -> dict[str, Entry]:
+    def _read(self) -> dict[str, ExerciseEntry]:
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
         if not isinstance(raw, dict):
             return {}
-        out: dict[str, Entry] = {}
+        out: dict[str, ExerciseEntry] = {}
         for name, fields in raw.get("exercises", {}).items():
             if isinstance(fields, dict) and isinstance(fields.get("file"), str):
-                known = {k: str(v) for k, v in fields.items() if k in Entry.__dataclass_fields__}
-                out[str(name)] = Entry(**known)
+                known = {
+                    k: str(v) for k, v in fields.items() if k in ExerciseEntry.__dataclass_fields__
+                }
+                out[str(name)] = ExerciseEntry(**known)
         return out
 
     def status(self, name: str) -> Status:
@@ -63,11 +65,11 @@ class Progress:
         return entry.status if entry else "not started"
 
     def started(self, name: str, file: Path) -> None:
-        self.entries[name] = Entry(file=str(file), started=_now())
+        self.entries[name] = ExerciseEntry(file=str(file), started=_now())
         self.save()
 
     def checked(self, name: str, file: Path, passed: int, total: int) -> None:
-        entry = self.entries.get(name) or Entry(file=str(file), started=_now())
+        entry = self.entries.get(name) or ExerciseEntry(file=str(file), started=_now())
         entry.file = str(file)
         entry.checked = _now()
         entry.last_check = f"{passed}/{total} passed"

@@ -115,7 +115,7 @@ class CheckResult:
 
 
 @dataclass
-class Report:
+class ExerciseReport:
     exercise: str
     file: Path
     prefix: str
@@ -159,14 +159,14 @@ def run(
     timeout: float = 10.0,
     use_acl: bool = True,
     state_dir: Path | None = None,
-) -> Report:
+) -> ExerciseReport:
     """Run every check of ``exercise`` on the learner's ``file``."""
     file = file.resolve()
     checks = list(CHECKS[exercise.name])
     run_id = secrets.token_hex(4)
     base = Keys(key_prefix).scope("exercise")
     keys = base.scope(f"{exercise.name}:{run_id}")
-    report = Report(exercise.name, file, keys.prefix, "none")
+    report = ExerciseReport(exercise.name, file, keys.prefix, "none")
     failed_compile = _compile(file, checks)
     if failed_compile:
         report.results = failed_compile

@@ -17,12 +17,12 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import valkey.exceptions
 
 from flightcache.errors import FlightcacheError
+from flightcache.resources import resource_dir
 from flightcache.valkey_client import primaries
 
 
@@ -58,7 +58,7 @@ class LuaScript:
 def script(name: str) -> LuaScript:
     """The script ``flightcache/lua/<name>.lua``, read once."""
     try:
-        source = resources.files(__name__).joinpath(f"{name}.lua").read_text("utf-8")
+        source = (resource_dir("lua") / f"{name}.lua").read_text("utf-8")
     except FileNotFoundError:
         raise FlightcacheError(
             f"flightcache's Lua script {name}.lua is missing from this installation",
@@ -71,6 +71,6 @@ def names() -> list[str]:
     """Every script the package ships, by name."""
     return sorted(
         entry.name.removesuffix(".lua")
-        for entry in resources.files(__name__).iterdir()
+        for entry in resource_dir("lua").iterdir()
         if entry.name.endswith(".lua")
     )

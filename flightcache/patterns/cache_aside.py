@@ -25,9 +25,9 @@ from typing import Any
 
 import valkey.exceptions
 
-from flightcache.catalogue import Query
 from flightcache.db import Database
 from flightcache.keys import Keys
+from flightcache.named_queries import Query
 from flightcache.patterns.common import first_line
 
 UNAVAILABLE = (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError)

@@ -14,9 +14,9 @@ import argparse
 from typing import Any
 
 from figures.shared import KEY_PREFIX, Figure, Setup
-from flightcache.catalogue import bind, get
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
+from flightcache.named_queries import bind, get
 from flightcache.patterns.cache_aside import CacheAside
 from flightcache.valkey_client import close, parser_name
 from flightcache.valkey_client import connect as valkey_connect

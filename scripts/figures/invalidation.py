@@ -23,11 +23,11 @@ import time
 from typing import Any
 
 from figures.shared import KEY_PREFIX, Figure, Setup
-from flightcache.catalogue import bind, get
 from flightcache.demos.invalidation import Scene
 from flightcache.demos.memory_pressure import Filler, FillResult, kept_and_median_ttl
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare, percentile
+from flightcache.named_queries import bind, get
 from flightcache.patterns.cache_aside import CacheAside
 from flightcache.patterns.eviction import MemoryLimits, mib, parse_size, total
 from flightcache.patterns.invalidation import Invalidator, TaggedCache, bookings_of

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from typing import Any
 
 from figures.shared import KEY_PREFIX, Figure, Setup
-from flightcache.catalogue import bind, get
 from flightcache.db import Database
 from flightcache.fakeapi import ApiSnapshot, FakeApi
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
+from flightcache.named_queries import bind, get
 from flightcache.patterns.universal import UniversalCache
 from flightcache.patterns.universal_origins import (
     DISTANCE,

@@ -1,4 +1,4 @@
-"""The catalogue of expensive FlughafenDB queries that Module 1 caches.
+"""The named queries Module 1 caches: expensive FlughafenDB queries and their parameters.
 
 Each entry names a query of ``sql/<dialect>/queries.sql`` and its parameters.
 Parameters arrive as text (``origin=FRA``) and are checked and converted here;
@@ -39,7 +39,7 @@ class Query:
         return query(dialect, self.name)
 
 
-CATALOGUE: dict[str, Query] = {
+NAMED_QUERIES: dict[str, Query] = {
     q.name: q
     for q in (
         Query(
@@ -74,11 +74,11 @@ CATALOGUE: dict[str, Query] = {
 
 def get(name: str) -> Query:
     try:
-        return CATALOGUE[name]
+        return NAMED_QUERIES[name]
     except KeyError:
         raise UsageError(
             f"no query named {name!r}",
-            hint="`flightcache query list` shows them: " + ", ".join(CATALOGUE),
+            hint="`flightcache query list` shows them: " + ", ".join(NAMED_QUERIES),
         ) from None
 
 
