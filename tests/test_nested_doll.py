@@ -13,7 +13,8 @@ from flightcache.config import DbUrl
 from flightcache.demos.nested_doll import default_flight, require_flight, some_passenger
 from flightcache.errors import DataError
 from flightcache.keys import Keys
-from flightcache.patterns.nested_doll import LAYERS, NestedDoll
+from flightcache.patterns.nested_doll import NestedDoll
+from flightcache.patterns.nested_doll_layers import LAYERS
 from tests.conftest import json_of, keys_left, server_args
 
 SLACK_MS = 10_000  # how much a layer may have aged during a test

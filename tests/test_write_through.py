@@ -17,7 +17,8 @@ from flightcache.demos.write_through import (
 )
 from flightcache.errors import DataError
 from flightcache.keys import Keys
-from flightcache.patterns.write_through import NAME_MAX, WriteThrough, check_name
+from flightcache.patterns.write_through import WriteThrough
+from flightcache.patterns.write_through_airline import NAME_MAX, check_name, read_airline
 from tests.conftest import json_of, keys_left, server_args
 
 
@@ -31,7 +32,7 @@ def keys(valkey_client: Any, key_prefix: str) -> Iterator[Keys]:
 
 
 def _top_airline(pattern: WriteThrough) -> int:
-    routes, _ = pattern.route_analysis()
+    routes, _ = pattern.results.route_analysis()
     return int(find_airline(pattern, routes[0]["airline_code"])["airline_id"])
 
 
@@ -40,20 +41,20 @@ def _warm(pattern: WriteThrough) -> tuple[int, str, list[str]]:
     airline_id = _top_airline(pattern)
     row, hit = pattern.airline(airline_id)
     assert not hit
-    pattern.airline_detail(airline_id)
-    tagged = pattern.tagged(airline_id)
+    pattern.results.airline_detail(airline_id)
+    tagged = pattern.results.tagged(airline_id)
     assert len(tagged) == 2  # the route analysis and the detail
     return airline_id, row["airlinename"], tagged
 
 
 def _db_name(pattern: WriteThrough, airline_id: int) -> str:
-    return pattern.read_row(airline_id)["airlinename"]
+    return read_airline(pattern.db, airline_id)["airlinename"]
 
 
 def test_read_after_write_is_fresh(loaded: Any, valkey_client: Any, keys: Keys) -> None:
     pattern = WriteThrough(loaded, valkey_client, keys)
     airline_id, old, tagged = _warm(pattern)
-    assert pattern.airline(airline_id) == ({**pattern.read_row(airline_id)}, True)
+    assert pattern.airline(airline_id) == ({**read_airline(pattern.db, airline_id)}, True)
 
     report = pattern.update_name(airline_id, "Fresh Air")
     assert report.committed and report.cache_written and report.attempts == 1
@@ -62,13 +63,14 @@ def test_read_after_write_is_fresh(loaded: Any, valkey_client: Any, keys: Keys) 
 
     row, hit = pattern.airline(airline_id)
     assert hit and row["airlinename"] == "Fresh Air"  # written through, not reloaded
-    detail, hit = pattern.airline_detail(airline_id)
+    detail, hit = pattern.results.airline_detail(airline_id)
     assert not hit and detail[0]["airlinename"] == "Fresh Air"
-    routes, hit = pattern.route_analysis()
+    routes, hit = pattern.results.route_analysis()
     assert not hit
     assert "Fresh Air" in [r["airline_name"] for r in routes]
     assert old not in [r["airline_name"] for r in routes]
-    assert sorted(pattern.tagged(airline_id)) == sorted(tagged)  # registered again on refill
+    # registered again on refill
+    assert sorted(pattern.results.tagged(airline_id)) == sorted(tagged)
 
 
 def test_failed_database_write_leaves_no_stale_copy(
@@ -88,7 +90,7 @@ def test_failed_database_write_leaves_no_stale_copy(
     assert all(name in (None, old) for name in copies.values()), copies
     row, hit = pattern.airline(airline_id)
     assert not hit and row["airlinename"] == old  # deleted before the failed COMMIT
-    routes, _ = pattern.route_analysis()
+    routes, _ = pattern.results.route_analysis()
     assert "Never Committed" not in [r["airline_name"] for r in routes]
 
 
@@ -124,7 +126,7 @@ def test_failed_cache_write_after_commit_leaves_no_stale_copy(
     assert pattern.repairs == {}
     row, hit = pattern.airline(airline_id)
     assert hit and row["airlinename"] == "Committed Anyway"
-    routes, _ = pattern.route_analysis()
+    routes, _ = pattern.results.route_analysis()
     assert old not in [r["airline_name"] for r in routes]
 
 
@@ -142,7 +144,7 @@ def test_reader_between_invalidation_and_commit_is_undone(
 
     def read_old_copies() -> None:
         assert reader.airline(airline_id)[0]["airlinename"] == old
-        assert not reader.route_analysis()[1]  # rebuilt from the committed, old data
+        assert not reader.results.route_analysis()[1]  # rebuilt from the committed, old data
 
     try:
         pattern.update_name(airline_id, "After The Race", inside_transaction=read_old_copies)
@@ -150,7 +152,7 @@ def test_reader_between_invalidation_and_commit_is_undone(
         other.close()
     row, hit = pattern.airline(airline_id)
     assert hit and row["airlinename"] == "After The Race"
-    routes, hit = pattern.route_analysis()
+    routes, hit = pattern.results.route_analysis()
     assert not hit and old not in [r["airline_name"] for r in routes]
 
 

@@ -407,14 +407,19 @@ def cache_aside(env: Env) -> Workload:
     "write-through",
     title="Write-through (airlines)",
     about="a read is one airline row: SELECT vs WriteThrough.airline (HGETALL); a write"
-    " renames it: plain_update (UPDATE, COMMIT) vs update_name (UPDATE, invalidate,"
+    " renames it: rename_in_database (UPDATE, COMMIT) vs update_name (UPDATE, invalidate,"
     " COMMIT, HSET). Names alternate and are restored at the end",
     contender="write-through",
     writes=True,
     read_ratio=0.9,
 )
 def write_through(env: Env) -> Workload:
-    from flightcache.patterns.write_through import WriteThrough, renamed
+    from flightcache.patterns.write_through import WriteThrough
+    from flightcache.patterns.write_through_airline import (
+        read_airline,
+        rename_in_database,
+        renamed,
+    )
 
     pattern = WriteThrough(env.db, env.valkey, env.keys)
     found = _keyspace(env.rows("bench_airline_ids", limit=1000), "airlines")
@@ -424,7 +429,7 @@ def write_through(env: Env) -> Workload:
 
     def restore() -> None:
         for airline_id, name in airlines:
-            pattern.plain_update(airline_id, name)
+            rename_in_database(env.db, airline_id, name)
 
     if env.main:
         env.on_teardown(_settle(env, "airline"))  # teardowns run last first: after restore
@@ -434,10 +439,10 @@ def write_through(env: Env) -> Workload:
     turn = itertools.count()
 
     def sql_read(i: int) -> None:
-        pattern.read_row(airlines[i][0])
+        read_airline(env.db, airlines[i][0])
 
     def sql_write(i: int) -> None:
-        pattern.plain_update(airlines[i][0], names[i][next(turn) & 1])
+        rename_in_database(env.db, airlines[i][0], names[i][next(turn) & 1])
 
     def cached_write(i: int) -> None:
         pattern.update_name(airlines[i][0], names[i][next(turn) & 1])

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flightcache.demos.base import DemoContext, Record, Table, Timing
-    from flightcache.patterns.nested_doll import Layer, LayerRead, NestedDoll, View
+    from flightcache.patterns.nested_doll import NestedDoll
+    from flightcache.patterns.nested_doll_layers import Layer, LayerRead, View
 
 AGE_S = 1.0  # the pause before the booking, in seconds
 FLIGHT_MIN = 1  # the smallest flight_id
@@ -143,7 +144,7 @@ def _layers_table(
     doll: NestedDoll, flight_id: int, composes: Composes, schedule: dict[str, str]
 ) -> Table:
     from flightcache.demos.base import Table
-    from flightcache.patterns.nested_doll import LAYERS
+    from flightcache.patterns.nested_doll_layers import LAYERS
 
     return Table(
         f"layers of flight {flight_id} in each compose (remaining TTL)",
@@ -169,7 +170,7 @@ def _layers_table(
 
 
 def _timings(ctx: DemoContext, doll: NestedDoll, flight_id: int) -> Timing:
-    from flightcache.patterns.nested_doll import LAYERS
+    from flightcache.patterns.nested_doll_layers import LAYERS
 
     doll.compose(flight_id)  # every layer present before the timed runs
     queries = doll.queries
@@ -254,7 +255,7 @@ def _ttl_class(layer: Layer) -> str:
 
 
 def _layer_dict(read: LayerRead) -> dict[str, Any]:
-    from flightcache.patterns.nested_doll import BY_NAME
+    from flightcache.patterns.nested_doll_layers import BY_NAME
 
     return {
         "layer": read.layer,

@@ -43,7 +43,8 @@ class Renames:
 
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
-    from flightcache.patterns.write_through import WriteThrough, check_name, renamed
+    from flightcache.patterns.write_through import WriteThrough
+    from flightcache.patterns.write_through_airline import check_name, renamed
 
     options: Options = ctx.options
     pattern = WriteThrough(ctx.db, ctx.valkey, ctx.keys, pipeline=ctx.tracer.pipeline)
@@ -85,7 +86,7 @@ def _warm_routes(
         "001's expensive query, cached as JSON for an hour; every airline it lists"
         " gets the key in its tag set (SADD), before the value is SET",
     ) as step:
-        routes, step.hit = pattern.route_analysis()
+        routes, step.hit = pattern.results.route_analysis()
         if airline is None:
             airline = find_airline(pattern, str(routes[0]["airline_code"]) if routes else "1")
         step.rows = len(routes)
@@ -100,7 +101,7 @@ def _warm_airline(ctx: DemoContext, pattern: WriteThrough, names: Renames) -> It
         "the row as a hash (HSET, EXPIRE); the detail query as JSON, tagged with the airline",
     ) as step:
         row, hit_row = pattern.airline(names.airline_id)
-        _, hit_detail = pattern.airline_detail(names.airline_id)
+        _, hit_detail = pattern.results.airline_detail(names.airline_id)
         step.hit = hit_row and hit_detail
         step.outcome = f"miss, now cached: {names.code} is {row['airlinename']!r}"
     yield step
@@ -115,8 +116,8 @@ def _read_cached(
         f"SMEMBERS shows what a change of {code} must invalidate",
     ) as step:
         row, hit_row = pattern.airline(names.airline_id)
-        routes, hit_routes = pattern.route_analysis()
-        tagged = pattern.tagged(names.airline_id)
+        routes, hit_routes = pattern.results.route_analysis()
+        tagged = pattern.results.tagged(names.airline_id)
         step.hit = hit_row and hit_routes
         step.data = {"name": row["airlinename"], "tagged": tagged}
         step.outcome = (
@@ -148,8 +149,8 @@ def _read_after_write(ctx: DemoContext, pattern: WriteThrough, names: Renames) -
         "the hash was written through (hit); the tagged results were deleted and are rebuilt",
     ) as step:
         row, hit_row = pattern.airline(names.airline_id)
-        detail, hit_detail = pattern.airline_detail(names.airline_id)
-        routes, hit_routes = pattern.route_analysis()
+        detail, hit_detail = pattern.results.airline_detail(names.airline_id)
+        routes, hit_routes = pattern.results.route_analysis()
         step.data = {
             "name": row["airlinename"],
             "detail_name": detail[0]["airlinename"] if detail else None,
@@ -166,6 +167,8 @@ def _read_after_write(ctx: DemoContext, pattern: WriteThrough, names: Renames) -
 def _database_fails(
     ctx: DemoContext, pattern: WriteThrough, names: Renames, tagged: list[str]
 ) -> Iterator[Record]:
+    from flightcache.patterns.write_through_airline import read_airline
+
     def fail() -> None:
         raise InjectedFault("injected: the database write fails just before COMMIT")
 
@@ -179,7 +182,7 @@ def _database_fails(
         except InjectedFault as exc:
             step.fails_on_purpose()
             step.data["error"] = exc.message
-        stored = pattern.read_row(names.airline_id)["airlinename"]
+        stored = read_airline(pattern.db, names.airline_id)["airlinename"]
         copies = cached_names(pattern, names.airline_id, tagged)
         step.data.update(database_name=stored, cached_names=copies)
         step.outcome = f"rolled back: the database keeps {stored!r}; " + _verdict(
@@ -196,7 +199,7 @@ def _read_after_database_fault(
         "the copies were deleted before the failed COMMIT: misses load the committed name",
     ) as step:
         row, step.hit = pattern.airline(names.airline_id)
-        routes, _ = pattern.route_analysis()
+        routes, _ = pattern.results.route_analysis()
         step.data = {"name": row["airlinename"]}
         step.outcome = (
             f"{'hit' if step.hit else 'miss'}: {row['airlinename']!r};"
@@ -208,6 +211,8 @@ def _read_after_database_fault(
 def _cache_fails(
     ctx: DemoContext, pattern: WriteThrough, names: Renames, tagged: list[str]
 ) -> Iterator[Record]:
+    from flightcache.patterns.write_through_airline import read_airline
+
     broken, address = unreachable_client()
     ctx.tracer.instrument(broken)
     ctx.on_exit(broken.close)
@@ -220,7 +225,7 @@ def _cache_fails(
         report = pattern.update_name(names.airline_id, names.late, cache=broken)
         if report.error:
             step.fails_on_purpose()
-        stored = pattern.read_row(names.airline_id)["airlinename"]
+        stored = read_airline(pattern.db, names.airline_id)["airlinename"]
         copies = cached_names(pattern, names.airline_id, tagged)
         step.data = {
             **_report(report),
@@ -243,7 +248,7 @@ def _read_after_cache_fault(
         "the airline is recorded for repair: the read skips Valkey and writes the row through",
     ) as step:
         row, step.hit = pattern.airline(names.airline_id)
-        routes, _ = pattern.route_analysis()
+        routes, _ = pattern.results.route_analysis()
         again, hit_again = pattern.airline(names.airline_id)
         step.data = {"name": row["airlinename"], "repairs": dict(pattern.repairs)}
         step.outcome = (
@@ -255,11 +260,13 @@ def _read_after_cache_fault(
 
 
 def _timings(ctx: DemoContext, pattern: WriteThrough, names: Renames) -> Iterator[Record]:
+    from flightcache.patterns.write_through_airline import read_airline, rename_in_database
+
     airline_id = names.airline_id
     yield ctx.compare(
         "write: database only vs write-through",
         {
-            "database only": lambda: pattern.plain_update(airline_id, names.new),
+            "database only": lambda: rename_in_database(pattern.db, airline_id, names.new),
             "write-through": lambda: pattern.update_name(airline_id, names.new),
         },
         note="write-through = the same transaction + DEL/SMEMBERS before COMMIT"
@@ -268,7 +275,7 @@ def _timings(ctx: DemoContext, pattern: WriteThrough, names: Renames) -> Iterato
     yield ctx.compare(
         "read after the write: database vs cache hit",
         {
-            "database": lambda: pattern.read_row(airline_id),
+            "database": lambda: read_airline(pattern.db, airline_id),
             "cache hit": lambda: pattern.airline(airline_id),
         },
         note="database = SELECT the airline row; cache hit = HGETALL of the written-through hash",
@@ -294,7 +301,7 @@ def _names_table(names: Renames) -> Table:
 def find_airline(pattern: WriteThrough, code_or_id: str) -> dict[str, str]:
     """The airline a person named by IATA code or id; DataError when none matches."""
     from flightcache.errors import DataError
-    from flightcache.patterns.write_through import row_dict
+    from flightcache.patterns.write_through_airline import row_dict
     from flightcache.sqlfiles import query
 
     dialect = pattern.db.dialect
@@ -322,8 +329,10 @@ def cached_names(pattern: WriteThrough, airline_id: int, keys: list[str]) -> dic
     """
     import json
 
+    from flightcache.patterns.write_through_airline import read_airline
+
     hash_key = pattern.keys.airline(airline_id)
-    code = pattern.read_row(airline_id)["iata"]
+    code = read_airline(pattern.db, airline_id)["iata"]
     pipe = pattern.pipeline(pattern.valkey)
     pipe.hget(hash_key, "airlinename")
     for key in keys:
@@ -389,7 +398,9 @@ def _restore(pattern: WriteThrough, airline_id: int, name: str) -> None:
     """Put the original name back, through the cache when Valkey lets us."""
     import valkey.exceptions
 
+    from flightcache.patterns.write_through_airline import rename_in_database
+
     try:
         pattern.update_name(airline_id, name)
     except (valkey.exceptions.ValkeyError, FlightcacheError):
-        pattern.plain_update(airline_id, name)
+        rename_in_database(pattern.db, airline_id, name)

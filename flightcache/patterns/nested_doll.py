@@ -13,107 +13,25 @@ seats layer; aircraft, schedule and status keep their values and their TTLs.
 Failure mode: the layers of one view are of different ages by design, a status
 30 s old beside a seat count 5 min old; each layer's TTL bounds how stale it can
 be. A layer that expires or is evicted costs one query, for that layer only.
+
+The layers themselves (TTL, query, key, value) are in
+:mod:`flightcache.patterns.nested_doll_layers`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flightcache.errors import DataError
 from flightcache.keys import Keys
 from flightcache.patterns.common import Pipeline, plain_pipeline
+from flightcache.patterns.nested_doll_layers import BY_NAME, LAYERS, LayerRead, Value, View
 from flightcache.sqlfiles import query
 
 if TYPE_CHECKING:
     from flightcache.db import Database
     from flightcache.trace import TracedDatabase
-
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One doll: its name, TTL class, the query that builds it and its key."""
-
-    name: str
-    ttl_s: int
-    volatility: str
-    query: str
-    key: Callable[[Keys, int], str]
-    is_hash: bool = True
-
-    @property
-    def ttl_ms(self) -> int:
-        return self.ttl_s * 1000
-
-
-LAYERS = (
-    Layer("aircraft", 86_400, "static", "flight_aircraft", Keys.flight_aircraft),
-    Layer("schedule", 21_600, "semi-static", "flight_schedule", Keys.flight_schedule),
-    Layer("seats", 300, "dynamic", "flight_seats", Keys.flight_seats),
-    Layer("status", 30, "real-time", "flight_status", Keys.flight_status, is_hash=False),
-)
-BY_NAME = {layer.name: layer for layer in LAYERS}
-
-Value = dict[str, str] | str
-
-
-@dataclass
-class LayerRead:
-    """One layer of one compose: hit or rebuilt, and its remaining TTL."""
-
-    layer: str
-    key: str
-    hit: bool
-    pttl_ms: int
-    value: Value
-
-
-@dataclass
-class View:
-    """A flight composed from its layers."""
-
-    flight_id: int
-    layers: list[LayerRead] = field(default_factory=list)
-
-    def value(self) -> dict[str, Value]:
-        return {read.layer: read.value for read in self.layers}
-
-    def hits(self) -> list[str]:
-        return [read.layer for read in self.layers if read.hit]
-
-    def misses(self) -> list[str]:
-        return [read.layer for read in self.layers if not read.hit]
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _status(row: dict[str, Any]) -> str:
-    """A status computed from the latest flight_log change: a delay, or on time."""
-    planned, logged = row.get("departure"), row.get("departure_new")
-    if isinstance(planned, dt.datetime) and isinstance(logged, dt.datetime) and logged != planned:
-        minutes = round((logged - planned).total_seconds() / 60)
-        return f"delayed {minutes} min" if minutes > 0 else f"early {-minutes} min"
-    return "on time"
-
-
-def _build(layer: Layer, row: dict[str, Any]) -> Value:
-    if layer.name == "status":
-        return _status(row)
-    if layer.name == "seats":
-        capacity, booked = row["capacity"], int(row["booked"] or 0)
-        available = "" if capacity is None else str(int(capacity) - booked)
-        return {"capacity": _text(capacity), "booked": str(booked), "available": available}
-    if layer.name == "schedule":
-        days = " ".join(day[:3].title() for day in WEEKDAYS if row.get(day))
-        row = {k: v for k, v in row.items() if k not in WEEKDAYS}
-        return {**{k: _text(v) for k, v in row.items()}, "days": days}
-    return {k: _text(v) for k, v in row.items()}
 
 
 class NestedDoll:
@@ -145,7 +63,7 @@ class NestedDoll:
         result = self.db.fetch(self._sql(BY_NAME[layer].query), {"flight_id": flight_id})
         if not result.rows:
             raise DataError(f"no flight with id {flight_id}")
-        return _build(BY_NAME[layer], dict(zip(result.columns, result.rows[0], strict=True)))
+        return BY_NAME[layer].from_row(dict(zip(result.columns, result.rows[0], strict=True)))
 
     def compose_from_db(self, flight_id: int) -> dict[str, Value]:
         """The whole view from the database: four queries, no cache."""
