@@ -20,7 +20,8 @@ from flightcache.commands._options import positive
 from flightcache.demos.leaderboard import Options
 
 if TYPE_CHECKING:
-    from flightcache.patterns.leaderboard import Leaderboards, RankedMember
+    from flightcache.patterns.leaderboard import RankedMember
+    from flightcache.patterns.leaderboard_sync import Leaderboards
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -47,7 +48,8 @@ def _boards(ctx: typer.Context) -> Iterator[Leaderboards]:
     """The persistent boards, with Valkey errors turned into one clear line."""
     import valkey.exceptions
 
-    from flightcache.patterns.leaderboard import Leaderboards, board_keys
+    from flightcache.patterns.leaderboard import board_keys
+    from flightcache.patterns.leaderboard_sync import Leaderboards
     from flightcache.valkey_client import close, wrap
 
     application = ctx.obj
