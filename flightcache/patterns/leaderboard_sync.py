@@ -66,7 +66,9 @@ class Booked:
 
 
 class Leaderboards(LeaderboardReads):
-    """Every board of one key scope, rebuilt from ``db``, read and written on ``valkey``."""
+    """Every board of one key scope, rebuilt from ``db``, read and written on ``valkey``:
+    the reads of :class:`LeaderboardReads`, plus the dataset's clock, the rebuild, the
+    write-through and the event stream that keep the boards in step with ``db``."""
 
     def __init__(self, db: Any, valkey: Any, keys: Keys, tracer: Any = None) -> None:
         super().__init__(valkey, keys, tracer)
