@@ -13,16 +13,14 @@ from flightcache.demos.leaderboard import agreement
 from flightcache.errors import DataError, UsageError
 from flightcache.keys import Keys
 from flightcache.patterns.leaderboard import (
-    ALL,
     BOARDS,
-    Leaderboards,
     check_n,
     check_score,
-    daily,
     definition,
-    parse_period,
     ranked_from_top,
 )
+from flightcache.patterns.leaderboard_periods import ALL, daily, parse_period
+from flightcache.patterns.leaderboard_sync import Leaderboards
 from tests.conftest import json_of, keys_left, server_args
 
 
@@ -315,7 +313,7 @@ def test_cli_book_write_through_and_stream(leaderboard_cli: Any, loaded: Any) ->
 
 
 def test_valkey_down_after_commit_says_the_booking_is_kept(loaded: Any, key_prefix: str) -> None:
-    from flightcache.patterns.leaderboard import BoardsMissed
+    from flightcache.patterns.leaderboard_sync import BoardsMissed
     from flightcache.valkey_client import unreachable
 
     boards = Leaderboards(loaded, unreachable(), Keys(key_prefix).scope("leaderboard"))

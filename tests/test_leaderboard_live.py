@@ -245,13 +245,14 @@ def test_bad_input_is_one_line(cli: Any, args: list[str], fragment: str) -> None
 
 
 def test_board_reads_survive_a_dropped_connection(valkey_client: Any, key_prefix: str) -> None:
-    from flightcache.patterns.leaderboard import ALL, Board
+    from flightcache.patterns.leaderboard import Board
+    from flightcache.patterns.leaderboard_periods import ALL
 
     board = Board(valkey_client, _keys(key_prefix), "bench")
     board.add_scores(ALL, [("a", 3), ("b", 5), ("a", 4)])
     assert board.top(ALL, 10) == [("a", 7.0), ("b", 5.0)]
     assert board.rank("b") == 1 and board.rank("nobody") is None
-    board._conn.disconnect()  # the pinned connection goes away under the board
+    board.connection._conn.disconnect()  # the pinned connection goes away under the board
     assert board.top(ALL, 1) == [("a", 7.0)]
     board.close()
     valkey_client.delete(board.key(ALL))

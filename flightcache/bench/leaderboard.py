@@ -30,7 +30,8 @@ import valkey.exceptions
 from flightcache.errors import DataError
 from flightcache.keys import Keys
 from flightcache.measure.zipf import zipf_cdf
-from flightcache.patterns.leaderboard import ALL, Board, Period, daily
+from flightcache.patterns.leaderboard import Board
+from flightcache.patterns.leaderboard_periods import ALL, Period, daily
 from flightcache.sqlfiles import query
 
 if TYPE_CHECKING:

@@ -296,7 +296,8 @@ BOARD_FLIGHTS = 200
     read_ratio=0.0,
 )
 def leaderboard(env: Env) -> Workload:
-    from flightcache.patterns.leaderboard import Leaderboards, daily
+    from flightcache.patterns.leaderboard_periods import daily
+    from flightcache.patterns.leaderboard_sync import Leaderboards
 
     boards = Leaderboards(env.db, env.valkey, env.keys)
     found = _keyspace(env.rows("bench_flights", limit=BOARD_FLIGHTS), "flights")

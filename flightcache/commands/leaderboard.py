@@ -20,7 +20,8 @@ from flightcache.commands._options import positive
 from flightcache.demos.leaderboard import Options
 
 if TYPE_CHECKING:
-    from flightcache.patterns.leaderboard import Leaderboards, RankedMember
+    from flightcache.patterns.leaderboard import RankedMember
+    from flightcache.patterns.leaderboard_sync import Leaderboards
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -46,7 +47,8 @@ NOpt = Annotated[int, typer.Option("--n", help="How many members (1 to 10,000)."
 def _boards(ctx: typer.Context) -> Iterator[Leaderboards]:
     """The persistent boards, with Valkey errors turned into one clear line."""
 
-    from flightcache.patterns.leaderboard import Leaderboards, board_keys
+    from flightcache.patterns.leaderboard import board_keys
+    from flightcache.patterns.leaderboard_sync import Leaderboards
     from flightcache.valkey_client import close, valkey_errors
 
     application = ctx.obj

@@ -5,7 +5,8 @@ three update paths, the queries, the time windows, and SQL against the sorted se
 The tour works in its own key scope (``leaderboard-demo``), which the demo runner
 deletes at the end, and removes from the database the two bookings it creates.
 
-The pattern is :mod:`flightcache.patterns.leaderboard`; this module imports it inside
+The pattern is :mod:`flightcache.patterns.leaderboard` (periods in ``leaderboard_periods``,
+the database side in ``leaderboard_sync``); this module imports it inside
 the steps, so that the command can read :class:`Options` without loading the Valkey
 client at ``--help`` time.
 """
@@ -25,13 +26,9 @@ from flightcache.errors import UsageError
 from flightcache.sqlfiles import query
 
 if TYPE_CHECKING:
-    from flightcache.patterns.leaderboard import (
-        Board,
-        Booked,
-        Leaderboards,
-        Period,
-        RankedMember,
-    )
+    from flightcache.patterns.leaderboard import Board, RankedMember
+    from flightcache.patterns.leaderboard_periods import Period
+    from flightcache.patterns.leaderboard_sync import Booked, Leaderboards
 
 TIERS = [("Platinum", 50_000, None), ("Gold", 20_000, 49_999), ("Silver", 5_000, 19_999),
          ("Blue", 0, 4_999)]  # fmt: skip
@@ -57,7 +54,8 @@ def ranked_rows(members: list[RankedMember]) -> list[list[Any]]:
 
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
-    from flightcache.patterns.leaderboard import ALL, Leaderboards
+    from flightcache.patterns.leaderboard_periods import ALL
+    from flightcache.patterns.leaderboard_sync import Leaderboards
 
     boards = Leaderboards(ctx.db, ctx.valkey, ctx.keys, ctx.tracer)
     n = ctx.options.n
@@ -74,7 +72,8 @@ def _rebuild_and_periods(
     ctx: DemoContext, boards: Leaderboards, n: int, today: dt.date
 ) -> Iterator[Record]:
     """1. Periodic rebuild of the all-time board; 2. daily, monthly, yearly keys."""
-    from flightcache.patterns.leaderboard import ALL, SHOWN, daily, monthly, yearly
+    from flightcache.patterns.leaderboard_periods import ALL, daily, monthly, yearly
+    from flightcache.patterns.leaderboard_sync import SHOWN
 
     with ctx.step(
         "Build airports-by-bookings from the database (periodic rebuild)",
@@ -123,7 +122,8 @@ def _rebuild_and_periods(
 
 def _other_boards(ctx: DemoContext, boards: Leaderboards) -> Iterator[Record]:
     """3. The other boards of 000 and 001, loyalty tiers as score ranges."""
-    from flightcache.patterns.leaderboard import ALL, BOARDS
+    from flightcache.patterns.leaderboard import BOARDS
+    from flightcache.patterns.leaderboard_periods import ALL
 
     for name, lowest_too in (("airline-ontime", False), ("airport-delay", True)):
         b = BOARDS[name]
@@ -182,7 +182,7 @@ def _other_boards(ctx: DemoContext, boards: Leaderboards) -> Iterator[Record]:
 
 def _rank_and_ties(ctx: DemoContext, boards: Leaderboards) -> Iterator[Record]:
     """4. Queries: rank, around-me, percentile, ties, and the same rank in SQL."""
-    from flightcache.patterns.leaderboard import ALL
+    from flightcache.patterns.leaderboard_periods import ALL
 
     tied = _tied_member(boards)
     with ctx.step(
@@ -216,7 +216,7 @@ def _rank_and_ties(ctx: DemoContext, boards: Leaderboards) -> Iterator[Record]:
 
 def _update_paths(ctx: DemoContext, boards: Leaderboards) -> Iterator[Record]:
     """5. Write-through, event-driven, the fallback of a missing board, cancelling."""
-    from flightcache.patterns.leaderboard import ALL, daily
+    from flightcache.patterns.leaderboard_periods import ALL, daily
 
     booked: list[Booked] = []
 
@@ -287,7 +287,7 @@ def _windows_and_cleanup(
     ctx: DemoContext, boards: Leaderboards, today: dt.date
 ) -> Iterator[Record]:
     """6. Rolling windows by ZUNIONSTORE, and SCAN for daily keys past their week."""
-    from flightcache.patterns.leaderboard import daily
+    from flightcache.patterns.leaderboard_periods import daily
 
     with ctx.step(
         "Rolling windows: last 24 h, 3 days, 7 days",
@@ -330,7 +330,7 @@ def _windows_and_cleanup(
 
 def compare_demo(ctx: DemoContext) -> Iterator[Record]:
     """`leaderboard compare`: build the board, check agreement, time both sides."""
-    from flightcache.patterns.leaderboard import Leaderboards
+    from flightcache.patterns.leaderboard_sync import Leaderboards
 
     boards = Leaderboards(ctx.db, ctx.valkey, ctx.keys, ctx.tracer)
     period = boards.period(ctx.options.period)
@@ -410,7 +410,7 @@ def agreement(
 
 def _tied_member(boards: Leaderboards) -> str:
     """A passenger near the top of passenger-flights whose score another one shares."""
-    from flightcache.patterns.leaderboard import ALL
+    from flightcache.patterns.leaderboard_periods import ALL
 
     rows = boards.top("passenger-flights", ALL, 50)
     for prev, entry in pairwise(rows):
@@ -426,7 +426,7 @@ MOVE_SHOWN_S = 3.0  # an arrow stays this long after a move, so that it can be s
 
 def live_period(text: str) -> Period:
     """``all`` or ``daily:YYYY-MM-DD``: the periods a live view can follow."""
-    from flightcache.patterns.leaderboard import parse_period
+    from flightcache.patterns.leaderboard_periods import parse_period
 
     try:
         period = parse_period(text)
