@@ -185,10 +185,13 @@ def test_one_duration_formatter_keeps_three_significant_digits() -> None:
         "512 ns",
         "84.1 µs",
         "3.21 ms",
-        "1.20 s",
+        "1.2 s",
     ]
-    assert human_ns(None) == "-" and human_seconds(270) == "4.50 min"
+    assert human_ns(None) == "-" and human_seconds(270) == "4.5 min"
     assert human_seconds(77_760) == "21.6 h" and human_seconds(0.5) == "500 ms"
+    assert human_seconds(86_400) == "24 h" and human_seconds(54) == "54 s"
+    assert human_ns(12_345_678_000_000) == "3.43 h" and human_ns(99_999) == "100 µs"
+    assert human_ns(999_999) == "1 ms" and human_ns(59_990_000_000) == "1 min"
 
 
 def test_valkey_errors_become_flightcache_errors() -> None:

@@ -189,6 +189,7 @@ def _simulate_summary(
     sim: Simulator, rate: float, *, cleanup: bool, interrupted: bool, as_json: bool
 ) -> None:
     from flightcache.console import err, out, table
+    from flightcache.measure.duration import human_ns
 
     report = sim.report
     if report.cleanup_valkey_failed:
@@ -212,8 +213,8 @@ def _simulate_summary(
     rows = [
         ["bookings written", f"{report.bookings:,} in {report.batches:,} batches"],
         ["achieved rate", f"{report.rate:,.1f}/s (asked {rate:g}/s)"],
-        ["database time", f"{report.db_ns / 1e6:,.1f} ms (INSERT + COMMIT)"],
-        ["valkey time", f"{report.valkey_ns / 1e6:,.1f} ms (ZINCRBY, EXPIRE, PUBLISH)"],
+        ["database time", f"{human_ns(report.db_ns)} (INSERT + COMMIT)"],
+        ["valkey time", f"{human_ns(report.valkey_ns)} (ZINCRBY, EXPIRE, PUBLISH)"],
         ["events published", f"{report.events:,} on {sim.board.channel}"],
         ["valkey failures", str(report.valkey_failures)],
         [

@@ -31,7 +31,7 @@ from flightcache.patterns.invalidation import (
 )
 from flightcache.sqlfiles import query
 
-# patterns.ttl (Jitter, human_s) is imported inside the functions that use it: it loads
+# patterns.ttl (Jitter) is imported inside the functions that use it: it loads
 # valkey-py, and `flightcache --help` imports this module for its Options.
 
 DELAY_MAX = 720  # minutes
@@ -372,7 +372,7 @@ def by_event(w: Watch) -> Iterator[Record]:
 
 def delete_before_commit(w: Watch) -> Iterator[Record]:
     """The tempting order (DEL, then COMMIT) leaves a stale copy; after the COMMIT fixes it."""
-    from flightcache.patterns.ttl import human_s
+    from flightcache.measure.duration import human_seconds
 
     ctx, cache, who = w.ctx, w.cache, w.who
     with ctx.step(
@@ -394,7 +394,8 @@ def delete_before_commit(w: Watch) -> Iterator[Record]:
         step.fails_on_purpose(shown=cached.rows != fresh)
         step.outcome = (
             f"COMMIT done, and Valkey holds {len(cached.rows)} bookings while the database has"
-            f" {len(fresh)}: stale until its TTL ends (up to {human_s(cache.tag_ttl_ms / 1000)})"
+            f" {len(fresh)}: stale until its TTL ends"
+            f" (up to {human_seconds(cache.tag_ttl_ms / 1000)})"
         )
         step.data = {"cached_rows": len(cached.rows), "database_rows": len(fresh)}
     yield step
@@ -602,7 +603,7 @@ def reader_during_tag_invalidation(w: Watch) -> Iterator[Record]:
 
 def by_time(w: Watch, warm: int, ttl_s: int, percent: float) -> Iterator[Record]:
     """Many results cached at once, their expiries spread by the jitter."""
-    from flightcache.patterns.ttl import human_s
+    from flightcache.measure.duration import human_seconds
 
     ctx, cache = w.ctx, w.cache
     found = ctx.db.fetch(query(ctx.db.dialect, "candidate_passengers"), {"limit": warm})
@@ -610,7 +611,7 @@ def by_time(w: Watch, warm: int, ttl_s: int, percent: float) -> Iterator[Record]
     low, high = cache.jitter.bounds_ms(ttl_s)
     with ctx.step(
         f"Time-based invalidation: cache {len(passengers):,} passengers' bookings, TTL"
-        f" {human_s(ttl_s)} ± {percent:g}%",
+        f" {human_seconds(ttl_s)} ± {percent:g}%",
         f"001's SETEX $((3600 + RANDOM % 600)); here PX drawn evenly from {low:,} to"
         f" {high:,} ms (flightcache ttl's Jitter). The first read is listed",
     ) as step:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flightcache.errors import FlightcacheError, UsageError
+from flightcache.measure.duration import human_ns
 
 if TYPE_CHECKING:
     from flightcache.db import Database
@@ -451,18 +452,14 @@ def _ms(ns: int | None) -> float | None:
     return None if ns is None else round(ns / 1e6, 2)
 
 
-def _human_ms(ns: int | None) -> str:
-    return "-" if ns is None else f"{ns / 1e6:,.2f} ms"
-
-
 def _summary(t: HerdTally) -> str:
     stats = t.stats()
     per = ", ".join(str(q) for q in t.queries)
     parts = [
         f"database queries per expiry: {per}",
         f"{t.reads:,} reads, {t.waited:,} waited for a rebuild",
-        f"p50 {_human_ms(stats.p50 if stats else None)}, p99 "
-        f"{_human_ms(stats.p99 if stats else None)}, max {_human_ms(stats.max if stats else None)}",
+        f"p50 {human_ns(stats.p50 if stats else None)}, p99 "
+        f"{human_ns(stats.p99 if stats else None)}, max {human_ns(stats.max if stats else None)}",
         f"{t.stale:,} stale reads",
     ]
     if t.early_decisions:

@@ -69,7 +69,8 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
 
 def _classes_table(jitter: Jitter) -> Table:
     from flightcache.demos.base import Table
-    from flightcache.patterns.ttl import DATA_CLASSES, human_s
+    from flightcache.measure.duration import human_seconds
+    from flightcache.patterns.ttl import DATA_CLASSES
 
     return Table(
         "One TTL per data class",
@@ -79,8 +80,10 @@ def _classes_table(jitter: Jitter) -> Table:
                 data_class.name,
                 data_class.what,
                 data_class.source,
-                human_s(data_class.ttl_s),
-                "{} - {}".format(*(human_s(b / 1000) for b in jitter.bounds_ms(data_class.ttl_s))),
+                human_seconds(data_class.ttl_s),
+                "{} - {}".format(
+                    *(human_seconds(b / 1000) for b in jitter.bounds_ms(data_class.ttl_s))
+                ),
             ]
             for data_class in DATA_CLASSES
         ],
@@ -94,7 +97,8 @@ def _cache_each_class(ctx: DemoContext, cache: ClassedCache) -> Generator[Record
     from functools import partial
 
     from flightcache.demos.base import Table
-    from flightcache.patterns.ttl import DATA_CLASSES, human_s, load
+    from flightcache.measure.duration import human_seconds
+    from flightcache.patterns.ttl import DATA_CLASSES, load
 
     percent = cache.jitter.percent
     summary: list[list[Any]] = []
@@ -111,7 +115,8 @@ def _cache_each_class(ctx: DemoContext, cache: ClassedCache) -> Generator[Record
             step.hit = loaded.hit
             step.rows = len(loaded.value)
             step.outcome = (
-                f"{len(loaded.value)} rows cached for {human_s(data_class.ttl_s)} ± {percent:g}%: "
+                f"{len(loaded.value)} rows cached for {human_seconds(data_class.ttl_s)}"
+                f" ± {percent:g}%: "
                 f"TTL {ttl:,} s, PTTL {pttl:,} ms (allowed {low:,} - {high:,} ms)"
             )
             step.data = {
@@ -129,7 +134,7 @@ def _cache_each_class(ctx: DemoContext, cache: ClassedCache) -> Generator[Record
             [
                 data_class.name,
                 key,
-                human_s(data_class.ttl_s),
+                human_seconds(data_class.ttl_s),
                 f"{loaded.ttl_ms:,}",
                 f"{ttl:,}",
                 f"{pttl:,}",
@@ -164,7 +169,7 @@ def _batches(ctx: DemoContext) -> Batches:
 
 
 def _write_batches(ctx: DemoContext, batches: Batches, weather: str) -> Iterator[Record]:
-    from flightcache.patterns.ttl import human_s
+    from flightcache.measure.duration import human_seconds
 
     options: Options = ctx.options
     count, base_ms, ttls = options.keys, batches.base_ms, batches.ttls_ms
@@ -173,7 +178,7 @@ def _write_batches(ctx: DemoContext, batches: Batches, weather: str) -> Iterator
         pipe.set(key_and_ttl[0], weather, px=key_and_ttl[1])
 
     with ctx.step(
-        f"Write {count:,} keys together, every one with TTL {human_s(options.ttl)}",
+        f"Write {count:,} keys together, every one with TTL {human_seconds(options.ttl)}",
         "a cache warm-up, a bulk import, a deploy: many keys written in the same second",
     ) as step:
         ctx.pipelined([(k, base_ms) for k in batches.plain_keys], queue_set, chunk=CHUNK)
@@ -182,7 +187,8 @@ def _write_batches(ctx: DemoContext, batches: Batches, weather: str) -> Iterator
     yield step
 
     with ctx.step(
-        f"Write {count:,} more keys together, TTL {human_s(options.ttl)} ± {options.jitter:g}%",
+        f"Write {count:,} more keys together,"
+        f" TTL {human_seconds(options.ttl)} ± {options.jitter:g}%",
         f"jitter: each TTL drawn evenly from {batches.low_ms:,} - {batches.high_ms:,} ms"
         f" (seed {options.seed})",
     ) as step:
@@ -244,12 +250,12 @@ def _cliff(
     options: Options, buckets: Buckets, figures: dict[str, dict[str, Any]]
 ) -> Iterator[Record]:
     from flightcache.demos.base import Histogram, Table
-    from flightcache.patterns.ttl import human_s
+    from flightcache.measure.duration import human_seconds
 
     count = options.keys
     yield Histogram(
         f"When the {2 * count:,} keys expire"
-        f" (time left, buckets of {human_s(buckets.width / 1000)})",
+        f" (time left, buckets of {human_seconds(buckets.width / 1000)})",
         "ms",
         buckets.edges,
         buckets.counts,

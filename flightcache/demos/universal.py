@@ -23,6 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flightcache.errors import UsageError
+from flightcache.measure.duration import human_ns
 
 if TYPE_CHECKING:
     from flightcache.demos.base import DemoContext, Record, Step
@@ -250,7 +251,7 @@ def _start_api(ctx: DemoContext, route: dict[str, Any]) -> Generator[Record, Non
 def _first_reads(ctx: DemoContext, run: _Run) -> Iterator[Record]:
     """What each source is cached for, then its first read: a miss, the origin, two SETs."""
     from flightcache.demos.base import Table
-    from flightcache.patterns.ttl import human_s
+    from flightcache.measure.duration import human_seconds
     from flightcache.patterns.universal_origins import SOURCES
 
     yield Table(
@@ -261,8 +262,8 @@ def _first_reads(ctx: DemoContext, run: _Run) -> Iterator[Record]:
                 source.name,
                 run.items[source],
                 f"{source.data_class}: {source.class_range}",
-                human_s(source.ttl_s),
-                human_s(source.stale_ttl_s),
+                human_seconds(source.ttl_s),
+                human_seconds(source.stale_ttl_s),
             ]
             for source in SOURCES
         ],
@@ -281,8 +282,8 @@ def _first_reads(ctx: DemoContext, run: _Run) -> Iterator[Record]:
             if served is not None:
                 step.outcome = (
                     f"{served.describe()}: {summary(served.value, run.shown[source])}; "
-                    f"fresh for {human_s(source.ttl_s)}, last good copy kept "
-                    f"{human_s(source.stale_ttl_s)}"
+                    f"fresh for {human_seconds(source.ttl_s)}, last good copy kept "
+                    f"{human_seconds(source.stale_ttl_s)}"
                 )
         yield step
 
@@ -316,7 +317,7 @@ def _read_again(ctx: DemoContext, run: _Run) -> Step:
 
 def _ttls(ctx: DemoContext, run: _Run) -> Iterator[Record]:
     from flightcache.demos.base import Table
-    from flightcache.patterns.ttl import human_s
+    from flightcache.measure.duration import human_seconds
     from flightcache.patterns.universal_origins import SOURCES
 
     with ctx.step("How long each copy lives", "TTL of every fresh and last good copy") as step:
@@ -329,7 +330,7 @@ def _ttls(ctx: DemoContext, run: _Run) -> Iterator[Record]:
             [
                 source.name,
                 run.items[source],
-                human_s(source.ttl_s),
+                human_seconds(source.ttl_s),
                 replies[2 * number],
                 replies[2 * number + 1],
             ]
@@ -409,7 +410,12 @@ def _timings(ctx: DemoContext, run: _Run) -> Iterator[Record]:
             yield timing
             origin, cached = timing.stats
             rows.append(
-                [source.name, _ms(origin.p50), _ms(cached.p50), f"{cached.speedup or 0:,.0f}x"]
+                [
+                    source.name,
+                    human_ns(origin.p50),
+                    human_ns(cached.p50),
+                    f"{cached.speedup or 0:,.0f}x",
+                ]
             )
     finally:
         run.client.recording = True
@@ -421,14 +427,10 @@ def _timings(ctx: DemoContext, run: _Run) -> Iterator[Record]:
     )
 
 
-def _ms(nanoseconds: int) -> str:
-    return f"{nanoseconds / 1e6:.3f} ms"
-
-
 def _failures(
     ctx: DemoContext, run: _Run, latency_ms: float, timeout_ms: float
 ) -> Iterator[Record]:
-    from flightcache.patterns.ttl import human_s
+    from flightcache.measure.duration import human_seconds
     from flightcache.patterns.universal_origins import WEATHER
 
     api, item = run.api, run.items[WEATHER]
@@ -437,8 +439,8 @@ def _failures(
     with ctx.step(
         "The weather API fails, and the fresh copy has expired",
         "the API now answers 503 to everything; PEXPIRE ends the fresh copy as if "
-        f"{human_s(WEATHER.ttl_s)} had passed (so the stale copy is only seconds old here, "
-        f"at least {human_s(WEATHER.ttl_s)} in real life)",
+        f"{human_seconds(WEATHER.ttl_s)} had passed (so the stale copy is only seconds old here, "
+        f"at least {human_seconds(WEATHER.ttl_s)} in real life)",
     ) as step:
         api.configure(failure_rate=1.0)
         ctx.valkey.pexpire(fresh, 1)

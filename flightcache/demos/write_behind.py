@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from flightcache.children import child_env, python_command
 from flightcache.demos.base import DemoContext, Record, Table
 from flightcache.errors import FlightcacheError
+from flightcache.measure.duration import human_seconds
 
 if TYPE_CHECKING:
     from flightcache.keys import Keys
@@ -163,7 +164,7 @@ def _burst(
             took = time.perf_counter() - t0
         last_accepted = clock.now()
         step.outcome = (
-            f"{burst:,} accepted in {took * 1000:.0f} ms ({burst / took:,.0f} writes/s);"
+            f"{burst:,} accepted in {human_seconds(took)} ({burst / took:,.0f} writes/s);"
             f" {pattern.accepted_writes:,} bookings accepted so far"
         )
     yield from clock.passing(

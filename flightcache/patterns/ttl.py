@@ -169,12 +169,3 @@ def load(db: Database | TracedDatabase, data_class: DataClass) -> list[dict[str,
     params = {} if data_class.limit is None else {"limit": data_class.limit}
     result = db.fetch(query(db.dialect, data_class.query), params)
     return rows_as_dicts(result.columns, result.rows)
-
-
-def human_s(seconds: float) -> str:
-    """86400 -> "24 h", 77760 -> "21.6 h", 270 -> "4.5 min", 54 -> "54 s"."""
-    if seconds >= 3600:
-        return f"{seconds / 3600:.3g} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds:.3g} s"

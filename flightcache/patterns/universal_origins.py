@@ -87,8 +87,9 @@ class ApiClient:
 
     def _note(self, line: str, start: int) -> None:
         if self.recording:
-            elapsed_ms = (time.perf_counter_ns() - start) / 1e6
-            self.log.append(f"{line} in {elapsed_ms:.1f} ms")
+            from flightcache.measure.duration import human_ns
+
+            self.log.append(f"{line} in {human_ns(time.perf_counter_ns() - start)}")
 
     def take(self) -> list[str]:
         lines, self.log = self.log, []
