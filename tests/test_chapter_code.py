@@ -78,3 +78,26 @@ def test_a_stale_copy_is_found_and_rewritten(tmp_path: Path) -> None:
         source_of(quotes(chapter.replace("#inner", "#nowhere"))[0], tmp_path)
     with pytest.raises(FlightcacheError, match="must be followed by a ``` block"):
         quotes("<!-- code: m.py#inner -->\ntext\n")
+
+
+def test_workshop_show_highlights_the_quoted_code(tmp_path: Path) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "120"}
+    env["FLIGHTCACHE_STATE_DIR"] = str(tmp_path / "state")
+    shown = subprocess.run(
+        [sys.executable, "-m", "flightcache", "workshop", "show", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    ).stdout
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown)
+    assert "<!-- code:" not in plain  # the marker is invisible, as on the web
+    line = next(ln for ln in shown.splitlines() if "get" in ln and "Lookup" in ln)
+    # the keyword and the name are coloured apart: the block is highlighted as Python
+    assert re.search(r"\x1b\[[0-9;]*m\s*def\s*\x1b\[0m", line), repr(line)
