@@ -10,10 +10,12 @@ that also records every entry id (flightcache_wb_applied, primary key), so an
 entry delivered twice finds its id and counts once.
 
 Failure modes: a malformed entry (a field missing, not a whole number, a flight id
-no INT holds, fewer than one seat) carries its error and is never retried; the
-worker (:mod:`flightcache.patterns.write_behind_worker`) sets it aside in the dead
-letters. A transaction that fails rolls back whole: none of its seats or ids are
-recorded, and the batch stays pending for a retry.
+no INT holds, fewer than one seat) or one whose flight does not exist carries its
+error and is never retried; a batch the database refuses for good is halved until
+the refused entries stand alone (:func:`apply_isolating_poison`). The worker
+(:mod:`flightcache.patterns.write_behind_worker`) sets these poison entries aside
+in the dead letters. A transaction that fails rolls back whole: none of its seats
+or ids are recorded, and the batch stays pending for a retry.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flightcache import sqlfiles
-from flightcache.errors import ConfigError
+from flightcache.errors import ConfigError, RejectedValue
 from flightcache.patterns.write_behind import MAX_FLIGHT_ID, Sql
 
 MAX_BATCH = 10_000
@@ -132,6 +134,48 @@ def apply_batch(db: Sql, queue: str, shard: int, entries: Sequence[QueueEntry]) 
 
 
 # endregion: apply
+
+
+def mark_unknown_flights(db: Sql, entries: Sequence[QueueEntry], known: set[int]) -> None:
+    """Mark entries whose flight does not exist (flightcache's tables have no foreign
+    key to ``flight``, so the worker asks, once per flight id not in ``known``, and adds
+    the ones that exist to ``known``)."""
+    unknown = {e.flight_id for e in entries if e.flight_id is not None} - known
+    if not unknown:
+        return
+    result = db.fetch(
+        sqlfiles.query(db.dialect, "write_behind_flights_among"), {"ids": sorted(unknown)}
+    )
+    known.update(int(r[0]) for r in result.rows)
+    for e in entries:
+        if e.flight_id is not None and e.flight_id not in known:
+            e.error = f"flight {e.flight_id} does not exist"
+
+
+def apply_isolating_poison(
+    db: Sql, queue: str, shard: int, entries: list[QueueEntry]
+) -> tuple[int, int, list[QueueEntry]]:
+    """apply_batch; when the database refuses the batch for good (RejectedValue),
+    halve it until the refused entries stand alone. Returns (applied, skipped, poison).
+    An entry is poison when it is refused alone twice: the second try covers a worker
+    racing us on it (on MySQL our insert of its id then fails as a duplicate, and the
+    retry finds it applied)."""
+    if not entries:
+        return 0, 0, []
+    try:
+        return (*apply_batch(db, queue, shard, entries), [])
+    except RejectedValue as exc:
+        if len(entries) > 1:
+            mid = len(entries) // 2
+            a1, s1, p1 = apply_isolating_poison(db, queue, shard, entries[:mid])
+            a2, s2, p2 = apply_isolating_poison(db, queue, shard, entries[mid:])
+            return a1 + a2, s1 + s2, p1 + p2
+        error = exc.message
+    try:
+        return (*apply_batch(db, queue, shard, entries), [])
+    except RejectedValue as exc:
+        entries[0].error = exc.message or error
+        return 0, 0, list(entries)
 
 
 def entry_id_order(entry_id: str) -> tuple[int, int]:

@@ -29,8 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flightcache import sqlfiles
-from flightcache.errors import FlightcacheError, RejectedValue
+from flightcache.errors import FlightcacheError
 from flightcache.keys import Keys
 from flightcache.patterns.write_behind import (
     GROUP,
@@ -42,11 +41,12 @@ from flightcache.patterns.write_behind import (
 )
 from flightcache.patterns.write_behind_batch import (
     QueueEntry,
-    apply_batch,
+    apply_isolating_poison,
     as_text,
     check_batch,
     entry_id_after,
     entry_id_order,
+    mark_unknown_flights,
     parse_entries,
 )
 from flightcache.patterns.write_behind_dead_letters import dead_letter
@@ -178,48 +178,11 @@ class Worker:
     def _try(self, shard: int, entries: list[QueueEntry]) -> tuple[int, int, list[QueueEntry]]:
         """One attempt: set aside what no database can take, apply the rest."""
         db = self.database()
-        self._unknown_flights(db, entries)
+        mark_unknown_flights(db, entries, self.known_flights)
         poison = [e for e in entries if e.error]
-        applied, skipped, refused = self._isolate(db, shard, [e for e in entries if not e.error])
+        valid = [e for e in entries if not e.error]
+        applied, skipped, refused = apply_isolating_poison(db, self.queue, shard, valid)
         return applied, skipped, poison + refused
-
-    def _unknown_flights(self, db: Sql, entries: Sequence[QueueEntry]) -> None:
-        """Mark entries whose flight does not exist (flightcache's tables have no foreign
-        key to ``flight``, so the worker asks, once per flight id it has not seen)."""
-        unknown = {e.flight_id for e in entries if e.flight_id is not None} - self.known_flights
-        if not unknown:
-            return
-        result = db.fetch(
-            sqlfiles.query(db.dialect, "write_behind_flights_among"), {"ids": sorted(unknown)}
-        )
-        self.known_flights.update(int(r[0]) for r in result.rows)
-        for e in entries:
-            if e.flight_id is not None and e.flight_id not in self.known_flights:
-                e.error = f"flight {e.flight_id} does not exist"
-
-    def _isolate(
-        self, db: Sql, shard: int, entries: list[QueueEntry]
-    ) -> tuple[int, int, list[QueueEntry]]:
-        """apply_batch; when the database refuses the batch for good (RejectedValue),
-        halve it until the refused entries stand alone. An entry is poison when it is
-        refused alone twice: the second try covers a worker racing us on it (on MySQL
-        our insert of its id then fails as a duplicate, and the retry finds it applied)."""
-        if not entries:
-            return 0, 0, []
-        try:
-            return (*apply_batch(db, self.queue, shard, entries), [])
-        except RejectedValue as exc:
-            if len(entries) > 1:
-                mid = len(entries) // 2
-                a1, s1, p1 = self._isolate(db, shard, entries[:mid])
-                a2, s2, p2 = self._isolate(db, shard, entries[mid:])
-                return a1 + a2, s1 + s2, p1 + p2
-            error = exc.message
-        try:
-            return (*apply_batch(db, self.queue, shard, entries), [])
-        except RejectedValue as exc:
-            entries[0].error = exc.message or error
-            return 0, 0, list(entries)
 
     def _dead_letter(self, shard: int, poison: Sequence[QueueEntry]) -> None:
         """Each poison entry: XACK it and XADD it to the dead letters, in one script."""
