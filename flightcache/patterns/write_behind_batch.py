@@ -1,13 +1,14 @@
-"""Write-behind's batch: the queue's entries as read, and the database side of a batch.
+"""Write-behind's batch: its entries as read from the queue, applied, then acked.
 
-Read path: the worker reads a batch of stream entries (XREADGROUP or XAUTOCLAIM
-replies, ``[(id, {field: value}), ...]``); :func:`parse_entries` turns them into
-:class:`QueueEntry` objects, each either a flight and its seats or an error that
-says why no database can take it.
+Read path: :func:`read_entries` reads a batch of one shard's stream (XREADGROUP;
+the worker also claims entries with XAUTOCLAIM), ``[(id, {field: value}), ...]``;
+:func:`parse_entries` turns them into :class:`QueueEntry` objects, each either a
+flight and its seats or an error that says why no database can take it.
 
 Write path: :func:`apply_batch` adds a batch's seats in one database transaction
 that also records every entry id (flightcache_wb_applied, primary key), so an
-entry delivered twice finds its id and counts once.
+entry delivered twice finds its id and counts once; only after the commit does
+:func:`ack_and_trim` XACK the batch and trim what every consumer has acked.
 
 Failure modes: a malformed entry (a field missing, not a whole number, a flight id
 no INT holds, fewer than one seat) or one whose flight does not exist carries its
@@ -27,7 +28,8 @@ from typing import Any
 
 from flightcache import sqlfiles
 from flightcache.errors import ConfigError, RejectedValue
-from flightcache.patterns.write_behind import MAX_FLIGHT_ID, Sql
+from flightcache.keys import Keys
+from flightcache.patterns.write_behind import GROUP, MAX_FLIGHT_ID, Sql
 
 MAX_BATCH = 10_000
 """Entries one batch (one XREADGROUP, one transaction) may hold."""
@@ -59,6 +61,18 @@ def as_text(value: Any) -> str:
     """A stream field, name or id as text (bytes decoded, as a client without
     decode_responses returns them)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def read_entries(client: Any, stream: str, consumer: str, start: str, count: int) -> list[Any]:
+    """XREADGROUP up to ``count`` entries of one stream after ``start`` (``>``: new ones;
+    an id: this consumer's pending ones after it), as ``[(id, {field: value}), ...]``."""
+    reply = client.xreadgroup(GROUP, consumer, {stream: start}, count=count)
+    if not reply:
+        return []
+    # RESP2: [[stream, entries]]; RESP3: {stream: [entries]}
+    if isinstance(reply, dict):
+        return list(next(iter(reply.values()))[0] if reply else [])
+    return list(reply[0][1])
 
 
 def parse_entries(raw: Sequence[Any]) -> list[QueueEntry]:
@@ -176,6 +190,25 @@ def apply_isolating_poison(
     except RejectedValue as exc:
         entries[0].error = exc.message or error
         return 0, 0, list(entries)
+
+
+def ack_and_trim(client: Any, keys: Keys, shard: int, entries: Sequence[QueueEntry]) -> None:
+    """XACK a batch, then trim what every consumer has acked (XTRIM MINID)."""
+    stream = keys.write_behind_queue(shard)
+    pipe = client.pipeline(transaction=False)
+    pipe.xack(stream, GROUP, *[e.id for e in entries])
+    # read last-delivered before the pending summary: an entry delivered in
+    # between has a larger id than last-delivered and so is never trimmed
+    pipe.xinfo_groups(stream)
+    pipe.xpending(stream, GROUP)
+    _, groups, summary = pipe.execute()
+    group = next((g for g in groups if g.get("name") == GROUP), None)
+    if group is None:
+        return
+    floor = entry_id_after(str(group["last-delivered-id"]))
+    if int(summary.get("pending", 0)) and summary.get("min"):
+        floor = min(floor, str(summary["min"]), key=entry_id_order)
+    client.xtrim(stream, minid=floor, approximate=False)
 
 
 def entry_id_order(entry_id: str) -> tuple[int, int]:

@@ -41,13 +41,13 @@ from flightcache.patterns.write_behind import (
 )
 from flightcache.patterns.write_behind_batch import (
     QueueEntry,
+    ack_and_trim,
     apply_isolating_poison,
     as_text,
     check_batch,
-    entry_id_after,
-    entry_id_order,
     mark_unknown_flights,
     parse_entries,
+    read_entries,
 )
 from flightcache.patterns.write_behind_dead_letters import dead_letter
 
@@ -190,24 +190,6 @@ class Worker:
             moved = dead_letter(self.valkey, self.keys, shard, self.consumer, e)
             self.report.dead_lettered += int(moved)
 
-    def _ack(self, shard: int, entries: list[QueueEntry]) -> None:
-        """XACK, then trim what every consumer has acked (XTRIM MINID)."""
-        stream = self.keys.write_behind_queue(shard)
-        pipe = self.valkey.pipeline(transaction=False)
-        pipe.xack(stream, GROUP, *[e.id for e in entries])
-        # read last-delivered before the pending summary: an entry delivered in
-        # between has a larger id than last-delivered and so is never trimmed
-        pipe.xinfo_groups(stream)
-        pipe.xpending(stream, GROUP)
-        _, groups, summary = pipe.execute()
-        group = next((g for g in groups if g.get("name") == GROUP), None)
-        if group is None:
-            return
-        floor = entry_id_after(str(group["last-delivered-id"]))
-        if int(summary.get("pending", 0)) and summary.get("min"):
-            floor = min(floor, str(summary["min"]), key=entry_id_order)
-        self.valkey.xtrim(stream, minid=floor, approximate=False)
-
     # region: handle
     def _handle(self, shard: int, raw: Sequence[Any]) -> int:
         entries = parse_entries(raw)
@@ -217,7 +199,7 @@ class Worker:
         if poison:
             self._dead_letter(shard, poison)
         self._test_pause(len(entries))
-        self._ack(shard, entries)
+        ack_and_trim(self.valkey, self.keys, shard, entries)
         if self.on_progress is not None:
             self.on_progress(self.report)
         return len(entries)
@@ -232,15 +214,8 @@ class Worker:
             self.sleep(self.pause_before_ack)
 
     def _read(self, shard: int, start: str) -> list[Any]:
-        reply = self.valkey.xreadgroup(
-            GROUP, self.consumer, {self.keys.write_behind_queue(shard): start}, count=self.batch
-        )
-        if not reply:
-            return []
-        # RESP2: [[stream, entries]]; RESP3: {stream: [entries]}
-        if isinstance(reply, dict):
-            return list(next(iter(reply.values()))[0] if reply else [])
-        return list(reply[0][1])
+        stream = self.keys.write_behind_queue(shard)
+        return read_entries(self.valkey, stream, self.consumer, start, self.batch)
 
     # -- the phases ---------------------------------------------------------------------
     def recover(self) -> int:
