@@ -17,8 +17,8 @@ acked in the same script (``lua/write_behind_dead_letter.lua``), and the rest of
 its batch is applied.
 
 The writer's side, the queue's keys and its status are in
-:mod:`flightcache.patterns.write_behind`; the entries and the database side of a
-batch in :mod:`~flightcache.patterns.write_behind_batch`; the dead letters in
+:mod:`flightcache.patterns.write_behind`; a batch's entries, read, applied and
+acked, in :mod:`~flightcache.patterns.write_behind_batch`; the dead letters in
 :mod:`~flightcache.patterns.write_behind_dead_letters`.
 """
 
