@@ -68,7 +68,7 @@ def test_schema_has_the_fourteen_tables_everywhere() -> None:
     assert len(TABLES) == 14
     # the same names in both dialects, except write-behind's claim of applied entry ids:
     # one INSERT ... ON CONFLICT DO NOTHING RETURNING on PostgreSQL, which MySQL lacks,
-    # so MySQL looks the ids up and inserts the new ones (patterns/write_behind_worker.py)
+    # so MySQL looks the ids up and inserts the new ones (patterns/write_behind_batch.py)
     only = {
         "postgresql": {"write_behind_applied_claim"},
         "mysql": {"write_behind_applied_among", "write_behind_applied_insert"},

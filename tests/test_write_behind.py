@@ -20,7 +20,12 @@ import pytest
 from flightcache.config import DbUrl
 from flightcache.demos import write_behind as demo
 from flightcache.keys import Keys
-from flightcache.patterns import write_behind, write_behind_worker
+from flightcache.patterns import (
+    write_behind,
+    write_behind_batch,
+    write_behind_dead_letters,
+    write_behind_worker,
+)
 
 
 @pytest.fixture
@@ -123,8 +128,8 @@ def test_the_dead_letter_script_moves_a_pending_entry_once(client: Any, key_pref
     entry = str(client.xadd(queue, {"flight": 3, "seats": 1}))
     client.xreadgroup(write_behind.GROUP, "worker-1", {queue: ">"}, count=1)
     args = [write_behind.GROUP, entry, 10, "flight", "3", "entry", entry, "error", "refused"]
-    assert write_behind_worker.DEAD_LETTER(client, [queue, dead], args) == 1
-    assert write_behind_worker.DEAD_LETTER(client, [queue, dead], args) == 0
+    assert write_behind_dead_letters.DEAD_LETTER(client, [queue, dead], args) == 1
+    assert write_behind_dead_letters.DEAD_LETTER(client, [queue, dead], args) == 0
     assert [fields for _, fields in client.xrange(dead)] == [
         {"flight": "3", "entry": entry, "error": "refused"}
     ]
@@ -159,20 +164,20 @@ def test_applying_the_same_entries_twice_counts_them_once(loaded: Any, key_prefi
     write_behind.ensure_tables(loaded)
     flights = _flights(loaded, 3)
     entries = [
-        write_behind_worker.QueueEntry(f"1700000000000-{i}", flights[i % 3], 2) for i in range(40)
+        write_behind_batch.QueueEntry(f"1700000000000-{i}", flights[i % 3], 2) for i in range(40)
     ]
-    assert write_behind_worker.apply_batch(loaded, key_prefix, 5, entries) == (40, 0)
+    assert write_behind_batch.apply_batch(loaded, key_prefix, 5, entries) == (40, 0)
     assert write_behind.db_total(loaded, key_prefix) == 80
-    assert write_behind_worker.apply_batch(loaded, key_prefix, 5, entries) == (0, 40)
+    assert write_behind_batch.apply_batch(loaded, key_prefix, 5, entries) == (0, 40)
     # a batch that overlaps: only the new half counts
     more = entries[20:] + [
-        write_behind_worker.QueueEntry(f"1700000000001-{i}", flights[0], 1) for i in range(10)
+        write_behind_batch.QueueEntry(f"1700000000001-{i}", flights[0], 1) for i in range(10)
     ]
-    assert write_behind_worker.apply_batch(loaded, key_prefix, 5, more) == (10, 20)
+    assert write_behind_batch.apply_batch(loaded, key_prefix, 5, more) == (10, 20)
     assert write_behind.db_total(loaded, key_prefix) == 90
     assert write_behind.applied_count(loaded, key_prefix) == 50
     # the same ids in another shard's stream are other entries
-    assert write_behind_worker.apply_batch(loaded, key_prefix, 6, entries[:1]) == (1, 0)
+    assert write_behind_batch.apply_batch(loaded, key_prefix, 6, entries[:1]) == (1, 0)
 
 
 def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(

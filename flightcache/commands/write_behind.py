@@ -83,7 +83,7 @@ def write_behind(
     from flightcache.commands import _demo
     from flightcache.demos.write_behind import demo
     from flightcache.patterns.write_behind import check_flight_id, check_queue, check_seats
-    from flightcache.patterns.write_behind_worker import check_batch
+    from flightcache.patterns.write_behind_batch import check_batch
 
     check_seats(seats)
     check_batch(batch)
@@ -182,7 +182,7 @@ def worker(
     """
     from flightcache.errors import ConnectionFailed
     from flightcache.patterns.write_behind import check_queue
-    from flightcache.patterns.write_behind_worker import check_batch
+    from flightcache.patterns.write_behind_batch import check_batch
 
     check_batch(batch)
     application: App = ctx.obj
@@ -226,7 +226,8 @@ def _drain(
     from flightcache.console import err
     from flightcache.demos.write_behind import PAUSE_ENV
     from flightcache.patterns.write_behind import backlog, queue_depth
-    from flightcache.patterns.write_behind_worker import Worker, dead_count
+    from flightcache.patterns.write_behind_dead_letters import dead_count
+    from flightcache.patterns.write_behind_worker import Worker
     from flightcache.valkey_client import close, valkey_errors
 
     client: Any = application.valkey()
@@ -420,8 +421,8 @@ def dead_letters(
 
     from flightcache.console import out, table
     from flightcache.patterns.write_behind import check_queue
-    from flightcache.patterns.write_behind_worker import dead_count
-    from flightcache.patterns.write_behind_worker import dead_letters as newest
+    from flightcache.patterns.write_behind_dead_letters import dead_count
+    from flightcache.patterns.write_behind_dead_letters import dead_letters as newest
     from flightcache.valkey_client import close, valkey_errors
 
     application: App = ctx.obj

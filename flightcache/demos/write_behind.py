@@ -55,7 +55,7 @@ class Options:
 
 def demo(ctx: DemoContext) -> Iterator[Record]:
     from flightcache.patterns.write_behind import check_seats
-    from flightcache.patterns.write_behind_worker import check_batch
+    from flightcache.patterns.write_behind_batch import check_batch
 
     options: Options = ctx.options
     check_seats(options.seats)
@@ -235,7 +235,8 @@ def _drain(
 def _poison(ctx: DemoContext, pattern: WriteBehind, flight: int, batch: int) -> Iterator[Record]:
     """Two entries no database can take go to the dead letters."""
     from flightcache.patterns.write_behind import backlog, db_total
-    from flightcache.patterns.write_behind_worker import Worker, dead_letters
+    from flightcache.patterns.write_behind_dead_letters import dead_letters
+    from flightcache.patterns.write_behind_worker import Worker
 
     missing = max(pattern.known_flights, default=0) + 1
     queue = pattern.queue

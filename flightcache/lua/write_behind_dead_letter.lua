@@ -1,4 +1,4 @@
--- Write-behind: set a poison entry aside (flightcache.patterns.write_behind_worker).
+-- Write-behind: set a poison entry aside (flightcache.patterns.write_behind_dead_letters).
 -- KEYS[1] the shard's queue (stream), KEYS[2] the shard's dead letters (stream); one hash tag
 -- ARGV[1] consumer group, ARGV[2] entry id, ARGV[3] dead letters kept (MAXLEN ~),
 -- ARGV[4..] the dead letter's field, value pairs

@@ -17,141 +17,43 @@ acked in the same script (``lua/write_behind_dead_letter.lua``), and the rest of
 its batch is applied.
 
 The writer's side, the queue's keys and its status are in
-:mod:`flightcache.patterns.write_behind`.
+:mod:`flightcache.patterns.write_behind`; a batch's entries, read, applied and
+acked, in :mod:`~flightcache.patterns.write_behind_batch`; the dead letters in
+:mod:`~flightcache.patterns.write_behind_dead_letters`.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flightcache import sqlfiles
-from flightcache.errors import ConfigError, FlightcacheError, RejectedValue
+from flightcache.errors import FlightcacheError
 from flightcache.keys import Keys
-from flightcache.lua import script
 from flightcache.patterns.write_behind import (
     GROUP,
-    MAX_FLIGHT_ID,
     SHARDS,
     Sql,
     WriteBehind,
     check_queue,
     ensure_tables,
 )
+from flightcache.patterns.write_behind_batch import (
+    QueueEntry,
+    ack_and_trim,
+    apply_isolating_poison,
+    as_text,
+    check_batch,
+    mark_unknown_flights,
+    parse_entries,
+    read_entries,
+)
+from flightcache.patterns.write_behind_dead_letters import dead_letter
 
-MAX_BATCH = 10_000
-"""Entries one batch (one XREADGROUP, one transaction) may hold."""
-DEAD_MAXLEN = 10_000
-"""Dead letters kept per shard (XADD MAXLEN ~): the newest, for a person to read."""
 ONCE_RETRIES = 6
 """Failed database attempts in a row after which ``worker --once`` gives up (about 6 s of
 backoff); without --once the worker retries until stopped."""
-DEAD_LETTER = script("write_behind_dead_letter")
-"""XACK the entry in its queue and XADD it to the shard's dead letters, in one script."""
-
-
-def check_batch(batch: int) -> None:
-    if batch < 1:
-        raise ConfigError(
-            f"--batch {batch} would read nothing: a batch holds one entry or more",
-            hint="pass --batch 500, say (larger batches mean fewer transactions)",
-        )
-    if batch > MAX_BATCH:
-        raise ConfigError(
-            f"--batch {batch:,} is more than one transaction should hold (at most {MAX_BATCH:,})",
-            hint="pass --batch 500, say (larger batches mean fewer transactions)",
-        )
-
-
-@dataclass
-class QueueEntry:
-    id: str
-    flight_id: int | None  # None: malformed (its error says why)
-    seats: int
-    error: str = ""  # why no database can take it: it goes to the dead letters
-    fields: dict[str, str] = field(default_factory=dict)  # as read from the stream
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def parse_entries(raw: Sequence[Any]) -> list[QueueEntry]:
-    """XREADGROUP/XAUTOCLAIM entries ``[(id, {field: value}), ...]`` as QueueEntry objects.
-
-    An entry of the wrong shape (a field missing, not a whole number, a flight id no
-    INT holds, fewer than one seat) carries its error; it is not retried. An entry
-    deleted while pending (``None`` fields) is recorded with no effect."""
-    out: list[QueueEntry] = []
-    for entry_id, fields in raw:
-        if fields is None:  # deleted from the stream while pending: recorded, no effect
-            out.append(QueueEntry(_text(entry_id), None, 0))
-            continue
-        text = {_text(k): _text(v) for k, v in fields.items()}
-        try:
-            flight, seats = int(text["flight"]), int(text["seats"])
-        except (KeyError, ValueError):
-            shown = ", ".join(f"{k}={v[:30]!r}" for k, v in list(text.items())[:4]) or "none"
-            error = f"malformed entry: needs whole-number fields flight and seats; has {shown}"
-            out.append(QueueEntry(_text(entry_id), None, 0, error, text))
-            continue
-        error = ""
-        if not 1 <= flight <= MAX_FLIGHT_ID:
-            error = f"malformed entry: flight {flight} is not a flight id (1 to {MAX_FLIGHT_ID})"
-        elif seats < 1:
-            error = f"malformed entry: {seats} seats (a booking takes one or more)"
-        out.append(QueueEntry(_text(entry_id), None if error else flight, seats, error, text))
-    return out
-
-
-# region: apply
-def apply_batch(db: Sql, queue: str, shard: int, entries: Sequence[QueueEntry]) -> tuple[int, int]:
-    """Apply entries in one transaction; returns (applied now, skipped as applied before).
-
-    Each entry id is inserted into flightcache_wb_applied in the same transaction as
-    its seats, so an entry delivered twice finds its id and counts once. Two workers
-    racing on one entry: on PostgreSQL the second insert waits for the first commit
-    and then skips the id (ON CONFLICT DO NOTHING); on MySQL it violates the primary
-    key, its transaction rolls back, and its retry finds the id recorded.
-    """
-    if not entries:
-        return 0, 0
-    q = sqlfiles.queries(db.dialect)
-    key = {"queue": queue, "shard": shard}
-    ids = [e.id for e in entries]
-    with db.transaction():
-        if db.dialect == "postgresql":
-            new = {
-                str(r[0])
-                for r in db.fetch(q["write_behind_applied_claim"], {**key, "ids": ids}).rows
-            }
-            fresh = [e for e in entries if e.id in new]
-        else:
-            found = db.fetch(q["write_behind_applied_among"], {**key, "ids": ids})
-            done = {str(r[0]) for r in found.rows}
-            fresh = [e for e in entries if e.id not in done]
-            db.execute_many(
-                q["write_behind_applied_insert"], [{**key, "entry_id": e.id} for e in fresh]
-            )
-        if fresh:
-            seats: dict[int, int] = defaultdict(int)
-            for e in fresh:
-                if e.flight_id is not None:
-                    seats[e.flight_id] += e.seats
-            db.execute_many(
-                q["write_behind_seats_add"],
-                [
-                    {"queue": queue, "flight_id": f, "seats": n}
-                    for f, n in sorted(seats.items())  # one lock order for every worker
-                ],
-            )
-    return len(fresh), len(entries) - len(fresh)
-
-
-# endregion: apply
 
 
 @dataclass
@@ -276,83 +178,17 @@ class Worker:
     def _try(self, shard: int, entries: list[QueueEntry]) -> tuple[int, int, list[QueueEntry]]:
         """One attempt: set aside what no database can take, apply the rest."""
         db = self.database()
-        self._unknown_flights(db, entries)
+        mark_unknown_flights(db, entries, self.known_flights)
         poison = [e for e in entries if e.error]
-        applied, skipped, refused = self._isolate(db, shard, [e for e in entries if not e.error])
+        valid = [e for e in entries if not e.error]
+        applied, skipped, refused = apply_isolating_poison(db, self.queue, shard, valid)
         return applied, skipped, poison + refused
-
-    def _unknown_flights(self, db: Sql, entries: Sequence[QueueEntry]) -> None:
-        """Mark entries whose flight does not exist (flightcache's tables have no foreign
-        key to ``flight``, so the worker asks, once per flight id it has not seen)."""
-        unknown = {e.flight_id for e in entries if e.flight_id is not None} - self.known_flights
-        if not unknown:
-            return
-        result = db.fetch(
-            sqlfiles.query(db.dialect, "write_behind_flights_among"), {"ids": sorted(unknown)}
-        )
-        self.known_flights.update(int(r[0]) for r in result.rows)
-        for e in entries:
-            if e.flight_id is not None and e.flight_id not in self.known_flights:
-                e.error = f"flight {e.flight_id} does not exist"
-
-    def _isolate(
-        self, db: Sql, shard: int, entries: list[QueueEntry]
-    ) -> tuple[int, int, list[QueueEntry]]:
-        """apply_batch; when the database refuses the batch for good (RejectedValue),
-        halve it until the refused entries stand alone. An entry is poison when it is
-        refused alone twice: the second try covers a worker racing us on it (on MySQL
-        our insert of its id then fails as a duplicate, and the retry finds it applied)."""
-        if not entries:
-            return 0, 0, []
-        try:
-            return (*apply_batch(db, self.queue, shard, entries), [])
-        except RejectedValue as exc:
-            if len(entries) > 1:
-                mid = len(entries) // 2
-                a1, s1, p1 = self._isolate(db, shard, entries[:mid])
-                a2, s2, p2 = self._isolate(db, shard, entries[mid:])
-                return a1 + a2, s1 + s2, p1 + p2
-            error = exc.message
-        try:
-            return (*apply_batch(db, self.queue, shard, entries), [])
-        except RejectedValue as exc:
-            entries[0].error = exc.message or error
-            return 0, 0, list(entries)
 
     def _dead_letter(self, shard: int, poison: Sequence[QueueEntry]) -> None:
         """Each poison entry: XACK it and XADD it to the dead letters, in one script."""
-        queue, dead = (
-            self.keys.write_behind_queue(shard),
-            self.keys.write_behind_dead_letters(shard),
-        )
         for e in poison:
-            fields = {
-                **e.fields,
-                "entry": e.id,
-                "error": e.error[:500],
-                "consumer": self.consumer,
-            }
-            pairs = [x for kv in fields.items() for x in kv]
-            moved = DEAD_LETTER(self.valkey, [queue, dead], [GROUP, e.id, DEAD_MAXLEN, *pairs])
+            moved = dead_letter(self.valkey, self.keys, shard, self.consumer, e)
             self.report.dead_lettered += int(moved)
-
-    def _ack(self, shard: int, entries: list[QueueEntry]) -> None:
-        """XACK, then trim what every consumer has acked (XTRIM MINID)."""
-        stream = self.keys.write_behind_queue(shard)
-        pipe = self.valkey.pipeline(transaction=False)
-        pipe.xack(stream, GROUP, *[e.id for e in entries])
-        # read last-delivered before the pending summary: an entry delivered in
-        # between has a larger id than last-delivered and so is never trimmed
-        pipe.xinfo_groups(stream)
-        pipe.xpending(stream, GROUP)
-        _, groups, summary = pipe.execute()
-        group = next((g for g in groups if g.get("name") == GROUP), None)
-        if group is None:
-            return
-        floor = _next_id(str(group["last-delivered-id"]))
-        if int(summary.get("pending", 0)) and summary.get("min"):
-            floor = min(floor, str(summary["min"]), key=_id_key)
-        self.valkey.xtrim(stream, minid=floor, approximate=False)
 
     # region: handle
     def _handle(self, shard: int, raw: Sequence[Any]) -> int:
@@ -363,7 +199,7 @@ class Worker:
         if poison:
             self._dead_letter(shard, poison)
         self._test_pause(len(entries))
-        self._ack(shard, entries)
+        ack_and_trim(self.valkey, self.keys, shard, entries)
         if self.on_progress is not None:
             self.on_progress(self.report)
         return len(entries)
@@ -378,15 +214,8 @@ class Worker:
             self.sleep(self.pause_before_ack)
 
     def _read(self, shard: int, start: str) -> list[Any]:
-        reply = self.valkey.xreadgroup(
-            GROUP, self.consumer, {self.keys.write_behind_queue(shard): start}, count=self.batch
-        )
-        if not reply:
-            return []
-        # RESP2: [[stream, entries]]; RESP3: {stream: [entries]}
-        if isinstance(reply, dict):
-            return list(next(iter(reply.values()))[0] if reply else [])
-        return list(reply[0][1])
+        stream = self.keys.write_behind_queue(shard)
+        return read_entries(self.valkey, stream, self.consumer, start, self.batch)
 
     # -- the phases ---------------------------------------------------------------------
     def recover(self) -> int:
@@ -426,7 +255,7 @@ class Worker:
         stream = self.keys.write_behind_queue(shard)
         swept = 0
         for c in self.valkey.xinfo_consumers(stream, GROUP):
-            name = _text(c.get("name", ""))
+            name = as_text(c.get("name", ""))
             idle, pending = int(c.get("idle", 0)), int(c.get("pending", 0))
             if name != self.consumer and not pending and idle >= self.claim_idle_ms:
                 self.valkey.xgroup_delconsumer(stream, GROUP, name)
@@ -473,41 +302,3 @@ def _close(db: Sql) -> None:
     close = getattr(db, "close", None)
     if callable(close):
         close()
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _next_id(entry_id: str) -> str:
-    ms, seq = _id_key(entry_id)
-    return f"{ms}-{seq + 1}"
-
-
-@dataclass
-class DeadLetter:
-    shard: int
-    id: str  # in the dead-letter stream
-    entry: str  # the entry's id in its queue
-    error: str
-    fields: dict[str, str]  # the entry's own fields (flight, seats, ...)
-
-
-def dead_count(client: Any, keys: Keys) -> int:
-    """Dead letters kept, over all shards (XLEN of each dead-letter stream)."""
-    return sum(int(client.xlen(keys.write_behind_dead_letters(shard))) for shard in range(SHARDS))
-
-
-def dead_letters(client: Any, keys: Keys, count: int = 20) -> list[DeadLetter]:
-    """The newest ``count`` dead letters of each shard, oldest first."""
-    out: list[DeadLetter] = []
-    for shard in range(SHARDS):
-        for dead_id, raw in reversed(
-            client.xrevrange(keys.write_behind_dead_letters(shard), count=count)
-        ):
-            fields = {_text(k): _text(v) for k, v in raw.items()}
-            entry, error = fields.pop("entry", ""), fields.pop("error", "")
-            fields.pop("consumer", None)
-            out.append(DeadLetter(shard, _text(dead_id), entry, error, fields))
-    return sorted(out, key=lambda d: _id_key(d.id))
