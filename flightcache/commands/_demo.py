@@ -125,12 +125,7 @@ def run(
             keys=keys,
             tracer=tracer,
             repeat=repeat,
-            # a dict until every demo has its Options dataclass (issue 13, point 5)
-            options=(
-                {**(options or {}), "valkey_up": valkey_up}
-                if options is None or isinstance(options, dict)
-                else options
-            ),
+            options=options,
             valkey_up=valkey_up,
             undo=Undo(state_dir, db.url, dataset),
         )
