@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from figures.shared import KEY_PREFIX, Figure, Setup
+from figures.shared import KEY_PREFIX, Figure, Setup, each_database
 from flightcache.keys import Keys
 from flightcache.measure.timing import Stats, compare
 from flightcache.named_queries import bind, get
 from flightcache.patterns.cache_aside import CacheAside
-from flightcache.valkey_client import close, parser_name
-from flightcache.valkey_client import connect as valkey_connect
 
 
 def ms(ns: float) -> str:
@@ -72,13 +70,7 @@ def bench_database(setup: Setup, kind: str, client: Any, args: argparse.Namespac
 
 
 def run(setup: Setup, args: argparse.Namespace) -> int | None:
-    url = setup.valkey()
-    kinds = [url.kind for url in setup.databases()]
-    client = valkey_connect(url)
-    print(f"Valkey {url}, reply parser {parser_name(client)}")
-    for kind in kinds:
-        bench_database(setup, kind, client, args)
-    close(client)
+    each_database(setup, args, bench_database)
     return None
 
 

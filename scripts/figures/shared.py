@@ -169,6 +169,25 @@ class Setup:
         return document
 
 
+def each_database(
+    setup: Setup,
+    args: argparse.Namespace,
+    measure: Callable[[Setup, str, Any, argparse.Namespace], None],
+) -> None:
+    """One client of the shared Valkey, then ``measure(setup, kind, client, args)`` on
+    each database in turn."""
+    from flightcache.valkey_client import close, connect, parser_name
+
+    url = setup.valkey()
+    client = connect(url)
+    print(f"Valkey {url}, reply parser {parser_name(client)}")
+    try:
+        for database in setup.databases():
+            measure(setup, database.kind, client, args)
+    finally:
+        close(client)
+
+
 def run_drop(setup: Setup, args: argparse.Namespace) -> int | None:
     unknown = sorted(set(args.scales) - set(SCALES))
     if unknown:

@@ -20,7 +20,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from figures.shared import KEY_PREFIX, Figure, Setup
+from figures.shared import KEY_PREFIX, Figure, Setup, each_database
 from flightcache.db import Database
 from flightcache.fakeapi import ApiSnapshot, FakeApi
 from flightcache.keys import Keys
@@ -39,8 +39,6 @@ from flightcache.patterns.universal_origins import (
     flight_search,
     route_distance,
 )
-from flightcache.valkey_client import close, parser_name
-from flightcache.valkey_client import connect as valkey_connect
 
 
 def fmt(ns: float) -> str:
@@ -134,13 +132,7 @@ def bench_database(setup: Setup, kind: str, client: Any, args: Any) -> None:
 
 
 def run(setup: Setup, args: argparse.Namespace) -> int | None:
-    url = setup.valkey()
-    kinds = [db.kind for db in setup.databases()]
-    client = valkey_connect(url)
-    print(f"Valkey {url}, reply parser {parser_name(client)}")
-    for kind in kinds:
-        bench_database(setup, kind, client, args)
-    close(client)
+    each_database(setup, args, bench_database)
     return None
 
 
