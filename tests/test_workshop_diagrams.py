@@ -98,7 +98,8 @@ def test_long_texts_wrap_to_fit_a_terminal() -> None:
 
 # -- the chapters' diagrams -------------------------------------------------------------
 
-# (chapter number, the heading of its section, words the diagram must hold, in order)
+# (chapter number, the heading of its section, words the diagram must hold, in order);
+# the leaderboard restores the last of the pictures 001 drew
 REQUIRED = {
     "cache-aside": (
         1,
@@ -175,6 +176,23 @@ REQUIRED = {
             "DEL session",
             "SREM",
             "expires",
+        ],
+    ),
+    "leaderboard": (
+        3,
+        "## flightcache leaderboard book",
+        [
+            "INSERT booking, COMMIT",
+            "EVALSHA leaderboard_apply",
+            "ZINCRBY",
+            "EXPIRE",
+            "not created",
+            "PUBLISH",
+            "Valkey down after the COMMIT",
+            "EXISTS board",
+            "ZADD into a temporary key",
+            "RENAME",
+            "ZREVRANGE board 0 n-1 WITHSCORES",
         ],
     ),
     "stampede-lock": (
