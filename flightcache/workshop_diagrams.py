@@ -190,6 +190,7 @@ def draw(diagram: _Diagram, wrap: int = WRAPS[0]) -> str:
                     canvas.put(lifelines(), min(x[a], x[b]) + 2, line)
                 length = abs(x[b] - x[a]) - 1
                 body = ("- " * length)[:length] if arrow.startswith("--") else "-" * length
+                body = body if a < b else body[::-1]  # a dash next to the sender's lifeline
                 head = "x" if arrow.endswith("x") else (">" if a < b else "<")
                 shaft = body[:-1] + head if a < b else head + body[1:]
                 canvas.put(lifelines(), min(x[a], x[b]) + 1, shaft)

@@ -34,7 +34,7 @@ DRAWN = """\
     |----------->|
 - alt hit -------+----
     | v          |
-    |< - - - - - |
+    |<- - - - - -|
 - else down -----+----
     | GET        |
     |-----------x|
@@ -56,7 +56,7 @@ def test_arrows_point_the_way_the_message_goes() -> None:
     assert drawn is not None
     arrows = [line.strip() for line in drawn.splitlines() if re.search(r"[<>]|- -", line)]
     assert arrows[0].endswith("->|")  # solid, to the right
-    assert arrows[1].startswith("|< -")  # dotted reply, to the left
+    assert arrows[1].startswith("|<- -") and arrows[1].endswith("-|")  # dotted, to the left
     assert arrows[2].startswith("|<--")  # solid, to the left
 
 
