@@ -90,9 +90,10 @@ def show(
 
     from flightcache.console import out
     from flightcache.workshop import find
+    from flightcache.workshop_diagrams import for_terminal
 
     found = find(chapter)
-    out.print(Markdown(found.body))
+    out.print(Markdown(for_terminal(found.body)))  # Mermaid diagrams drawn as text
     _progress(ctx).mark(found.slug, "read")
 
 
