@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, int, str]] = [
     ("flightcache.exercises", DEMOS, "runs the learner's pattern code and checks it, as a demo"),
     ("flightcache.workshop", DEMOS, "the chapters: read, rendered by `workshop` commands"),
     ("flightcache.workshop_code", DEMOS, "the chapters' quotes of the source between markers"),
+    ("flightcache.workshop_diagrams", DEMOS, "Mermaid diagrams drawn as text for the terminal"),
     ("flightcache.patterns", PATTERNS, "one small module per caching pattern"),
     ("flightcache.db", SERVICES, "the Database protocol and its two drivers"),
     ("flightcache.valkey_client", SERVICES, "the one module that builds Valkey clients"),
