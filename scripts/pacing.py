@@ -6,11 +6,16 @@ A chapter's minutes are three parts, each stated so the figure can be checked:
     ``flightcache <demo> --json`` (or bare, for commands without ``--json``)
     against a freshly loaded ``--scale small`` database and a scratch Valkey,
     recorded by ``python scripts/pacing.py measure`` in ``scripts/pacing.json``;
-(b) reading: the chapter's prose at READ_WPM words a minute (technical text read
-    in a room) and its code blocks at CODE_LINES_PER_MIN lines a minute;
-(c) the allowance: STEP_MINUTES for each step a demo prints with ``--pause``
-    (the pause, the instructor's word, the room's questions) and DEMO_MINUTES for
-    starting each demo and reading its closing table.
+(b) reading: the chapter's prose at READ_WPM (200) words a minute, each learner reading
+    technical text on their own screen (read aloud to the room, 150 a minute, the
+    whole workshop takes about 37 minutes more), and its code blocks at
+    CODE_LINES_PER_MIN (30) lines a minute, the quoted source explained by the prose;
+(c) the allowance: STEP_MINUTES (half a minute) for each step a demo prints with
+    ``--pause`` (the pause, the instructor's word, a question), counted from the
+    demo's ``--json`` (a command without ``--json`` is one step), and DEMO_MINUTES (one)
+    for starting each demo and discussing its closing table.
+
+A chapter's minutes are the sum rounded to the nearest 5 (at least 5).
 
 (c) dominates on purpose: demo wall times are noisy on a shared machine, and a
 room's pace is set by its discussion, not by the server.
@@ -172,9 +177,9 @@ def measure(out: Path) -> None:
                         "steps": steps,
                         "exit": done.returncode,
                     }
-                    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         finally:
             drop_database(db)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.write:
             set_minutes(c.path, found.minutes)
+        for demo, got in measured.get(c.slug, {}).items():
+            if got.get("exit"):
+                print(f"  measured {demo!r} failed (exit {got['exit']}): measure again")
     return 0
 
 
