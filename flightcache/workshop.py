@@ -123,6 +123,43 @@ def chapters(root: Path | None = None) -> list[Chapter]:
     return [parse(p) for p in sorted(base.glob("*.md")) if _FILE.match(p.name)]
 
 
+@dataclass(frozen=True)
+class WorkshopPath:
+    """A way through the workshop: which chapters, in order, for how long a session."""
+
+    name: str
+    about: str
+    slugs: tuple[str, ...] | None  # None: every chapter
+
+    def chapters(self, every: list[Chapter]) -> list[Chapter]:
+        if self.slugs is None:
+            return every
+        by_slug = {c.slug: c for c in every}
+        missing = [s for s in self.slugs if s not in by_slug]
+        if missing:
+            raise FlightcacheError(f"the {self.name} path names no chapter {missing}")
+        return [by_slug[s] for s in self.slugs]
+
+    def minutes(self, every: list[Chapter]) -> int:
+        return sum(c.minutes for c in self.chapters(every))
+
+
+# The chapters' minutes come from scripts/pacing.py (reading, the demos' steps, discussion).
+PATHS = (
+    WorkshopPath(
+        "short",
+        "about 90 minutes: setting up, then 001's Module 1 (query caching)",
+        ("setup", "query-caching"),
+    ),
+    WorkshopPath(
+        "full",
+        "about 3 hours: Modules 1 to 4 and the summary",
+        ("setup", "query-caching", "universal-caching", "leaderboards", "sessions", "summary"),
+    ),
+    WorkshopPath("every", "all of it: the full workshop, advanced topics and the bench", None),
+)
+
+
 def find(ref: str, root: Path | None = None) -> Chapter:
     """A chapter by number (``3``, ``03``) or slug (``leaderboards``)."""
     every = chapters(root)

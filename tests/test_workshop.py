@@ -192,3 +192,33 @@ def test_bad_metadata_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("<!-- workshop\nminutes = = 3\n-->\n# Bad\n")
     with pytest.raises(FlightcacheError, match=r"02-bad\.md: its workshop comment is not TOML"):
         parse(bad)
+
+
+def test_the_list_shows_the_short_and_the_full_path_with_their_minutes(
+    cli: Any, tmp_path: Path
+) -> None:
+    from flightcache.workshop import PATHS, chapters
+
+    every = chapters()
+    paths = {p.name: p for p in PATHS}
+    assert set(paths) == {"short", "full", "every"}
+    assert paths["every"].chapters(every) == every
+    short = paths["short"].chapters(every)
+    assert short and set(short) < set(paths["full"].chapters(every)) < set(every)
+    # "about 90 minutes" and "about 3 hours", from the chapters' measured minutes
+    assert 75 <= paths["short"].minutes(every) <= 105, paths["short"].minutes(every)
+    assert 150 <= paths["full"].minutes(every) <= 240, paths["full"].minutes(every)
+    listing = cli("--state-dir", str(tmp_path / "state"), "workshop")
+    text = listing.out + listing.err
+    assert listing.code == 0, text
+    for path in PATHS:
+        line = next(ln for ln in text.splitlines() if f" {path.name} " in ln)
+        assert str(path.minutes(every)) in line, line
+
+
+def test_a_path_naming_a_missing_chapter_is_a_clear_error() -> None:
+    from flightcache.errors import FlightcacheError
+    from flightcache.workshop import WorkshopPath, chapters
+
+    with pytest.raises(FlightcacheError, match="names no chapter"):
+        WorkshopPath("odd", "", ("setup", "nope")).minutes(chapters())

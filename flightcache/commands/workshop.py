@@ -50,7 +50,7 @@ def listing(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from flightcache.console import out, table
-    from flightcache.workshop import chapters
+    from flightcache.workshop import PATHS, chapters
 
     progress = _progress(ctx)
     every = chapters()
@@ -65,9 +65,13 @@ def listing(ctx: typer.Context) -> None:
         for c in every
     ]
     out.print(table("The workshop", ["#", "chapter", "min", "demos", "progress"], rows))
-    total = sum(c.minutes for c in every)
+    paths = []
+    for path in PATHS:
+        numbers = ", ".join(str(c.number) for c in path.chapters(every))
+        paths.append([path.name, numbers, str(path.minutes(every)), path.about])
+    out.print(table("Paths through it", ["path", "chapters", "min", "for"], paths))
     out.print(
-        f"{total} minutes in all. `flightcache workshop show N` reads a chapter,"
+        "`flightcache workshop show N` reads a chapter,"
         " `flightcache workshop run N` steps through its demos.",
         style="dim",
     )
