@@ -153,7 +153,7 @@ PATHS = (
     ),
     WorkshopPath(
         "full",
-        "about 3 hours: Modules 1 to 4 and the summary",
+        "about 3½ hours: Modules 1 to 4 and the summary",
         ("setup", "query-caching", "universal-caching", "leaderboards", "sessions", "summary"),
     ),
     WorkshopPath("every", "all of it: the full workshop, advanced topics and the bench", None),
