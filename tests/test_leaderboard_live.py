@@ -63,6 +63,12 @@ def test_simulate_writes_rows_boards_and_events(
     keys = _keys(key_prefix)
     before = _bookings(loaded)
     max_id = int(loaded.fetch("SELECT MAX(booking_id) FROM booking").rows[0][0])
+    # both boards exist before the run (an increment never creates a board): each holds
+    # a member of its own that the simulator must leave as it is
+    daily = keys.board(BOARD, "daily:2026-06-02")
+    for key in (daily, keys.board(BOARD, "all")):
+        valkey_client.zadd(key, {"ZZZ": 5})
+    valkey_client.expire(daily, 60)
     listener = Listener(valkey_client, keys.board_updates(BOARD))
     result = cli(
         *server_args(db_url, any_valkey, key_prefix),
@@ -101,9 +107,9 @@ def test_simulate_writes_rows_boards_and_events(
     for *_, iata in rows:
         per_airport[iata] = per_airport.get(iata, 0) + 1
     # both boards hold the same increments, by departure airport; the daily one expires
-    daily = keys.board(BOARD, "daily:2026-06-02")
     for key in (daily, keys.board(BOARD, "all")):
-        assert _board(valkey_client, key) == {a: float(n) for a, n in per_airport.items()}
+        expected = {a: float(n) for a, n in per_airport.items()} | {"ZZZ": 5.0}
+        assert _board(valkey_client, key) == expected
     assert 0 < valkey_client.ttl(daily) <= 7 * 86_400
     assert valkey_client.ttl(keys.board(BOARD, "all")) == -1
     # every change was published, as a JSON event naming its period
@@ -114,9 +120,37 @@ def test_simulate_writes_rows_boards_and_events(
     for e in events:
         assert set(e) == {"member", "score", "period"}
         last[(e["period"], e["member"])] = e["score"]
-    assert {m: s for (p, m), s in last.items() if p == "all"} == _board(
+    assert {m: s for (p, m), s in last.items() if p == "all"} | {"ZZZ": 5.0} == _board(
         valkey_client, keys.board(BOARD, "all")
     )
+    for key in keys_left(valkey_client, key_prefix):
+        valkey_client.delete(key)
+
+
+def test_simulate_on_a_fresh_valkey_leaves_top_to_the_database(
+    cli: Any, loaded: Any, db_url: Any, any_valkey: Any, valkey_client: Any, key_prefix: str
+) -> None:
+    """The simulator counts like the write-through path: a board that does not exist is
+    not created by an increment (it would hold only the simulated bookings), so `top`
+    rebuilds it from the database and serves the real ranking, the new bookings included."""
+    keys = _keys(key_prefix)
+    args = server_args(db_url, any_valkey, key_prefix)
+    simulate = "leaderboard simulate --rate 400 --batch 25 --seconds 0.3 --date 2026-06-02"
+    doc = json_of(cli(*args, *simulate.split(), "--seed", "3", "--json"))
+    assert doc["bookings"] > 0 and doc["valkey_failures"] == 0
+    assert doc["events_published"] == 0  # no board existed, none was created
+    assert not valkey_client.exists(keys.board(BOARD, "all"))
+    assert not valkey_client.exists(keys.board(BOARD, "daily:2026-06-02"))
+    top = json_of(cli(*args, "leaderboard", "top", BOARD, "--n", "10", "--json"))
+    assert top["source"].startswith("database")
+    from flightcache.patterns.leaderboard_periods import ALL
+    from flightcache.patterns.leaderboard_sync import Leaderboards
+
+    sql = Leaderboards(loaded, valkey_client, keys).sql_top(ALL, 10)
+    served = [(e["member"], float(e["score"])) for e in top["entries"]]
+    assert [s for _, s in served] == [s for _, s in sql] and sql  # the same scores
+    cut = sql[-1][1]  # members tied at the cut may differ; every one above it may not
+    assert {m for m, s in served if s > cut} == {m for m, s in sql if s > cut}
     for key in keys_left(valkey_client, key_prefix):
         valkey_client.delete(key)
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import json
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ import valkey.exceptions
 
 from flightcache.errors import DataError
 from flightcache.keys import Keys
+from flightcache.lua import script
 from flightcache.measure.zipf import zipf_cdf
 from flightcache.patterns.leaderboard import Board
 from flightcache.patterns.leaderboard_periods import ALL, Period, daily
@@ -335,7 +337,10 @@ class Simulator:
     Flights are drawn Zipf-skewed by their departure airport's rank in departures,
     so the board has hubs at the top, as real traffic does. Seats stay NULL (the
     unique index on (flight_id, seat) allows any number of NULLs). After each batch
-    commits, :meth:`Board.increment` counts it on the daily and all-time boards.
+    commits, it is counted on the daily and all-time boards the way the write-through
+    path counts a booking (the ``leaderboard_apply`` script): a period key that does not
+    exist is left alone, so a fresh Valkey gets no board holding only the simulated
+    bookings; the next read rebuilds it from the database, these bookings included.
     Valkey failures after the commit are counted, not fatal.
     """
 
@@ -424,10 +429,36 @@ class Simulator:
             counts[b.airport] = counts.get(b.airport, 0) + 1
             self.report.per_airport[b.airport] = self.report.per_airport.get(b.airport, 0) + 1
         try:
-            self.report.events += self.board.increment(counts, self.periods)
+            self.report.events += self.count(counts)
         except valkey.exceptions.ValkeyError:
             self.report.valkey_failures += len(ids)
         self.report.valkey_ns += time.perf_counter_ns() - t1
+
+    def count(self, counts: Mapping[str, int]) -> int:
+        """Count ``counts`` on the period keys that exist, like the write-through's
+        :meth:`~flightcache.patterns.leaderboard_sync.Leaderboards.apply`: one
+        ``leaderboard_apply`` script per member (ZINCRBY + EXPIRE only where the key
+        exists, ZREM at 0, atomically), pipelined on the board's node; then PUBLISH each
+        new score. Returns the events published."""
+        apply = script("leaderboard_apply")
+        apply.load(self.client)  # a pipeline cannot fall back from EVALSHA to EVAL
+        keys = [self.board.keys.board_applied(BOARD), *(self.board.key(p) for p in self.periods)]
+        ttls = [p.ttl or 0 for p in self.periods]
+        pipe = self.board.pipeline()
+        for member, n in counts.items():
+            apply.queue(pipe, keys, [member, n, "", *ttls])
+        replies = pipe.execute()
+        pipe = self.board.pipeline()
+        events = 0
+        for member, scores in zip(counts, replies, strict=True):
+            for period, score in zip(self.periods, scores, strict=False):
+                if score is None:  # the board does not exist: the next read rebuilds it
+                    continue
+                event = {"member": member, "score": float(score), "period": period.name}
+                pipe.publish(self.board.channel, json.dumps(event, separators=(",", ":")))
+                events += 1
+        pipe.execute()
+        return events
 
     def run(
         self,
@@ -478,7 +509,7 @@ class Simulator:
                 self.undo.done(entry)
             self._undo_entries.clear()
         try:
-            self.board.increment({a: -n for a, n in self.report.per_airport.items()}, self.periods)
+            self.count({a: -n for a, n in self.report.per_airport.items()})
         except valkey.exceptions.ValkeyError:  # the rows are gone; the boards keep them
             self.report.cleanup_valkey_failed = True
         return len(ids)
