@@ -24,6 +24,13 @@ def _bookings(conn: Any) -> int:
     return int(conn.fetch("SELECT COUNT(*) FROM booking").rows[0][0])
 
 
+def _first_departure_day(conn: Any) -> str:
+    """The day of the dataset's first departure: a day that has flights to book."""
+    from flightcache.patterns.leaderboard_periods import as_datetime
+
+    return f"{as_datetime(conn.fetch('SELECT MIN(departure) FROM flight').rows[0][0]).date()}"
+
+
 def _board(client: Any, key: str) -> dict[str, float]:
     return {m: float(s) for m, s in client.zrange(key, 0, -1, withscores=True)}
 
@@ -63,9 +70,10 @@ def test_simulate_writes_rows_boards_and_events(
     keys = _keys(key_prefix)
     before = _bookings(loaded)
     max_id = int(loaded.fetch("SELECT MAX(booking_id) FROM booking").rows[0][0])
+    day = _first_departure_day(loaded)
     # both boards exist before the run (an increment never creates a board): each holds
     # a member of its own that the simulator must leave as it is
-    daily = keys.board(BOARD, "daily:2026-06-02")
+    daily = keys.board(BOARD, f"daily:{day}")
     for key in (daily, keys.board(BOARD, "all")):
         valkey_client.zadd(key, {"ZZZ": 5})
     valkey_client.expire(daily, 60)
@@ -81,7 +89,7 @@ def test_simulate_writes_rows_boards_and_events(
         "--seconds",
         "0.5",
         "--date",
-        "2026-06-02",
+        day,
         "--seed",
         "7",
         "--json",
@@ -115,7 +123,7 @@ def test_simulate_writes_rows_boards_and_events(
     # every change was published, as a JSON event naming its period
     events = listener.close(doc["events_published"])
     assert len(events) == doc["events_published"] > 0
-    assert {e["period"] for e in events} == {"daily:2026-06-02", "all"}
+    assert {e["period"] for e in events} == {f"daily:{day}", "all"}
     last: dict[tuple[str, str], float] = {}
     for e in events:
         assert set(e) == {"member", "score", "period"}
@@ -135,12 +143,13 @@ def test_simulate_on_a_fresh_valkey_leaves_top_to_the_database(
     rebuilds it from the database and serves the real ranking, the new bookings included."""
     keys = _keys(key_prefix)
     args = server_args(db_url, any_valkey, key_prefix)
-    simulate = "leaderboard simulate --rate 400 --batch 25 --seconds 0.3 --date 2026-06-02"
+    day = _first_departure_day(loaded)
+    simulate = f"leaderboard simulate --rate 400 --batch 25 --seconds 0.3 --date {day}"
     doc = json_of(cli(*args, *simulate.split(), "--seed", "3", "--json"))
     assert doc["bookings"] > 0 and doc["valkey_failures"] == 0
     assert doc["events_published"] == 0  # no board existed, none was created
     assert not valkey_client.exists(keys.board(BOARD, "all"))
-    assert not valkey_client.exists(keys.board(BOARD, "daily:2026-06-02"))
+    assert not valkey_client.exists(keys.board(BOARD, f"daily:{day}"))
     top = json_of(cli(*args, "leaderboard", "top", BOARD, "--n", "10", "--json"))
     assert top["source"].startswith("database")
     from flightcache.patterns.leaderboard_periods import ALL
@@ -299,7 +308,8 @@ def test_simulate_counts_valkey_failures_after_the_commit(loaded: Any, key_prefi
     from flightcache.valkey_client import unreachable
 
     before = _bookings(loaded)
-    sim = Simulator(loaded, unreachable(), _keys(key_prefix), dt.date(2026, 6, 2), seed=1)
+    day = dt.date.fromisoformat(_first_departure_day(loaded))
+    sim = Simulator(loaded, unreachable(), _keys(key_prefix), day, seed=1)
     sim.batch(5)
     sim.batch(3)
     # the database took every booking; the boards missed them, and that was counted
