@@ -94,7 +94,7 @@ def simulate(
     \b
       flightcache leaderboard simulate --rate 200 --batch 20 --seconds 30
       flightcache leaderboard simulate --rate 2000 --batch 100 --seconds 10 --cleanup
-      flightcache leaderboard simulate --date 2026-06-02 --seconds 5 --json
+      flightcache leaderboard simulate --date 2025-06-02 --seconds 5 --json
     """
     from flightcache.bench.leaderboard import MAX_BATCH, MAX_RATE, MAX_SECONDS
     from flightcache.console import err
@@ -288,7 +288,7 @@ def live(
 
     \b
       flightcache leaderboard live
-      flightcache leaderboard live --period daily:2026-06-02 --top 5
+      flightcache leaderboard live --period daily:2025-06-02 --top 5
       flightcache leaderboard live --seconds 30
     """
     from rich.live import Live
