@@ -24,6 +24,13 @@ def _bookings(conn: Any) -> int:
     return int(conn.fetch("SELECT COUNT(*) FROM booking").rows[0][0])
 
 
+def _first_departure_day(conn: Any) -> str:
+    """The day of the dataset's first departure: a day that has flights to book."""
+    from flightcache.patterns.leaderboard_periods import as_datetime
+
+    return f"{as_datetime(conn.fetch('SELECT MIN(departure) FROM flight').rows[0][0]).date()}"
+
+
 def _board(client: Any, key: str) -> dict[str, float]:
     return {m: float(s) for m, s in client.zrange(key, 0, -1, withscores=True)}
 
@@ -63,6 +70,13 @@ def test_simulate_writes_rows_boards_and_events(
     keys = _keys(key_prefix)
     before = _bookings(loaded)
     max_id = int(loaded.fetch("SELECT MAX(booking_id) FROM booking").rows[0][0])
+    day = _first_departure_day(loaded)
+    # both boards exist before the run (an increment never creates a board): each holds
+    # a member of its own that the simulator must leave as it is
+    daily = keys.board(BOARD, f"daily:{day}")
+    for key in (daily, keys.board(BOARD, "all")):
+        valkey_client.zadd(key, {"ZZZ": 5})
+    valkey_client.expire(daily, 60)
     listener = Listener(valkey_client, keys.board_updates(BOARD))
     result = cli(
         *server_args(db_url, any_valkey, key_prefix),
@@ -75,7 +89,7 @@ def test_simulate_writes_rows_boards_and_events(
         "--seconds",
         "0.5",
         "--date",
-        "2026-06-02",
+        day,
         "--seed",
         "7",
         "--json",
@@ -101,22 +115,51 @@ def test_simulate_writes_rows_boards_and_events(
     for *_, iata in rows:
         per_airport[iata] = per_airport.get(iata, 0) + 1
     # both boards hold the same increments, by departure airport; the daily one expires
-    daily = keys.board(BOARD, "daily:2026-06-02")
     for key in (daily, keys.board(BOARD, "all")):
-        assert _board(valkey_client, key) == {a: float(n) for a, n in per_airport.items()}
+        expected = {a: float(n) for a, n in per_airport.items()} | {"ZZZ": 5.0}
+        assert _board(valkey_client, key) == expected
     assert 0 < valkey_client.ttl(daily) <= 7 * 86_400
     assert valkey_client.ttl(keys.board(BOARD, "all")) == -1
     # every change was published, as a JSON event naming its period
     events = listener.close(doc["events_published"])
     assert len(events) == doc["events_published"] > 0
-    assert {e["period"] for e in events} == {"daily:2026-06-02", "all"}
+    assert {e["period"] for e in events} == {f"daily:{day}", "all"}
     last: dict[tuple[str, str], float] = {}
     for e in events:
         assert set(e) == {"member", "score", "period"}
         last[(e["period"], e["member"])] = e["score"]
-    assert {m: s for (p, m), s in last.items() if p == "all"} == _board(
+    assert {m: s for (p, m), s in last.items() if p == "all"} | {"ZZZ": 5.0} == _board(
         valkey_client, keys.board(BOARD, "all")
     )
+    for key in keys_left(valkey_client, key_prefix):
+        valkey_client.delete(key)
+
+
+def test_simulate_on_a_fresh_valkey_leaves_top_to_the_database(
+    cli: Any, loaded: Any, db_url: Any, any_valkey: Any, valkey_client: Any, key_prefix: str
+) -> None:
+    """The simulator counts like the write-through path: a board that does not exist is
+    not created by an increment (it would hold only the simulated bookings), so `top`
+    rebuilds it from the database and serves the real ranking, the new bookings included."""
+    keys = _keys(key_prefix)
+    args = server_args(db_url, any_valkey, key_prefix)
+    day = _first_departure_day(loaded)
+    simulate = f"leaderboard simulate --rate 400 --batch 25 --seconds 0.3 --date {day}"
+    doc = json_of(cli(*args, *simulate.split(), "--seed", "3", "--json"))
+    assert doc["bookings"] > 0 and doc["valkey_failures"] == 0
+    assert doc["events_published"] == 0  # no board existed, none was created
+    assert not valkey_client.exists(keys.board(BOARD, "all"))
+    assert not valkey_client.exists(keys.board(BOARD, f"daily:{day}"))
+    top = json_of(cli(*args, "leaderboard", "top", BOARD, "--n", "10", "--json"))
+    assert top["source"].startswith("database")
+    from flightcache.patterns.leaderboard_periods import ALL
+    from flightcache.patterns.leaderboard_sync import Leaderboards
+
+    sql = Leaderboards(loaded, valkey_client, keys).sql_top(ALL, 10)
+    served = [(e["member"], float(e["score"])) for e in top["entries"]]
+    assert [s for _, s in served] == [s for _, s in sql] and sql  # the same scores
+    cut = sql[-1][1]  # members tied at the cut may differ; every one above it may not
+    assert {m for m, s in served if s > cut} == {m for m, s in sql if s > cut}
     for key in keys_left(valkey_client, key_prefix):
         valkey_client.delete(key)
 
@@ -265,7 +308,8 @@ def test_simulate_counts_valkey_failures_after_the_commit(loaded: Any, key_prefi
     from flightcache.valkey_client import unreachable
 
     before = _bookings(loaded)
-    sim = Simulator(loaded, unreachable(), _keys(key_prefix), dt.date(2026, 6, 2), seed=1)
+    day = dt.date.fromisoformat(_first_departure_day(loaded))
+    sim = Simulator(loaded, unreachable(), _keys(key_prefix), day, seed=1)
     sim.batch(5)
     sim.batch(3)
     # the database took every booking; the boards missed them, and that was counted

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import json
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -29,9 +30,10 @@ import valkey.exceptions
 
 from flightcache.errors import DataError
 from flightcache.keys import Keys
+from flightcache.lua import script
 from flightcache.measure.zipf import zipf_cdf
 from flightcache.patterns.leaderboard import Board
-from flightcache.patterns.leaderboard_periods import ALL, Period, daily
+from flightcache.patterns.leaderboard_periods import ALL, Period, as_datetime, daily
 from flightcache.sqlfiles import query
 
 if TYPE_CHECKING:
@@ -327,6 +329,7 @@ class NewBooking:
     passenger_id: int
     price: Decimal
     airport: str
+    day: dt.date  # the flight's departure day: the daily board the booking counts on
 
 
 class Simulator:
@@ -335,7 +338,10 @@ class Simulator:
     Flights are drawn Zipf-skewed by their departure airport's rank in departures,
     so the board has hubs at the top, as real traffic does. Seats stay NULL (the
     unique index on (flight_id, seat) allows any number of NULLs). After each batch
-    commits, :meth:`Board.increment` counts it on the daily and all-time boards.
+    commits, it is counted on the daily and all-time boards the way the write-through
+    path counts a booking (the ``leaderboard_apply`` script): a period key that does not
+    exist is left alone, so a fresh Valkey gets no board holding only the simulated
+    bookings; the next read rebuilds it from the database, these bookings included.
     Valkey failures after the commit are counted, not fatal.
     """
 
@@ -344,33 +350,39 @@ class Simulator:
         db: Database,
         client: Any,
         keys: Keys,
-        day: dt.date,
+        day: dt.date | None = None,
         *,
         seed: int | None = None,
         undo: Undo | None = None,
     ) -> None:
-        """``undo``: record each batch's ids before it commits, so that the bookings of
-        a run killed before :meth:`cleanup` are deleted by the next command."""
+        """``day``: book only flights departing that day (None: any day). ``undo``:
+        record each batch's ids before it commits, so that the bookings of a run killed
+        before :meth:`cleanup` are deleted by the next command."""
         self.db = db
         self.undo = undo
         self._undo_entries: list[str] = []
         self.client = client
         self.board = Board(client, keys, BOARD)
-        self.periods = (daily(day), ALL)
+        self.day = day
         self.rng = random.Random(seed)
         self.report = SimulationReport()
-        flights = db.fetch(
-            query(db.dialect, "leaderboard_candidate_flights"), {"limit": CANDIDATES}
-        ).rows
+        self.counted: dict[tuple[str, dt.date], int] = {}  # what cleanup takes back
+        params: dict[str, Any] = {"limit": CANDIDATES, "day": day}
+        sql = "leaderboard_candidate_flights" if day is None else "leaderboard_candidate_flights_on"
+        flights = db.fetch(query(db.dialect, sql), params).rows
         passengers = db.fetch(query(db.dialect, "candidate_passengers"), {"limit": CANDIDATES}).rows
         if not flights or not passengers:
             raise DataError(
-                "no flights or passengers to book: the database holds no FlughafenDB data",
-                hint="load it with `flightcache data load --scale tiny`",
+                "no flights or passengers to book"
+                + ("" if day is None else f" departing on {day}")
+                + ": the database holds no such FlughafenDB data",
+                hint="pick a day with departures (or leave --date out), or load the data"
+                " with `flightcache data load --scale tiny`",
             )
-        by_airport: dict[str, list[int]] = {}
-        for flight_id, iata in flights:
-            by_airport.setdefault(str(iata), []).append(int(flight_id))
+        by_airport: dict[str, list[tuple[int, dt.date]]] = {}
+        for flight_id, iata, departure in flights:
+            flight = (int(flight_id), as_datetime(departure).date())
+            by_airport.setdefault(str(iata), []).append(flight)
         self.airports = sorted(by_airport, key=lambda a: (-len(by_airport[a]), a))
         self.flights = by_airport
         self.cdf = zipf_cdf(len(self.airports), ZIPF_S)
@@ -380,8 +392,10 @@ class Simulator:
         total = self.cdf[-1]
         rank = min(bisect.bisect_right(self.cdf, self.rng.random() * total), len(self.cdf) - 1)
         airport = self.airports[rank]
+        flight_id, day = self.rng.choice(self.flights[airport])
         return NewBooking(
-            flight_id=self.rng.choice(self.flights[airport]),
+            flight_id=flight_id,
+            day=day,
             passenger_id=self.rng.choice(self.passengers),
             price=Decimal(self.rng.randint(4_900, 89_900)) / 100,
             airport=airport,
@@ -419,15 +433,47 @@ class Simulator:
         self.report.booking_ids.extend(ids)
         self.report.bookings += len(ids)
         self.report.batches += 1
-        counts: dict[str, int] = {}
+        counts: dict[tuple[str, dt.date], int] = {}
         for b in bookings:
-            counts[b.airport] = counts.get(b.airport, 0) + 1
+            counts[(b.airport, b.day)] = counts.get((b.airport, b.day), 0) + 1
+            self.counted[(b.airport, b.day)] = self.counted.get((b.airport, b.day), 0) + 1
             self.report.per_airport[b.airport] = self.report.per_airport.get(b.airport, 0) + 1
         try:
-            self.report.events += self.board.increment(counts, self.periods)
+            self.report.events += self.count(counts)
         except valkey.exceptions.ValkeyError:
             self.report.valkey_failures += len(ids)
         self.report.valkey_ns += time.perf_counter_ns() - t1
+
+    # region: simulator-count
+    def count(self, counts: Mapping[tuple[str, dt.date], int]) -> int:
+        """Count each (airport, departure day) on the daily board of that day and on the
+        all-time board, like the write-through's
+        :meth:`~flightcache.patterns.leaderboard_sync.Leaderboards.apply`: one
+        ``leaderboard_apply`` script each (ZINCRBY + EXPIRE only on a key that exists,
+        ZREM at 0, atomically), pipelined on the board's node; then PUBLISH each new
+        score. A board that does not exist is not created (it would hold only these
+        bookings): the next read rebuilds it from the database. Returns the events."""
+        apply = script("leaderboard_apply")
+        apply.load(self.client)  # a pipeline cannot fall back from EVALSHA to EVAL
+        pipe = self.board.pipeline()
+        for (member, day), n in counts.items():
+            periods = (daily(day), ALL)
+            keys = [self.board.keys.board_applied(BOARD), *(self.board.key(p) for p in periods)]
+            apply.queue(pipe, keys, [member, n, "", *(p.ttl or 0 for p in periods)])
+        replies = pipe.execute()
+        pipe = self.board.pipeline()
+        events = 0
+        for (member, day), scores in zip(counts, replies, strict=True):
+            for period, score in zip((daily(day), ALL), scores, strict=False):
+                if score is None:  # the board does not exist: the next read rebuilds it
+                    continue
+                event = {"member": member, "score": float(score), "period": period.name}
+                pipe.publish(self.board.channel, json.dumps(event, separators=(",", ":")))
+                events += 1
+        pipe.execute()
+        return events
+
+    # endregion: simulator-count
 
     def run(
         self,
@@ -478,7 +524,7 @@ class Simulator:
                 self.undo.done(entry)
             self._undo_entries.clear()
         try:
-            self.board.increment({a: -n for a, n in self.report.per_airport.items()}, self.periods)
+            self.count({k: -n for k, n in self.counted.items()})
         except valkey.exceptions.ValkeyError:  # the rows are gone; the boards keep them
             self.report.cleanup_valkey_failed = True
         return len(ids)

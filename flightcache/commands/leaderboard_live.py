@@ -57,7 +57,11 @@ def simulate(
     ] = 30.0,
     date: Annotated[
         str | None,
-        typer.Option("--date", help="Day of the daily board, YYYY-MM-DD. Default: today (UTC)."),
+        typer.Option(
+            "--date",
+            help="Book only flights departing that day, YYYY-MM-DD (its daily board"
+            " moves). Default: any day.",
+        ),
     ] = None,
     cleanup: Annotated[
         bool,
@@ -76,8 +80,10 @@ def simulate(
     Every booking is a real row in the booking table (a random passenger on a
     random flight, drawn Zipf-skewed toward busy departure airports, seat NULL,
     a price). After each batch commits, one pipeline adds the batch to the
-    `airport-bookings` boards, daily (EXPIRE 7 days) and all-time, and PUBLISHes
-    one event per changed airport and board for `flightcache leaderboard live`.
+    `airport-bookings` boards that exist, the daily board of each flight's departure
+    day (EXPIRE 7 days) and all-time, as the write-through path does (a missing board
+    is rebuilt from the database by the next read), and PUBLISHes one event per
+    changed airport and board for `flightcache leaderboard live`.
     Valkey failures after the commit are counted, not fatal. The bookings stay
     in the database unless --cleanup deletes them at the end (also after Ctrl-C,
     SIGTERM or SIGHUP, which finish the batch under way). A database flightcache
@@ -88,7 +94,7 @@ def simulate(
     \b
       flightcache leaderboard simulate --rate 200 --batch 20 --seconds 30
       flightcache leaderboard simulate --rate 2000 --batch 100 --seconds 10 --cleanup
-      flightcache leaderboard simulate --date 2026-06-02 --seconds 5 --json
+      flightcache leaderboard simulate --date 2025-06-02 --seconds 5 --json
     """
     from flightcache.bench.leaderboard import MAX_BATCH, MAX_RATE, MAX_SECONDS
     from flightcache.console import err
@@ -96,12 +102,15 @@ def simulate(
     check_positive("--rate", rate, MAX_RATE, "200")
     check_positive("--batch", batch, MAX_BATCH, "20")
     check_positive("--seconds", seconds, MAX_SECONDS, "30")
+    from flightcache.patterns.leaderboard_periods import daily
+
     day = parse_day(date)
     with _simulator(ctx, day, seed=seed, cleanup=cleanup, yes=yes) as sim:
         if not as_json:
             err.print(
                 f"booking at ~{rate:g}/s in batches of {batch} for {seconds:g} s into"
-                f" {sim.board.key(sim.periods[0])} and {sim.board.key()}",
+                f" {sim.board.key(daily(sim.day)) if sim.day else 'each departure day'}"
+                f" and {sim.board.key()} (the boards that exist)",
                 style="dim",
                 soft_wrap=True,
             )
@@ -118,7 +127,7 @@ def simulate(
 
 @contextmanager
 def _simulator(
-    ctx: typer.Context, day: dt.date, *, seed: int | None, cleanup: bool, yes: bool
+    ctx: typer.Context, day: dt.date | None, *, seed: int | None, cleanup: bool, yes: bool
 ) -> Iterator[Simulator]:
     """A simulator on the configured servers; with ``cleanup``, every batch's ids are
     written down before it commits: a run killed before the end (SIGKILL too) has its
@@ -190,6 +199,7 @@ def _simulate_summary(
 ) -> None:
     from flightcache.console import err, out, table
     from flightcache.measure.duration import human_ns
+    from flightcache.patterns.leaderboard_periods import daily
 
     report = sim.report
     if report.cleanup_valkey_failed:
@@ -201,7 +211,7 @@ def _simulate_summary(
     summary = report.as_dict()
     summary.update(
         board=sim.board.name,
-        keys=[sim.board.key(p) for p in sim.periods],
+        keys=sorted({sim.board.key(daily(d)) for _, d in sim.counted} | {sim.board.key()}),
         channel=sim.board.channel,
         database=sim.db.dialect,
         stayed_in_database=0 if cleanup else report.bookings,
@@ -240,10 +250,10 @@ def check_positive(option: str, value: float, limit: float, example: str) -> Non
         )
 
 
-def parse_day(text: str | None) -> dt.date:
-    """``--date`` as a date; today (UTC) when absent."""
+def parse_day(text: str | None) -> dt.date | None:
+    """``--date`` as a date; None (any day) when absent."""
     if text is None:
-        return dt.datetime.now(dt.UTC).date()
+        return None
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
@@ -278,7 +288,7 @@ def live(
 
     \b
       flightcache leaderboard live
-      flightcache leaderboard live --period daily:2026-06-02 --top 5
+      flightcache leaderboard live --period daily:2025-06-02 --top 5
       flightcache leaderboard live --seconds 30
     """
     from rich.live import Live

@@ -1,11 +1,12 @@
-"""Leaderboards on sorted sets: what each board ranks, one board's ZINCRBY, the reads.
+"""Leaderboards on sorted sets: what each board ranks, one board's keys, the reads.
 
 Read path: ZREVRANGE (ZRANGE for the lowest) for the top N, ZSCORE / ZREVRANK / ZCOUNT
 for a member's standing, a slice around a member, on ``{lb:<board>}:<period>``. Ranks
 are competition ranks: 1 + the members with a strictly higher score (ZCOUNT key
 (score +inf), so equal scores share a rank, as SQL's RANK()).
-Write path: :meth:`Board.increment` ZINCRBYs each member on every period's key,
-EXPIREs the keys that have a TTL and PUBLISHes each new score for live views.
+Write path: the ``leaderboard_apply`` script (``leaderboard_sync`` and the simulator)
+ZINCRBYs a member on every period key that exists, EXPIREs the keys that have a TTL;
+the simulator then PUBLISHes each new score on :class:`Board`'s channel for live views.
 Failure mode: Valkey is never the source of truth: a missing board, or an increment
 lost, is put right from the database by ``leaderboard_sync`` (rebuild, write-through,
 event stream). Periods are ``leaderboard_periods``; the pinned connection behind
@@ -14,12 +15,9 @@ event stream). Periods are ``leaderboard_periods``; the pinned connection behind
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import valkey.exceptions
 
 from flightcache.errors import UsageError
 from flightcache.keys import Keys
@@ -136,44 +134,6 @@ class Board:
 
     def key(self, period: Period = ALL) -> str:
         return self.keys.board(self.name, period.name)
-
-    # region: increment
-    def increment(self, counts: Mapping[str, int], periods: Sequence[Period]) -> int:
-        """ZINCRBY each member by its count on every period's key, EXPIRE the keys that
-        have a TTL, ZREM a member brought down to 0, PUBLISH each new score. Two
-        pipelines on the board's node (every key and the channel share the hash tag
-        ``{lb:<board>}``). Returns the events published. Unlike
-        :meth:`Leaderboards.apply`, it creates a missing board: a live board counts
-        what its producer booked, not what the database holds."""
-        try:
-            return self._increment(counts, periods)
-        except valkey.exceptions.AskError:  # the slot moved before anything ran
-            self.connection.moved()
-            return self._increment(counts, periods)
-
-    def _increment(self, counts: Mapping[str, int], periods: Sequence[Period]) -> int:
-        pipe = self.pipeline()
-        for period in periods:
-            for member, n in counts.items():
-                pipe.zincrby(self.key(period), n, member)
-        for period in periods:
-            if period.ttl:
-                pipe.expire(self.key(period), period.ttl)
-        replies = iter(pipe.execute())  # the new scores first, then EXPIRE's replies
-        pipe = self.pipeline()
-        events = 0
-        for period in periods:
-            for member in counts:
-                score = float(next(replies))
-                if score <= 0:  # every booking it had was taken back: off the board
-                    pipe.zrem(self.key(period), member)
-                event = {"member": member, "score": score, "period": period.name}
-                pipe.publish(self.channel, json.dumps(event, separators=(",", ":")))
-                events += 1
-        pipe.execute()
-        return events
-
-    # endregion: increment
 
     def add_scores(self, period: Period, pairs: Iterable[tuple[str, float]]) -> list[float]:
         """ZINCRBY each (member, amount), pipelined by hand on the pinned connection (one

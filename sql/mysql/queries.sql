@@ -498,10 +498,20 @@ LIMIT 1;
 -- Live leaderboard (flightcache leaderboard simulate): the flights and passengers the
 -- simulator books, and one booking inserted with its id.
 -- name: leaderboard_candidate_flights
-SELECT f.flight_id, a.iata
+SELECT f.flight_id, a.iata, f.departure
 FROM flight f
 JOIN airport a ON a.airport_id = f.`from`
 WHERE a.iata IS NOT NULL AND a.iata <> ''
+ORDER BY f.flight_id
+LIMIT %(limit)s;
+
+-- name: leaderboard_candidate_flights_on
+SELECT f.flight_id, a.iata, f.departure
+FROM flight f
+JOIN airport a ON a.airport_id = f.`from`
+WHERE a.iata IS NOT NULL AND a.iata <> ''
+  AND f.departure >= %(day)s
+  AND f.departure < %(day)s + INTERVAL 1 DAY
 ORDER BY f.flight_id
 LIMIT %(limit)s;
 

@@ -4,7 +4,9 @@ Write-through updates the cache as part of every write, so that readers find the
 new value in Valkey at once. The order matters. The database is the source of
 truth, so Valkey may learn a value only once the database has committed it: a
 cache written first serves a name the database never stored whenever the COMMIT
-fails.
+fails. The full rule is Module 1's "The order of database and cache writes"
+(workshop/01-query-caching.md): delete the cached copy before the COMMIT, write
+the new row after it, and know the race a slow reader leaves open.
 
 Complete rename_airline() between the START and END markers, then run:
 
@@ -42,6 +44,9 @@ def rename_airline(valkey: Any, db: Any, key: str, airline_id: int, name: str, t
 
     1. Inside `with db.transaction():` run the named query airline_rename:
            db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
+       and delete the cached row (valkey.delete(key)) before the block ends, so that
+       if the write after the COMMIT fails, readers miss instead of reading the old
+       name.
     2. After the with block, that is once the COMMIT has succeeded, write the new row
        through to Valkey: HSET key with every field of airline_row(db, airline_id)
        (valkey.hset(key, mapping=row)), then EXPIRE key ttl (valkey.expire(key, ttl)).
