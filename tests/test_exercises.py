@@ -268,6 +268,44 @@ def top(valkey, key, n):
         "ranks here start at 1",
     ),
     Wrong(
+        "leaderboard",
+        "ranks by position, so a tie is split by name",
+        """
+def add_points(valkey, key, member, points):
+    return valkey.zincrby(key, points, member)
+
+
+def rank(valkey, key, member):
+    position = valkey.zrevrank(key, member)
+    return None if position is None else position + 1
+
+
+def top(valkey, key, n):
+    return [] if n <= 0 else valkey.zrevrange(key, 0, n - 1, withscores=True)
+""",
+        "ties",
+        "equal scores share a rank",
+    ),
+    Wrong(
+        "leaderboard",
+        "top(0) serves the whole board",
+        """
+def add_points(valkey, key, member, points):
+    return valkey.zincrby(key, points, member)
+
+
+def rank(valkey, key, member):
+    score = valkey.zscore(key, member)
+    return None if score is None else 1 + valkey.zcount(key, f"({score}", "+inf")
+
+
+def top(valkey, key, n):
+    return valkey.zrevrange(key, 0, n - 1, withscores=True)
+""",
+        "top-zero",
+        "ZRANGE 0 -1 is the whole board",
+    ),
+    Wrong(
         "sessions",
         "never slides its expiry on activity",
         """
@@ -346,6 +384,8 @@ def test_every_listed_mistake_has_a_wrong_solution() -> None:
         ("write-through", "failed-commit"),
         ("write-behind", "ack-after-commit"),
         ("leaderboard", "rank"),
+        ("leaderboard", "ties"),
+        ("leaderboard", "top-zero"),
         ("sessions", "touch-slides"),
         ("stampede-lock", "owner"),
     } <= covered

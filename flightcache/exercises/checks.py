@@ -452,18 +452,52 @@ def leaderboard_rank(c: CheckContext) -> None:
     if leader == 0:
         raise CheckFailed(
             "rank() of the leader returned 0, but ranks here start at 1: the leader is rank 1",
-            hint="ZREVRANK counts from 0: return it plus 1",
+            hint="positions count from 0, ranks from 1: the leader is 1 + the number of"
+            " members scoring more than it, none",
         )
     if leader == len(LEADERBOARD_SCORES):
         raise CheckFailed(
             f"rank() of the leader returned {leader}: it counted from the lowest score",
-            hint="rank by the highest score first: ZREVRANK, plus 1",
+            hint="rank by the highest score first: count the members scoring more, plus 1",
         )
     if (leader, third) != (1, 3):
         raise CheckFailed(
             f"rank() returned {leader!r} for the leader and {third!r} for the third, not 1 and 3",
-            hint="return ZREVRANK key member plus 1",
+            hint="return 1 + the number of members with a strictly higher score",
         )
+
+
+# two members tied in second place: MUC before BER by name, as ZREVRANK orders them
+LEADERBOARD_TIED = {"FRA": 980.0, "MUC": 870.0, "BER": 870.0, "HAM": 410.0}
+
+
+def leaderboard_ties(c: CheckContext) -> None:
+    key = c.keys.board("exercise")
+    c.admin.zadd(key, LEADERBOARD_TIED)
+    got = {m: c.learner.call("rank", c.valkey, key, m) for m in ("MUC", "BER", "HAM")}
+    if got == {"MUC": 2, "BER": 2, "HAM": 4}:
+        return
+    raise CheckFailed(
+        f"MUC and BER both score 870, behind FRA's 980, and HAM 410; rank() returned"
+        f" {show(got)}, not MUC 2, BER 2, HAM 4: equal scores share a rank, and the next"
+        " rank is skipped (1, 2, 2, 4). A position (ZREVRANK) splits the tie by member"
+        " name, so two passengers with the same flights would get different ranks",
+        hint="a member's rank is 1 + the number of members with a strictly higher score:"
+        " read its score (ZSCORE), then count the members above it (ZCOUNT with an"
+        " exclusive minimum, '(score')",
+    )
+
+
+def leaderboard_top_zero(c: CheckContext) -> None:
+    key = _exercise_board(c)
+    got = c.learner.call("top", c.valkey, key, 0)
+    if isinstance(got, list | tuple) and not got:
+        return
+    raise CheckFailed(
+        f"top(0) returned {show(got)}, not []: asked for no members, it served some",
+        hint="with n = 0 the stop index n - 1 is -1, and -1 means the last member:"
+        " ZRANGE 0 -1 is the whole board. Return [] when n is 0 or less",
+    )
 
 
 def leaderboard_absent(c: CheckContext) -> None:
@@ -472,7 +506,8 @@ def leaderboard_absent(c: CheckContext) -> None:
     if got is not None:
         raise CheckFailed(
             f"rank() of a member not on the board returned {got!r}, not None",
-            hint="ZREVRANK returns None for a member that is not there: return None then",
+            hint="ZSCORE (and ZREVRANK) answer None for a member that is not there:"
+            " return None then",
         )
 
 
@@ -691,6 +726,8 @@ CHECKS: dict[str, tuple[Check, ...]] = {
         Check("add", "add_points accumulates a member's score", leaderboard_add),
         Check("top", "top(n) lists the n highest scores, best first", leaderboard_top),
         Check("rank", "ranks are 1-based: the leader is rank 1", leaderboard_rank),
+        Check("ties", "equal scores share a rank (1, 2, 2, 4)", leaderboard_ties),
+        Check("top-zero", "top(0) lists nobody", leaderboard_top_zero),
         Check("absent", "a member not on the board has no rank", leaderboard_absent),
     ),
     "sessions": (
