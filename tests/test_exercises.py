@@ -325,6 +325,29 @@ def touch(valkey, key, ttl):
         "activity must push the expiry back",
     ),
     Wrong(
+        "sessions",
+        "writes the session and its expiry in two round trips",
+        """
+def login(valkey, key, user_id, fields, ttl):
+    valkey.hset(key, mapping={"user_id": user_id, **fields})
+    valkey.expire(key, ttl)
+
+
+def get_session(valkey, key, ttl):
+    session = valkey.hgetall(key)
+    if not session:
+        return None
+    valkey.expire(key, ttl)
+    return session
+
+
+def touch(valkey, key, ttl):
+    return bool(valkey.expire(key, ttl))
+""",
+        "login-atomic",
+        "with fields and no TTL",
+    ),
+    Wrong(
         "stampede-lock",
         "releases without checking the owner",
         """
@@ -376,6 +399,37 @@ def test_wrong_solution_fails(
     _fails_for_its_reason(wrong, check(wrong.exercise, file, valkey_server.url, key_prefix))
 
 
+# another right answer than the reference's Lua script: MULTI/EXEC (one node only:
+# valkey-py's cluster client has no transactions)
+MULTI_LOGIN = """
+def login(valkey, key, user_id, fields, ttl):
+    pipe = valkey.pipeline(transaction=True)
+    pipe.hset(key, mapping={"user_id": user_id, **fields})
+    pipe.expire(key, ttl)
+    pipe.execute()
+
+
+def get_session(valkey, key, ttl):
+    session = valkey.hgetall(key)
+    if not session:
+        return None
+    valkey.expire(key, ttl)
+    return session
+
+
+def touch(valkey, key, ttl):
+    return bool(valkey.expire(key, ttl))
+"""
+
+
+def test_a_multi_exec_login_passes(
+    valkey_server: Any, node_client: Any, key_prefix: str, tmp_path: Path
+) -> None:
+    file = learner_file(tmp_path, "sessions", MULTI_LOGIN)
+    assert failed(check("sessions", file, valkey_server.url, key_prefix)) == {}
+    _assert_clean(node_client, key_prefix)
+
+
 def test_every_listed_mistake_has_a_wrong_solution() -> None:
     covered = {(w.exercise, w.check) for w in WRONG}
     assert {
@@ -387,6 +441,7 @@ def test_every_listed_mistake_has_a_wrong_solution() -> None:
         ("leaderboard", "ties"),
         ("leaderboard", "top-zero"),
         ("sessions", "touch-slides"),
+        ("sessions", "login-atomic"),
         ("stampede-lock", "owner"),
     } <= covered
     for w in WRONG:
@@ -506,12 +561,12 @@ def add_points(valkey, key, member, points):
 
 
 def rank(valkey, key, member):
-    position = valkey.zrevrank(key, member)
-    return None if position is None else position + 1
+    score = valkey.zscore(key, member)
+    return None if score is None else 1 + valkey.zcount(key, f"({score}", "+inf")
 
 
 def top(valkey, key, n):
-    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
+    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)][: max(n, 0)]
 """
 
 
@@ -579,7 +634,7 @@ def test_solution_needs_a_confirmation(cli: Any, ex_env: Path) -> None:
     assert result.code == 2 and "--yes" in result.err
     shown = cli("exercise", "solution", "leaderboard", "--yes")
     assert shown.code == 0
-    assert "zrevrank" in shown.out and "# START leaderboard" in shown.out
+    assert "zcount" in shown.out and "# START leaderboard" in shown.out
     assert "NotImplementedError" not in shown.out
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from flightcache.errors import DataError
 from flightcache.exercises.harness import (
+    LEARNER_VALKEY_CRASHING,
     Check,
     CheckContext,
     CheckFailed,
@@ -541,6 +542,32 @@ def session_login(c: CheckContext) -> None:
         )
 
 
+def session_login_atomic(c: CheckContext) -> None:
+    key = c.keys.exercise_session("crashed")
+    try:
+        c.learner.call(
+            "login",
+            LEARNER_VALKEY_CRASHING,
+            key,
+            "123",
+            dict(SESSION_FIELDS),
+            SESSION_TTL,
+            expect_failure=True,
+        )
+    except InjectedFailure:
+        pass
+    if int(c.admin.ttl(key)) == -1:
+        raise CheckFailed(
+            "login() wrote the session and its expiry in separate round trips: this check"
+            " lost the connection after the first reply, as a crash of your process would,"
+            f" and left {key} with fields and no TTL. That session never expires, and"
+            " between the two commands every other client sees it without one",
+            hint="write the fields and the expiry in one step the server runs whole: a Lua"
+            " script that does the HSET and the EXPIRE (valkey.eval), or on a single server"
+            " a MULTI/EXEC transaction (valkey.pipeline(transaction=True))",
+        )
+
+
 def session_get(c: CheckContext) -> None:
     key = _session(c)
     got = c.learner.call("get_session", c.valkey, key, SESSION_TTL)
@@ -732,6 +759,11 @@ CHECKS: dict[str, tuple[Check, ...]] = {
     ),
     "sessions": (
         Check("login", "login stores the session hash with a TTL", session_login),
+        Check(
+            "login-atomic",
+            "the session and its TTL are written in one atomic step",
+            session_login_atomic,
+        ),
         Check("get", "get_session returns the fields, None when absent", session_get),
         Check("touch-slides", "touch slides the expiry", session_touch_slides),
         Check("get-slides", "reading the session slides the expiry", session_get_slides),

@@ -34,7 +34,7 @@ import resource
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, Any
 
@@ -171,6 +171,39 @@ class RemoteDb:
         self._ask("commit")
 
 
+@contextmanager
+def crash_after_reply() -> Iterator[None]:
+    """Lose every connection once a reply has come back: the next send raises
+    InjectedFailure, as if this process had died between two round trips. What one
+    send carries (one command, a MULTI ... EXEC pipeline, a script) still runs whole."""
+    from valkey.connection import AbstractConnection
+
+    from flightcache.exercises.harness import CRASH_MESSAGE, InjectedFailure
+
+    send, read = AbstractConnection.send_packed_command, AbstractConnection.read_response
+    answered = False
+
+    def crashing_send(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if answered:
+            raise InjectedFailure(CRASH_MESSAGE)
+        return send(self, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    def noting_read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal answered
+        try:
+            return read(self, *args, **kwargs)  # type: ignore[no-untyped-call]
+        finally:
+            answered = True
+
+    AbstractConnection.send_packed_command = crashing_send  # type: ignore[method-assign]
+    AbstractConnection.read_response = noting_read  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
+        AbstractConnection.read_response = read  # type: ignore[method-assign]
+
+
 def main() -> int:
     events = os.fdopen(os.dup(1), "w", encoding="utf-8")
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
@@ -215,7 +248,7 @@ def main() -> int:
 
     def decode(arg: Any) -> Any:
         if isinstance(arg, dict) and set(arg) == {HANDLE}:
-            return client if arg[HANDLE] == "valkey" else db
+            return client if arg[HANDLE] in ("valkey", "valkey-crashing") else db
         return arg
 
     for line in requests:
@@ -224,12 +257,14 @@ def main() -> int:
             continue
         learner.last_called = ""
         faulthandler.dump_traceback_later(float(request["dump_after"]), file=dump)
+        crashing = {HANDLE: "valkey-crashing"} in request["args"]
         try:
-            value = learner.call(
-                request["function"],
-                *[decode(a) for a in request["args"]],
-                expect_failure=bool(request.get("expect_failure")),
-            )
+            with crash_after_reply() if crashing else nullcontext():
+                value = learner.call(
+                    request["function"],
+                    *[decode(a) for a in request["args"]],
+                    expect_failure=bool(request.get("expect_failure")),
+                )
         except CheckFailed as failed:
             _emit(
                 events,

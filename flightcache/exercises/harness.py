@@ -230,6 +230,11 @@ class LearnerValkey:
 
 
 LEARNER_VALKEY = LearnerValkey()
+# the same client, whose connection is lost once a reply has come back: what a crash
+# of the learner's process between two round trips leaves on the server (the child
+# refuses the next send; the server has run what came before, nothing after)
+LEARNER_VALKEY_CRASHING = LearnerValkey()
+CRASH_MESSAGE = "connection lost after the first reply (a crash the check simulates)"
 
 
 @dataclass

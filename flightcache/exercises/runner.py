@@ -45,6 +45,7 @@ from flightcache.exercises.catalogue import Exercise
 from flightcache.exercises.checks import CHECKS
 from flightcache.exercises.harness import (
     LEARNER_VALKEY,
+    LEARNER_VALKEY_CRASHING,
     Check,
     CheckContext,
     CheckFailed,
@@ -632,6 +633,8 @@ def _none() -> None:
 def _encode(arg: Any, db: ExerciseDb | None) -> Any:
     if arg is LEARNER_VALKEY:
         return {"$handle": "valkey"}
+    if arg is LEARNER_VALKEY_CRASHING:
+        return {"$handle": "valkey-crashing"}
     if db is not None and arg is db:
         return {"$handle": "db"}
     return arg
