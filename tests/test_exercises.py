@@ -168,6 +168,26 @@ class Wrong:
         return f"{self.exercise}: {self.mistake}"
 
 
+# a session's login in two round trips, and the reads and touch of the reference
+TWO_TRIP_LOGIN = """
+def login(valkey, key, user_id, fields, ttl):
+    valkey.hset(key, mapping={"user_id": user_id, **fields})
+    valkey.expire(key, ttl)
+"""
+SESSION_READS = """
+
+def get_session(valkey, key, ttl):
+    session = valkey.hgetall(key)
+    if not session:
+        return None
+    valkey.expire(key, ttl)
+    return session
+
+
+def touch(valkey, key, ttl):
+    return bool(valkey.expire(key, ttl))
+"""
+
 WRONG = [
     Wrong(
         "cache-aside",
@@ -308,12 +328,8 @@ def top(valkey, key, n):
     Wrong(
         "sessions",
         "never slides its expiry on activity",
-        """
-def login(valkey, key, user_id, fields, ttl):
-    valkey.hset(key, mapping={"user_id": user_id, **fields})
-    valkey.expire(key, ttl)
-
-
+        TWO_TRIP_LOGIN
+        + """
 def get_session(valkey, key, ttl):
     return valkey.hgetall(key) or None
 
@@ -327,23 +343,7 @@ def touch(valkey, key, ttl):
     Wrong(
         "sessions",
         "writes the session and its expiry in two round trips",
-        """
-def login(valkey, key, user_id, fields, ttl):
-    valkey.hset(key, mapping={"user_id": user_id, **fields})
-    valkey.expire(key, ttl)
-
-
-def get_session(valkey, key, ttl):
-    session = valkey.hgetall(key)
-    if not session:
-        return None
-    valkey.expire(key, ttl)
-    return session
-
-
-def touch(valkey, key, ttl):
-    return bool(valkey.expire(key, ttl))
-""",
+        TWO_TRIP_LOGIN + SESSION_READS,
         "login-atomic",
         "with fields and no TTL",
     ),
@@ -401,25 +401,16 @@ def test_wrong_solution_fails(
 
 # another right answer than the reference's Lua script: MULTI/EXEC (one node only:
 # valkey-py's cluster client has no transactions)
-MULTI_LOGIN = """
+MULTI_LOGIN = (
+    """
 def login(valkey, key, user_id, fields, ttl):
     pipe = valkey.pipeline(transaction=True)
     pipe.hset(key, mapping={"user_id": user_id, **fields})
     pipe.expire(key, ttl)
     pipe.execute()
-
-
-def get_session(valkey, key, ttl):
-    session = valkey.hgetall(key)
-    if not session:
-        return None
-    valkey.expire(key, ttl)
-    return session
-
-
-def touch(valkey, key, ttl):
-    return bool(valkey.expire(key, ttl))
 """
+    + SESSION_READS
+)
 
 
 def test_a_multi_exec_login_passes(
