@@ -188,6 +188,24 @@ def touch(valkey, key, ttl):
     return bool(valkey.expire(key, ttl))
 """
 
+# write-behind's learner code: this consumer's pending entries, else new ones; then
+# the batch applied in one transaction and acknowledged after its COMMIT
+PENDING_OR_NEW = """
+def pending_or_new(valkey, stream, group, consumer, count):
+    entries = entries_of(valkey.xreadgroup(group, consumer, {stream: "0"}, count=count))
+    return entries or entries_of(valkey.xreadgroup(group, consumer, {stream: ">"}, count=count))
+
+"""
+APPLY_THEN_ACK = """    if not entries:
+        return 0
+    with db.transaction():
+        for _entry_id, fields in GOOD:
+            record_booking(db, stream, fields)
+    if GOOD:
+        valkey.xack(stream, group, *[entry_id for entry_id, _ in GOOD])
+    return len(entries)
+"""
+
 WRONG = [
     Wrong(
         "cache-aside",
@@ -253,11 +271,10 @@ def rename_airline(valkey, db, key, airline_id, name, ttl):
     Wrong(
         "write-behind",
         "acknowledges before the database write is durable",
-        """
-def drain(valkey, db, stream, group, consumer, count):
-    entries = entries_of(valkey.xreadgroup(group, consumer, {stream: "0"}, count=count))
-    if not entries:
-        entries = entries_of(valkey.xreadgroup(group, consumer, {stream: ">"}, count=count))
+        PENDING_OR_NEW
+        + """
+def drain(valkey, db, stream, group, consumer, count, dead, min_idle_ms):
+    entries = pending_or_new(valkey, stream, group, consumer, count)
     if not entries:
         return 0
     valkey.xack(stream, group, *[entry_id for entry_id, _ in entries])
@@ -268,6 +285,36 @@ def drain(valkey, db, stream, group, consumer, count):
 """,
         "ack-after-commit",
         "bookings are lost",
+    ),
+    Wrong(
+        "write-behind",
+        "retries an entry that can never be applied forever",
+        PENDING_OR_NEW
+        + """
+def drain(valkey, db, stream, group, consumer, count, dead, min_idle_ms):
+    claimed = valkey.xautoclaim(stream, group, consumer, min_idle_ms, "0-0", count=count)
+    entries = [(entry_id, fields or {}) for entry_id, fields in claimed[1]]
+    entries = entries or pending_or_new(valkey, stream, group, consumer, count)
+"""
+        + APPLY_THEN_ACK.replace("GOOD", "entries"),
+        "poison",
+        "an entry retried forever fails every batch it is in",
+    ),
+    Wrong(
+        "write-behind",
+        "never claims what a dead worker left pending",
+        PENDING_OR_NEW
+        + """
+def drain(valkey, db, stream, group, consumer, count, dead, min_idle_ms):
+    entries = pending_or_new(valkey, stream, group, consumer, count)
+    for entry_id, fields in [e for e in entries if not readable(e[1])]:
+        valkey.xadd(dead, {**fields, "entry": entry_id})
+        valkey.xack(stream, group, entry_id)
+    good = [e for e in entries if readable(e[1])]
+"""
+        + APPLY_THEN_ACK.replace("GOOD", "good"),
+        "claims",
+        "a group delivers a pending entry to no one else",
     ),
     Wrong(
         "leaderboard",
@@ -428,6 +475,8 @@ def test_every_listed_mistake_has_a_wrong_solution() -> None:
         ("cache-aside", "empty"),
         ("write-through", "failed-commit"),
         ("write-behind", "ack-after-commit"),
+        ("write-behind", "poison"),
+        ("write-behind", "claims"),
         ("leaderboard", "rank"),
         ("leaderboard", "ties"),
         ("leaderboard", "top-zero"),
@@ -689,7 +738,7 @@ def test_database_exercise_from_the_command_line(
     learner_file(folder, "write-behind")
     result = cli(*servers, "exercise", "check", "write-behind")
     assert result.code == 0, result.out + result.err
-    assert "4/4 checks passed" in result.out
+    assert "6/6 checks passed" in result.out
     assert "allowed only" in result.out
     _assert_clean(node_client, key_prefix, data_db, _airlines(data_db))
 

@@ -234,6 +234,9 @@ def wt_failed_commit(c: CheckContext) -> None:
 WRITE_BEHIND_GROUP = "exercise-writer"
 WRITE_BEHIND_CONSUMER = "worker-1"
 WRITE_BEHIND_BATCH = 4
+WRITE_BEHIND_MIN_IDLE_MS = 30_000  # a worker silent this long is taken for dead
+WRITE_BEHIND_GONE = "worker-0"  # a worker that read entries and never came back
+WRITE_BEHIND_POISON = {"flight": "FC-1O1", "seats": "2"}  # no flight id: never applicable
 WRITE_BEHIND_FIRST_FLIGHT = 900_001  # the queue's own flight ids: one per entry, no FK involved
 
 
@@ -250,12 +253,17 @@ def _write_behind_queue(c: CheckContext, n: int) -> tuple[str, list[_Queued]]:
     ensure_tables(c.scratch_db())
     stream = c.keys.exercise_queue()
     c.admin.xgroup_create(stream, WRITE_BEHIND_GROUP, id="0", mkstream=True)
+    return stream, _write_behind_add(c, stream, n)
+
+
+def _write_behind_add(c: CheckContext, stream: str, n: int, first: int = 0) -> list[_Queued]:
+    """Queue ``n`` bookings, of flights ``first`` on past the queue's own first flight."""
     queued = []
     for i in range(n):
-        flight, seats = WRITE_BEHIND_FIRST_FLIGHT + i, i + 1
+        flight, seats = WRITE_BEHIND_FIRST_FLIGHT + first + i, i + 1
         entry_id = c.admin.xadd(stream, {"flight": flight, "seats": seats})
         queued.append(_Queued(str(entry_id), flight, seats))
-    return stream, queued
+    return queued
 
 
 def _write_behind_applied(c: CheckContext, stream: str, entry: _Queued) -> int:
@@ -274,6 +282,8 @@ def _write_behind_drain(c: CheckContext, stream: str, *, expect: bool = False) -
         WRITE_BEHIND_GROUP,
         WRITE_BEHIND_CONSUMER,
         WRITE_BEHIND_BATCH,
+        c.keys.exercise_dead_letters(),
+        WRITE_BEHIND_MIN_IDLE_MS,
         expect_failure=expect,
     )
 
@@ -392,6 +402,71 @@ def write_behind_retries(c: CheckContext) -> None:
             "after the retry some entries are still pending",
             hint="XACK every entry you applied, after the commit",
         )
+
+
+def write_behind_poison(c: CheckContext) -> None:
+    stream, queued = _write_behind_queue(c, 3)
+    poison = str(c.admin.xadd(stream, WRITE_BEHIND_POISON))
+    more = _write_behind_add(c, stream, 3, first=100)
+    failures = 0
+    for _ in range(len(queued) + len(more) + 3):
+        try:
+            if not _write_behind_drain(c, stream):
+                break
+        except CheckFailed:
+            failures += 1
+            if failures >= 3:
+                raise CheckFailed(
+                    f"entry {poison} (flight {WRITE_BEHIND_POISON['flight']!r}) can never be"
+                    f" applied, and drain() failed on it {failures} times in a row: an entry"
+                    " retried forever fails every batch it is in, and the bookings queued"
+                    " behind it never reach the database",
+                    hint="before the transaction, set aside each entry readable() refuses:"
+                    " add it (its fields and its id) to the dead-letter stream, then XACK it;"
+                    " apply and acknowledge the others as before",
+                ) from None
+    if poison in _write_behind_pending(c, stream):
+        raise CheckFailed(
+            f"entry {poison}, which can never be applied, is still pending: every restart"
+            " delivers it again, and it fails again",
+            hint="XACK a poison entry once it is in the dead-letter stream",
+        )
+    dead = c.admin.xrange(c.keys.exercise_dead_letters())
+    if not any(poison in fields.values() for _, fields in dead):
+        raise CheckFailed(
+            f"entry {poison} was acknowledged but is not in the dead-letter stream with its"
+            " id: a booking dropped without a trace, that no one can repair or replay",
+            hint="XADD it to the dead-letter stream (its fields and its entry id) before"
+            " the XACK, so a crash between the two keeps a copy",
+        )
+    _write_behind_exactly_once(c, stream, queued + more, "with a poison entry in the queue")
+
+
+def write_behind_claims(c: CheckContext) -> None:
+    stream, queued = _write_behind_queue(c, 5)
+    # another worker read two entries, then died before applying them
+    c.admin.xreadgroup(WRITE_BEHIND_GROUP, WRITE_BEHIND_GONE, {stream: ">"}, count=2)
+    stranded = [q.entry_id for q in queued[:2]]
+    c.admin.xclaim(
+        stream,
+        WRITE_BEHIND_GROUP,
+        WRITE_BEHIND_GONE,
+        0,
+        stranded,
+        idle=2 * WRITE_BEHIND_MIN_IDLE_MS,
+    )
+    _write_behind_drain_all(c, stream, len(queued))
+    left = [q for q in queued[:2] if _write_behind_applied(c, stream, q) == 0]
+    if left:
+        raise CheckFailed(
+            f"{WRITE_BEHIND_GONE} read {len(stranded)} entries and never came back; they"
+            f" have been pending for {2 * WRITE_BEHIND_MIN_IDLE_MS} ms (min_idle_ms is"
+            f" {WRITE_BEHIND_MIN_IDLE_MS}), and drain() never took them over: a group"
+            " delivers a pending entry to no one else, so those bookings wait forever",
+            hint="claim what has been pending longer than min_idle_ms before reading new"
+            " entries: XAUTOCLAIM stream group consumer min_idle_ms 0-0 COUNT count",
+        )
+    _write_behind_exactly_once(c, stream, queued, "after a worker died holding entries")
 
 
 # -- leaderboard -------------------------------------------------------------------------------
@@ -748,6 +823,16 @@ CHECKS: dict[str, tuple[Check, ...]] = {
             write_behind_ack_after_commit,
         ),
         Check("retries", "entries left pending by a failure are retried", write_behind_retries),
+        Check(
+            "poison",
+            "an entry that can never be applied is set aside, not retried forever",
+            write_behind_poison,
+        ),
+        Check(
+            "claims",
+            "entries a dead worker left pending are claimed (XAUTOCLAIM)",
+            write_behind_claims,
+        ),
     ),
     "leaderboard": (
         Check("add", "add_points accumulates a member's score", leaderboard_add),
