@@ -267,8 +267,11 @@ def rename_airline(valkey, db, key, airline_id, name, ttl):
             print("refused:", exc)
     with db.transaction():
         db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
-    valkey.hset(key, mapping=airline_row(db, airline_id))
-    valkey.expire(key, ttl)
+        valkey.delete(key)
+    pipe = valkey.pipeline(transaction=True)
+    pipe.hset(key, mapping=airline_row(db, airline_id))
+    pipe.expire(key, ttl)
+    pipe.execute()
 """
 
 
@@ -290,7 +293,7 @@ def test_learner_sql_cannot_write_the_dataset(
     assert failed(report) == {}  # the rename went to the run's scratch copy
     refusals = [li for li in report.output.splitlines() if li.startswith("refused:")]
     privileges = [li for li in refusals if "injected" not in li]
-    assert len(privileges) == 8, report.output  # 4 statements in each of 2 checks
+    assert len(privileges) == 16, report.output  # 4 statements in each of 4 checks
     refused = re.compile(r"denied|must be owner|lack rights")
     assert all(refused.search(li) for li in privileges), report.output
     assert data_db.fetch("SELECT COUNT(*) FROM flight").rows[0][0] == flights

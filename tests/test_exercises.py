@@ -269,6 +269,35 @@ def rename_airline(valkey, db, key, airline_id, name, ttl):
         "you updated the cache before the database committed",
     ),
     Wrong(
+        "write-through",
+        "deletes nothing before the COMMIT",
+        """
+def rename_airline(valkey, db, key, airline_id, name, ttl):
+    with db.transaction():
+        db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
+    pipe = valkey.pipeline(transaction=True)
+    pipe.hset(key, mapping=airline_row(db, airline_id))
+    pipe.expire(key, ttl)
+    pipe.execute()
+""",
+        "lost-after-commit",
+        "still holds the old name",
+    ),
+    Wrong(
+        "write-through",
+        "writes the new row and its TTL in two round trips",
+        """
+def rename_airline(valkey, db, key, airline_id, name, ttl):
+    with db.transaction():
+        db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
+        valkey.delete(key)
+    valkey.hset(key, mapping=airline_row(db, airline_id))
+    valkey.expire(key, ttl)
+""",
+        "atomic-row",
+        "a cached row that never expires",
+    ),
+    Wrong(
         "write-behind",
         "acknowledges before the database write is durable",
         PENDING_OR_NEW
@@ -474,6 +503,8 @@ def test_every_listed_mistake_has_a_wrong_solution() -> None:
         ("cache-aside", "ttl"),
         ("cache-aside", "empty"),
         ("write-through", "failed-commit"),
+        ("write-through", "lost-after-commit"),
+        ("write-through", "atomic-row"),
         ("write-behind", "ack-after-commit"),
         ("write-behind", "poison"),
         ("write-behind", "claims"),
@@ -579,10 +610,13 @@ def test_a_check_killed_mid_transaction_leaves_no_rows(
 def rename_airline(valkey, db, key, airline_id, name, ttl):
     with db.transaction():
         db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
+        valkey.delete(key)
         while name == "Doomed Air":
             pass
-    valkey.hset(key, mapping=airline_row(db, airline_id))
-    valkey.expire(key, ttl)
+    pipe = valkey.pipeline(transaction=True)
+    pipe.hset(key, mapping=airline_row(db, airline_id))
+    pipe.expire(key, ttl)
+    pipe.execute()
 """
     airlines = _airlines(data_db)
     file = learner_file(tmp_path, "write-through", code)

@@ -19,6 +19,8 @@ from typing import Any
 from flightcache.errors import DataError
 from flightcache.exercises.harness import (
     LEARNER_VALKEY_CRASHING,
+    LEARNER_VALKEY_CRASHING_AFTER_COMMIT,
+    LEARNER_VALKEY_LOST_AT_COMMIT,
     Check,
     CheckContext,
     CheckFailed,
@@ -27,6 +29,13 @@ from flightcache.exercises.harness import (
     expiry_problem,
     plain,
     show,
+)
+
+# a hash and its TTL written in two round trips: what sessions and write-through say
+ONE_STEP_HINT = (
+    "write the fields and the expiry in one step the server runs whole: a Lua script that"
+    " does the HSET and the EXPIRE (valkey.eval), or on a single server a MULTI/EXEC"
+    " transaction (valkey.pipeline(transaction=True))"
 )
 
 # -- cache-aside ------------------------------------------------------------------------
@@ -183,8 +192,8 @@ def wt_cache(c: CheckContext) -> None:
         raise CheckFailed(
             f"after the rename Valkey holds no copy under {key}: write-through writes the"
             " new row to the cache as it writes the database",
-            hint="after the transaction: valkey.hset(key, mapping=airline_row(db, airline_id))"
-            " and valkey.expire(key, ttl)",
+            hint="after the transaction, write every field of airline_row(db, airline_id) to"
+            " the hash, with its TTL, in one step",
         )
     expected = {**row, "airlinename": WT_NAME}
     if cached != expected:
@@ -196,7 +205,7 @@ def wt_cache(c: CheckContext) -> None:
     if problem:
         raise CheckFailed(
             f"the cached row has {problem}: it must expire within ttl ({WT_TTL} s)",
-            hint="valkey.expire(key, ttl) after the HSET",
+            hint="give the row its TTL (EXPIRE) in the same step as the HSET",
         )
 
 
@@ -227,6 +236,54 @@ def wt_failed_commit(c: CheckContext) -> None:
             " name the database never stored, until the TTL ends",
             hint="write to Valkey only after the `with db.transaction():` block has ended"
             " without an error; let the error propagate",
+        )
+
+
+def _wt_cached_then_renamed(c: CheckContext, valkey: Any) -> tuple[dict[str, str], str]:
+    """A reader cached the committed row; then the learner renames, with ``valkey``."""
+    row = _wt_airline(c)
+    key = c.keys.airline(int(row["airline_id"]))
+    c.admin.hset(key, mapping=row)
+    c.admin.expire(key, WT_TTL)
+    try:
+        c.learner.call(
+            "rename_airline", valkey, c.db, key, int(row["airline_id"]), WT_NAME, WT_TTL,
+            expect_failure=True,
+        )  # fmt: skip
+    except InjectedFailure:
+        pass
+    now = _wt_row(c, int(row["airline_id"]))["airlinename"]
+    if now != WT_NAME:
+        raise CheckFailed(
+            f"the rename did not reach the database (it says {now!r}, not {WT_NAME!r})",
+            hint="commit the UPDATE before any write to Valkey that may fail",
+        )
+    return row, key
+
+
+def wt_lost_after_commit(c: CheckContext) -> None:
+    row, key = _wt_cached_then_renamed(c, LEARNER_VALKEY_LOST_AT_COMMIT)
+    cached = c.admin.hget(key, "airlinename")
+    if cached == row["airlinename"]:
+        raise CheckFailed(
+            f"Valkey became unreachable right after the COMMIT, and still holds the old"
+            f" name {cached!r}: readers are served a name the database no longer has"
+            f" until the TTL ({WT_TTL} s) ends",
+            hint="delete the cached row inside the transaction, before the COMMIT"
+            " (valkey.delete(key)): a failure after the COMMIT then costs a miss, not a"
+            " stale read; Valkey down before it rolls the rename back",
+        )
+
+
+def wt_atomic_row(c: CheckContext) -> None:
+    _, key = _wt_cached_then_renamed(c, LEARNER_VALKEY_CRASHING_AFTER_COMMIT)
+    if int(c.admin.ttl(key)) == -1:
+        raise CheckFailed(
+            "the new row and its TTL went to Valkey in separate round trips: this check"
+            " lost the connection after the first reply that followed the COMMIT, as a"
+            f" crash of your process would, and left {key} with no TTL: a cached row"
+            " that never expires, and never sees a later change made elsewhere",
+            hint=ONE_STEP_HINT,
         )
 
 
@@ -613,7 +670,7 @@ def session_login(c: CheckContext) -> None:
         raise CheckFailed(
             f"the session has {problem}: a session must end after ttl ({SESSION_TTL} s)"
             " without activity",
-            hint="EXPIRE key ttl after the HSET",
+            hint="give the session its TTL (EXPIRE) in the same step as the HSET",
         )
 
 
@@ -637,9 +694,7 @@ def session_login_atomic(c: CheckContext) -> None:
             " lost the connection after the first reply, as a crash of your process would,"
             f" and left {key} with fields and no TTL. That session never expires, and"
             " between the two commands every other client sees it without one",
-            hint="write the fields and the expiry in one step the server runs whole: a Lua"
-            " script that does the HSET and the EXPIRE (valkey.eval), or on a single server"
-            " a MULTI/EXEC transaction (valkey.pipeline(transaction=True))",
+            hint=ONE_STEP_HINT,
         )
 
 
@@ -812,6 +867,16 @@ CHECKS: dict[str, tuple[Check, ...]] = {
             "failed-commit",
             "a failed COMMIT leaves no new name in Valkey",
             wt_failed_commit,
+        ),
+        Check(
+            "lost-after-commit",
+            "Valkey lost after the COMMIT leaves no old name cached",
+            wt_lost_after_commit,
+        ),
+        Check(
+            "atomic-row",
+            "the new row and its TTL are written in one atomic step",
+            wt_atomic_row,
         ),
     ),
     "write-behind": (

@@ -45,12 +45,12 @@ from flightcache.exercises.catalogue import Exercise
 from flightcache.exercises.checks import CHECKS
 from flightcache.exercises.harness import (
     LEARNER_VALKEY,
-    LEARNER_VALKEY_CRASHING,
     Check,
     CheckContext,
     CheckFailed,
     ExerciseDb,
     InjectedFailure,
+    LearnerValkey,
 )
 from flightcache.exercises.sandbox import (
     ACL_PREFIX,
@@ -631,10 +631,8 @@ def _none() -> None:
 
 
 def _encode(arg: Any, db: ExerciseDb | None) -> Any:
-    if arg is LEARNER_VALKEY:
-        return {"$handle": "valkey"}
-    if arg is LEARNER_VALKEY_CRASHING:
-        return {"$handle": "valkey-crashing"}
+    if isinstance(arg, LearnerValkey):
+        return {"$handle": arg.handle()}
     if db is not None and arg is db:
         return {"$handle": "db"}
     return arg

@@ -2,12 +2,24 @@
 # markers of ../write_through.py, where the docstrings say what each function does.
 # `flightcache exercise solution write-through` shows it.
 # START write-through
+# KEYS[1] the airline's hash; ARGV[1] the TTL in seconds, then field, value, ...
+# One script: the row never sits in Valkey without its TTL.
+WRITE_ROW = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
+
+
 def rename_airline(valkey: Any, db: Any, key: str, airline_id: int, name: str, ttl: int) -> None:
     with db.transaction():
         db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
-    # committed: only now may Valkey learn the new name
-    valkey.hset(key, mapping=airline_row(db, airline_id))
-    valkey.expire(key, ttl)
+        # before the COMMIT: should the write after it fail, readers miss instead of
+        # reading the old name; Valkey unreachable here rolls the rename back
+        valkey.delete(key)
+    # committed: only now may Valkey learn the new name. Writing the whole row also
+    # replaces an old one a slow reader cached between the DEL and the COMMIT.
+    pairs = [part for item in airline_row(db, airline_id).items() for part in item]
+    valkey.eval(WRITE_ROW, 1, key, ttl, *pairs)
 
 
 # END write-through
