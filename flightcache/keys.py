@@ -212,6 +212,11 @@ class Keys:
         exercise's drain() applies, consumer group ``exercise-writer``."""
         return f"{self.prefix}queue"
 
+    def exercise_dead_letters(self) -> str:
+        """stream: the write-behind exercise's poison entries, set aside by drain()
+        (their fields, and the id they had in the queue)."""
+        return f"{self.prefix}queue:dead"
+
     def exercise_session(self, user: str) -> str:
         """hash: one user's session (user_id and the session's fields), sliding TTL."""
         return f"{self.prefix}session:{user}"

@@ -109,12 +109,12 @@ def admin_url(valkey_server: Any, node_client: Any) -> Iterator[ValkeyUrl]:
 # the reference rank() and top() of the leaderboard, for learner code that changes add_points()
 RANK_TOP = """
 def rank(valkey, key, member):
-    position = valkey.zrevrank(key, member)
-    return None if position is None else position + 1
+    score = valkey.zscore(key, member)
+    return None if score is None else 1 + valkey.zcount(key, f"({score}", "+inf")
 
 
 def top(valkey, key, n):
-    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
+    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)][: max(n, 0)]
 """
 
 
@@ -267,8 +267,11 @@ def rename_airline(valkey, db, key, airline_id, name, ttl):
             print("refused:", exc)
     with db.transaction():
         db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
-    valkey.hset(key, mapping=airline_row(db, airline_id))
-    valkey.expire(key, ttl)
+        valkey.delete(key)
+    pipe = valkey.pipeline(transaction=True)
+    pipe.hset(key, mapping=airline_row(db, airline_id))
+    pipe.expire(key, ttl)
+    pipe.execute()
 """
 
 
@@ -290,7 +293,7 @@ def test_learner_sql_cannot_write_the_dataset(
     assert failed(report) == {}  # the rename went to the run's scratch copy
     refusals = [li for li in report.output.splitlines() if li.startswith("refused:")]
     privileges = [li for li in refusals if "injected" not in li]
-    assert len(privileges) == 8, report.output  # 4 statements in each of 2 checks
+    assert len(privileges) == 16, report.output  # 4 statements in each of 4 checks
     refused = re.compile(r"denied|must be owner|lack rights")
     assert all(refused.search(li) for li in privileges), report.output
     assert data_db.fetch("SELECT COUNT(*) FROM flight").rows[0][0] == flights
@@ -514,9 +517,7 @@ def test_a_flightcache_folder_is_never_imported_and_the_learners_own_modules_are
         (place / "flightcache" / "__init__.py").write_text(
             FAKE_PACKAGE.replace("MARKER", repr(str(marker)))
         )
-    (folder / "ranking.py").write_text(
-        "def one_based(position):\n    return None if position is None else position + 1\n"
-    )
+    (folder / "ranking.py").write_text("def one_based(higher):\n    return 1 + higher\n")
     code = """
 from ranking import one_based
 
@@ -526,11 +527,12 @@ def add_points(valkey, key, member, points):
 
 
 def rank(valkey, key, member):
-    return one_based(valkey.zrevrank(key, member))
+    score = valkey.zscore(key, member)
+    return None if score is None else one_based(valkey.zcount(key, f"({score}", "+inf"))
 
 
 def top(valkey, key, n):
-    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
+    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)][: max(n, 0)]
 """
     file = learner_file(folder, "leaderboard", code)
     monkeypatch.chdir(tmp_path)

@@ -168,6 +168,44 @@ class Wrong:
         return f"{self.exercise}: {self.mistake}"
 
 
+# a session's login in two round trips, and the reads and touch of the reference
+TWO_TRIP_LOGIN = """
+def login(valkey, key, user_id, fields, ttl):
+    valkey.hset(key, mapping={"user_id": user_id, **fields})
+    valkey.expire(key, ttl)
+"""
+SESSION_READS = """
+
+def get_session(valkey, key, ttl):
+    session = valkey.hgetall(key)
+    if not session:
+        return None
+    valkey.expire(key, ttl)
+    return session
+
+
+def touch(valkey, key, ttl):
+    return bool(valkey.expire(key, ttl))
+"""
+
+# write-behind's learner code: this consumer's pending entries, else new ones; then
+# the batch applied in one transaction and acknowledged after its COMMIT
+PENDING_OR_NEW = """
+def pending_or_new(valkey, stream, group, consumer, count):
+    entries = entries_of(valkey.xreadgroup(group, consumer, {stream: "0"}, count=count))
+    return entries or entries_of(valkey.xreadgroup(group, consumer, {stream: ">"}, count=count))
+
+"""
+APPLY_THEN_ACK = """    if not entries:
+        return 0
+    with db.transaction():
+        for _entry_id, fields in GOOD:
+            record_booking(db, stream, fields)
+    if GOOD:
+        valkey.xack(stream, group, *[entry_id for entry_id, _ in GOOD])
+    return len(entries)
+"""
+
 WRONG = [
     Wrong(
         "cache-aside",
@@ -231,13 +269,41 @@ def rename_airline(valkey, db, key, airline_id, name, ttl):
         "you updated the cache before the database committed",
     ),
     Wrong(
+        "write-through",
+        "deletes nothing before the COMMIT",
+        """
+def rename_airline(valkey, db, key, airline_id, name, ttl):
+    with db.transaction():
+        db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
+    pipe = valkey.pipeline(transaction=True)
+    pipe.hset(key, mapping=airline_row(db, airline_id))
+    pipe.expire(key, ttl)
+    pipe.execute()
+""",
+        "lost-after-commit",
+        "still holds the old name",
+    ),
+    Wrong(
+        "write-through",
+        "writes the new row and its TTL in two round trips",
+        """
+def rename_airline(valkey, db, key, airline_id, name, ttl):
+    with db.transaction():
+        db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
+        valkey.delete(key)
+    valkey.hset(key, mapping=airline_row(db, airline_id))
+    valkey.expire(key, ttl)
+""",
+        "atomic-row",
+        "a cached row that never expires",
+    ),
+    Wrong(
         "write-behind",
         "acknowledges before the database write is durable",
-        """
-def drain(valkey, db, stream, group, consumer, count):
-    entries = entries_of(valkey.xreadgroup(group, consumer, {stream: "0"}, count=count))
-    if not entries:
-        entries = entries_of(valkey.xreadgroup(group, consumer, {stream: ">"}, count=count))
+        PENDING_OR_NEW
+        + """
+def drain(valkey, db, stream, group, consumer, count, dead, min_idle_ms):
+    entries = pending_or_new(valkey, stream, group, consumer, count)
     if not entries:
         return 0
     valkey.xack(stream, group, *[entry_id for entry_id, _ in entries])
@@ -248,6 +314,36 @@ def drain(valkey, db, stream, group, consumer, count):
 """,
         "ack-after-commit",
         "bookings are lost",
+    ),
+    Wrong(
+        "write-behind",
+        "retries an entry that can never be applied forever",
+        PENDING_OR_NEW
+        + """
+def drain(valkey, db, stream, group, consumer, count, dead, min_idle_ms):
+    claimed = valkey.xautoclaim(stream, group, consumer, min_idle_ms, "0-0", count=count)
+    entries = [(entry_id, fields or {}) for entry_id, fields in claimed[1]]
+    entries = entries or pending_or_new(valkey, stream, group, consumer, count)
+"""
+        + APPLY_THEN_ACK.replace("GOOD", "entries"),
+        "poison",
+        "an entry retried forever fails every batch it is in",
+    ),
+    Wrong(
+        "write-behind",
+        "never claims what a dead worker left pending",
+        PENDING_OR_NEW
+        + """
+def drain(valkey, db, stream, group, consumer, count, dead, min_idle_ms):
+    entries = pending_or_new(valkey, stream, group, consumer, count)
+    for entry_id, fields in [e for e in entries if not readable(e[1])]:
+        valkey.xadd(dead, {**fields, "entry": entry_id})
+        valkey.xack(stream, group, entry_id)
+    good = [e for e in entries if readable(e[1])]
+"""
+        + APPLY_THEN_ACK.replace("GOOD", "good"),
+        "claims",
+        "a group delivers a pending entry to no one else",
     ),
     Wrong(
         "leaderboard",
@@ -268,14 +364,48 @@ def top(valkey, key, n):
         "ranks here start at 1",
     ),
     Wrong(
+        "leaderboard",
+        "ranks by position, so a tie is split by name",
+        """
+def add_points(valkey, key, member, points):
+    return valkey.zincrby(key, points, member)
+
+
+def rank(valkey, key, member):
+    position = valkey.zrevrank(key, member)
+    return None if position is None else position + 1
+
+
+def top(valkey, key, n):
+    return [] if n <= 0 else valkey.zrevrange(key, 0, n - 1, withscores=True)
+""",
+        "ties",
+        "equal scores share a rank",
+    ),
+    Wrong(
+        "leaderboard",
+        "top(0) serves the whole board",
+        """
+def add_points(valkey, key, member, points):
+    return valkey.zincrby(key, points, member)
+
+
+def rank(valkey, key, member):
+    score = valkey.zscore(key, member)
+    return None if score is None else 1 + valkey.zcount(key, f"({score}", "+inf")
+
+
+def top(valkey, key, n):
+    return valkey.zrevrange(key, 0, n - 1, withscores=True)
+""",
+        "top-zero",
+        "ZRANGE 0 -1 is the whole board",
+    ),
+    Wrong(
         "sessions",
         "never slides its expiry on activity",
-        """
-def login(valkey, key, user_id, fields, ttl):
-    valkey.hset(key, mapping={"user_id": user_id, **fields})
-    valkey.expire(key, ttl)
-
-
+        TWO_TRIP_LOGIN
+        + """
 def get_session(valkey, key, ttl):
     return valkey.hgetall(key) or None
 
@@ -285,6 +415,13 @@ def touch(valkey, key, ttl):
 """,
         "touch-slides",
         "activity must push the expiry back",
+    ),
+    Wrong(
+        "sessions",
+        "writes the session and its expiry in two round trips",
+        TWO_TRIP_LOGIN + SESSION_READS,
+        "login-atomic",
+        "with fields and no TTL",
     ),
     Wrong(
         "stampede-lock",
@@ -338,15 +475,44 @@ def test_wrong_solution_fails(
     _fails_for_its_reason(wrong, check(wrong.exercise, file, valkey_server.url, key_prefix))
 
 
+# another right answer than the reference's Lua script: MULTI/EXEC (one node only:
+# valkey-py's cluster client has no transactions)
+MULTI_LOGIN = (
+    """
+def login(valkey, key, user_id, fields, ttl):
+    pipe = valkey.pipeline(transaction=True)
+    pipe.hset(key, mapping={"user_id": user_id, **fields})
+    pipe.expire(key, ttl)
+    pipe.execute()
+"""
+    + SESSION_READS
+)
+
+
+def test_a_multi_exec_login_passes(
+    valkey_server: Any, node_client: Any, key_prefix: str, tmp_path: Path
+) -> None:
+    file = learner_file(tmp_path, "sessions", MULTI_LOGIN)
+    assert failed(check("sessions", file, valkey_server.url, key_prefix)) == {}
+    _assert_clean(node_client, key_prefix)
+
+
 def test_every_listed_mistake_has_a_wrong_solution() -> None:
     covered = {(w.exercise, w.check) for w in WRONG}
     assert {
         ("cache-aside", "ttl"),
         ("cache-aside", "empty"),
         ("write-through", "failed-commit"),
+        ("write-through", "lost-after-commit"),
+        ("write-through", "atomic-row"),
         ("write-behind", "ack-after-commit"),
+        ("write-behind", "poison"),
+        ("write-behind", "claims"),
         ("leaderboard", "rank"),
+        ("leaderboard", "ties"),
+        ("leaderboard", "top-zero"),
         ("sessions", "touch-slides"),
+        ("sessions", "login-atomic"),
         ("stampede-lock", "owner"),
     } <= covered
     for w in WRONG:
@@ -444,10 +610,13 @@ def test_a_check_killed_mid_transaction_leaves_no_rows(
 def rename_airline(valkey, db, key, airline_id, name, ttl):
     with db.transaction():
         db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
+        valkey.delete(key)
         while name == "Doomed Air":
             pass
-    valkey.hset(key, mapping=airline_row(db, airline_id))
-    valkey.expire(key, ttl)
+    pipe = valkey.pipeline(transaction=True)
+    pipe.hset(key, mapping=airline_row(db, airline_id))
+    pipe.expire(key, ttl)
+    pipe.execute()
 """
     airlines = _airlines(data_db)
     file = learner_file(tmp_path, "write-through", code)
@@ -466,12 +635,12 @@ def add_points(valkey, key, member, points):
 
 
 def rank(valkey, key, member):
-    position = valkey.zrevrank(key, member)
-    return None if position is None else position + 1
+    score = valkey.zscore(key, member)
+    return None if score is None else 1 + valkey.zcount(key, f"({score}", "+inf")
 
 
 def top(valkey, key, n):
-    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)]
+    return [(m, s) for m, s in valkey.zrevrange(key, 0, n - 1, withscores=True)][: max(n, 0)]
 """
 
 
@@ -539,7 +708,7 @@ def test_solution_needs_a_confirmation(cli: Any, ex_env: Path) -> None:
     assert result.code == 2 and "--yes" in result.err
     shown = cli("exercise", "solution", "leaderboard", "--yes")
     assert shown.code == 0
-    assert "zrevrank" in shown.out and "# START leaderboard" in shown.out
+    assert "zcount" in shown.out and "# START leaderboard" in shown.out
     assert "NotImplementedError" not in shown.out
 
 
@@ -603,7 +772,7 @@ def test_database_exercise_from_the_command_line(
     learner_file(folder, "write-behind")
     result = cli(*servers, "exercise", "check", "write-behind")
     assert result.code == 0, result.out + result.err
-    assert "4/4 checks passed" in result.out
+    assert "6/6 checks passed" in result.out
     assert "allowed only" in result.out
     _assert_clean(node_client, key_prefix, data_db, _airlines(data_db))
 

@@ -62,7 +62,7 @@ EXERCISES: dict[str, Exercise] = {
         ),
         Exercise(
             "leaderboard",
-            "scores, 1-based ranks and the top N on a sorted set (Module 3)",
+            "scores, competition ranks (ties shared) and the top N on a sorted set (Module 3)",
             ("add_points", "rank", "top"),
         ),
         Exercise(

@@ -18,6 +18,9 @@ from typing import Any
 
 from flightcache.errors import DataError
 from flightcache.exercises.harness import (
+    LEARNER_VALKEY_CRASHING,
+    LEARNER_VALKEY_CRASHING_AFTER_COMMIT,
+    LEARNER_VALKEY_LOST_AT_COMMIT,
     Check,
     CheckContext,
     CheckFailed,
@@ -26,6 +29,13 @@ from flightcache.exercises.harness import (
     expiry_problem,
     plain,
     show,
+)
+
+# a hash and its TTL written in two round trips: what sessions and write-through say
+ONE_STEP_HINT = (
+    "write the fields and the expiry in one step the server runs whole: a Lua script that"
+    " does the HSET and the EXPIRE (valkey.eval), or on a single server a MULTI/EXEC"
+    " transaction (valkey.pipeline(transaction=True))"
 )
 
 # -- cache-aside ------------------------------------------------------------------------
@@ -182,8 +192,8 @@ def wt_cache(c: CheckContext) -> None:
         raise CheckFailed(
             f"after the rename Valkey holds no copy under {key}: write-through writes the"
             " new row to the cache as it writes the database",
-            hint="after the transaction: valkey.hset(key, mapping=airline_row(db, airline_id))"
-            " and valkey.expire(key, ttl)",
+            hint="after the transaction, write every field of airline_row(db, airline_id) to"
+            " the hash, with its TTL, in one step",
         )
     expected = {**row, "airlinename": WT_NAME}
     if cached != expected:
@@ -195,7 +205,7 @@ def wt_cache(c: CheckContext) -> None:
     if problem:
         raise CheckFailed(
             f"the cached row has {problem}: it must expire within ttl ({WT_TTL} s)",
-            hint="valkey.expire(key, ttl) after the HSET",
+            hint="give the row its TTL (EXPIRE) in the same step as the HSET",
         )
 
 
@@ -229,10 +239,61 @@ def wt_failed_commit(c: CheckContext) -> None:
         )
 
 
+def _wt_cached_then_renamed(c: CheckContext, valkey: Any) -> tuple[dict[str, str], str]:
+    """A reader cached the committed row; then the learner renames, with ``valkey``."""
+    row = _wt_airline(c)
+    key = c.keys.airline(int(row["airline_id"]))
+    c.admin.hset(key, mapping=row)
+    c.admin.expire(key, WT_TTL)
+    try:
+        c.learner.call(
+            "rename_airline", valkey, c.db, key, int(row["airline_id"]), WT_NAME, WT_TTL,
+            expect_failure=True,
+        )  # fmt: skip
+    except InjectedFailure:
+        pass
+    now = _wt_row(c, int(row["airline_id"]))["airlinename"]
+    if now != WT_NAME:
+        raise CheckFailed(
+            f"the rename did not reach the database (it says {now!r}, not {WT_NAME!r})",
+            hint="commit the UPDATE before any write to Valkey that may fail",
+        )
+    return row, key
+
+
+def wt_lost_after_commit(c: CheckContext) -> None:
+    row, key = _wt_cached_then_renamed(c, LEARNER_VALKEY_LOST_AT_COMMIT)
+    cached = c.admin.hget(key, "airlinename")
+    if cached == row["airlinename"]:
+        raise CheckFailed(
+            f"Valkey became unreachable right after the COMMIT, and still holds the old"
+            f" name {cached!r}: readers are served a name the database no longer has"
+            f" until the TTL ({WT_TTL} s) ends",
+            hint="delete the cached row inside the transaction, before the COMMIT"
+            " (valkey.delete(key)): a failure after the COMMIT then costs a miss, not a"
+            " stale read; Valkey down before it rolls the rename back",
+        )
+
+
+def wt_atomic_row(c: CheckContext) -> None:
+    _, key = _wt_cached_then_renamed(c, LEARNER_VALKEY_CRASHING_AFTER_COMMIT)
+    if int(c.admin.ttl(key)) == -1:
+        raise CheckFailed(
+            "the new row and its TTL went to Valkey in separate round trips: this check"
+            " lost the connection after the first reply that followed the COMMIT, as a"
+            f" crash of your process would, and left {key} with no TTL: a cached row"
+            " that never expires, and never sees a later change made elsewhere",
+            hint=ONE_STEP_HINT,
+        )
+
+
 # -- write-behind ---------------------------------------------------------------------------
 WRITE_BEHIND_GROUP = "exercise-writer"
 WRITE_BEHIND_CONSUMER = "worker-1"
 WRITE_BEHIND_BATCH = 4
+WRITE_BEHIND_MIN_IDLE_MS = 30_000  # a worker silent this long is taken for dead
+WRITE_BEHIND_GONE = "worker-0"  # a worker that read entries and never came back
+WRITE_BEHIND_POISON = {"flight": "FC-1O1", "seats": "2"}  # no flight id: never applicable
 WRITE_BEHIND_FIRST_FLIGHT = 900_001  # the queue's own flight ids: one per entry, no FK involved
 
 
@@ -249,12 +310,17 @@ def _write_behind_queue(c: CheckContext, n: int) -> tuple[str, list[_Queued]]:
     ensure_tables(c.scratch_db())
     stream = c.keys.exercise_queue()
     c.admin.xgroup_create(stream, WRITE_BEHIND_GROUP, id="0", mkstream=True)
+    return stream, _write_behind_add(c, stream, n)
+
+
+def _write_behind_add(c: CheckContext, stream: str, n: int, first: int = 0) -> list[_Queued]:
+    """Queue ``n`` bookings, of flights ``first`` on past the queue's own first flight."""
     queued = []
     for i in range(n):
-        flight, seats = WRITE_BEHIND_FIRST_FLIGHT + i, i + 1
+        flight, seats = WRITE_BEHIND_FIRST_FLIGHT + first + i, i + 1
         entry_id = c.admin.xadd(stream, {"flight": flight, "seats": seats})
         queued.append(_Queued(str(entry_id), flight, seats))
-    return stream, queued
+    return queued
 
 
 def _write_behind_applied(c: CheckContext, stream: str, entry: _Queued) -> int:
@@ -273,6 +339,8 @@ def _write_behind_drain(c: CheckContext, stream: str, *, expect: bool = False) -
         WRITE_BEHIND_GROUP,
         WRITE_BEHIND_CONSUMER,
         WRITE_BEHIND_BATCH,
+        c.keys.exercise_dead_letters(),
+        WRITE_BEHIND_MIN_IDLE_MS,
         expect_failure=expect,
     )
 
@@ -393,6 +461,73 @@ def write_behind_retries(c: CheckContext) -> None:
         )
 
 
+def write_behind_poison(c: CheckContext) -> None:
+    stream, queued = _write_behind_queue(c, 3)
+    poison = str(c.admin.xadd(stream, WRITE_BEHIND_POISON))
+    more = _write_behind_add(c, stream, 3, first=100)
+    failures = 0
+    for _ in range(len(queued) + len(more) + 3):
+        try:
+            if not _write_behind_drain(c, stream):
+                break
+        except CheckFailed as failed:
+            if "ValueError" not in failed.message and "KeyError" not in failed.message:
+                raise  # not the poison entry's failure: said as it is
+            failures += 1
+            if failures >= 3:
+                raise CheckFailed(
+                    f"entry {poison} (flight {WRITE_BEHIND_POISON['flight']!r}) can never be"
+                    f" applied, and drain() failed on it {failures} times in a row: an entry"
+                    " retried forever fails every batch it is in, and the bookings queued"
+                    " behind it never reach the database",
+                    hint="before the transaction, set aside each entry readable() refuses:"
+                    " add it (its fields and its id) to the dead-letter stream, then XACK it;"
+                    " apply and acknowledge the others as before",
+                ) from None
+    if poison in _write_behind_pending(c, stream):
+        raise CheckFailed(
+            f"entry {poison}, which can never be applied, is still pending: every restart"
+            " delivers it again, and it fails again",
+            hint="XACK a poison entry once it is in the dead-letter stream",
+        )
+    dead = c.admin.xrange(c.keys.exercise_dead_letters())
+    if not any(poison in fields.values() for _, fields in dead):
+        raise CheckFailed(
+            f"entry {poison} was acknowledged but is not in the dead-letter stream with its"
+            " id: a booking dropped without a trace, that no one can repair or replay",
+            hint="XADD it to the dead-letter stream (its fields and its entry id) before"
+            " the XACK, so a crash between the two keeps a copy",
+        )
+    _write_behind_exactly_once(c, stream, queued + more, "with a poison entry in the queue")
+
+
+def write_behind_claims(c: CheckContext) -> None:
+    stream, queued = _write_behind_queue(c, 5)
+    # another worker read two entries, then died before applying them
+    c.admin.xreadgroup(WRITE_BEHIND_GROUP, WRITE_BEHIND_GONE, {stream: ">"}, count=2)
+    stranded = [q.entry_id for q in queued[:2]]
+    c.admin.xclaim(
+        stream,
+        WRITE_BEHIND_GROUP,
+        WRITE_BEHIND_GONE,
+        0,
+        stranded,
+        idle=2 * WRITE_BEHIND_MIN_IDLE_MS,
+    )
+    _write_behind_drain_all(c, stream, len(queued))
+    left = [q for q in queued[:2] if _write_behind_applied(c, stream, q) == 0]
+    if left:
+        raise CheckFailed(
+            f"{WRITE_BEHIND_GONE} read {len(stranded)} entries and never came back; they"
+            f" have been pending for {2 * WRITE_BEHIND_MIN_IDLE_MS} ms (min_idle_ms is"
+            f" {WRITE_BEHIND_MIN_IDLE_MS}), and drain() never took them over: a group"
+            " delivers a pending entry to no one else, so those bookings wait forever",
+            hint="claim what has been pending longer than min_idle_ms before reading new"
+            " entries: XAUTOCLAIM stream group consumer min_idle_ms 0-0 COUNT count",
+        )
+    _write_behind_exactly_once(c, stream, queued, "after a worker died holding entries")
+
+
 # -- leaderboard -------------------------------------------------------------------------------
 LEADERBOARD_SCORES = {"FRA": 980.0, "MUC": 870.0, "BER": 640.0, "HAM": 410.0, "CGN": 120.0}
 
@@ -452,18 +587,52 @@ def leaderboard_rank(c: CheckContext) -> None:
     if leader == 0:
         raise CheckFailed(
             "rank() of the leader returned 0, but ranks here start at 1: the leader is rank 1",
-            hint="ZREVRANK counts from 0: return it plus 1",
+            hint="positions count from 0, ranks from 1: the leader is 1 + the number of"
+            " members scoring more than it, none",
         )
     if leader == len(LEADERBOARD_SCORES):
         raise CheckFailed(
             f"rank() of the leader returned {leader}: it counted from the lowest score",
-            hint="rank by the highest score first: ZREVRANK, plus 1",
+            hint="rank by the highest score first: count the members scoring more, plus 1",
         )
     if (leader, third) != (1, 3):
         raise CheckFailed(
             f"rank() returned {leader!r} for the leader and {third!r} for the third, not 1 and 3",
-            hint="return ZREVRANK key member plus 1",
+            hint="return 1 + the number of members with a strictly higher score",
         )
+
+
+# two members tied in second place: MUC before BER by name, as ZREVRANK orders them
+LEADERBOARD_TIED = {"FRA": 980.0, "MUC": 870.0, "BER": 870.0, "HAM": 410.0}
+
+
+def leaderboard_ties(c: CheckContext) -> None:
+    key = c.keys.board("exercise")
+    c.admin.zadd(key, LEADERBOARD_TIED)
+    got = {m: c.learner.call("rank", c.valkey, key, m) for m in ("MUC", "BER", "HAM")}
+    if got == {"MUC": 2, "BER": 2, "HAM": 4}:
+        return
+    raise CheckFailed(
+        f"MUC and BER both score 870, behind FRA's 980, and HAM 410; rank() returned"
+        f" {show(got)}, not MUC 2, BER 2, HAM 4: equal scores share a rank, and the next"
+        " rank is skipped (1, 2, 2, 4). A position (ZREVRANK) splits the tie by member"
+        " name, so two passengers with the same flights would get different ranks",
+        hint="a member's rank is 1 + the number of members with a strictly higher score:"
+        " read its score (ZSCORE), then count the members above it (ZCOUNT with an"
+        " exclusive minimum, '(score')",
+    )
+
+
+def leaderboard_top_zero(c: CheckContext) -> None:
+    key = _exercise_board(c)
+    got = c.learner.call("top", c.valkey, key, 0)
+    if isinstance(got, list | tuple) and not got:
+        return
+    raise CheckFailed(
+        f"top(0) returned {show(got)}, not []: asked for no members, it served some",
+        hint="with n = 0 the stop index n - 1 is -1, and -1 means the last member:"
+        " ZRANGE 0 -1 is the whole board. Return [] when n is 0 or less",
+    )
 
 
 def leaderboard_absent(c: CheckContext) -> None:
@@ -472,7 +641,8 @@ def leaderboard_absent(c: CheckContext) -> None:
     if got is not None:
         raise CheckFailed(
             f"rank() of a member not on the board returned {got!r}, not None",
-            hint="ZREVRANK returns None for a member that is not there: return None then",
+            hint="ZSCORE (and ZREVRANK) answer None for a member that is not there:"
+            " return None then",
         )
 
 
@@ -502,7 +672,31 @@ def session_login(c: CheckContext) -> None:
         raise CheckFailed(
             f"the session has {problem}: a session must end after ttl ({SESSION_TTL} s)"
             " without activity",
-            hint="EXPIRE key ttl after the HSET",
+            hint="give the session its TTL (EXPIRE) in the same step as the HSET",
+        )
+
+
+def session_login_atomic(c: CheckContext) -> None:
+    key = c.keys.exercise_session("crashed")
+    try:
+        c.learner.call(
+            "login",
+            LEARNER_VALKEY_CRASHING,
+            key,
+            "123",
+            dict(SESSION_FIELDS),
+            SESSION_TTL,
+            expect_failure=True,
+        )
+    except InjectedFailure:
+        pass
+    if int(c.admin.ttl(key)) == -1:
+        raise CheckFailed(
+            "login() wrote the session and its expiry in separate round trips: this check"
+            " lost the connection after the first reply, as a crash of your process would,"
+            f" and left {key} with fields and no TTL. That session never expires, and"
+            " between the two commands every other client sees it without one",
+            hint=ONE_STEP_HINT,
         )
 
 
@@ -676,6 +870,16 @@ CHECKS: dict[str, tuple[Check, ...]] = {
             "a failed COMMIT leaves no new name in Valkey",
             wt_failed_commit,
         ),
+        Check(
+            "lost-after-commit",
+            "Valkey lost after the COMMIT leaves no old name cached",
+            wt_lost_after_commit,
+        ),
+        Check(
+            "atomic-row",
+            "the new row and its TTL are written in one atomic step",
+            wt_atomic_row,
+        ),
     ),
     "write-behind": (
         Check("applies", "every queued booking reaches the database once", write_behind_applies),
@@ -686,15 +890,32 @@ CHECKS: dict[str, tuple[Check, ...]] = {
             write_behind_ack_after_commit,
         ),
         Check("retries", "entries left pending by a failure are retried", write_behind_retries),
+        Check(
+            "poison",
+            "an entry that can never be applied is set aside, not retried forever",
+            write_behind_poison,
+        ),
+        Check(
+            "claims",
+            "entries a dead worker left pending are claimed (XAUTOCLAIM)",
+            write_behind_claims,
+        ),
     ),
     "leaderboard": (
         Check("add", "add_points accumulates a member's score", leaderboard_add),
         Check("top", "top(n) lists the n highest scores, best first", leaderboard_top),
         Check("rank", "ranks are 1-based: the leader is rank 1", leaderboard_rank),
+        Check("ties", "equal scores share a rank (1, 2, 2, 4)", leaderboard_ties),
+        Check("top-zero", "top(0) lists nobody", leaderboard_top_zero),
         Check("absent", "a member not on the board has no rank", leaderboard_absent),
     ),
     "sessions": (
         Check("login", "login stores the session hash with a TTL", session_login),
+        Check(
+            "login-atomic",
+            "the session and its TTL are written in one atomic step",
+            session_login_atomic,
+        ),
         Check("get", "get_session returns the fields, None when absent", session_get),
         Check("touch-slides", "touch slides the expiry", session_touch_slides),
         Check("get-slides", "reading the session slides the expiry", session_get_slides),

@@ -126,6 +126,7 @@ class RemoteDb:
         self.dialect = dialect
         self._events = events
         self._requests = requests
+        self.crash: Crash | None = None  # told when a COMMIT has succeeded
 
     def sql(self, name: str) -> str:
         from flightcache import sqlfiles
@@ -169,6 +170,70 @@ class RemoteDb:
             self._ask("rollback")
             raise
         self._ask("commit")
+        if self.crash is not None:
+            self.crash.committed()
+
+
+class Crash:
+    """Lose every Valkey connection after ``replies`` replies, counted from the call's
+    start or, with ``after_commit``, from the database's COMMIT: the next send raises
+    InjectedFailure, as if this process had died there. What one send carries (one
+    command, a MULTI ... EXEC pipeline, a script) still runs whole."""
+
+    def __init__(self, replies: int, after_commit: bool) -> None:
+        self.left = replies
+        self.counting = not after_commit
+
+    def committed(self) -> None:
+        self.counting = True
+
+    def replied(self) -> None:
+        if self.counting:
+            self.left -= 1
+
+    def lost(self) -> bool:
+        return self.counting and self.left <= 0
+
+
+@contextmanager
+def crashing(crash: Crash | None) -> Iterator[None]:
+    """The learner's Valkey connections, lost as ``crash`` says (None: untouched)."""
+    if crash is None:
+        yield
+        return
+    from valkey.connection import AbstractConnection
+
+    from flightcache.exercises.harness import CRASH_MESSAGE, InjectedFailure
+
+    send, read = AbstractConnection.send_packed_command, AbstractConnection.read_response
+
+    def crashing_send(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if crash.lost():
+            raise InjectedFailure(CRASH_MESSAGE)
+        return send(self, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    def noting_read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return read(self, *args, **kwargs)  # type: ignore[no-untyped-call]
+        finally:
+            crash.replied()
+
+    AbstractConnection.send_packed_command = crashing_send  # type: ignore[method-assign]
+    AbstractConnection.read_response = noting_read  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
+        AbstractConnection.read_response = read  # type: ignore[method-assign]
+
+
+def crash_of(args: list[Any]) -> Crash | None:
+    """The crash a ``valkey-crash:<after_commit>:<replies>`` handle among ``args`` asks."""
+    for arg in args:
+        if isinstance(arg, dict) and str(arg.get(HANDLE, "")).startswith("valkey-crash:"):
+            _, after_commit, replies = str(arg[HANDLE]).split(":")
+            return Crash(int(replies), after_commit == "1")
+    return None
 
 
 def main() -> int:
@@ -215,7 +280,7 @@ def main() -> int:
 
     def decode(arg: Any) -> Any:
         if isinstance(arg, dict) and set(arg) == {HANDLE}:
-            return client if arg[HANDLE] == "valkey" else db
+            return client if str(arg[HANDLE]).startswith("valkey") else db
         return arg
 
     for line in requests:
@@ -224,12 +289,16 @@ def main() -> int:
             continue
         learner.last_called = ""
         faulthandler.dump_traceback_later(float(request["dump_after"]), file=dump)
+        crash = crash_of(request["args"])
+        if db is not None:
+            db.crash = crash
         try:
-            value = learner.call(
-                request["function"],
-                *[decode(a) for a in request["args"]],
-                expect_failure=bool(request.get("expect_failure")),
-            )
+            with crashing(crash):
+                value = learner.call(
+                    request["function"],
+                    *[decode(a) for a in request["args"]],
+                    expect_failure=bool(request.get("expect_failure")),
+                )
         except CheckFailed as failed:
             _emit(
                 events,

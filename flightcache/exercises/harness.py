@@ -225,11 +225,33 @@ class Caller(Protocol):
     def call(self, function: str, *args: Any, expect_failure: bool = False) -> Any: ...
 
 
+@dataclass(frozen=True, eq=False)
 class LearnerValkey:
-    """Stands for the learner's own Valkey client (the child's, as the run's ACL user)."""
+    """Stands for the learner's own Valkey client (the child's, as the run's ACL user).
+
+    ``crash`` is the same client whose connection is lost after ``replies`` replies,
+    counted from the call's start or, with ``after_commit``, from the database's
+    COMMIT: what a crash of the learner's process between two round trips leaves on
+    the server (the child refuses the next send; the server has run what came
+    before, nothing after)."""
+
+    crash: bool = False
+    replies: int = 0
+    after_commit: bool = False
+
+    def handle(self) -> str:
+        if not self.crash:
+            return "valkey"
+        return f"valkey-crash:{int(self.after_commit)}:{self.replies}"
 
 
 LEARNER_VALKEY = LearnerValkey()
+# a crash after the first reply, and Valkey lost right after the COMMIT, or after
+# one more reply
+LEARNER_VALKEY_CRASHING = LearnerValkey(crash=True, replies=1)
+LEARNER_VALKEY_LOST_AT_COMMIT = LearnerValkey(crash=True, replies=0, after_commit=True)
+LEARNER_VALKEY_CRASHING_AFTER_COMMIT = LearnerValkey(crash=True, replies=1, after_commit=True)
+CRASH_MESSAGE = "connection to Valkey lost (a crash the check simulates)"
 
 
 @dataclass

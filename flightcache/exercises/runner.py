@@ -50,6 +50,7 @@ from flightcache.exercises.harness import (
     CheckFailed,
     ExerciseDb,
     InjectedFailure,
+    LearnerValkey,
 )
 from flightcache.exercises.sandbox import (
     ACL_PREFIX,
@@ -630,8 +631,8 @@ def _none() -> None:
 
 
 def _encode(arg: Any, db: ExerciseDb | None) -> Any:
-    if arg is LEARNER_VALKEY:
-        return {"$handle": "valkey"}
+    if isinstance(arg, LearnerValkey):
+        return {"$handle": arg.handle()}
     if db is not None and arg is db:
         return {"$handle": "db"}
     return arg

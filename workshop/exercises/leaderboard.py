@@ -1,9 +1,11 @@
 """Exercise leaderboard: scores, ranks and the top N on a Valkey sorted set.
 
-A sorted set keeps its members ordered by score. ZINCRBY adds to a score, ZREVRANK
-gives a member's position counting from the highest score, and ZRANGE ... REV the
-members from the top. Positions count from 0; the ranks people read count from 1,
-so the leader is number 1.
+A sorted set keeps its members ordered by score. ZINCRBY adds to a score, ZSCORE
+reads one, ZCOUNT counts the members in a score range, ZREVRANK gives a member's
+position counting from the highest score, and ZRANGE ... REV the members from the
+top. A position is not yet a rank: positions count from 0 and the ranks people read
+from 1, and among equal scores a position orders members by name, while a rank is
+shared (Module 3, "Ranks and ties").
 
 Complete the three functions between the START and END markers, then run:
 
@@ -29,20 +31,23 @@ def add_points(valkey: Any, key: str, member: str, points: float) -> float:
 
 
 def rank(valkey: Any, key: str, member: str) -> int | None:
-    """``member``'s rank, 1-based and highest score first: the leader is 1.
-    None when ``member`` is not on the board.
+    """``member``'s competition rank: 1 + the number of members with a strictly
+    higher score. The leader is 1; two members with the same score share a rank, and
+    the next rank is skipped (1, 2, 2, 4), as SQL's RANK() does. None when ``member``
+    is not on the board.
 
-    ZREVRANK key member: valkey.zrevrank(key, member) counts from 0, and answers None
-    for a member that is not there.
+    Which command tells how many members score more than a given score? ZREVRANK
+    alone does not: among equal scores it is a position, ordered by name.
     """
     raise NotImplementedError("write rank() between # START and # END")
 
 
 def top(valkey: Any, key: str, n: int) -> list[tuple[str, float]]:
-    """The ``n`` highest-scored members as (member, score) pairs, highest first.
+    """The ``n`` highest-scored members as (member, score) pairs, highest first;
+    nothing when ``n`` is 0 or less.
 
-    ZRANGE key 0 n-1 REV WITHSCORES: valkey.zrevrange(key, 0, n - 1, withscores=True).
-    Both indexes are inclusive.
+    ZRANGE ... REV WITHSCORES (valkey.zrevrange) takes a start and a stop index, both
+    inclusive; a negative index counts from the end, so mind what n = 0 turns into.
     """
     raise NotImplementedError("write top() between # START and # END")
 

@@ -22,10 +22,13 @@ from typing import Any
 
 # START sessions
 def login(valkey: Any, key: str, user_id: str, fields: dict[str, str], ttl: int) -> None:
-    """Create the session: HSET key user_id <user_id> and every field of ``fields``,
-    then EXPIRE key ttl.
+    """Create the session: the field user_id and every field of ``fields`` in the
+    hash ``key`` (HSET), expiring after ``ttl`` seconds (EXPIRE).
 
-    valkey.hset(key, mapping={"user_id": user_id, **fields}); valkey.expire(key, ttl)
+    Write them in one atomic step. Sent as two commands, one after the other, the
+    hash exists without a TTL in between, and if your process dies there it never
+    expires. A Lua script (EVAL) runs several commands as one; on a single server a
+    MULTI/EXEC transaction does too (valkey-py: a pipeline with transaction=True).
     """
     raise NotImplementedError("write login() between # START and # END")
 

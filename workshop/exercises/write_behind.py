@@ -20,6 +20,8 @@ What the checker passes to your function:
             flight and seats
   group, consumer  the consumer group (already created) and this worker's name in it
   count     how many entries to read at most
+  dead      the dead-letter stream's key: where entries that can never be applied go
+  min_idle_ms  how long an entry stays pending before another worker may claim it
 """
 
 from __future__ import annotations
@@ -34,6 +36,18 @@ def entries_of(reply: Any) -> list[tuple[str, dict[str, str]]]:
     ]
 
 
+def readable(fields: dict[str, str]) -> bool:
+    """Whether record_booking() can apply this entry: its flight and seats are whole
+    numbers (an entry deleted from the stream, with no fields, is readable: skipped)."""
+    if not fields:
+        return True
+    try:
+        int(fields["flight"]), int(fields["seats"])
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
 def record_booking(db: Any, stream: str, fields: dict[str, str]) -> None:
     """Apply one queued booking: add its seats to the flight's row in flightcache_wb_seats.
     An entry deleted from the stream meanwhile has no fields and is skipped."""
@@ -46,22 +60,35 @@ def record_booking(db: Any, stream: str, fields: dict[str, str]) -> None:
 
 
 # START write-behind
-def drain(valkey: Any, db: Any, stream: str, group: str, consumer: str, count: int) -> int:
+def drain(
+    valkey: Any,
+    db: Any,
+    stream: str,
+    group: str,
+    consumer: str,
+    count: int,
+    dead: str,
+    min_idle_ms: int,
+) -> int:
     """Apply up to ``count`` queued bookings to the database, then acknowledge them.
 
-    1. Read this consumer's pending entries first, the ones it read before whose
-       write failed (so they were never acknowledged):
-           entries = entries_of(valkey.xreadgroup(group, consumer, {stream: "0"}, count=count))
-       When there are none, read new entries: the same call with ">" in place of "0".
-    2. Apply them in ONE transaction:
-           with db.transaction():
-               for entry_id, fields in entries:
-                   record_booking(db, stream, fields)
-    3. Only after the with block, once the COMMIT has succeeded, acknowledge them:
-           valkey.xack(stream, group, *[entry_id for entry_id, _ in entries])
-       When the transaction fails, let its error propagate and acknowledge nothing:
-       the entries stay pending, and the next call retries them.
-    Return how many entries were applied: 0 when there was nothing to read.
+    1. Which entries? First those another worker read and never acknowledged
+       because it died: pending in the group for longer than ``min_idle_ms``, they
+       are delivered to nobody again unless a worker claims them (XAUTOCLAIM, which
+       also hands over this consumer's own idle ones). Then this consumer's own
+       pending entries (XREADGROUP with the id 0), then new ones (the id ">").
+       entries_of() turns an XREADGROUP reply into (entry_id, fields) pairs.
+    2. An entry that can never be applied (readable() says False) must not stay
+       pending: retried forever, it fails every batch it is in. Set it aside in the
+       dead-letter stream ``dead`` (its fields, and its entry id) and acknowledge it,
+       in an order that cannot lose it.
+    3. Apply the others in ONE transaction (`with db.transaction():`, calling
+       record_booking() for each), and acknowledge them (XACK) only after the with
+       block, once the COMMIT has succeeded. When the transaction fails, let its
+       error propagate and acknowledge nothing: the entries stay pending, and the
+       next call retries them.
+    Return how many entries this call took (applied or set aside): 0 when there was
+    nothing to read.
     """
     raise NotImplementedError("write drain() between # START and # END")
 

@@ -42,14 +42,15 @@ def airline_row(db: Any, airline_id: int) -> dict[str, str]:
 def rename_airline(valkey: Any, db: Any, key: str, airline_id: int, name: str, ttl: int) -> None:
     """Give airline ``airline_id`` the name ``name``: in the database, then in Valkey.
 
-    1. Inside `with db.transaction():` run the named query airline_rename:
-           db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id})
-       and delete the cached row (valkey.delete(key)) before the block ends, so that
-       if the write after the COMMIT fails, readers miss instead of reading the old
-       name.
+    1. Inside `with db.transaction():` run the named query airline_rename
+       (db.execute(db.sql("airline_rename"), {"name": name, "airline_id": airline_id}))
+       and, still before the COMMIT, delete the cached row (DEL key). Should anything
+       after the COMMIT fail, readers then miss and read the database, instead of
+       being served the old name until the TTL ends.
     2. After the with block, that is once the COMMIT has succeeded, write the new row
-       through to Valkey: HSET key with every field of airline_row(db, airline_id)
-       (valkey.hset(key, mapping=row)), then EXPIRE key ttl (valkey.expire(key, ttl)).
+       through: every field of airline_row(db, airline_id) in the hash ``key``,
+       expiring after ``ttl`` seconds, in one atomic step (a Lua script, or on a
+       single server MULTI/EXEC): never a cached row without a TTL.
     When the transaction fails, let its error propagate: Valkey must never hold a
     name the database did not commit.
     """
