@@ -33,6 +33,7 @@ from flightcache.commands.invalidation import invalidation as invalidation_comma
 from flightcache.commands.memory import memory as memory_command
 from flightcache.commands.memory_pressure import memory_pressure as memory_pressure_command
 from flightcache.commands.nested_doll import nested_doll
+from flightcache.commands.serve import serve as serve_command
 from flightcache.commands.session import session as session_command
 from flightcache.commands.stampede import stampede as stampede_command
 from flightcache.commands.ttl import ttl as ttl_command
@@ -154,6 +155,7 @@ app.command("invalidation", rich_help_panel=ADVANCED)(invalidation_command)
 app.command("stampede", rich_help_panel=ADVANCED)(stampede_command)
 app.add_typer(bench_commands.app, name="bench", rich_help_panel="Benchmarks")
 app.add_typer(workshop_commands.app, name="workshop", rich_help_panel="Workshop")
+app.command("serve", rich_help_panel="Workshop")(serve_command)
 app.add_typer(exercise_commands.app, name="exercise", rich_help_panel="Workshop")
 
 

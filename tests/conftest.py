@@ -272,3 +272,17 @@ def json_of(result: Result) -> Any:
 
     assert result.code == 0, result.err
     return json.loads(result.out)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the item (``item.rep_call``): the browser fixture
+    saves a screenshot when the test itself failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+# the web fixtures (`web`, `served`, `browser`) for every test module; imported last,
+# since web_helpers uses this module's fixtures and helpers
+from tests.web_helpers import browser, served, web  # noqa: E402, F401

@@ -241,7 +241,16 @@ def test_port_already_taken(cli: Any, tmp_path: Path) -> None:
 
 
 def test_help_is_fast_to_import() -> None:
-    heavy = ("valkey", "pymysql", "psycopg", "psutil", "airportsdata")
+    heavy = (
+        "valkey",
+        "pymysql",
+        "psycopg",
+        "psutil",
+        "airportsdata",
+        "fastapi",
+        "uvicorn",
+        "starlette",
+    )
     code = f"import sys, flightcache.cli; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ}

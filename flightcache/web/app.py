@@ -1,0 +1,167 @@
+"""The web application: pages, seed 004's API, and the rules every request follows.
+
+:func:`create_app` builds it from a :class:`WebConfig`; :func:`factory` builds it in a
+uvicorn worker from the environment ``serve`` set. Every request passes the access
+token check and, if it changes something, the CSRF check (:mod:`.security`). Errors
+never show a stack trace: bad input is 422 with what was wrong, a server that is down
+is 503 naming it (:class:`.services.Unavailable`), anything else a 500 with one line.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from flightcache import __version__
+from flightcache.config import scrub
+from flightcache.errors import FlightcacheError, UsageError
+from flightcache.resources import resource_dir
+from flightcache.web.config import WebConfig
+from flightcache.web.security import AccessToken, csrf_middleware, ensure_csrf_cookie
+from flightcache.web.services import Services, Unavailable
+
+log = logging.getLogger("flightcache.web")
+
+CSRF_EXEMPT = ("/sessions/",)  # checks a token of its own, tied to the login session
+PAGES: list[tuple[str, str, str]] = []  # (path, title, one line): the index lists them
+
+
+def register_page(path: str, title: str, summary: str) -> None:
+    """A page for the index and the navigation bar (routers call this at import)."""
+    if all(p != path for p, _, _ in PAGES):
+        PAGES.append((path, title, summary))
+
+
+def page(request: Request, title: str, body: str, scripts: Sequence[str] = ()) -> HTMLResponse:
+    """One page in the common frame: navigation, the stylesheet, ``common.js`` first.
+
+    ``body`` is trusted HTML written in this package; anything from a request or a
+    server is put in by the page's script with ``textContent``, never as HTML.
+    """
+    nav = " ".join(
+        f'<a href="{html.escape(path)}">{html.escape(name)}</a>' for path, name, _ in PAGES
+    )
+    tags = "".join(
+        f'<script src="/static/{html.escape(name)}"></script>' for name in ("common.js", *scripts)
+    )
+    text = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)} · flightcache</title>"
+        '<link rel=stylesheet href="/static/style.css"></head><body>'
+        f'<header><a class=brand href="/">flightcache</a><nav>{nav}</nav></header>'
+        f"<main><h1>{html.escape(title)}</h1><p id=error class=error role=alert></p>{body}"
+        f"</main>{tags}</body></html>"
+    )
+    response = HTMLResponse(text)
+    services: Services = request.app.state.services
+    ensure_csrf_cookie(request, response, services.config.secure_cookies)
+    return response
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": scrub(message)}, status_code=status)
+
+
+def create_app(config: WebConfig) -> FastAPI:
+    services = Services(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="flightcache",
+        version=__version__,
+        description="The workshop in a browser, and seed 004's leaderboard API over Valkey"
+        " sorted sets. Every request needs the access token `flightcache serve` printed;"
+        " every POST the X-CSRF-Token header equal to the fc_csrf cookie (GET /api/csrf).",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.middleware("http")(csrf_middleware(CSRF_EXEMPT))
+    app.add_middleware(AccessToken, token=config.token, secure=config.secure_cookies)
+    app.mount(
+        "/static",
+        StaticFiles(directory=resource_dir("web/static", what="web pages")),
+        name="static",
+    )
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "down": exc.which}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for problem in exc.errors():
+            where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {problem.get('msg', 'invalid')}")
+        return _error(422, "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(UsageError)
+    async def usage(request: Request, exc: UsageError) -> JSONResponse:
+        return _error(422, exc.message)
+
+    @app.exception_handler(FlightcacheError)
+    async def failed(request: Request, exc: FlightcacheError) -> JSONResponse:
+        return _error(500, exc.message)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error on %s: %s", request.url.path, scrub(repr(exc)))
+        return _error(500, f"internal error ({type(exc).__name__}); the server log has more")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request) -> HTMLResponse:
+        items = "".join(
+            f'<li><a href="{html.escape(path)}">{html.escape(name)}</a>: {html.escape(line)}</li>'
+            for path, name, line in PAGES
+        )
+        body = (
+            f"<ul class=pages>{items}</ul>"
+            '<p>The API: <a href="/docs">/docs</a> (OpenAPI). Servers:'
+            " <span id=health>checking…</span></p>"
+        )
+        return page(request, "The workshop in a browser", body, ["index.js"])
+
+    @app.get("/health", tags=["health"])
+    def health() -> Response:
+        """Whether the database and Valkey answer; 503 when either does not."""
+        status = services.health()
+        return JSONResponse(status, status_code=200 if status["ok"] else 503)
+
+    @app.get("/api/csrf", tags=["health"])
+    def csrf(request: Request) -> Response:
+        """Sets the fc_csrf cookie (if missing) and returns its value for the header."""
+        response = JSONResponse({})
+        value = ensure_csrf_cookie(request, response, config.secure_cookies)
+        response.body = response.render({"header": "X-CSRF-Token", "token": value})
+        response.headers["content-length"] = str(len(response.body))
+        return response
+
+    for router in _routers():
+        app.include_router(router)
+    return app
+
+
+def _routers() -> list[APIRouter]:
+    """The pages' and the API's routers, in the order the navigation lists them."""
+    return []
+
+
+def factory() -> FastAPI:
+    """The app of one uvicorn worker (``--workers N`` starts it by import string). A
+    worker process dies with ``serve``, even when ``serve`` is killed with SIGKILL."""
+    from flightcache.children import die_with_mp_parent
+
+    die_with_mp_parent()
+    return create_app(WebConfig.from_env())

@@ -1,0 +1,181 @@
+"""`flightcache serve`: the app's common rules, the real command, a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import server_args
+from tests.web_helpers import Served, start_serve, wait_for
+
+
+def test_every_request_needs_the_token(web: Any) -> None:
+    from starlette.testclient import TestClient
+
+    app = web.client.app
+    with TestClient(app, base_url="http://127.0.0.1") as stranger:
+        for path in ("/", "/health", "/api/csrf", "/docs", "/static/common.js"):
+            response = stranger.get(path)
+            assert response.status_code == 401, path
+            assert "access token" in response.text
+        assert stranger.get("/?token=" + "x" * 32).status_code == 401
+        # the token in the URL becomes a cookie, and the address bar loses it
+        first = stranger.get(f"/health?token={web.token}", follow_redirects=False)
+        assert first.status_code == 303
+        assert first.headers["location"] == "/health"
+        cookie = first.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert stranger.get("/health").status_code == 200
+
+
+def test_health_names_both_servers(web: Any, db_url: Any) -> None:
+    status = web.get("/health").json()
+    assert status == {
+        "valkey": {"ok": True},
+        "database": {"ok": True, "kind": db_url.kind},
+        "ok": True,
+    }
+
+
+def test_a_post_needs_the_csrf_header(web: Any) -> None:
+    # the route need not exist: the check comes first
+    refused = web.client.post("/api/csrf")
+    assert refused.status_code == 403
+    assert "X-CSRF-Token" in refused.json()["error"]
+    forged = web.client.post("/api/csrf", headers={"X-CSRF-Token": "forged-" + "x" * 20})
+    assert forged.status_code == 403
+    allowed = web.post("/api/csrf")
+    assert allowed.status_code == 405  # past the CSRF check; the route is GET only
+
+
+def test_index_lists_the_pages_and_ships_nothing_from_elsewhere(web: Any) -> None:
+    page = web.get("/").text
+    assert "<title>" in page and "flightcache" in page
+    assert "http://" not in page and "https://" not in page and "//cdn" not in page
+    for path, _, _ in __import__("flightcache.web.app", fromlist=["PAGES"]).PAGES:
+        assert f'href="{path}"' in page
+
+
+@pytest.mark.slow
+def test_serve_stops_on_ctrl_c(served: Served) -> None:
+    assert httpx.get(served.base + "/health").status_code == 401
+    with httpx.Client(base_url=served.base) as client:
+        assert client.get(served.url, follow_redirects=True).status_code == 200
+        assert client.get("/health").json()["ok"] is True
+    assert served.stop(signal.SIGINT) in (0, 130)  # 130: the shell's code for Ctrl-C
+    output = "".join(served.output) + (
+        served.process.stdout.read() if served.process.stdout else ""
+    )
+    assert "Traceback" not in output
+
+
+@pytest.mark.slow
+@pytest.mark.safety(2)
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root and runuser"
+)
+def test_another_account_cannot_use_the_server(served: Served) -> None:
+    """A real second OS account (nobody) reaches the port but not the servers behind it."""
+    probe = (
+        "import urllib.request, urllib.error, sys\n"
+        f"try: urllib.request.urlopen({served.base + '/health'!r}, timeout=5)\n"
+        "except urllib.error.HTTPError as e: print(e.code); sys.exit(0)\n"
+        "print('open')\n"
+    )
+    result = subprocess.run(
+        ["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )
+    assert result.stdout.strip() == "401", result.stdout + result.stderr
+    # the token is nowhere nobody can read it: not on serve's command line
+    with open(f"/proc/{served.process.pid}/cmdline", "rb") as f:
+        cmdline = f.read().decode()
+    assert served.token not in cmdline
+
+
+@pytest.mark.slow
+@pytest.mark.safety(1, 10)
+def test_workers_die_with_a_killed_serve(
+    loaded: Any, db_url: Any, valkey_server: Any, key_prefix: str
+) -> None:
+    import psutil
+
+    instance = start_serve(
+        [*server_args(db_url, valkey_server, key_prefix), "serve", "--port", "0", "--workers", "2"]
+    )
+    try:
+        parent = psutil.Process(instance.process.pid)
+        workers = wait_for(
+            lambda: len(parent.children(recursive=True)) >= 2 and parent.children(recursive=True),
+            what="two uvicorn workers",
+        )
+        with httpx.Client(base_url=instance.base) as client:
+            assert client.get(instance.url, follow_redirects=True).status_code == 200
+        instance.process.send_signal(signal.SIGKILL)
+        instance.process.wait(10)
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"workers left running after serve was killed: {alive}"
+    finally:
+        instance.stop(signal.SIGKILL)
+
+
+@pytest.mark.safety(8)
+def test_bad_options_are_one_line(cli: Any) -> None:
+    result = cli("serve", "--host", "not-an-ip")
+    assert result.code == 2 and "not an IP address" in result.err
+    result = cli("serve", "--token", "short")
+    assert result.code == 2 and "too short" in result.err
+
+
+@pytest.mark.slow
+def test_port_in_use_is_one_line(
+    served: Served, db_url: Any, valkey_server: Any, key_prefix: str
+) -> None:
+    port = served.base.rsplit(":", 1)[1]
+    import sys
+
+    from flightcache.children import child_env
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flightcache",
+            *server_args(db_url, valkey_server, key_prefix),
+            "serve",
+            "--port",
+            port,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_env(),
+    )
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "--port 0" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_index_in_a_real_browser(served: Served, browser: Any) -> None:
+    browser.get(served.url)
+    wait_for(
+        lambda: browser.find_element("id", "health").text.startswith("Valkey up"),
+        what="the index to show both servers up",
+    )
+    assert browser.find_element("id", "health").text == "Valkey up, database up"
+    assert "token=" not in browser.current_url
+    start = time.monotonic()
+    browser.get(served.base + "/health")
+    assert '"ok":true' in browser.page_source.replace(" ", "")
+    assert time.monotonic() - start < 5
