@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -61,6 +62,15 @@ def test_index_lists_the_pages_and_ships_nothing_from_elsewhere(web: Any) -> Non
     assert "http://" not in page and "https://" not in page and "//cdn" not in page
     for path, _, _ in __import__("flightcache.web.app", fromlist=["PAGES"]).PAGES:
         assert f'href="{path}"' in page
+
+
+def test_docs_are_served_from_the_package(web: Any) -> None:
+    page = web.get("/docs").text
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page) + re.findall(r"url: '([^']+)'", page)
+    assert sources and all(s.startswith("/") for s in sources), sources
+    for source in sources:
+        assert web.get(source).status_code == 200, source
+    assert '"validatorUrl": null' in page
 
 
 @pytest.mark.slow

@@ -85,6 +85,8 @@ def create_app(config: WebConfig) -> FastAPI:
         " sorted sets. Every request needs the access token `flightcache serve` printed;"
         " every POST the X-CSRF-Token header equal to the fc_csrf cookie (GET /api/csrf).",
         lifespan=lifespan,
+        docs_url=None,  # served below from the package: FastAPI's default loads a CDN
+        redoc_url=None,
     )
     app.state.services = services
     app.middleware("http")(csrf_middleware(CSRF_EXEMPT))
@@ -132,6 +134,20 @@ def create_app(config: WebConfig) -> FastAPI:
             " <span id=health>checking…</span></p>"
         )
         return page(request, "The workshop in a browser", body, ["index.js"])
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        vendor = "/static/vendor/swagger-ui"
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="flightcache API",
+            swagger_js_url=f"{vendor}/swagger-ui-bundle.js",
+            swagger_css_url=f"{vendor}/swagger-ui.css",
+            swagger_favicon_url=f"{vendor}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from elsewhere
+        )
 
     @app.get("/health", tags=["health"])
     def health() -> Response:
