@@ -189,3 +189,68 @@ def test_the_index_in_a_real_browser(served: Served, browser: Any) -> None:
     browser.get(served.base + "/health")
     assert '"ok":true' in browser.page_source.replace(" ", "")
     assert time.monotonic() - start < 5
+
+
+def _self_signed(directory: Any) -> tuple[str, str]:
+    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl for a test certificate")
+def test_https_makes_the_cookies_secure(
+    loaded: Any, db_url: Any, valkey_server: Any, key_prefix: str, tmp_path: Any
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    instance = start_serve(
+        [
+            *server_args(db_url, valkey_server, key_prefix),
+            "serve",
+            "--port",
+            "0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ],
+        https=True,
+    )
+    try:
+        assert instance.base.startswith("https://")
+        with httpx.Client(base_url=instance.base, verify=False) as client:
+            first = client.get(instance.url, follow_redirects=False)
+            assert "Secure" in first.headers["set-cookie"]
+            page = client.get("/", follow_redirects=True)
+            assert "Secure" in page.headers["set-cookie"]  # the CSRF cookie too
+    finally:
+        instance.stop()
+
+
+@pytest.mark.safety(8)
+def test_half_a_tls_pair_is_refused(cli: Any, tmp_path: Any) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate")
+    result = cli("serve", "--tls-cert", str(cert))
+    assert result.code == 2 and "go together" in result.err
+    result = cli("serve", "--tls-cert", str(cert), "--tls-key", str(cert))
+    assert result.code == 2 and "cannot use" in result.err

@@ -32,7 +32,7 @@ import pytest
 from tests.conftest import ValkeyInstance, absent, server_args
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
-URL_LINE = re.compile(r"serving on (http://\S+)/\?token=(\S+)")
+URL_LINE = re.compile(r"serving on (https?://\S+)/\?token=(\S+)")
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 DRIVER = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
 
@@ -110,7 +110,9 @@ class Served:
             raise AssertionError(f"serve did not stop within {timeout} s of signal {sig}") from None
 
 
-def start_serve(args: list[str], env: dict[str, str] | None = None, timeout: float = 30) -> Served:
+def start_serve(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 30, https: bool = False
+) -> Served:
     """``flightcache <args> serve --port 0 ...`` as a child; its URL once it is listening."""
     from flightcache.children import child_env
 
@@ -134,19 +136,19 @@ def start_serve(args: list[str], env: dict[str, str] | None = None, timeout: flo
         match = URL_LINE.search(line)
         if match:
             served = Served(match.group(1), match.group(2), process, lines)
-            _wait_listening(served, deadline)
+            _wait_listening(served, deadline, verify=not https)
             return served
     process.kill()
     rest = process.stdout.read()
     raise AssertionError("serve did not print its URL:\n" + "".join(lines) + rest)
 
 
-def _wait_listening(served: Served, deadline: float) -> None:
+def _wait_listening(served: Served, deadline: float, verify: bool = True) -> None:
     import httpx
 
     while time.monotonic() < deadline:
         try:
-            httpx.get(served.base + "/health", timeout=1)
+            httpx.get(served.base + "/health", timeout=1, verify=verify)
             return
         except httpx.HTTPError:
             time.sleep(0.05)

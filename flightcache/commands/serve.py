@@ -6,6 +6,7 @@ import errno
 import ipaddress
 import os
 import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -66,6 +67,21 @@ def serve(
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the workshop in the default browser.")
     ] = False,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            exists=True,
+            dir_okay=False,
+            help="Serve HTTPS with this certificate (PEM); needs --tls-key.",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key", exists=True, dir_okay=False, help="The certificate's private key (PEM)."
+        ),
+    ] = None,
     token: Annotated[
         str | None,
         typer.Option(
@@ -93,6 +109,8 @@ def serve(
       flightcache serve --host 0.0.0.0        # the room, with the printed token
 
       flightcache serve --workers 2           # for `flightcache bench http`
+
+      flightcache serve --tls-cert cert.pem --tls-key key.pem   # HTTPS, Secure cookies
     """
     from flightcache.app import App
     from flightcache.console import err, out, styled
@@ -102,6 +120,9 @@ def serve(
     if token is not None and len(token) < 16:
         raise UsageError("--token is too short", hint="use at least 16 characters, or leave it out")
     token = token or new_token()
+    if (tls_cert is None) != (tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together", hint="give both, or neither")
+    tls = _tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
     sock = _bind(host, port)
     try:
         db_url = application.db_url()
@@ -114,6 +135,7 @@ def serve(
             valkey_url=valkey_url.url(redact=False),
             key_prefix=application.settings.key_prefix,
             token=token,
+            secure_cookies=tls is not None,
             display_db=db_url.url(),
             display_valkey=valkey_url.url(),
         )
@@ -122,7 +144,8 @@ def serve(
         shown = f"[{host}]" if ":" in host else host
         if host in ("0.0.0.0", "::"):
             shown = "127.0.0.1" if host == "0.0.0.0" else "[::1]"
-        url = f"http://{shown}:{bound_port}/?token={token}"
+        scheme = "https" if tls else "http"
+        url = f"{scheme}://{shown}:{bound_port}/?token={token}"
         if not _loopback(host):
             err.print(
                 styled(
@@ -140,16 +163,33 @@ def serve(
             import webbrowser
 
             webbrowser.open(url)
-        _run(sock, workers)
+        _run(sock, workers, tls_cert, tls_key)
     finally:
         sock.close()
 
 
-def _run(sock: socket.socket, workers: int) -> None:
+def _tls_context(cert: Path, key: Path) -> object:
+    """Load the pair once here, so a bad file is one line before anything starts."""
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError) as exc:
+        raise UsageError(
+            f"cannot use {cert} with {key}: {exc.strerror or exc}",
+            hint="both PEM files; the key must belong to the certificate",
+        ) from None
+    return context
+
+
+def _run(sock: socket.socket, workers: int, cert: Path | None, key: Path | None) -> None:
     import uvicorn
 
     config = uvicorn.Config(
         "flightcache.web.app:factory",
+        ssl_certfile=str(cert) if cert else None,
+        ssl_keyfile=str(key) if key else None,
         factory=True,
         workers=workers,
         log_level="warning",
