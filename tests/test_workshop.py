@@ -222,3 +222,69 @@ def test_a_path_naming_a_missing_chapter_is_a_clear_error() -> None:
 
     with pytest.raises(FlightcacheError, match="names no chapter"):
         WorkshopPath("odd", "", ("setup", "nope")).minutes(chapters())
+
+
+LEFT_OUT = "## What 001 has that flightcache leaves out, or teaches differently"
+
+
+def _pointers_to_001(summary: str) -> list[tuple[str, str, str]]:
+    """(001's first code, reason, where) of each row of the summary's 001 section."""
+    section = summary.split(LEFT_OUT, 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("| ") or len(cells) != 3 or cells[0] in ("001 has", "001 does"):
+            continue
+        first = cells[0].split("`")
+        rows.append((first[1] if len(first) > 2 else "", cells[1], cells[2]))
+    return rows
+
+
+def _unsupported_pointers(rows: list[tuple[str, str, str]], bodies: dict[int, str]) -> list[str]:
+    """Rows without a reason, or naming a chapter that does not quote 001's code."""
+    wrong = []
+    for code, why, where in rows:
+        if not why:
+            wrong.append(f"{code or where}: no reason given")
+        if where == "here":
+            continue
+        number = where.removeprefix("chapter ")
+        if not number.isdigit() or int(number) not in bodies:
+            wrong.append(f"{code}: 'where' must be 'here' or an existing chapter, not {where!r}")
+        elif not code:
+            wrong.append(f"a row pointing to {where} quotes no code of 001's")
+        elif code not in bodies[int(number)]:
+            wrong.append(f"{code}: {where} does not quote it")
+    return wrong
+
+
+def test_what_001_left_out_points_to_chapters_that_say_so() -> None:
+    """Every row of the summary's 001 section gives a reason, and a row that points
+    to a chapter names a piece of 001 that chapter really discusses."""
+    from flightcache.workshop import chapters
+
+    found = chapters()
+    bodies = {c.number: c.body for c in found}
+    summary = next(c.body for c in found if LEFT_OUT in c.body)
+    rows = _pointers_to_001(summary)
+    assert len(rows) >= 10
+    assert any(where == "here" for _, _, where in rows)
+    assert any(where != "here" for _, _, where in rows)
+    assert not _unsupported_pointers(rows, bodies)
+
+
+def test_a_stale_pointer_to_001_is_caught() -> None:
+    """The check above can fail: a row pointing to a chapter that does not quote it,
+    a row without a reason, and a chapter that does not exist."""
+    text = (
+        f"{LEFT_OUT}\n\n| 001 has | why not here | where |\n|---|---|---|\n"
+        "| a board, `flights:monthly:2025-10` | because | chapter 3 |\n"
+        "| a thing, `X` |  | here |\n"
+        "| a key, `Y` | why | chapter 42 |\n\n## Next\n"
+    )
+    rows = _pointers_to_001(text)
+    assert _unsupported_pointers(rows, {3: "the weekly board `flights:weekly:2025-W43`"}) == [
+        "flights:monthly:2025-10: chapter 3 does not quote it",
+        "X: no reason given",
+        "Y: 'where' must be 'here' or an existing chapter, not 'chapter 42'",
+    ]

@@ -130,8 +130,8 @@ def run(
     latency counts from the operation's scheduled start (no coordinated
     omission) and the output says when the schedule could not be kept. Threads
     share one GIL: with --clients above a few, add --processes. The default set
-    takes about a minute and a half on the workshop dataset. Ctrl-C stops early
-    and prints what was measured (exit 130).
+    takes about 2 min 20 s on the workshop dataset. Ctrl-C stops early and
+    prints what was measured (exit 130).
 
     Examples:
 

@@ -61,7 +61,7 @@ SCALES: dict[str, Scale] = {
             1_000_000,
             1_000,
             6,
-            "the default: expensive queries take hundreds of milliseconds",
+            "the default: expensive queries take a fifth of a second or more",
         ),
         Scale(
             "full",
