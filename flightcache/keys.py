@@ -252,9 +252,9 @@ class Keys:
 
     # -- invalidation: cached results are query() keys, tag sets are tag() keys ----------
     def invalidation_epoch(self) -> str:
-        """string (counter): INCR by every invalidation in this scope, after its COMMIT; a
-        fill that sees it move while it ran deletes what it stored (it may predate the
-        change)."""
+        """string (counter): INCR by every invalidation in this scope (by write-through's
+        writes, for the query results), after its COMMIT; a fill that sees it move while
+        it ran deletes what it stored (it may predate the change)."""
         return f"{self.prefix}epoch"
 
     # -- memory-pressure -----------------------------------------------------------------

@@ -261,7 +261,7 @@ def test_cli_bad_input(
 # -- the slow reader and the late writer: a version check closes both ----------------
 class _Paused:
     """A database connection that stops at one point until the test lets it go on:
-    ``after="select"`` once the airline row has been read (a reader between its SELECT
+    ``after="select"`` once its first query has been read (a reader between its SELECT
     and its fill), ``after="commit"`` once a transaction has committed (a writer between
     its COMMIT and its cache write). It waits on real events, in a thread of its own."""
 
@@ -278,7 +278,7 @@ class _Paused:
 
     def fetch(self, sql: str, params: Any = None) -> Any:
         result = self.db.fetch(sql, params)
-        if self.after == "select" and "airline" in sql.lower() and not self.reached.is_set():
+        if self.after == "select" and not self.reached.is_set():
             self._stop()
         return result
 
@@ -382,3 +382,39 @@ def test_late_writer_cannot_overwrite_a_newer_write(
     assert _db_name(b, airline_id) == "Writer B"
     assert _cached_name(valkey_client, keys, airline_id) in (None, "Writer B")
     assert b.airline(airline_id)[0]["airlinename"] == "Writer B"
+
+
+def test_slow_reader_cannot_cache_an_old_query_result_after_an_update(
+    loaded: Any, db_url: DbUrl, any_valkey: Any, valkey_client: Any, keys: Keys
+) -> None:
+    """The same race for a tagged query result: a reader runs the route analysis before a
+    rename commits and stores it after the writer's drop. The epoch it noted has moved,
+    so it deletes its own copy: Valkey ends with no copy, or one with the new name."""
+    from flightcache.db import connect
+    from flightcache.patterns.write_through_tags import ROUTES
+    from flightcache.valkey_client import close
+    from flightcache.valkey_client import connect as valkey_connect
+
+    writer = WriteThrough(loaded, valkey_client, keys)
+    airline_id = _top_airline(writer)
+    old = _db_name(writer, airline_id)
+    valkey_client.delete(keys.query(ROUTES, {}))  # the next reader misses
+    paused = _Paused(connect(db_url), after="select")
+    reader_valkey = valkey_connect(any_valkey.url)
+    reader = WriteThrough(paused, reader_valkey, keys)
+    seen: list[Any] = []
+    thread, errors = _in_thread(lambda: seen.append(reader.results.route_analysis()[0]))
+    try:
+        assert paused.reached.wait(30), "the reader never ran its query"
+        assert writer.update_name(airline_id, "Newer Than The Query").cache_written
+    finally:
+        paused.go.set()
+        thread.join(30)
+        paused.db.close()
+        close(reader_valkey)
+    assert not errors, errors
+    assert old in [r["airline_name"] for r in seen[0]]  # the reader answered what it read
+    key = keys.query(ROUTES, {})
+    assert cached_names(writer, airline_id, [key])[key] in (None, "Newer Than The Query")
+    routes, _ = writer.results.route_analysis()
+    assert "Newer Than The Query" in [r["airline_name"] for r in routes]

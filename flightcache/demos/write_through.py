@@ -136,8 +136,9 @@ def _write(ctx: DemoContext, pattern: WriteThrough, names: Renames) -> Iterator[
     with ctx.step(
         f"Write through: rename {names.code} to {names.new!r}",
         "order: BEGIN, UPDATE, SELECT the row, then (still in the transaction) INCR the"
-        " version, DEL the hash and every tagged key, COMMIT, then invalidate the tag again"
-        " and, if the version is still the one INCRed, INCR it and HSET the new row (one script)",
+        " version, DEL the hash and every tagged key (SPOP), COMMIT, then INCR the epoch, drop"
+        " the tag again and, if the version is still the one INCRed, INCR it and HSET the new"
+        " row (one script)",
     ) as step:
         report = pattern.update_name(names.airline_id, names.new)
         step.data = _report(report)
@@ -256,7 +257,7 @@ def _cache_fails(
     ctx.on_exit(broken.close)
     with ctx.step(
         f"Fault (b): the cache write fails after COMMIT (rename to {names.late!r})",
-        f"the HSET, EXPIRE, SMEMBERS after COMMIT go to {address}, where nothing listens;"
+        f"the INCR, SPOP and fill script after COMMIT go to {address}, where nothing listens;"
         f" {pattern.attempts} tries, then the airline is recorded for repair",
     ) as step:
         step.ok = False
@@ -307,8 +308,8 @@ def _timings(ctx: DemoContext, pattern: WriteThrough, names: Renames) -> Iterato
             "database only": lambda: rename_in_database(pattern.db, airline_id, names.new),
             "write-through": lambda: pattern.update_name(airline_id, names.new),
         },
-        note="write-through = the same transaction + INCR/DEL/SMEMBERS before COMMIT"
-        " + SMEMBERS and the version-checked HSET/EXPIRE script after it",
+        note="write-through = the same transaction + INCR/DEL/SPOP before COMMIT"
+        " + INCR/SPOP and the version-checked HSET/EXPIRE script after it",
     )
     yield ctx.compare(
         "read after the write: database vs cache hit",

@@ -9,16 +9,17 @@ airline are cached as JSON beside it, each key listed in the tag set
 
 Write path: (1) BEGIN, UPDATE, SELECT the new row; (2) still inside the
 transaction, INCR the version, DEL the hash and every key of the tag set
-(Valkey unreachable here: ROLLBACK, the write is refused); (3) COMMIT; (4) if
-the version is still the one INCRed in 2, INCR it again and HSET the new row
-(one script), then drop the tag set once more, for a reader that cached a
-result between 2 and 3; tried a bounded number of times.
+(Valkey unreachable here: ROLLBACK, the write is refused); (3) COMMIT; (4) INCR
+the scope's epoch and drop the tag set once more, for a reader that cached a
+result between 2 and 3; then, if the version is still the one INCRed in 2,
+INCR it again and HSET the new row (one script); tried a bounded number of times.
 
 Why the version closes the slow reader's race: a reader that read the old row
 noted the version before its SELECT, so before the INCR of 4. Its fill runs
 either before 4, and 4 overwrites it, or after, and finds the version moved. A
 writer whose step 4 comes after a later writer's step 2 finds the version moved
-too, and leaves the newer row to that writer.
+too, and leaves the newer row to that writer. The query results use the epoch
+the same way (:mod:`flightcache.patterns.write_through_tags`).
 
 Failure mode: deleting before the commit turns every later failure into a miss,
 never a stale hit. A failed database write (1, 3) rolls back with no copy left;
@@ -26,8 +27,7 @@ a failed cache write (4) leaves no copy either, and records the airline for
 repair: its next read skips Valkey and writes the row through again. What
 remains: a reader that noted the version between 2 and 3 while 4 fails too
 serves the old name until its TTL ends (a real system records the repair in an
-outbox table inside the transaction). A cached query result is not versioned:
-only the drop in 4 removes one a reader stored before it.
+outbox table inside the transaction).
 """
 
 from __future__ import annotations
@@ -125,27 +125,24 @@ class WriteThrough:
     # -- write path -------------------------------------------------------------------
     # region: invalidate
     def invalidate(self, airline_id: int) -> tuple[int, list[str]]:
-        """INCR the version, DEL the airline hash, every key in its tag set, and the set:
+        """INCR the version, DEL the airline hash and every key in its tag set:
         (the new version, the keys deleted)."""
-        tag = self.results.tag(airline_id)
         pipe = self.pipeline(self.valkey)
         pipe.incr(self.keys.airline_version(airline_id))  # before the DEL
         pipe.delete(self.keys.airline(airline_id))
-        pipe.smembers(tag)
-        version, _, members = pipe.execute()
-        dropped = self.results.drop(self.valkey, tag, members)
+        version, _ = pipe.execute()
+        dropped = self.results.drop(self.valkey, airline_id)
         return int(version), [self.keys.airline(airline_id), *dropped]
 
     # endregion: invalidate
 
     # region: write
     def _write_row(self, client: Any, row: dict[str, str], version: int) -> bool:
-        """Drop what was cached under the airline's tag since the DEL, then the committed
-        row through the version check. False: a later write moved the version."""
-        tag = self.results.tag(int(row["airline_id"]))
-        members = client.smembers(tag)
-        if members:
-            self.results.drop(client, tag, members)
+        """INCR the epoch, drop what was cached under the airline's tag since the DEL,
+        then the committed row through the version check. False: a later write moved
+        the version."""
+        client.incr(self.keys.invalidation_epoch())  # before the drop: see write_through_tags
+        self.results.drop(client, int(row["airline_id"]))
         return self.fill(client, row, str(version), writer=True)
 
     def update_name(
