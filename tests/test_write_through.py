@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -293,20 +293,47 @@ class _Paused:
             self._stop()
 
 
-def _in_thread(fn: Any) -> tuple[Any, list[BaseException]]:
+def _race(
+    db_url: DbUrl,
+    any_valkey: Any,
+    keys: Keys,
+    after: str,
+    slow: Callable[[WriteThrough], Any],
+    meanwhile: Callable[[], None],
+) -> Any:
+    """Run ``slow`` in a thread of its own, on a connection of its own that stops at
+    ``after``; run ``meanwhile`` while it waits there, then let it go on. What ``slow``
+    returned (its error, raised here)."""
     import threading
 
-    errors: list[BaseException] = []
+    from flightcache.db import connect
+    from flightcache.valkey_client import close
+    from flightcache.valkey_client import connect as valkey_connect
+
+    paused = _Paused(connect(db_url), after)
+    client = valkey_connect(any_valkey.url)
+    pattern = WriteThrough(paused, client, keys)
+    outcome: list[Any] = []
 
     def run() -> None:
         try:
-            fn()
+            outcome.append(slow(pattern))
         except BaseException as exc:  # handed to the test, which raises it
-            errors.append(exc)
+            outcome.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    return thread, errors
+    try:
+        assert paused.reached.wait(30), f"the slow side never reached its {after}"
+        meanwhile()
+    finally:
+        paused.go.set()
+        thread.join(30)
+        paused.db.close()
+        close(client)
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 def _cached_name(client: Any, keys: Keys, airline_id: int) -> str | None:
@@ -320,33 +347,19 @@ def test_slow_reader_cannot_write_the_old_row_back_after_an_update(
     """A reader misses, SELECTs the old row, and stops before its fill; a writer renames
     the airline and commits and writes the new row through; then the reader goes on. Its
     fill must not put the old name back: Valkey ends with the new name, or no copy."""
-    from flightcache.db import connect
-    from flightcache.valkey_client import close
-    from flightcache.valkey_client import connect as valkey_connect
-
     writer = WriteThrough(loaded, valkey_client, keys)
     airline_id = int(find_airline(writer, "1")["airline_id"])
     old = _db_name(writer, airline_id)
-    paused = _Paused(connect(db_url), after="select")
-    reader_valkey = valkey_connect(any_valkey.url)
-    reader = WriteThrough(paused, reader_valkey, keys)
-    seen: list[dict[str, str]] = []
-    thread, errors = _in_thread(lambda: seen.append(reader.airline(airline_id)[0]))
-    try:
-        assert paused.reached.wait(30), "the reader never reached its SELECT"
+
+    def write() -> None:
         report = writer.update_name(airline_id, "Newer Than The Reader")
         assert report.committed and report.cache_written
         assert _cached_name(valkey_client, keys, airline_id) == "Newer Than The Reader"
-    finally:
-        paused.go.set()
-        thread.join(30)
-        paused.db.close()
-        close(reader_valkey)
-    assert not errors, errors
-    assert seen[0]["airlinename"] == old  # the reader answered with what it read
+
+    row, _ = _race(db_url, any_valkey, keys, "select", lambda r: r.airline(airline_id), write)
+    assert row["airlinename"] == old  # the reader answered with what it read
     assert _cached_name(valkey_client, keys, airline_id) in (None, "Newer Than The Reader")
-    row, _ = writer.airline(airline_id)
-    assert row["airlinename"] == "Newer Than The Reader"
+    assert writer.airline(airline_id)[0]["airlinename"] == "Newer Than The Reader"
 
 
 def test_late_writer_cannot_overwrite_a_newer_write(
@@ -355,30 +368,19 @@ def test_late_writer_cannot_overwrite_a_newer_write(
     """Writer A commits and stops before its cache write; writer B renames the airline
     after it and writes through; then A goes on. A's row is older than B's committed one:
     Valkey must end with B's name, or no copy, never A's."""
-    from flightcache.db import connect
-    from flightcache.valkey_client import close
-    from flightcache.valkey_client import connect as valkey_connect
-
     b = WriteThrough(loaded, valkey_client, keys)
     airline_id = int(find_airline(b, "1")["airline_id"])
     b.airline(airline_id)  # cached, as a busy airline is
-    paused = _Paused(connect(db_url), after="commit")
-    a_valkey = valkey_connect(any_valkey.url)
-    a = WriteThrough(paused, a_valkey, keys)
-    reports: list[Any] = []
-    thread, errors = _in_thread(lambda: reports.append(a.update_name(airline_id, "Writer A")))
-    try:
-        assert paused.reached.wait(30), "writer A never committed"
+
+    def write_b() -> None:
         assert _db_name(b, airline_id) == "Writer A"
         assert b.update_name(airline_id, "Writer B").committed
         assert _cached_name(valkey_client, keys, airline_id) == "Writer B"
-    finally:
-        paused.go.set()
-        thread.join(30)
-        paused.db.close()
-        close(a_valkey)
-    assert not errors, errors
-    assert reports[0].committed and not reports[0].error
+
+    report = _race(
+        db_url, any_valkey, keys, "commit", lambda a: a.update_name(airline_id, "Writer A"), write_b
+    )
+    assert report.committed and report.superseded and not report.error
     assert _db_name(b, airline_id) == "Writer B"
     assert _cached_name(valkey_client, keys, airline_id) in (None, "Writer B")
     assert b.airline(airline_id)[0]["airlinename"] == "Writer B"
@@ -390,31 +392,19 @@ def test_slow_reader_cannot_cache_an_old_query_result_after_an_update(
     """The same race for a tagged query result: a reader runs the route analysis before a
     rename commits and stores it after the writer's drop. The epoch it noted has moved,
     so it deletes its own copy: Valkey ends with no copy, or one with the new name."""
-    from flightcache.db import connect
     from flightcache.patterns.write_through_tags import ROUTES
-    from flightcache.valkey_client import close
-    from flightcache.valkey_client import connect as valkey_connect
 
     writer = WriteThrough(loaded, valkey_client, keys)
     airline_id = _top_airline(writer)
     old = _db_name(writer, airline_id)
-    valkey_client.delete(keys.query(ROUTES, {}))  # the next reader misses
-    paused = _Paused(connect(db_url), after="select")
-    reader_valkey = valkey_connect(any_valkey.url)
-    reader = WriteThrough(paused, reader_valkey, keys)
-    seen: list[Any] = []
-    thread, errors = _in_thread(lambda: seen.append(reader.results.route_analysis()[0]))
-    try:
-        assert paused.reached.wait(30), "the reader never ran its query"
-        assert writer.update_name(airline_id, "Newer Than The Query").cache_written
-    finally:
-        paused.go.set()
-        thread.join(30)
-        paused.db.close()
-        close(reader_valkey)
-    assert not errors, errors
-    assert old in [r["airline_name"] for r in seen[0]]  # the reader answered what it read
     key = keys.query(ROUTES, {})
+    valkey_client.delete(key)  # the next reader misses
+
+    def write() -> None:
+        assert writer.update_name(airline_id, "Newer Than The Query").cache_written
+
+    rows, _ = _race(db_url, any_valkey, keys, "select", lambda r: r.results.route_analysis(), write)
+    assert old in [r["airline_name"] for r in rows]  # the reader answered what it read
     assert cached_names(writer, airline_id, [key])[key] in (None, "Newer Than The Query")
     routes, _ = writer.results.route_analysis()
     assert "Newer Than The Query" in [r["airline_name"] for r in routes]
