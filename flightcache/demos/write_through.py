@@ -60,7 +60,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         code=airline["iata"],
         original=original,
         new=options.name or renamed(original, "new"),
-        slow=renamed(original, "after a slow read"),
+        slow=renamed(original, "newer"),
         lost=renamed(original, "rolled back"),
         late=renamed(original, "cache down"),
     )

@@ -105,8 +105,11 @@ class TaggedResults:
         """SPOP the airline's tag set empty, then one DEL per key it held (they sit in
         different slots on a cluster); the keys taken."""
         taken: list[str] = []
-        while popped := client.spop(self.tag(airline_id), SPOP_COUNT):
+        while True:  # SPOP takes and removes in one step: a key registered later stays
+            popped = client.spop(self.tag(airline_id), SPOP_COUNT) or []
             taken += sorted(popped)
+            if len(popped) < SPOP_COUNT:
+                break
         pipe = self.pipeline(client)
         for member in taken:
             pipe.delete(member)
