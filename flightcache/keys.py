@@ -45,9 +45,17 @@ class Keys:
         """set: the cached query keys that depend on ``tag`` (e.g. ``airline:7``)."""
         return f"{self.prefix}tag:{tag}"
 
+    # An airline's hash and its version share the hash tag {airline:<id>}: one script
+    # compares the version and writes the hash.
     def airline(self, airline_id: int) -> str:
         """hash: one airline row (airline_id, iata, airlinename, base_airport)."""
-        return f"{self.prefix}airline:{airline_id}"
+        return f"{self.prefix}{{airline:{airline_id}}}"
+
+    def airline_version(self, airline_id: int) -> str:
+        """string (counter): INCR by every write of the airline, before its COMMIT and
+        again after it; a row is written to the hash only while the version is the one
+        its writer or reader saw (no TTL: a volatile-* policy never evicts it)."""
+        return f"{self.prefix}{{airline:{airline_id}}}:version"
 
     # -- leaderboards (shared by every `flightcache leaderboard` command) ---------------
     def board(self, name: str, period: str = "all") -> str:
@@ -244,9 +252,9 @@ class Keys:
 
     # -- invalidation: cached results are query() keys, tag sets are tag() keys ----------
     def invalidation_epoch(self) -> str:
-        """string (counter): INCR by every invalidation in this scope, after its COMMIT; a
-        fill that sees it move while it ran deletes what it stored (it may predate the
-        change)."""
+        """string (counter): INCR by every invalidation in this scope (by write-through's
+        writes, for the query results), after its COMMIT; a fill that sees it move while
+        it ran deletes what it stored (it may predate the change)."""
         return f"{self.prefix}epoch"
 
     # -- memory-pressure -----------------------------------------------------------------
