@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from flightcache import __version__
@@ -55,6 +55,7 @@ def page(request: Request, title: str, body: str, scripts: Sequence[str] = ()) -
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)} · flightcache</title>"
+        '<link rel=icon href="/static/favicon.svg" type="image/svg+xml">'
         '<link rel=stylesheet href="/static/style.css"></head><body>'
         f'<header><a class=brand href="/">flightcache</a><nav>{nav}</nav></header>'
         f"<main><h1>{html.escape(title)}</h1><p id=error class=error role=alert></p>{body}"
@@ -134,6 +135,10 @@ def create_app(config: WebConfig) -> FastAPI:
             " <span id=health>checking…</span></p>"
         )
         return page(request, "The workshop in a browser", body, ["index.js"])
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return RedirectResponse("/static/favicon.svg", status_code=301)
 
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     def docs() -> HTMLResponse:
