@@ -31,7 +31,7 @@ BODY = """
   <label for=rep-file>A file written by <code>flightcache bench run --json PATH</code>:</label>
   <input type=file id=rep-file accept=".json,application/json">
   <span id=rep-status class=muted></span>
-  <a id=rep-save hidden>save this report as one HTML file</a>
+  <a id=rep-save hidden>save as one HTML file</a>
   <p class=muted>The same report as <code>flightcache bench report FILE --html OUT</code>:
   per scenario each path's latency at every percentile, the improvement of each row of
   001's table, and what the run ran on. flightcache keeps no results of its own.</p>

@@ -31,7 +31,7 @@
     save.href = saved;
     save.download = file.name.replace(/\.json$/i, "") + ".html";
     save.hidden = false;
-    fc.text("rep-status", file.name);
+    fc.text("rep-status", "");
   }
 
   frame.addEventListener("load", () => {
