@@ -254,3 +254,40 @@ def test_the_page_and_the_kept_file_draw_in_a_real_browser(
         "return performance.getEntriesByType('resource').map(e => e.name)"
     )
     assert resources == []
+
+
+def test_a_file_without_histograms_draws_from_its_percentiles(cli: Any, tmp_path: Path) -> None:
+    """No histogram (or an empty one): the curve goes through the percentiles the file
+    lists; a cache slower than the database is a bar the other way."""
+    figures = {"p50": 2_000, "p90": 3_000, "p99": 9_000, "p99.9": 12_000, "max": 20_000}
+
+    def path(name: str, scale: int) -> dict[str, Any]:
+        return {"path": name, "n": 100, "min": 900 * scale, "histogram": "",
+                **{k: v * scale for k, v in figures.items()}}  # fmt: skip
+
+    doc = {
+        "format": "flightcache-bench", "version": 1, "environment": {}, "settings": {},
+        "scenarios": [{"name": "slow-cache", "title": "Slow cache", "check": False,
+                       "baseline": "database", "contender": "cache",
+                       "paths": [path("database", 1), path("cache", 4)]}],
+    }  # fmt: skip
+    out = tmp_path / "out.html"
+    assert cli("bench", "report", str(_write(tmp_path, doc)), "--html", str(out)).code == 0
+    html = out.read_text()
+    lines = re.findall(r'<path class="rep-series" data-path="[^"]+" d="([^"]+)"', html)
+    assert [len(re.findall(r"[ML]\d", d)) for d in lines] == [6, 6]
+    assert "database: p99.9 12 µs<" in html and "cache: p99.9 48 µs<" in html
+    bar = re.findall(r'<path class="rep-bar"[^>]+fill="([^"]+)"', html)
+    assert bar == ["#c2410c"] and ">0.2x</text>" in html  # 4x slower: a quarter, drawn red
+
+
+def test_an_untrusted_histogram_decodes_as_the_library_does() -> None:
+    from flightcache.bench import hdr
+
+    h = hdr.new()
+    for ns in (700, 5_000, 5_100, 80_000, 3_000_000_000):
+        hdr.record(h, ns)
+    text = hdr.encode(h)
+    assert hdr.summary(hdr.decode_untrusted(text)) == hdr.summary(hdr.decode(text))
+    with pytest.raises(ValueError, match="over 1,000,000 characters"):
+        hdr.decode_untrusted("A" * 1_000_004)
