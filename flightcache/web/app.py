@@ -171,7 +171,9 @@ def create_app(config: WebConfig) -> FastAPI:
 
 def _routers() -> list[APIRouter]:
     """The pages' and the API's routers, in the order the navigation lists them."""
-    return []
+    from flightcache.web.board import board_router
+
+    return [board_router(page, register_page)]
 
 
 def factory() -> FastAPI:
