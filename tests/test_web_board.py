@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -184,6 +185,39 @@ def test_start_and_stop_the_simulator(web: Any, loaded: Any) -> None:
     assert web.post("/board/simulate/stop").json() == {"stopped": False}
 
 
+def test_the_simulator_stops_with_the_app(
+    loaded: Any, db_url: Any, valkey_server: Any, key_prefix: str
+) -> None:
+    from starlette.testclient import TestClient
+
+    from flightcache.keys import Keys
+    from flightcache.sqlfiles import query
+    from flightcache.web.app import create_app
+
+    config = web_config(db_url, valkey_server, key_prefix)
+    app = create_app(config)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        client.get(f"/?token={config.token}")
+        client.get("/api/csrf")
+        headers = {"X-CSRF-Token": client.cookies.get("fc_csrf", "")}
+        assert client.get("/board/top").status_code == 200
+        started = client.post("/board/simulate/start", json={"rate": 50, "seconds": 60},
+                              headers=headers)  # fmt: skip
+        assert started.status_code == 200, started.text
+        runner = app.state.board_simulator
+        wait_for(lambda: runner.report.bookings > 0, what="bookings")
+        assert runner.thread.is_alive()
+    # the app stopped (lifespan shutdown): the thread ended, the run's key is gone
+    assert not runner.thread.is_alive()
+    assert app.state.services.valkey.get(Keys(key_prefix).board_simulator()) is None
+    ids = runner.report.booking_ids
+    count = "SELECT COUNT(*) FROM booking WHERE booking_id >= %(id)s"
+    assert int(loaded.fetch(count, {"id": ids[0]}).rows[0][0]) == runner.report.bookings
+    with loaded.transaction():
+        loaded.execute_many(query(loaded.dialect, "booking_remove"),
+                            [{"booking_id": i} for i in runner.report.booking_ids])  # fmt: skip
+
+
 class _Stamped(list[tuple[float, Any]]):
     """A Listener's message list that notes the wall-clock time each message came."""
 
@@ -249,3 +283,36 @@ def test_the_board_moves_in_a_real_browser(
     )
     left = int(loaded.fetch(f"SELECT COUNT(*) FROM booking WHERE booking_id > {max_id}").rows[0][0])
     assert left == 0  # --cleanup took the bookings back
+
+
+@pytest.mark.slow
+def test_start_and_stop_buttons_in_a_real_browser(
+    served: Served, browser: Any, loaded: Any
+) -> None:
+    from flightcache.sqlfiles import query
+
+    max_id = int(loaded.fetch("SELECT MAX(booking_id) FROM booking").rows[0][0])
+    browser.get(served.url)
+    browser.get(served.base + "/board?board=airport-bookings&window=all")
+    wait_for(lambda: len(browser.find_elements("css selector", "#board-rows tr")) == 10,
+             what="the top 10")  # fmt: skip
+    browser.find_element("id", "board-rate").clear()
+    browser.find_element("id", "board-rate").send_keys("100")
+    browser.find_element("id", "board-start").click()
+    wait_for(lambda: browser.find_element("id", "board-sim").text.startswith("running"),
+             what="the simulator to run")  # fmt: skip
+    wait_for(lambda: int(browser.find_element("id", "board-events").text.replace(",", "")) > 5,
+             what="events on the board")  # fmt: skip
+    wait_for(lambda: float(browser.find_element("id", "board-rate-now").text) > 0, what="events/s")
+    if os.environ.get("FLIGHTCACHE_BOARD_SCREENSHOT"):
+        browser.save_screenshot(os.environ["FLIGHTCACHE_BOARD_SCREENSHOT"])
+    browser.find_element("id", "board-stop").click()
+    wait_for(lambda: browser.find_element("id", "board-sim").text.startswith("idle"),
+             what="the simulator to stop")  # fmt: skip
+    assert browser.find_element("id", "error").text == ""
+    new = "SELECT booking_id FROM booking WHERE booking_id > %(id)s"
+    ids = [int(r[0]) for r in loaded.fetch(new, {"id": max_id}).rows]
+    assert ids  # the simulator booked, through the page's POST with its CSRF header
+    with loaded.transaction():
+        loaded.execute_many(query(loaded.dialect, "booking_remove"),
+                            [{"booking_id": i} for i in ids])  # fmt: skip

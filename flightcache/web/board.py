@@ -102,8 +102,9 @@ class BoardView:
             return None
         if not isinstance(payload, dict) or payload.get("period") not in self.follows:
             return None
-        self.events += 1
-        self.recent.append(time.monotonic())
+        if not payload.get("rebuilt"):  # a rebuild redraws, but is no score event
+            self.events += 1
+            self.recent.append(time.monotonic())
         return payload
 
     def rate(self) -> float:
@@ -471,6 +472,6 @@ def _body() -> str:
         "<p class=board-meta><span id=board-key></span> · <span id=board-rate-now>0</span>"
         " events/s · <span id=board-events>0</span> events · <span id=board-status>"
         "connecting…</span> · simulator: <span id=board-sim>idle</span></p>"
-        "<table id=board-table class=board-table><thead><tr><th>#</th><th></th>"
-        "<th>member</th><th>score</th></tr></thead><tbody id=board-rows></tbody></table>"
+        "<table id=board-table class=board-table><thead><tr><th class=num>#</th><th></th>"
+        "<th>member</th><th class=num>score</th></tr></thead><tbody id=board-rows></tbody></table>"
     )

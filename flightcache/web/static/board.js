@@ -88,7 +88,10 @@ const board = {
     try {
       const s = await fc.get("/board/simulate");
       let text = s.running ? "running" : "idle";
-      if (s.bookings !== undefined) text += ` (last run here: ${s.bookings.toLocaleString()} bookings)`;
+      if (s.bookings !== undefined) {
+        text += s.running ? `, ${s.bookings.toLocaleString()} bookings so far`
+                          : ` (the last run here booked ${s.bookings.toLocaleString()})`;
+      }
       if (s.error) text += `: ${s.error}`;
       fc.text("board-sim", text);
     } catch (e) { fc.text("board-sim", e.message); }
