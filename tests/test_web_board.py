@@ -123,36 +123,45 @@ def _until_pushed(ws: Any, member: str, timeout: float = 5) -> dict[str, Any]:
 
 @pytest.mark.safety(7)
 def test_valkey_down_is_503(loaded: Any, db_url: Any, key_prefix: str) -> None:
+    """A Valkey stopped under an open board socket closes it with the reason; after,
+    every endpoint of the page answers 503 naming Valkey."""
+    from contextlib import ExitStack
+
     from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
 
     from flightcache.stack.valkey import scratch_valkey
     from flightcache.web.app import create_app
     from tests.conftest import ValkeyInstance
 
-    with scratch_valkey(1, prefix="fc-test-board-down-") as scratch:
+    with ExitStack() as stack:
+        server = ExitStack()  # the Valkey, stopped mid-test
+        stack.callback(server.close)
+        scratch = server.enter_context(scratch_valkey(1, prefix="fc-test-board-down-"))
         instance = ValkeyInstance(ScratchUrl.parse(scratch.url.url(redact=False)), scratch.ports)
         config = web_config(db_url, instance, key_prefix)
-        app = create_app(config)
-        client = TestClient(app, base_url="http://127.0.0.1")
-        client.__enter__()
+        client = stack.enter_context(TestClient(create_app(config), base_url="http://127.0.0.1"))
         assert client.get(f"/?token={config.token}").status_code == 200
         assert client.get("/board/top").status_code == 200
-    # the server is stopped now
-    try:
+        path = f"/ws/board?board={BOARD}&token={config.token}"
+        with client.websocket_connect(path) as ws:
+            assert ws.receive_json()["rows"]
+            server.close()  # the server stops under the open socket
+            with pytest.raises(WebSocketDisconnect) as closed:
+                for _ in range(20):  # idle pushes come every second until the failure
+                    ws.receive_json()
+        assert closed.value.code == 1011 and "Valkey is unavailable" in closed.value.reason
         down = client.get("/board/top")
         assert down.status_code == 503 and down.json()["down"] == "Valkey", down.text
-        closed = _close_reason(client, f"/ws/board?board={BOARD}&token={config.token}")
+        closed = _close_reason(client, path)
         assert closed.code == 1011 and "Valkey is unavailable" in closed.reason
-        csrf = client.get("/api/csrf")
-        assert csrf.status_code == 200
         start = client.post(
             "/board/simulate/start",
             json={"rate": 10, "seconds": 1},
             headers={"X-CSRF-Token": client.cookies.get("fc_csrf", "")},
         )
-        assert start.status_code == 503
-    finally:
-        client.__exit__(None, None, None)
+        assert start.status_code == 503 and start.json()["down"] == "Valkey"
+        assert client.get("/board/simulate").status_code == 503
 
 
 def test_start_and_stop_the_simulator(web: Any, loaded: Any) -> None:
