@@ -82,6 +82,11 @@ class Keys:
         board (the event-driven update path)."""
         return f"{self.prefix}lb-events:bookings"
 
+    def board_simulator(self) -> str:
+        """string: the simulator the live board page started (SET NX PX, JSON of its
+        run), so that one runs at a time across serve's workers; deleting it stops it."""
+        return f"{self.prefix}board-simulator"
+
     def lock(self, name: str) -> str:
         """string: a rebuild lock, SET NX PX, holding its owner's token."""
         return f"{self.prefix}lock:{name}"
