@@ -299,3 +299,48 @@ def test_every_page_loads_offline_in_a_real_browser(served: Served, browser: Any
         assert not foreign, f"{link} fetched from elsewhere: {foreign}"
         errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
         assert not errors, f"{link}: {errors}"
+
+
+@pytest.mark.slow
+@pytest.mark.safety(2)
+def test_the_room_gets_a_warning_and_still_needs_the_token(
+    loaded: Any, db_url: Any, valkey_server: Any, key_prefix: str
+) -> None:
+    instance = start_serve(
+        [
+            *server_args(db_url, valkey_server, key_prefix),
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+        ]
+    )
+    try:
+        said = "".join(instance.output)
+        assert "warning: listening on 0.0.0.0" in said
+        assert httpx.get(instance.base + "/health").status_code == 401
+        with httpx.Client(base_url=instance.base) as client:
+            assert client.get(instance.url, follow_redirects=True).status_code == 200
+    finally:
+        instance.stop()
+
+
+@pytest.mark.slow
+def test_open_hands_the_url_to_the_browser(
+    loaded: Any, db_url: Any, valkey_server: Any, key_prefix: str, tmp_path: Any
+) -> None:
+    """--open goes through Python's webbrowser, which runs $BROWSER with the URL."""
+    opened = tmp_path / "opened"
+    fake = tmp_path / "fake-browser"
+    fake.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    fake.chmod(0o755)
+    instance = start_serve(
+        [*server_args(db_url, valkey_server, key_prefix), "serve", "--port", "0", "--open"],
+        env={**os.environ, "BROWSER": f"{fake} %s"},
+    )
+    try:
+        wait_for(lambda: opened.exists() and opened.read_text().strip(), what="the browser to open")
+        assert opened.read_text().strip() == instance.url
+    finally:
+        instance.stop()
