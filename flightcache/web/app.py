@@ -143,9 +143,9 @@ def create_app(config: WebConfig) -> FastAPI:
 
 def _routers() -> list[APIRouter]:
     """The pages' and the API's routers, in the order the navigation lists them."""
-    from flightcache.web import report
+    from flightcache.web import report, sessions
 
-    return [report.router]
+    return [report.router, sessions.router]
 
 
 def factory() -> FastAPI:
