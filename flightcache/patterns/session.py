@@ -229,8 +229,9 @@ class SessionStore:
 
     # region: sessions_of
     def sessions_of(self, user_id: int) -> dict[str, dict[str, str]]:
-        """The live sessions of ``user_id`` (token -> a few fields), found in the sets of
-        the days a live session can have logged in on: SMEMBERS, then HMGET of each."""
+        """The live sessions of ``user_id`` (token -> a few fields), found in the day sets
+        that still exist: SMEMBERS, then HMGET of each session, so the cost grows with
+        the day's logins (a set of tokens per user would make it one SMEMBERS)."""
         shown = ("user_id", "last_device", "login_time", "last_activity", "ip_address")
         with reachable("list the sessions"):
             tokens: set[str] = set()

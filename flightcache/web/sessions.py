@@ -200,6 +200,11 @@ def _login_page(request: Request, services: Services, text: str, status: int = 2
         " hash with one script (HSET, HINCRBY, PEXPIRE) and sends back only the token,"
         " in an HttpOnly cookie. Log in again from another browser to see two devices.</p>"
     )
+    return _framed(request, body, status)
+
+
+def _framed(request: Request, body: str, status: int) -> Response:
+    """The page in the common frame, with its script, answered with ``status``."""
     response = page(request, "Sessions", body, ["sessions.js"])
     response.status_code = status
     return response
@@ -361,9 +366,7 @@ def _app_page(request: Request, visit: Visit, text: str = "", status: int = 200)
         " down; the key shows the token's first 8 characters only: the token itself stays"
         " in the HttpOnly cookie, out of reach of any script.</p></section></div>"
     )
-    response = page(request, "Sessions", body, ["sessions.js"])
-    response.status_code = status
-    return response
+    return _framed(request, body, status)
 
 
 # -- the booking flow's data ---------------------------------------------------------
