@@ -218,6 +218,8 @@ def test_bad_input_gets_a_clear_message(web: Any, loaded: Any) -> None:
         answer = web.client.post("/sessions/login", data={"csrf": csrf, "passenger": passenger})
         refusals.append(answer)
         assert answer.status_code == status and said in answer.text, answer.text[:500]
+    huge = web.client.post("/sessions/login", data={"csrf": csrf, "passenger": "1" * 20_000})
+    assert huge.status_code == 413 and "Traceback" not in huge.text
     forged_login = web.client.post("/sessions/login", data={"csrf": "x" * 32, "passenger": "1"})
     assert forged_login.status_code == 403 and "token of the login form" in forged_login.text
     assert "fc_session" not in web.client.cookies

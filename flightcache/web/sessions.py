@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from flightcache.errors import DataError, FlightcacheError, UsageError
@@ -63,6 +63,7 @@ register_page(
 
 COOKIE = "fc_session"
 HOLD_S = 600  # the seat hold: ten minutes to confirm
+FORM_MAX_BYTES = 16_384
 IDLE_LEFT_S = 20  # "pretend I was idle": the session has this long left
 SEAT = re.compile(r"^[1-9][0-9]{0,2}[A-F]$")
 IATA = re.compile(r"^[A-Z]{3}$")
@@ -114,8 +115,12 @@ def _pattern(services: Services) -> tuple[SessionStore, SessionChecks, SessionHo
 
 
 async def form_fields(request: Request) -> dict[str, str]:
-    """The POSTed form (application/x-www-form-urlencoded), each field's first value."""
-    body = (await request.body()).decode("utf-8", errors="replace")
+    """The POSTed form (application/x-www-form-urlencoded), each field's first value;
+    413 for a body no form of this page comes near."""
+    raw = await request.body()
+    if len(raw) > FORM_MAX_BYTES:
+        raise HTTPException(413, f"a form of this page is under {FORM_MAX_BYTES} bytes")
+    body = raw.decode("utf-8", errors="replace")
     fields: dict[str, str] = {}
     for name, value in parse_qsl(body, keep_blank_values=True):
         fields.setdefault(name, value)
