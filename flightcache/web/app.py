@@ -171,7 +171,9 @@ def create_app(config: WebConfig) -> FastAPI:
 
 def _routers() -> list[APIRouter]:
     """The pages' and the API's routers, in the order the navigation lists them."""
-    return []
+    from flightcache.web import api
+
+    return [api.router]
 
 
 def factory() -> FastAPI:
