@@ -132,7 +132,7 @@ BAD = [
 ]
 
 
-@pytest.mark.safety(6)
+@pytest.mark.safety(8)
 @pytest.mark.parametrize(("method", "what", "message"), BAD)
 def test_bad_input_is_a_clear_422(web: WebClient, method: str, what: Any, message: str) -> None:
     response = web.get(what) if method == "GET" else web.post("/api/scores", what)
@@ -141,7 +141,7 @@ def test_bad_input_is_a_clear_422(web: WebClient, method: str, what: Any, messag
     assert message in error and "Traceback" not in error and "\n" not in error
 
 
-@pytest.mark.safety(6)
+@pytest.mark.safety(8)
 def test_unknown_board_or_member_is_404_and_a_post_needs_csrf(web: WebClient) -> None:
     for path in ("/api/leaderboards/nope/top", "/api/leaderboards/nope/rank/ATL",
                  "/api/leaderboards/nope/around/ATL"):  # fmt: skip
@@ -163,7 +163,7 @@ def test_unknown_board_or_member_is_404_and_a_post_needs_csrf(web: WebClient) ->
     assert refused.status_code == 403 and "X-CSRF-Token" in refused.json()["error"]
 
 
-@pytest.mark.safety(2)
+@pytest.mark.safety(7)
 def test_valkey_stopped_is_503_naming_valkey(loaded: Any, db_url: Any, key_prefix: str) -> None:
     from flightcache.stack.valkey import scratch_valkey
     from tests.conftest import ScratchUrl
@@ -213,7 +213,7 @@ def embedded_postgres() -> Iterator[Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.safety(2)
+@pytest.mark.safety(7)
 def test_database_stopped_is_503_naming_the_database(
     embedded_postgres: Any, valkey_server: ValkeyInstance, key_prefix: str
 ) -> None:
