@@ -421,6 +421,13 @@ def notes(report: HttpReport) -> list[str]:
                 f"{r.mode} via {r.via}: the client used {r.client_cores:.2f} cores of one"
                 " process, so it, not the server, set this rate; the server may go faster"
             )
+    busiest = max([r.load_before for r in report.runs] + [report.load_after])
+    if busiest > report.cpus:
+        out.append(
+            f"the load average reached {busiest:.1f} on {report.cpus} cores: other processes"
+            " took CPU from the client, the server and Valkey, so every figure is lower than"
+            " on an idle machine; compare the HTTP and Valkey columns, measured together"
+        )
     if report.cpus <= 2:
         out.append(
             f"this machine has {report.cpus} cores, shared by the client, the server's"

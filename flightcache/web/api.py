@@ -229,7 +229,10 @@ def add_score(score: ScoreIn, request: Request) -> Any:
     dataset's clock, as a booking does through write-through; for the other boards the
     all-time board. It is written to Valkey only: the database stays the source of
     truth, so the next rebuild of a board (or the expiry of a period) drops it.
-    Needs the X-CSRF-Token header (GET /api/csrf)."""
+
+    An API client sends the access token (cookie, or `Authorization: Bearer <token>`)
+    and, on this POST, the CSRF pair: `GET /api/csrf` sets the `fc_csrf` cookie and
+    returns its value; send it back as that cookie and as the `X-CSRF-Token` header."""
     refused = _unknown_board(score.board) or _bad_member(score.board, score.member)
     if refused is not None:
         return refused
