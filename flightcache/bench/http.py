@@ -184,11 +184,14 @@ class RunResult:
     ops: dict[str, OpResult]
     client_cores: float  # this process's CPU seconds per wall second while measuring
     load_before: float
-    server_cores: float | None = None  # the server's processes, when the bench started it
+    server_cores: float | None = None  # serve's processes (http), valkey-server (valkey)
 
     @property
     def client_bound(self) -> bool:
-        return self.client_cores >= CLIENT_BOUND
+        """The client near a core of its own, or busier than the server it waits on."""
+        if self.client_cores >= CLIENT_BOUND:
+            return True
+        return self.server_cores is not None and self.client_cores > self.server_cores
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "via": self.via, "client_cores": round(self.client_cores, 2),
@@ -417,9 +420,11 @@ def notes(report: HttpReport) -> list[str]:
     out = []
     for r in report.runs:
         if r.client_bound:
+            server = "-" if r.server_cores is None else f"{r.server_cores:.2f}"
             out.append(
-                f"{r.mode} via {r.via}: the client used {r.client_cores:.2f} cores of one"
-                " process, so it, not the server, set this rate; the server may go faster"
+                f"{r.mode} via {r.via}: the client (one process) used {r.client_cores:.2f}"
+                f" cores and the server {server}: the client, not the server, set this"
+                " rate; the server may go faster"
             )
     busiest = max([r.load_before for r in report.runs] + [report.load_after])
     if busiest > report.cpus:
@@ -442,7 +447,7 @@ def notes(report: HttpReport) -> list[str]:
 
 
 def run(options: Options, http: HttpTarget, valkey: ValkeyTarget, *,
-        server_pid: int | None = None,
+        server_pid: int | None = None, valkey_pid: int | None = None,
         progress: Callable[[str], None] | None = None) -> HttpReport:  # fmt: skip
     """Every mode over HTTP, then the same as bare Valkey commands."""
 
@@ -457,12 +462,31 @@ def run(options: Options, http: HttpTarget, valkey: ValkeyTarget, *,
                     progress(f"{mode} via {via}")
                 split = _split(mode, options.connections)
                 chosen = [(workloads[op], n) for op, n in split.items()]
-                pid = server_pid if via == "http" else None
+                pid = server_pid if via == "http" else valkey_pid
                 runs.append(await _measure(chosen, options, mode, via, pid))
         server = {"url": f"http://{http.host}:{http.port}"}
         return HttpReport(options, server, runs, len(members), load_after=os.getloadavg()[0])
 
     return asyncio.run(main())
+
+
+def valkey_pid(client: Any, key: str) -> int | None:
+    """The pid of the valkey-server that holds ``key``, when it runs on this machine."""
+    import valkey.exceptions
+
+    try:
+        if hasattr(client, "get_node_from_key"):  # a cluster: the node of the key's slot
+            node = client.get_node_from_key(key)
+            if node.valkey_connection is None:
+                client.nodes_manager.initialize()
+                node = client.get_node_from_key(key)
+            client = node.valkey_connection
+        pid = int(client.info("server")["process_id"])
+    except (KeyError, ValueError, TypeError, AttributeError, valkey.exceptions.ValkeyError):
+        return None
+    import psutil
+
+    return pid if psutil.pid_exists(pid) else None
 
 
 def valkey_target(client: Any, url: Any, key: str) -> ValkeyTarget:

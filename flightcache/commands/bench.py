@@ -891,6 +891,7 @@ def _bench_http(
                 target,
                 bare,
                 server_pid=None if started is None else started.process.pid,
+                valkey_pid=workload.valkey_pid(client, bare.key),
                 progress=lambda what: err.print(f"measuring {what}…", style="dim"),
             )
         report.server["workers"] = workers if started is not None else None
@@ -902,6 +903,11 @@ def _bench_http(
         with valkey_errors(valkey_url):
             delete_matching(client, Keys(scope).match())
         close(client)
+
+
+def _cores(run: Any) -> str:
+    server = "-" if run.server_cores is None else f"{run.server_cores:.2f}"
+    return f"{run.client_cores:.2f}/{server}" + ("*" if run.client_bound else "")
 
 
 def _p50_p99(latency: dict[str, Any]) -> str:
@@ -930,7 +936,7 @@ def _render_http(console: Console, report: Any) -> None:
         title_justify="left",
     )
     columns = ("run", "HTTP/s", "p50 / p99", "Valkey/s", "p50 / p99", "HTTP÷Valkey", "004",
-               "cores: client / server")  # fmt: skip
+               "cores client/server: HTTP; Valkey")  # fmt: skip
     for column in columns:
         t.add_column(column, justify="left" if column == "run" else "right")
     for mode, op, label, key in rows:
@@ -941,11 +947,12 @@ def _render_http(console: Console, report: Any) -> None:
         hs, bs = h.as_dict()["latency_ns"], b.as_dict()["latency_ns"]
         ratio = f"{h.per_s / b.per_s:.1%}" if b.per_s else "-"
         errors = f" ({h.errors:,} failed)" if h.errors else ""
-        served = "-" if via_http.server_cores is None else f"{via_http.server_cores:.2f}"
-        cores = f"{via_http.client_cores:.2f} / {served} (bare: {bare.client_cores:.2f})"
+        cores = f"{_cores(via_http)}; {_cores(bare)}"
         t.add_row(label, f"{h.per_s:,.0f}{errors}", _p50_p99(hs), f"{b.per_s:,.0f}",
                   _p50_p99(bs), ratio, f"{published[key]:,}", cores)  # fmt: skip
     console.print(t)
+    if any(r.client_bound for r in report.runs):
+        console.print("* the client, not the server, set this rate (see below)", style="dim")
     d = report.as_dict()
     console.print(
         f"{report.cpus} cores; load average {d['runs'][0]['load_before']} before the first run,"
