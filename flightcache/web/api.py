@@ -129,7 +129,7 @@ class _LazyDatabase:
     @property
     def dialect(self) -> str:
         with self.services.database() as db:
-            return str(getattr(db, "dialect"))  # noqa: B009 (the Protocol leaves it out)
+            return db.dialect
 
     def fetch(self, sql: str, params: Any = None) -> Any:
         with self.services.database() as db:
