@@ -43,7 +43,13 @@ if TYPE_CHECKING:
 MEMBERS = 10_000  # players on the bench board
 WRITE_BATCH = 1_000  # ZINCRBY per pipeline
 
-# 004's published single-instance figures (Go service, its own benchmark and machine)
+# 004's published single-instance figures (Go service, its own benchmark and machine):
+# `leaderboard bench` and `bench http` set theirs beside them
+PUBLISHED_SOURCE = (
+    "seed 004 (go-leader-board) README, Performance Metrics, single instance:"
+    " ~25k writes/s and ~30k reads/s separately, ~13-14k writes/s and ~10k reads/s"
+    " concurrently (wrk)"
+)
 PUBLISHED = {
     "writes_separate": 25_000,
     "reads_separate": 30_000,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flightcache.commands._demo import RowsYesOpt, require_ours
+from flightcache.commands._options import positive
 from flightcache.errors import ExitCode
 from flightcache.measure.duration import human_ns, human_seconds
 
@@ -773,3 +774,231 @@ def report(
     rep.write(html_path, text)
     if html_path != "-":
         err.print(f"wrote {html_path}", style="dim")
+
+
+# -- bench http: seed 004's load test, over the leaderboard API -----------------------------
+@app.command("http")
+def http(
+    ctx: typer.Context,
+    modes: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[MODE]...",
+            help="writes (POST /api/scores), reads (GET top 10), both (at once). Default: all.",
+        ),
+    ] = None,
+    connections: Annotated[
+        int, typer.Option("--connections", help="Keep-alive connections in all (both: half each).")
+    ] = 16,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            callback=positive,
+            help="Open loop: requests/s per operation, latency from when each was due."
+            " Default: closed loop.",
+        ),
+    ] = None,
+    duration: Annotated[
+        float, typer.Option("--duration", callback=positive, help="Measured seconds per run.")
+    ] = 5.0,
+    warmup: Annotated[
+        float, typer.Option("--warmup", min=0.0, help="Seconds run first and discarded.")
+    ] = 1.0,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, max=32, help="uvicorn workers of the server it starts."),
+    ] = 1,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="A running `flightcache serve` (http://127.0.0.1:PORT) instead of starting one;"
+            " its writes then land on that server's boards.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="FLIGHTCACHE_SERVE_TOKEN", help="The access token of --url."
+        ),
+    ] = None,
+    json_path: Annotated[
+        str | None,
+        typer.Option("--json", metavar="PATH", help="Write the results as JSON (-: stdout)."),
+    ] = None,
+) -> None:
+    """Load-test seed 004's leaderboard API over HTTP, beside bare Valkey and 004's figures.
+
+    Like 004's wrk runs: score writes, top-10 reads, then both at once, each for
+    --duration after --warmup, on --connections keep-alive connections (closed
+    loop), or at --rate requests/s per operation (open loop). Then the same
+    operations as bare Valkey commands (ZINCRBY, ZREVRANGE 0 9 WITHSCORES) on the
+    same board key at the same concurrency, so the HTTP layer's cost shows. It
+    starts `flightcache serve --port 0 --workers N` itself on a key prefix of its
+    own (the board rebuilt from the database, as 004 does at start; everything
+    deleted at the end), or drives --url with --token. Says when the client,
+    not the server, was the limit.
+
+    Examples:
+
+    \b
+      flightcache bench http
+      flightcache bench http --workers 2 --duration 10
+      flightcache bench http reads --connections 32
+      flightcache bench http writes --rate 2000
+      flightcache bench http --url http://127.0.0.1:8420 --token TOKEN --json -
+    """
+    import json
+
+    from flightcache.bench import http as workload
+    from flightcache.bench import report as rep
+    from flightcache.console import err, out
+
+    chosen = workload.check_options(modes or [], connections)
+    _checked_exports({"--json": json_path})
+    target_url = _http_url(url, token)
+    options = workload.Options(chosen, connections, rate, duration, warmup)
+    report = _bench_http(ctx.obj, options, workers, target_url, token)
+    words = _command_line(ctx)
+    report.command = ["***" if i and words[i - 1] == "--token" else w for i, w in enumerate(words)]
+    if json_path != "-":
+        _render_http(out, report)
+    if json_path is not None:
+        rep.write(json_path, json.dumps(report.as_dict(), indent=2) + "\n")
+        if json_path != "-":
+            err.print(f"wrote {json_path}", style="dim")
+
+
+def _http_url(url: str | None, token: str | None) -> tuple[str, int] | None:
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    from flightcache.errors import UsageError
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise UsageError(
+            f"--url {url!r} is not an http:// URL", hint="e.g. --url http://127.0.0.1:8420"
+        )
+    if not token:
+        raise UsageError("--url needs --token", hint="the token `flightcache serve` printed")
+    return parts.hostname, parts.port or 80
+
+
+def _bench_http(
+    application: App, options: Any, workers: int, url: tuple[str, int] | None, token: str | None
+) -> Any:
+    import uuid
+    from contextlib import nullcontext
+
+    from flightcache.bench import http as workload
+    from flightcache.console import err
+    from flightcache.keys import Keys
+    from flightcache.patterns.leaderboard import board_keys
+    from flightcache.patterns.leaderboard_periods import ALL
+    from flightcache.patterns.leaderboard_sync import Leaderboards
+    from flightcache.valkey_client import close, delete_matching, valkey_errors
+
+    valkey_url = application.valkey_url()
+    scope = f"{application.settings.key_prefix}bench-http:{uuid.uuid4().hex[:8]}:"
+    keys = board_keys(scope)
+    with valkey_errors(valkey_url):
+        client = application.valkey()
+    try:
+        bare = workload.valkey_target(client, valkey_url, keys.board(options.board))
+        env = {
+            "FLIGHTCACHE_DB_URL": application.db_url().url(redact=False),
+            "FLIGHTCACHE_VALKEY_URL": valkey_url.url(redact=False),
+            "FLIGHTCACHE_KEY_PREFIX": scope,
+        }
+        server = workload.serve(env, workers) if url is None else nullcontext()
+        with server as started:
+            if started is None:
+                assert url is not None and token is not None
+                target = workload.HttpTarget(url[0], url[1], token)
+                db = application.database()
+                try:  # the bare side's copy of the board, in this run's scope
+                    Leaderboards(db, client, keys).ensure(options.board, ALL)
+                finally:
+                    db.close()
+            else:
+                host, _, port = started.base.removeprefix("http://").rpartition(":")
+                target = workload.HttpTarget(host, int(port), started.token)
+            report = workload.run(
+                options,
+                target,
+                bare,
+                server_pid=None if started is None else started.process.pid,
+                valkey_pid=workload.valkey_pid(client, bare.key),
+                progress=lambda what: err.print(f"measuring {what}…", style="dim"),
+            )
+        report.server["workers"] = workers if started is not None else None
+        report.server["started_by_bench"] = started is not None
+        report.server["valkey"] = valkey_url.url()
+        report.server["database"] = application.db_url().url()
+        return report
+    finally:
+        with valkey_errors(valkey_url):
+            delete_matching(client, Keys(scope).match())
+        close(client)
+
+
+def _cores(run: Any) -> str:
+    server = "-" if run.server_cores is None else f"{run.server_cores:.2f}"
+    return f"{run.client_cores:.2f}/{server}" + ("*" if run.client_bound else "")
+
+
+def _p50_p99(latency: dict[str, Any]) -> str:
+    return f"{human_ns(latency['p50'])} / {human_ns(latency['p99'])}"
+
+
+def _render_http(console: Console, report: Any) -> None:
+    """One row per run and operation: HTTP, bare Valkey, their ratio, 004's figure."""
+    from rich.table import Table
+
+    published = report.as_dict()["published_004"]
+    rows = (("writes", "writes", "writes alone", "writes_separate"),
+            ("reads", "reads", "top-10 alone", "reads_separate"),
+            ("both", "writes", "both: writes", "writes_concurrent"),
+            ("both", "reads", "both: top-10", "reads_concurrent"))  # fmt: skip
+    o = report.options
+    loop = f"open loop at {o.rate:g}/s per operation" if o.rate else "closed loop"
+    server = report.server
+    where = (
+        f"serve --workers {server['workers']} started by the bench"
+        if server.get("started_by_bench")
+        else server["url"]
+    )
+    t = Table(
+        title=f"bench http: {o.connections} connections, {loop}, {o.duration:g} s per run; {where}",
+        title_justify="left",
+    )
+    columns = ("run", "HTTP/s", "p50 / p99", "Valkey/s", "p50 / p99", "HTTP÷Valkey", "004",
+               "cores client/server: HTTP; Valkey")  # fmt: skip
+    for column in columns:
+        t.add_column(column, justify="left" if column == "run" else "right")
+    for mode, op, label, key in rows:
+        via_http, bare = report.run_of(mode, "http"), report.run_of(mode, "valkey")
+        if via_http is None or bare is None:
+            continue
+        h, b = via_http.ops[op], bare.ops[op]
+        hs, bs = h.as_dict()["latency_ns"], b.as_dict()["latency_ns"]
+        ratio = f"{h.per_s / b.per_s:.1%}" if b.per_s else "-"
+        errors = f" ({h.errors:,} failed)" if h.errors else ""
+        cores = f"{_cores(via_http)}; {_cores(bare)}"
+        t.add_row(label, f"{h.per_s:,.0f}{errors}", _p50_p99(hs), f"{b.per_s:,.0f}",
+                  _p50_p99(bs), ratio, f"{published[key]:,}", cores)  # fmt: skip
+    console.print(t)
+    if any(r.client_bound for r in report.runs):
+        console.print("* the client, not the server, set this rate (see below)", style="dim")
+    d = report.as_dict()
+    console.print(
+        f"{report.cpus} cores; load average {d['runs'][0]['load_before']} before the first run,"
+        f" {report.load_after:.2f} after. 004's figures: {d['published_004_source']}.",
+        style="dim",
+        soft_wrap=True,
+    )
+    for note in d["notes"]:
+        console.print(f"- {note}", soft_wrap=True)

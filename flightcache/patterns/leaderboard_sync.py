@@ -27,8 +27,9 @@ import valkey.exceptions
 from flightcache.errors import ConnectionFailed, DataError, UsageError
 from flightcache.keys import Keys
 from flightcache.lua import script
-from flightcache.patterns.leaderboard import LeaderboardReads, check_n, definition
+from flightcache.patterns.leaderboard import BOARDS, LeaderboardReads, check_n, definition
 from flightcache.patterns.leaderboard_periods import (
+    ALL,
     WINDOW_TTL,
     WINDOWS,
     Period,
@@ -41,6 +42,7 @@ from flightcache.valkey_client import primaries
 
 SHOWN = 8  # members in the one traced ZADD of a rebuild; the others go untraced
 EVENTS_GROUP = "boards"
+NOT_ADDITIVE = frozenset({"airline-ontime"})  # a percentage: adding to it means nothing
 Recorded = Callable[[int], None]
 """Called with a new booking's id inside its transaction, before the COMMIT."""
 
@@ -240,6 +242,34 @@ class Leaderboards(LeaderboardReads):
         return scores
 
     # endregion: apply
+
+    def add_score(self, name: str, member: str, amount: int) -> dict[str, float | None] | None:
+        """Seed 004's score submission: ``amount`` added to a member already on the board,
+        by the write-through script, on the periods of the board that exist (for
+        airport-bookings those of a booking at the dataset's clock, else the all-time
+        board). The board is rebuilt first when absent; None when the member is not on it.
+        Valkey only: the next rebuild from the database, which is always right, drops it."""
+        board = definition(name)
+        if name in NOT_ADDITIVE or board.signed:
+            raise UsageError(
+                f"{name} scores ({board.score}) are computed by the database;"
+                " an increment has no meaning there",
+                hint="submit scores to a board that counts or sums: " + ", ".join(
+                    n for n in BOARDS if n not in NOT_ADDITIVE and not BOARDS[n].signed),
+            )  # fmt: skip
+        if amount < 1:
+            raise UsageError(f"increment {amount} is not positive", hint="pass 1 or more")
+        self.ensure(name, ALL)
+        if self.valkey.zscore(self.key(name, ALL), member) is None:
+            return None
+        if name == "airport-bookings":
+            return self.apply(member, self.clock(), amount)
+        keys = [self.keys.board_applied(name), self.key(name, ALL)]
+        replies = script("leaderboard_apply")(self.valkey, keys, [member, amount, "", 0])
+        score = float(replies[0]) if replies and replies[0] is not None else None
+        if score is not None:
+            self._publish(name, member, score, ALL)
+        return {ALL.name: score}
 
     def emit(self, booking_id: int, member: str, departure: dt.datetime, delta: int = 1) -> str:
         """Event-driven, producer side: XADD one booking event to the stream."""

@@ -143,10 +143,10 @@ def create_app(config: WebConfig) -> FastAPI:
 
 def _routers() -> list[APIRouter]:
     """The pages' and the API's routers, in the order the navigation lists them."""
-    from flightcache.web import report, sessions
+    from flightcache.web import api, report, sessions
     from flightcache.web.board import board_router
 
-    return [board_router(page, register_page), sessions.router, report.router]
+    return [board_router(page, register_page), sessions.router, report.router, api.router]
 
 
 def factory() -> FastAPI:
