@@ -60,7 +60,9 @@ def test_index_lists_the_pages_and_ships_nothing_from_elsewhere(web: Any) -> Non
     page = web.get("/").text
     assert "<title>" in page and "flightcache" in page
     assert "http://" not in page and "https://" not in page and "//cdn" not in page
-    for path, _, _ in __import__("flightcache.web.app", fromlist=["PAGES"]).PAGES:
+    from flightcache.web.pages import PAGES
+
+    for path, _, _ in PAGES:
         assert f'href="{path}"' in page
 
 

@@ -25,7 +25,6 @@ from flightcache.errors import FlightcacheError, UsageError
 from flightcache.resources import resource_dir
 from flightcache.web.config import WebConfig
 from flightcache.web.pages import PAGES, page
-from flightcache.web.pages import register_page as register_page  # where routers used to look
 from flightcache.web.security import AccessToken, csrf_middleware, ensure_csrf_cookie
 from flightcache.web.services import Services, Unavailable
 
@@ -146,7 +145,7 @@ def _routers() -> list[APIRouter]:
     from flightcache.web import api, report, sessions
     from flightcache.web.board import board_router
 
-    return [board_router(page, register_page), sessions.router, report.router, api.router]
+    return [board_router(), sessions.router, report.router, api.router]
 
 
 def factory() -> FastAPI:

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,9 +33,8 @@ from starlette.websockets import WebSocketDisconnect
 from flightcache.errors import UsageError
 from flightcache.patterns.leaderboard import BOARDS, board_keys, definition
 from flightcache.patterns.leaderboard_periods import ALL, WINDOWS, Period
+from flightcache.web.pages import page, register_page
 from flightcache.web.services import Services, Unavailable
-
-Page = Callable[[Request, str, str, Sequence[str]], HTMLResponse]
 
 MIN_GAP_S = 0.1  # pushes at most this often; an event after a quiet spell goes at once
 IDLE_PUSH_S = 1.0  # a push this often anyway: events/s falls back to 0, arrows fade
@@ -222,9 +221,8 @@ async def _until_closed(websocket: WebSocket) -> None:
             return
 
 
-def board_router(page: Page, register_page: Callable[[str, str, str], None]) -> APIRouter:
-    """The page, its socket and the simulator's buttons. ``page`` and ``register_page``
-    are the app's (passed in: this module does not import the app that imports it)."""
+def board_router() -> APIRouter:
+    """The page, its socket and the simulator's buttons."""
     register_page(*PAGE)
 
     @asynccontextmanager
