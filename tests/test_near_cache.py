@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ValkeyInstance
+from tests.conftest import ValkeyInstance, own_valkey_server
+
+# one node of this module's own: a test stops it (SIGSTOP) for a moment
+valkey_server = own_valkey_server("fc-test-near-")
 
 
 def until(cond: Callable[[], bool], timeout: float = 3.0) -> bool:
@@ -248,6 +253,34 @@ def test_a_killed_connection_flushes_the_store_before_it_serves_again(
         writer.set(key, json.dumps({"columns": ["v"], "rows": [["again"]]}), ex=120)
         assert until(lambda: len(near.store) == 0)
         assert read(near, 1).rows == [["again"]]
+
+
+@pytest.mark.safety(7)
+def test_a_silent_server_is_found_by_the_heartbeat_and_the_store_flushed(
+    one_db: Any, valkey_server: ValkeyInstance, key_prefix: str
+) -> None:
+    """A server that stops answering (SIGSTOP: no FIN, no push, as a cut network) may be
+    missing writes; after two silent heartbeats the copies are no longer served."""
+    from flightcache.valkey_client import close, connect
+
+    writer = connect(valkey_server.url)
+    pid = int(writer.info("server")["process_id"])
+    try:
+        with near_cache(valkey_server, one_db, key_prefix, heartbeat_s=0.2) as near:
+            put(writer, near, 1, "a")
+            assert read(near, 1).kept and read(near, 1).from_memory
+            flushes = near.store.counters.flushes
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                assert until(lambda: near.store.counters.flushes > flushes, timeout=3)
+                assert len(near.store) == 0
+                assert not next(iter(near.trackers.values())).serving()
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert near.wait_ready(10)
+            assert read(near, 1).kept and read(near, 1).from_memory
+    finally:
+        close(writer)
 
 
 def test_no_reader_sees_a_value_older_than_an_invalidation_it_received(

@@ -34,12 +34,13 @@ own fallback to the database; nothing is kept.
 
 Why a tracking connection of our own, not valkey-py's ``cache_enabled=True``: the
 built-in cache (valkey-py 6.2) tracks in default mode only (no BCAST, no OPTIN), bounds
-entries but not bytes, applies invalidations only when the same connection sends its
-next command, and with the libvalkey parser (installed here) hands pushes back as
-replies instead of to its invalidation handler. Here each Valkey primary gets one
-RESP3 connection that only receives pushes (read by a thread, so the store drops a
-key as soon as the push arrives), and one RESP2 connection for the tracked GETs,
-whose ``CLIENT TRACKING on REDIRECT <id>`` sends the pushes to the first.
+entries but not bytes, and applies invalidations only when its connection sends its
+next command. With the libvalkey parser (installed here) it does not connect at all
+(the parser has no push handler); with the pure-Python RESP3 parser the first GET
+after an invalidation waited out the socket timeout here. So each Valkey primary gets
+one RESP3 connection that only receives pushes (read by a thread, so the store drops a
+key as soon as its push arrives), and one connection for the tracked GETs, whose
+``CLIENT TRACKING on REDIRECT <id>`` sends the pushes to the first.
 
 Eviction: least recently used, under both a count and a byte bound. The server already
 removes what changed, so eviction only makes room; LRU keeps the hot keys a near cache
