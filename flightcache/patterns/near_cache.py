@@ -237,7 +237,7 @@ class Tracker:
         """True while the local copies of this primary's keys may be served: tracking
         is on, and nothing is waiting unread on either connection (a push not yet
         applied, or the end of a killed connection; a GET's reply in flight on the
-        tracked one makes a hit a miss for that moment)."""
+        tracked one, or the heartbeat's PONG, makes a hit a miss for that moment)."""
         return self._live and not self._watch.poll(0)
 
     def wait_ready(self, timeout: float) -> bool:
