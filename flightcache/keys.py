@@ -41,6 +41,13 @@ class Keys:
         """string: a named query's rows as JSON, one key per parameter set."""
         return f"{self.prefix}query:{name}:{digest(params)}"
 
+    def query_prefix(self, name: str = "") -> str:
+        """The start that every :meth:`query` key of query ``name`` shares (of every
+        query, without a name): what a near cache's ``CLIENT TRACKING ... BCAST PREFIX``
+        names. No hash tag: each near-cache command touches one key, and a prefix is
+        tracked on every primary, so the keys may spread over all slots."""
+        return f"{self.prefix}query:{name}:" if name else f"{self.prefix}query:"
+
     def tag(self, tag: str) -> str:
         """set: the cached query keys that depend on ``tag`` (e.g. ``airline:7``)."""
         return f"{self.prefix}tag:{tag}"

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import valkey
 import valkey.cluster
+import valkey.connection
 import valkey.exceptions
 
 from flightcache.config import ValkeyUrl, scrub
@@ -221,3 +222,28 @@ def unreachable() -> valkey.Valkey:
         socket_timeout=0.5,
         decode_responses=True,
     )
+
+
+def node_name(node: valkey.Valkey) -> str:
+    """A primary's ``host:port`` (its path, for a unix socket), as a cluster names it."""
+    kwargs = node.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return str(kwargs["path"])
+    return f"{kwargs['host']}:{kwargs['port']}"
+
+
+def key_node_name(client: Client, key: str) -> str:
+    """The :func:`node_name` of the primary that holds ``key`` (the node itself when
+    there is one)."""
+    if isinstance(client, valkey.cluster.ValkeyCluster):
+        return str(client.get_node_from_key(key).name)
+    return node_name(client)
+
+
+def raw_connection(node: valkey.Valkey, **overrides: Any) -> valkey.connection.AbstractConnection:
+    """One connection of its own to ``node``, outside every pool, with the node's
+    address, credentials and TLS: for what lives on one connection (``CLIENT TRACKING``
+    and its pushes). ``overrides`` such as ``protocol=3``, ``socket_timeout=None``."""
+    pool = node.connection_pool
+    kwargs = {**pool.connection_kwargs, **overrides}
+    return cast(valkey.connection.AbstractConnection, pool.connection_class(**kwargs))
