@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
@@ -24,46 +24,14 @@ from flightcache.config import scrub
 from flightcache.errors import FlightcacheError, UsageError
 from flightcache.resources import resource_dir
 from flightcache.web.config import WebConfig
+from flightcache.web.pages import PAGES, page
+from flightcache.web.pages import register_page as register_page  # where routers used to look
 from flightcache.web.security import AccessToken, csrf_middleware, ensure_csrf_cookie
 from flightcache.web.services import Services, Unavailable
 
 log = logging.getLogger("flightcache.web")
 
 CSRF_EXEMPT = ("/sessions/",)  # checks a token of its own, tied to the login session
-PAGES: list[tuple[str, str, str]] = []  # (path, title, one line): the index lists them
-
-
-def register_page(path: str, title: str, summary: str) -> None:
-    """A page for the index and the navigation bar (routers call this at import)."""
-    if all(p != path for p, _, _ in PAGES):
-        PAGES.append((path, title, summary))
-
-
-def page(request: Request, title: str, body: str, scripts: Sequence[str] = ()) -> HTMLResponse:
-    """One page in the common frame: navigation, the stylesheet, ``common.js`` first.
-
-    ``body`` is trusted HTML written in this package; anything from a request or a
-    server is put in by the page's script with ``textContent``, never as HTML.
-    """
-    nav = " ".join(
-        f'<a href="{html.escape(path)}">{html.escape(name)}</a>' for path, name, _ in PAGES
-    )
-    tags = "".join(
-        f'<script src="/static/{html.escape(name)}"></script>' for name in ("common.js", *scripts)
-    )
-    text = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)} · flightcache</title>"
-        '<link rel=stylesheet href="/static/style.css"></head><body>'
-        f'<header><a class=brand href="/">flightcache</a><nav>{nav}</nav></header>'
-        f"<main><h1>{html.escape(title)}</h1><p id=error class=error role=alert></p>{body}"
-        f"</main>{tags}</body></html>"
-    )
-    response = HTMLResponse(text)
-    services: Services = request.app.state.services
-    ensure_csrf_cookie(request, response, services.config.secure_cookies)
-    return response
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -171,7 +139,9 @@ def create_app(config: WebConfig) -> FastAPI:
 
 def _routers() -> list[APIRouter]:
     """The pages' and the API's routers, in the order the navigation lists them."""
-    return []
+    from flightcache.web import lab
+
+    return [lab.router]
 
 
 def factory() -> FastAPI:
