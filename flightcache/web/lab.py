@@ -154,16 +154,17 @@ def _round(run: Run, db: Database, pattern: CacheAside, sql: str) -> dict[str, A
 
 
 def _warm_up(db: Database, run: Run, sql: str) -> None:
-    """Run the query once, untimed, on a connection that has not run it yet. The pool's
+    """EXPLAIN the query once on a connection that has not planned it yet. The pool's
     threads each hold a connection, and a run moves between them: a fresh connection's
-    first query pays for loading the server's catalog (tens of ms on PostgreSQL), a cost
-    of how the lab pools connections, not of the database path. The CLI warms up too."""
+    first query pays for loading the server's catalog of the tables it reads (a few to
+    tens of ms), a cost of how the lab pools connections, not of the database path.
+    EXPLAIN plans without running, so it pays that cost in a few ms, untimed."""
     with _WARM_LOCK:
         done = _WARM.setdefault(db, set())
         if run.query.name in done:
             return
         done.add(run.query.name)
-    db.fetch(sql, run.params)
+    db.fetch("EXPLAIN " + sql, run.params)
 
 
 def _batch(services: Services, run: Run, seconds: float, limit: int) -> list[dict[str, Any]]:
@@ -377,9 +378,10 @@ _BODY = """
   <span id=lab-action class=muted></span></p>
 </div>
 <p class=muted>Each request on each path is timed by {measured_by}. The two paths take
-turns going first; each server thread's database connection runs the query once, untimed,
-before its first timed request (a fresh connection's first query loads the server's
-catalog). Cache-aside is <code>flightcache/patterns/cache_aside.py</code>, the class
+turns going first; each server thread's database connection plans the query once (EXPLAIN,
+untimed) before its first timed request, so that loading the server's catalog is not
+charged to the database path. Cache-aside is
+<code>flightcache/patterns/cache_aside.py</code>, the class
 <code>flightcache cache-aside</code> runs; the lab's keys live under
 <code id=lab-scope></code>, and the flush deletes those only.</p>
 """

@@ -246,6 +246,8 @@ async function init() {
     option.textContent = query.name;
     select.append(option);
   }
+  const wanted = new URLSearchParams(location.search).get("query"); // /lab?query=flight_search
+  if (lab.info.queries.some((q) => q.name === wanted)) select.value = wanted;
   select.addEventListener("change", showParams);
   showParams();
   for (const [id, limits] of [["lab-runs", lab.info.runs], ["lab-ttl-input", lab.info.ttl]]) {
