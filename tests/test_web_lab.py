@@ -229,19 +229,18 @@ def test_on_a_valkey_cluster(
         client.get("/api/csrf")
         services = client.app.state.services  # type: ignore[attr-defined]
         web = WebClient(client, config.token, key_prefix, services)
-        names = [
-            "airline_route_analysis",
-            "flight_search",
-            "passenger_bookings",
-            "top_airports_daily",
-        ]
-        lab = [run_lines(web, query=name, runs=2)[0]["key"] for name in names]
-        nodes = {services.valkey.get_node_from_key(key).name for key in lab}
-        assert len(nodes) > 1  # the keys sit on several primaries
+        lab = [run_lines(web, query="flight_search", runs=2)[0]["key"]]
+        passenger = 1
+        while len({services.valkey.get_node_from_key(key).name for key in lab}) < 3:
+            # one key per passenger, until the lab's keys sit on every primary
+            params = {"passenger_id": str(passenger)}
+            lab.append(run_lines(web, query="passenger_bookings", params=params, runs=1)[0]["key"])
+            passenger += 1
+            assert passenger < 200
         theirs = Keys(key_prefix).scope("cache-aside").query("flight_search", {})
         services.valkey.set(theirs, "theirs")
         try:
-            assert web.post("/api/lab/flush").json()["deleted"] == 4
+            assert web.post("/api/lab/flush").json()["deleted"] == len(lab)
             assert keys_left(services.valkey, lab_prefix(key_prefix)) == []
             assert services.valkey.get(theirs) == "theirs"
         finally:
@@ -295,7 +294,7 @@ def test_in_a_browser(served: Served, browser: Any, key_prefix: str) -> None:
     before = _seconds_left(browser)
     time.sleep(1.2)
     after = _seconds_left(browser)
-    assert before - 1.6 < after < before - 0.8, (before, after)
+    assert before - 3 < after < before - 0.6, (before, after)  # a loaded machine lags
 
     browser.find_element("id", "lab-expire").click()
     wait_for(lambda: "expired" in browser.find_element("id", "lab-action").text, what="expire")
@@ -311,3 +310,44 @@ def test_in_a_browser(served: Served, browser: Any, key_prefix: str) -> None:
     assert "first read: miss" in browser.find_element("id", "lab-first").text
     assert browser.find_element("id", "lab-hits").text == "7 hits of 8 reads"
     assert browser.find_element("id", "error").text == ""
+
+
+@pytest.mark.slow
+@pytest.mark.safety(7)
+def test_database_stopped_is_503(valkey_server: Any, key_prefix: str) -> None:
+    """A real PostgreSQL (the embedded one, in a state dir of the test's own) stopped
+    between two runs: the next run, and the list of queries, are a 503 naming it."""
+    import shutil
+
+    from starlette.testclient import TestClient
+
+    from flightcache.data.load import load_generated
+    from flightcache.db import connect
+    from flightcache.stack import Stack
+    from flightcache.web.app import create_app
+    from tests.conftest import public_tempdir
+
+    root = public_tempdir("fc-test-lab-db-down-")
+    stack = Stack(root / "state")
+    try:
+        db_url = stack.up(start_valkey=False).db_url
+        assert db_url is not None
+        loader = connect(db_url, create=True, loader=True)
+        load_generated(loader, "tiny", 1)
+        loader.close()
+        config = web_config(db_url, valkey_server, key_prefix)
+        with TestClient(create_app(config), base_url="http://127.0.0.1") as client:
+            client.get(f"/lab?token={config.token}")
+            web = WebClient(client, config.token, key_prefix)
+            assert rounds_of(run_lines(web, runs=2))[1]["hit"] is True
+            stack.postgres.stop()  # the server is stopped now, for real
+            for response in (
+                web.post("/api/lab/run", json={"query": "flight_search", "runs": 2}),
+                web.get("/api/lab/queries"),
+            ):
+                assert response.status_code == 503, response.text
+                assert response.json()["down"] == "the database"
+                assert "Traceback" not in response.text
+    finally:
+        stack.down()
+        shutil.rmtree(root, ignore_errors=True)
