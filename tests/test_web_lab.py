@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import time
 from typing import Any
@@ -310,6 +311,21 @@ def test_in_a_browser(served: Served, browser: Any, key_prefix: str) -> None:
     assert "first read: miss" in browser.find_element("id", "lab-first").text
     assert browser.find_element("id", "lab-hits").text == "7 hits of 8 reads"
     assert browser.find_element("id", "error").text == ""
+
+    # Stop ends a long run where it is
+    runs.clear()
+    runs.send_keys(str(RUNS_MAX))
+    browser.find_element("id", "lab-run").click()
+    started = f"return window.fcLab.runs === {RUNS_MAX} && window.fcLab.data[0].length > 2"
+    wait_for(lambda: browser.execute_script(started), what="the long run's first rounds")
+    browser.find_element("id", "lab-stop").click()
+    wait_for(lambda: _run_done(browser), what="the run to stop")
+    done = browser.execute_script("return window.fcLab.data[0].length")
+    assert 2 < done < RUNS_MAX
+    assert browser.find_element("id", "lab-progress").text.endswith("(stopped)")
+    assert browser.find_element("id", "error").text == ""
+    if os.environ.get("FLIGHTCACHE_LAB_SCREENSHOT"):
+        browser.save_screenshot(os.environ["FLIGHTCACHE_LAB_SCREENSHOT"])
 
 
 @pytest.mark.slow

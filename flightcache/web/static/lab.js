@@ -216,7 +216,8 @@ async function run() {
       draw();
     }
   } catch (e) {
-    if (e.name !== "AbortError") fc.fail(e);
+    if (e.name === "AbortError") $("lab-progress").textContent += " (stopped)";
+    else fc.fail(e);
   } finally {
     lab.running = null;
     busy(false);
