@@ -263,7 +263,7 @@ def _run_done(browser: Any) -> bool:
 
 
 @pytest.mark.slow
-def test_in_a_browser(served: Served, browser: Any, key_prefix: str) -> None:
+def test_in_a_browser(served: Served, browser: Any, key_prefix: str, valkey_server: Any) -> None:
     browser.get(served.url)
     browser.get(served.base + "/lab")
     # the lab runs once when it opens, and draws its chart
@@ -323,6 +323,15 @@ def test_in_a_browser(served: Served, browser: Any, key_prefix: str) -> None:
     done = browser.execute_script("return window.fcLab.data[0].length")
     assert 2 < done < RUNS_MAX
     assert browser.find_element("id", "lab-progress").text.endswith("(stopped)")
+    # ... on the server too: no GET of the cache path after the batch in flight
+    from flightcache.valkey_client import connect
+
+    client = connect(valkey_server.url)
+    time.sleep(0.5)
+    gets = client.info("commandstats")["cmdstat_get"]["calls"]
+    time.sleep(0.6)
+    assert client.info("commandstats")["cmdstat_get"]["calls"] == gets
+    client.close()
     assert browser.find_element("id", "error").text == ""
     if os.environ.get("FLIGHTCACHE_LAB_SCREENSHOT"):
         browser.save_screenshot(os.environ["FLIGHTCACHE_LAB_SCREENSHOT"])
