@@ -45,9 +45,17 @@ class Keys:
         """set: the cached query keys that depend on ``tag`` (e.g. ``airline:7``)."""
         return f"{self.prefix}tag:{tag}"
 
+    # An airline's hash and its version share the hash tag {airline:<id>}: one script
+    # compares the version and writes the hash.
     def airline(self, airline_id: int) -> str:
         """hash: one airline row (airline_id, iata, airlinename, base_airport)."""
-        return f"{self.prefix}airline:{airline_id}"
+        return f"{self.prefix}{{airline:{airline_id}}}"
+
+    def airline_version(self, airline_id: int) -> str:
+        """string (counter): INCR by every write of the airline, before its COMMIT and
+        again after it; a row is written to the hash only while the version is the one
+        its writer or reader saw (no TTL: a volatile-* policy never evicts it)."""
+        return f"{self.prefix}{{airline:{airline_id}}}:version"
 
     # -- leaderboards (shared by every `flightcache leaderboard` command) ---------------
     def board(self, name: str, period: str = "all") -> str:
@@ -73,6 +81,11 @@ class Keys:
         ``delta``) that the consumer group ``boards`` applies to the airport-bookings
         board (the event-driven update path)."""
         return f"{self.prefix}lb-events:bookings"
+
+    def board_simulator(self) -> str:
+        """string: the simulator the live board page started (SET NX PX, JSON of its
+        run), so that one runs at a time across serve's workers; deleting it stops it."""
+        return f"{self.prefix}board-simulator"
 
     def lock(self, name: str) -> str:
         """string: a rebuild lock, SET NX PX, holding its owner's token."""
@@ -244,9 +257,9 @@ class Keys:
 
     # -- invalidation: cached results are query() keys, tag sets are tag() keys ----------
     def invalidation_epoch(self) -> str:
-        """string (counter): INCR by every invalidation in this scope, after its COMMIT; a
-        fill that sees it move while it ran deletes what it stored (it may predate the
-        change)."""
+        """string (counter): INCR by every invalidation in this scope (by write-through's
+        writes, for the query results), after its COMMIT; a fill that sees it move while
+        it ran deletes what it stored (it may predate the change)."""
         return f"{self.prefix}epoch"
 
     # -- memory-pressure -----------------------------------------------------------------

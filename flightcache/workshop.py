@@ -148,7 +148,7 @@ class WorkshopPath:
 PATHS = (
     WorkshopPath(
         "short",
-        "about 90 minutes: setting up, then 001's Module 1 (query caching)",
+        "about 1½ hours: setting up, then 001's Module 1 (query caching)",
         ("setup", "query-caching"),
     ),
     WorkshopPath(

@@ -144,6 +144,7 @@ ZERO_OK = ANY_SIGN | {
     "ttl --jitter",
     "invalidation --jitter",
     "invalidation --warm",
+    "serve --port",  # 0 asks the kernel for a free port
     "universal --api-latency-ms",
     "universal --api-failure-rate",
     "memory-pressure --slower-than",

@@ -254,3 +254,93 @@ def test_half_a_tls_pair_is_refused(cli: Any, tmp_path: Any) -> None:
     assert result.code == 2 and "go together" in result.err
     result = cli("serve", "--tls-cert", str(cert), "--tls-key", str(cert))
     assert result.code == 2 and "cannot use" in result.err
+
+
+@pytest.mark.safety(9)
+def test_no_password_reaches_a_page(web: Any, valkey_server: Any) -> None:
+    """The test Valkey has a password (as the embedded one has): no page, script or API
+    answer that a GET can reach shows it, nor a URL that would carry it."""
+    from flightcache.web.app import PAGES
+
+    secret = valkey_server.url.password
+    assert secret
+    app = web.client.app
+    paths = {"/", "/health", "/docs", "/openapi.json", *(path for path, _, _ in PAGES)}
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        methods = getattr(route, "methods", None) or set()
+        if "GET" in methods and "{" not in path:
+            paths.add(path)
+    for path in sorted(paths):
+        response = web.get(path)
+        assert secret not in response.text, path
+        assert "valkey://" not in response.text and "postgresql://" not in response.text, path
+        assert "mysql://" not in response.text, path
+
+
+@pytest.mark.slow
+def test_every_page_loads_offline_in_a_real_browser(served: Served, browser: Any) -> None:
+    """Each page listed in the index loads with nothing fetched from another origin and
+    no script error in the console."""
+    browser.get(served.url)
+    wait_for(lambda: browser.find_element("id", "health").text != "checking…", what="index")
+    links = [a.get_attribute("href") for a in browser.find_elements("css selector", "ul.pages a")]
+    for link in [served.base + "/", served.base + "/docs", *links]:
+        browser.get(link)
+        wait_for(
+            lambda: browser.execute_script("return document.readyState") == "complete",
+            what=f"{link} to load",
+        )
+        time.sleep(0.3)  # let the page's first requests go out
+        resources = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
+        foreign = [r for r in resources if not r.startswith(served.base) and not r.startswith("ws")]
+        assert not foreign, f"{link} fetched from elsewhere: {foreign}"
+        errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+        assert not errors, f"{link}: {errors}"
+
+
+@pytest.mark.slow
+@pytest.mark.safety(2)
+def test_the_room_gets_a_warning_and_still_needs_the_token(
+    loaded: Any, db_url: Any, valkey_server: Any, key_prefix: str
+) -> None:
+    instance = start_serve(
+        [
+            *server_args(db_url, valkey_server, key_prefix),
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+        ]
+    )
+    try:
+        said = "".join(instance.output)
+        assert "warning: listening on 0.0.0.0" in said
+        assert httpx.get(instance.base + "/health").status_code == 401
+        with httpx.Client(base_url=instance.base) as client:
+            assert client.get(instance.url, follow_redirects=True).status_code == 200
+    finally:
+        instance.stop()
+
+
+@pytest.mark.slow
+def test_open_hands_the_url_to_the_browser(
+    loaded: Any, db_url: Any, valkey_server: Any, key_prefix: str, tmp_path: Any
+) -> None:
+    """--open goes through Python's webbrowser, which runs $BROWSER with the URL."""
+    opened = tmp_path / "opened"
+    fake = tmp_path / "fake-browser"
+    fake.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    fake.chmod(0o755)
+    instance = start_serve(
+        [*server_args(db_url, valkey_server, key_prefix), "serve", "--port", "0", "--open"],
+        env={**os.environ, "BROWSER": f"{fake} %s"},
+    )
+    try:
+        wait_for(lambda: opened.exists() and opened.read_text().strip(), what="the browser to open")
+        assert opened.read_text().strip() == instance.url
+    finally:
+        instance.stop()

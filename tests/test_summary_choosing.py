@@ -50,9 +50,10 @@ def test_every_hash_tag_named_is_one_keys_py_makes() -> None:
         keys.cached_item("x"),
         keys.stampede_lock("lock"),
         keys.slowlog_string(1),
+        keys.airline_version(1),
     ]
     named = re.findall(r"^\| `(\{[^`]+\})`", _section("Keys: naming and cleanup"), re.MULTILINE)
-    assert len(named) == 6
+    assert len(named) == 7
     for tag in named:
         prefix = tag.split("<")[0].rstrip("}")
         assert any(re.search(r"\{" + re.escape(prefix[1:]), key) for key in made), tag

@@ -172,3 +172,53 @@ def decade_edges(low: int, high: int) -> list[int]:
             else:
                 edges.append(edge)
         power *= 10
+
+
+MAX_ENCODED = 1_000_000
+"""Characters of one encoded histogram read from a file: the bench's own are a few KiB
+(only counters up to the largest value are written, LEB128 then zlib)."""
+
+
+def decode_untrusted(text: str) -> Histogram:
+    """:func:`decode` for text read from a file someone gave: ValueError, never a large
+    allocation, unless it is a histogram of this module's shape (1 ns to one hour,
+    three digits). The library would inflate any zlib bomb it is handed and size its
+    counters from the file's own header."""
+    import base64
+    import binascii
+    import struct
+    import zlib
+
+    if len(text) > MAX_ENCODED:
+        raise ValueError(f"histogram over {MAX_ENCODED:,} characters")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("histogram is not base64") from None
+    if len(raw) < 8 or struct.unpack(">I", raw[4:8])[0] != len(raw) - 8:
+        raise ValueError("histogram has a bad length")
+    shape = new()
+    limit = 40 + shape.counts_len * 9  # the payload header, then at most 9 bytes a counter
+    inflate = zlib.decompressobj()
+    try:
+        payload = inflate.decompress(raw[8:], limit)
+    except zlib.error:
+        raise ValueError("histogram is not zlib data") from None
+    if inflate.unconsumed_tail or len(payload) < 40:
+        raise ValueError("histogram inflates past the size a histogram can have")
+    digits, lowest, highest = struct.unpack(">IQQ", payload[12:32])
+    if (digits, lowest, highest) != (DIGITS, LOWEST_NS, HIGHEST_NS):
+        raise ValueError(
+            f"histogram of {lowest}..{highest} ns at {digits} digits, not flightcache's"
+        )
+    try:
+        return decode(text)
+    except Exception as exc:  # the library's cookie and length errors, and its asserts
+        raise ValueError(f"histogram does not decode ({type(exc).__name__})") from None
+
+
+def percentile_curve(h: Histogram, percentiles: Iterable[float]) -> list[tuple[float, int]]:
+    """(percentile, latency in ns) at each of ``percentiles``; empty when ``h`` is."""
+    if not h.get_total_count():
+        return []
+    return [(p, int(h.get_value_at_percentile(p))) for p in percentiles]

@@ -442,29 +442,52 @@ def to_csv(report: Report) -> str:
     return buffer.getvalue()
 
 
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""The largest results file read back: ``bench run all --json`` writes under 200 KiB."""
+NOT_BENCH_HINT = "give a file written by flightcache bench run --json PATH"
+
+
 def load(path: str) -> dict[str, Any]:
     """A results file written by ``bench run --json``; UsageError for anything else."""
     try:
-        doc = json.loads(FsPath(path).read_text(encoding="utf-8"))
+        with FsPath(path).open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(
             f"{path}: no such file", hint="give a file written by bench run --json PATH"
         ) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except OSError as exc:
         raise UsageError(
-            f"{path} is not a flightcache bench file: {str(exc).splitlines()[0][:80]}",
-            hint="give a file written by flightcache bench run --json PATH",
+            f"{path} is not a flightcache bench file: {exc.strerror or exc}", hint=NOT_BENCH_HINT
+        ) from None
+    return parse(data, path)
+
+
+def parse(data: bytes, name: str) -> dict[str, Any]:
+    """The text of a results file (``name`` says where it came from, in errors): its
+    document, or UsageError when it is too big, not JSON, or not a bench file."""
+    if len(data) > MAX_FILE_BYTES:
+        raise UsageError(
+            f"{name} is over {MAX_FILE_BYTES // 2**20} MiB: not a bench results file",
+            hint=NOT_BENCH_HINT,
+        )
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise UsageError(
+            f"{name} is not a flightcache bench file: {str(exc).splitlines()[0][:80]}",
+            hint=NOT_BENCH_HINT,
         ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UsageError(
-            f'{path} is not a flightcache bench file (no "format": "{FORMAT}")',
-            hint="give a file written by flightcache bench run --json PATH",
+            f'{name} is not a flightcache bench file (no "format": "{FORMAT}")',
+            hint=NOT_BENCH_HINT,
         )
     if doc.get("version") != VERSION:
         raise UsageError(
-            f"{path} is a flightcache bench file of version {doc.get('version')!r};"
+            f"{name} is a flightcache bench file of version {repr(doc.get('version'))[:20]};"
             f" this flightcache reads version {VERSION}",
-            hint="compare files written by the same flightcache",
+            hint="use files written by the same flightcache",
         )
     return doc
 

@@ -33,6 +33,7 @@ Examples:
   flightcache bench list
   flightcache bench run airline-routes --duration 30 --json before.json
   flightcache bench compare before.json after.json
+  flightcache bench report before.json --html before.html
 """
 
 app = typer.Typer(help=HELP, no_args_is_help=False, rich_markup_mode=None)
@@ -733,3 +734,42 @@ def compare(
         out.print("what they ran on differs:", style="yellow")
         for what, x, y in result.differences:
             out.print(f"  {what}: {x} → {y}", soft_wrap=True)
+
+
+@app.command("report")
+def report(
+    file: Annotated[
+        str, typer.Argument(metavar="FILE.json", help="A file written by bench run --json.")
+    ],
+    html_path: Annotated[
+        str,
+        typer.Option(
+            "--html", metavar="OUT", help="Write the report as one HTML file (-: stdout)."
+        ),
+    ],
+) -> None:
+    """Draw a `bench run --json` file as charts in one HTML file that opens offline.
+
+    Per scenario, each path's latency at every percentile (from the file's HDR
+    histograms); the improvement of each row of 001's table; what the run ran
+    on. The file has no script and loads nothing from elsewhere (inline CSS and
+    SVG): keep it, mail it, open it without a network. `flightcache serve` shows
+    the same report on its /report page.
+
+    Examples:
+
+    \b
+      flightcache bench run --json bench.json
+      flightcache bench report bench.json --html bench.html
+    """
+    from pathlib import Path
+
+    from flightcache.bench import report as rep
+    from flightcache.bench import report_html
+    from flightcache.console import err
+
+    rep.check_writable(html_path, "--html")
+    text = report_html.render(rep.load(file), Path(file).name)
+    rep.write(html_path, text)
+    if html_path != "-":
+        err.print(f"wrote {html_path}", style="dim")

@@ -37,9 +37,11 @@ def write_through(
     Warms the cache (the airline as a hash, the route analysis and the airline's
     detail as tagged query results), renames the airline in a transaction and
     writes the row through to Valkey, invalidating the tagged results (SADD,
-    SMEMBERS, DEL). Then breaks it on purpose: (a) the database write fails and
-    rolls back, (b) the cache write fails after COMMIT; neither leaves a stale
-    copy. The original name is restored at the end.
+    SPOP, DEL). Every write of the hash is checked against the airline's version
+    (INCR), so a slow reader cannot put the old name back: a step shows one
+    refused. Then breaks it on purpose: (a) the database write fails and rolls
+    back, (b) the cache write fails after COMMIT; neither leaves a stale copy.
+    The original name is restored at the end.
 
     Examples:
 

@@ -489,12 +489,9 @@ def _seat_hold(ctx: DemoContext, visit: _Visit) -> Iterator[Record]:
 
 
 def _free_seat(ctx: DemoContext, flight_id: int, capacity: int) -> str | None:
-    from flightcache.data.generate import seat_label
-    from flightcache.sqlfiles import query
+    from flightcache.patterns.session_database import free_seats
 
-    rows = ctx.db.fetch(query(ctx.db.dialect, "session_booked_seats"), {"flight_id": flight_id})
-    booked = {str(row[0]).strip() for row in rows.rows}
-    free = [seat_label(i) for i in range(capacity) if seat_label(i) not in booked]
+    free = free_seats(ctx.db, flight_id, capacity)
     aisle = [seat for seat in free if seat[-1] in "CD"]  # six abreast: C and D are aisle
     return (aisle or free)[0] if free else None
 

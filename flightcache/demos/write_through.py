@@ -1,4 +1,5 @@
-"""The write-through demo: warm, rename, read fresh, then both faults, then the timings.
+"""The write-through demo: warm, rename, read fresh, a slow reader refused, both faults,
+then the timings.
 
 The pattern itself is :class:`flightcache.patterns.write_through.WriteThrough`; this
 module narrates it, one function per step. It imports the pattern inside the
@@ -38,6 +39,7 @@ class Renames:
     code: str
     original: str
     new: str  # the write that works
+    slow: str  # the write a slow reader races
     lost: str  # fault (a): rolled back
     late: str  # fault (b): committed, the cache write fails
 
@@ -58,6 +60,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         code=airline["iata"],
         original=original,
         new=options.name or renamed(original, "new"),
+        slow=renamed(original, "newer"),
         lost=renamed(original, "rolled back"),
         late=renamed(original, "cache down"),
     )
@@ -70,6 +73,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     tagged = yield from _read_cached(ctx, pattern, names)
     yield from _write(ctx, pattern, names)
     yield from _read_after_write(ctx, pattern, names)
+    yield from _slow_reader(ctx, pattern, names)
     yield from _database_fails(ctx, pattern, names, tagged)
     yield from _read_after_database_fault(ctx, pattern, names)
     yield from _cache_fails(ctx, pattern, names, tagged)
@@ -131,13 +135,17 @@ def _read_cached(
 def _write(ctx: DemoContext, pattern: WriteThrough, names: Renames) -> Iterator[Record]:
     with ctx.step(
         f"Write through: rename {names.code} to {names.new!r}",
-        "order: BEGIN, UPDATE, SELECT the row, then (still in the transaction) DEL the hash"
-        " and every tagged key, COMMIT, then HSET the new row and invalidate the tag again",
+        "order: BEGIN, UPDATE, SELECT the row, then (still in the transaction) INCR the"
+        " version, DEL the hash and every tagged key (SPOP), COMMIT, then INCR the epoch, drop"
+        " the tag again and, if the version is still the one INCRed, INCR it and HSET the new"
+        " row (one script)",
     ) as step:
         report = pattern.update_name(names.airline_id, names.new)
         step.data = _report(report)
+        now = pattern.valkey.get(pattern.keys.airline_version(names.airline_id))
         step.outcome = (
-            f"committed; {len(report.invalidated)} keys deleted before COMMIT;"
+            f"committed; version {report.version} before COMMIT, {now} after;"
+            f" {len(report.invalidated)} keys deleted before COMMIT;"
             f" the hash now holds {names.new!r}"
         )
     yield step
@@ -161,6 +169,37 @@ def _read_after_write(ctx: DemoContext, pattern: WriteThrough, names: Renames) -
             f" detail {'hit' if hit_detail else 'rebuilt'}; route analysis"
             f" {'hit' if hit_routes else 'rebuilt'}: {_rank(routes, names.code)}"
         )
+    yield step
+
+
+def _slow_reader(ctx: DemoContext, pattern: WriteThrough, names: Renames) -> Iterator[Record]:
+    from flightcache.patterns.write_through_airline import read_airline
+
+    with ctx.step(
+        f"A slow reader: it read {names.new!r}, then a rename to {names.slow!r} committed",
+        "the reader notes the version (SET NX, GET) and SELECTs the row; before its fill"
+        " runs, a write renames the airline; the fill script finds the version moved",
+    ) as step:
+        noted = pattern.version(names.airline_id)
+        row = read_airline(pattern.db, names.airline_id)
+        pattern.update_name(names.airline_id, names.slow)
+        filled = pattern.fill(pattern.valkey, row, noted)
+        pipe = pattern.pipeline(pattern.valkey)
+        pipe.get(pattern.keys.airline_version(names.airline_id))
+        pipe.hget(pattern.keys.airline(names.airline_id), "airlinename")
+        now, cached = pipe.execute()
+        step.data = {
+            "noted": noted,
+            "read": row["airlinename"],
+            "version": now,
+            "filled": filled,
+            "cached": cached,
+        }
+        step.outcome = (
+            f"fill {'WRITTEN: STALE' if filled else 'refused'} (noted version {noted},"
+            f" now {now}); the hash holds {cached!r}"
+        )
+        step.ok = not filled and cached == names.slow
     yield step
 
 
@@ -218,7 +257,7 @@ def _cache_fails(
     ctx.on_exit(broken.close)
     with ctx.step(
         f"Fault (b): the cache write fails after COMMIT (rename to {names.late!r})",
-        f"the HSET, EXPIRE, SMEMBERS after COMMIT go to {address}, where nothing listens;"
+        f"the INCR, SPOP and fill script after COMMIT go to {address}, where nothing listens;"
         f" {pattern.attempts} tries, then the airline is recorded for repair",
     ) as step:
         step.ok = False
@@ -269,8 +308,8 @@ def _timings(ctx: DemoContext, pattern: WriteThrough, names: Renames) -> Iterato
             "database only": lambda: rename_in_database(pattern.db, airline_id, names.new),
             "write-through": lambda: pattern.update_name(airline_id, names.new),
         },
-        note="write-through = the same transaction + DEL/SMEMBERS before COMMIT"
-        " + HSET/EXPIRE/SMEMBERS after it",
+        note="write-through = the same transaction + INCR/DEL/SPOP before COMMIT"
+        " + INCR/SPOP and the version-checked HSET/EXPIRE script after it",
     )
     yield ctx.compare(
         "read after the write: database vs cache hit",
@@ -291,6 +330,7 @@ def _names_table(names: Renames) -> Table:
         [
             ["before", names.original],
             ["after the write", names.new],
+            ["after the slow reader's SELECT", names.slow],
             ["fault (a), rolled back", names.lost],
             ["fault (b), committed", names.late],
             ["restored when the demo ends", names.original],
@@ -360,10 +400,13 @@ def _rank(rows: list[dict[str, Any]], code: str) -> str:
 
 def _report(report: WriteReport) -> dict[str, Any]:
     return {
+        "airline_id": report.airline_id,
         "committed": report.committed,
         "cache_written": report.cache_written,
         "attempts": report.attempts,
         "invalidated": report.invalidated,
+        "version": report.version,
+        "superseded": report.superseded,
         "error": report.error,
     }
 

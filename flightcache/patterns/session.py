@@ -10,7 +10,8 @@ slides the expiry. It writes only while the session exists (a change that arrive
 just after the expiry must not bring back a hash with no user and no TTL) and, at
 login, only if it does not (a token drawn twice). Login also SADDs the token to
 the day's set of active sessions (``session_day``); logout DELs the hash and
-SREMs the token.
+SREMs the token. A user's other sessions (another browser, a phone) are found
+through those sets: SMEMBERS of today's and yesterday's, HMGET of each.
 
 Failure mode: Valkey unreachable is not "not logged in". The user is told that
 the session cannot be read now (:class:`SessionUnavailable`), and nothing is
@@ -37,7 +38,13 @@ from flightcache.errors import ConnectionFailed, FlightcacheError
 from flightcache.keys import Keys
 from flightcache.lua import script
 from flightcache.patterns.common import Pipeline, first_line, plain_pipeline
-from flightcache.patterns.session_day import count_active, count_login, count_logout, day_of
+from flightcache.patterns.session_day import (
+    count_active,
+    count_login,
+    count_logout,
+    day_of,
+    recent_days,
+)
 
 DEFAULT_TTL_S = 1800  # 001's 30-minute session timeout
 TOKEN_BYTES = 24  # 192 bits from `secrets`: 32 characters of URL-safe base64
@@ -219,6 +226,30 @@ class SessionStore:
         """PTTL of the session: ms left, -2 when there is no session."""
         with reachable("read the session"):
             return int(self.valkey.pttl(self.key(token)))
+
+    # region: sessions_of
+    def sessions_of(self, user_id: int) -> dict[str, dict[str, str]]:
+        """The live sessions of ``user_id`` (token -> a few fields), found in the day sets
+        that still exist: SMEMBERS, then HMGET of each session, so the cost grows with
+        the day's logins (a set of tokens per user would make it one SMEMBERS)."""
+        shown = ("user_id", "last_device", "login_time", "last_activity", "ip_address")
+        with reachable("list the sessions"):
+            tokens: set[str] = set()
+            for day in recent_days(self.clock()):
+                tokens |= set(self.valkey.smembers(self.keys.sessions_active(day)))
+            ordered = sorted(tokens)
+            pipe = self.pipeline(self.valkey)
+            for token in ordered:
+                pipe.hmget(self.key(token), shown)
+            replies = pipe.execute() if ordered else []
+        found: dict[str, dict[str, str]] = {}
+        for token, values in zip(ordered, replies, strict=True):
+            fields = {n: str(v) for n, v in zip(shown, values, strict=True) if v is not None}
+            if fields.get("user_id") == str(user_id):  # gone (expired) or another user's
+                found[token] = fields
+        return found
+
+    # endregion: sessions_of
 
     # region: logout
     def logout(self, token: str) -> bool:

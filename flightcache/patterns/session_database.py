@@ -8,6 +8,11 @@ Read path: SELECT by token with the expiry checked, the JSON decoded. Write path
 page view reads, then UPDATEs the row with last_activity, page_views + 1 and a new
 expiry (one commit). Failure mode: an expired row stays until it is deleted; reads
 ignore it (NotLoggedIn).
+
+The passengers who log in, and the checkout's last step: :func:`free_seats` reads the
+seats a flight has left, :func:`book_seat` INSERTs the booking with the seat the
+session held and COMMITs; the UNIQUE (flight_id, seat) refuses a seat another
+checkout booked meanwhile (:class:`SeatTaken`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from flightcache.errors import DataError
+from flightcache.errors import DataError, RejectedValue
 from flightcache.patterns.session import DEFAULT_TTL_S, NotLoggedIn, User, iso
 from flightcache.sqlfiles import query, statements
 
@@ -138,3 +143,41 @@ def other_passengers(db: Database | TracedDatabase, passenger_id: int, n: int) -
         query(db.dialect, "session_other_passengers"), {"passenger_id": passenger_id, "n": n}
     ).rows
     return [passenger(db, int(row[0])) for row in rows]
+
+
+# -- the checkout's last step ---------------------------------------------------------
+class SeatTaken(DataError):
+    """The seat was booked by someone else between the hold and the booking."""
+
+
+def free_seats(db: Database | TracedDatabase, flight_id: int, capacity: int) -> list[str]:
+    """The flight's seats (1A, 1B, ..., six a row) that no booking holds, in order."""
+    from flightcache.data.generate import seat_label
+
+    rows = db.fetch(query(db.dialect, "session_booked_seats"), {"flight_id": flight_id}).rows
+    booked = {str(row[0]).strip() for row in rows}
+    return [seat_label(i) for i in range(capacity) if seat_label(i) not in booked]
+
+
+# region: book
+def book_seat(
+    db: Database | TracedDatabase, flight_id: int, passenger_id: int, seat: str, price: float
+) -> int:
+    """INSERT the booking with its seat and COMMIT; the new booking_id. SeatTaken when
+    the UNIQUE (flight_id, seat) refuses it: another checkout booked the seat first."""
+    try:
+        with db.transaction():
+            db.execute(
+                query(db.dialect, "session_booking_add"),
+                {"flight_id": flight_id, "seat": seat, "passenger_id": passenger_id,
+                 "price": price},
+            )  # fmt: skip
+            return int(db.fetch(query(db.dialect, "last_insert_id")).rows[0][0])
+    except RejectedValue:
+        raise SeatTaken(
+            f"seat {seat} on flight {flight_id} was booked by someone else meanwhile",
+            hint="pick another seat",
+        ) from None
+
+
+# endregion: book

@@ -53,6 +53,12 @@ def count_logout(client: Any, keys: Keys, token: str, login_time: str | None, no
 # endregion: count
 
 
+def recent_days(now: float) -> list[str]:
+    """The days whose sets still exist at ``now``: today's and yesterday's (a set
+    expires a day after its day ends). A session stays in its login day's set."""
+    return [day_of(now), day_of(now - DAY_SET_GRACE_S)]
+
+
 def count_active(client: Any, keys: Keys, day: str | dt.date) -> int:
     """SCARD of the day's set."""
     return int(client.scard(keys.sessions_active(str(day))))

@@ -1,13 +1,16 @@
 """Tagged query results: cached queries that show an airline, found again through its tag.
 
-Read path: GET the query's key; on a miss run the query, then in one pipeline
-SADD the key to the tag set ``tag:airline:<id>`` of every airline the rows show
-(with EXPIRE), and SET the rows as JSON with EX. The tag comes first, so no
-cached result exists without its tag.
+Read path: GET the query's key; on a miss GET the scope's epoch, run the query,
+then in one pipeline SADD the key to the tag set ``tag:airline:<id>`` of every
+airline the rows show (with EXPIRE), and SET the rows as JSON with EX. The tag
+comes first, so no cached result exists without its tag. Then GET the epoch
+again: if it moved, a rename committed while the query ran, and the fill
+deletes its own copy (the rows may predate the rename).
 
-Write path: a change to an airline reads its tag set (SMEMBERS) and DELs every
-key in it, then the set (:meth:`TaggedResults.drop`); write-through does this
-inside its transaction and once more after the commit.
+Write path: a change to an airline takes its tag set's members (SPOP, which
+removes what it returns, so a key registered meanwhile stays listed) and DELs
+each (:meth:`TaggedResults.drop`); write-through does this inside its
+transaction and, after INCRing the epoch, once more after the commit.
 
 Failure mode: a tag set holds the key before the key exists, so a reader that
 dies between SADD and SET leaves a tag that points at nothing, and a DEL of
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from flightcache.trace import TracedDatabase
 
 QUERY_TTL = 3600  # seconds, cached query results and their tag sets
+SPOP_COUNT = 1000  # members taken per SPOP
 ROUTES = "airline_route_analysis"
 DETAIL = "airline_detail"
 
@@ -78,6 +82,7 @@ class TaggedResults:
         cached = self.valkey.get(key)
         if cached is not None:
             return list(json.loads(cached)), True
+        epoch = self.valkey.get(self.keys.invalidation_epoch())  # before the query
         result = self.db.fetch(query(self.db.dialect, name), params)
         text = json.dumps(
             [dict(zip(result.columns, row, strict=True)) for row in result.rows], default=str
@@ -89,18 +94,26 @@ class TaggedResults:
             pipe.expire(self.tag(airline_id), QUERY_TTL)
         pipe.set(key, text, ex=QUERY_TTL)
         pipe.execute()
+        if self.valkey.get(self.keys.invalidation_epoch()) != epoch:
+            self.valkey.delete(key)  # a rename committed meanwhile: the rows may predate it
         return rows, False
 
     # endregion: tagged-read
 
     # region: drop
-    def drop(self, client: Any, tag: str, members: set[str]) -> list[str]:
-        """One DEL per key (they sit in different slots on a cluster), the tag last."""
+    def drop(self, client: Any, airline_id: int) -> list[str]:
+        """SPOP the airline's tag set empty, then one DEL per key it held (they sit in
+        different slots on a cluster); the keys taken."""
+        taken: list[str] = []
+        while True:  # SPOP takes and removes in one step: a key registered later stays
+            popped = client.spop(self.tag(airline_id), SPOP_COUNT) or []
+            taken += sorted(popped)
+            if len(popped) < SPOP_COUNT:
+                break
         pipe = self.pipeline(client)
-        for member in sorted(members):
+        for member in taken:
             pipe.delete(member)
-        pipe.delete(tag)
         pipe.execute()
-        return [*sorted(members), tag]
+        return taken
 
     # endregion: drop

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from flightcache import __version__
@@ -103,6 +103,10 @@ def create_app(config: WebConfig) -> FastAPI:
         )
         return page(request, "The workshop in a browser", body, ["index.js"])
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return RedirectResponse("/static/favicon.svg", status_code=301)
+
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     def docs() -> HTMLResponse:
         from fastapi.openapi.docs import get_swagger_ui_html
@@ -139,9 +143,10 @@ def create_app(config: WebConfig) -> FastAPI:
 
 def _routers() -> list[APIRouter]:
     """The pages' and the API's routers, in the order the navigation lists them."""
-    from flightcache.web import lab
+    from flightcache.web import lab, report, sessions
+    from flightcache.web.board import board_router
 
-    return [lab.router]
+    return [lab.router, board_router(page, register_page), sessions.router, report.router]
 
 
 def factory() -> FastAPI:

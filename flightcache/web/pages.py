@@ -43,6 +43,7 @@ def page(request: Request, title: str, body: str, scripts: Sequence[str] = ()) -
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)} · flightcache</title>"
+        '<link rel=icon href="/static/favicon.svg" type="image/svg+xml">'
         '<link rel=stylesheet href="/static/style.css"></head><body>'
         f'<header><a class=brand href="/">flightcache</a><nav>{nav}</nav></header>'
         f"<main><h1>{html.escape(title)}</h1><p id=error class=error role=alert></p>{body}"

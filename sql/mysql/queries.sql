@@ -596,6 +596,12 @@ LIMIT %(n)s;
 -- name: session_booked_seats
 SELECT seat FROM booking WHERE flight_id = %(flight_id)s AND seat IS NOT NULL;
 
+-- name: session_booking_add
+-- The checkout's last step: the booking with the seat the session held. The
+-- UNIQUE (flight_id, seat) refuses a seat someone else booked meanwhile.
+INSERT INTO booking (flight_id, seat, passenger_id, price)
+VALUES (%(flight_id)s, %(seat)s, %(passenger_id)s, %(price)s);
+
 -- name: session_db_insert
 INSERT INTO flightcache_session (token, user_id, data, expires_at)
 VALUES (%(token)s, %(user_id)s, %(data)s, %(expires_at)s);

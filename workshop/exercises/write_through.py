@@ -6,7 +6,8 @@ truth, so Valkey may learn a value only once the database has committed it: a
 cache written first serves a name the database never stored whenever the COMMIT
 fails. The full rule is Module 1's "The order of database and cache writes"
 (workshop/01-query-caching.md): delete the cached copy before the COMMIT, write
-the new row after it, and know the race a slow reader leaves open.
+the new row after it, and know the race a slow reader leaves open (flightcache's
+own write-through closes it with a version check, which this exercise leaves out).
 
 Complete rename_airline() between the START and END markers, then run:
 

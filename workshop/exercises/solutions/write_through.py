@@ -20,7 +20,7 @@ def rename_airline(valkey: Any, db: Any, key: str, airline_id: int, name: str, t
     # 2. committed: only now may Valkey learn the new name. Writing the whole row also
     # replaces a copy a reader cached between the DEL and the COMMIT. (3. A reader
     # slower than this write can still put the old row back; only a version check
-    # stops it.)
+    # stops it: flightcache/lua/write_through_fill.lua is flightcache's own.)
     pairs = [part for item in airline_row(db, airline_id).items() for part in item]
     valkey.eval(WRITE_ROW, 1, key, ttl, *pairs)
 
