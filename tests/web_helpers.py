@@ -35,6 +35,15 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser
 URL_LINE = re.compile(r"serving on (https?://\S+)/\?token=(\S+)")
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 DRIVER = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
+CHROME_ARGS = (  # also scripts/web_figures.py's browser
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+    "--no-first-run",
+    "--disable-extensions",
+)
 
 
 @dataclass
@@ -192,15 +201,7 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        "--no-first-run",
-        "--disable-extensions",
-    ):
+    for arg in CHROME_ARGS:
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.set_page_load_timeout(30)

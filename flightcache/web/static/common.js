@@ -44,7 +44,8 @@ const fc = {
     }
     return `${Math.round(value)} ns`;
   },
-  trim(x) { return (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)).replace(/\.?0+$/, ""); },
+  // zeros after the decimal point only: 100 stays 100, 10.50 is 10.5, 2.00 is 2
+  trim(x) { return (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)).replace(/\.0+$|(\.\d*?)0+$/, "$1"); },
 
   // a websocket to a path of this server (same origin, so the access cookie goes along)
   socket(path) {
