@@ -482,16 +482,8 @@ def memory(ctx: DemoContext, options: Options) -> Iterator[Record]:
                 aside.get(bookings, p)
         s = prepare(ctx, options, "default", max_entries=max(10_000, len(params)))
         keys = [s.near.key(bookings, p) for p in params]
-        gc.collect()
-        tracemalloc.start()
-        try:
-            base = tracemalloc.get_traced_memory()[0]
-            with ctx.tracer.paused():
-                kept = sum(s.near.get(bookings, p).kept for p in params)
-            gc.collect()
-            grown = tracemalloc.get_traced_memory()[0] - base
-        finally:
-            tracemalloc.stop()
+        with ctx.tracer.paused():
+            kept, grown = weigh(s.near, bookings, params)
         usage = ctx.pipelined(keys, lambda pipe, key: pipe.memory_usage(key))
         in_valkey = sum(int(u or 0) for u in usage)
         json_bytes = s.near.store.bytes
@@ -511,3 +503,17 @@ def memory(ctx: DemoContext, options: Options) -> Iterator[Record]:
         }
         s.near.close()
     yield step
+
+
+def weigh(near: NearCache, query: Query, params: list[dict[str, Any]]) -> tuple[int, int]:
+    """Read every parameter set once (each a Valkey hit, kept): how many were kept, and
+    by how many bytes the Python heap grew (tracemalloc, after a collection)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        kept = sum(near.get(query, p).kept for p in params)
+        gc.collect()
+        return kept, tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()

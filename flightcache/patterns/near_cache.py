@@ -302,6 +302,7 @@ class Tracker:
         self._live = True
         self._ready.set()
 
+    # region: listen
     def _listen(self, sink: Any) -> None:
         while not self._closed.is_set():
             if not sink.can_read(timeout=self.heartbeat_s):
@@ -315,6 +316,8 @@ class Tracker:
                     self.store.flush()
                 else:
                     self.store.invalidate(str_if_bytes(key) for key in push[1])
+
+    # endregion: listen
 
     def _down(self) -> None:
         """Tracking is lost: stop serving this primary's copies, then drop them all."""
