@@ -43,6 +43,7 @@ def test_demo_on_both_databases_one_node_and_cluster(
     on = _one(steps, "Turn client tracking on")
     lines = on["valkey"]
     assert any(line.startswith("CLIENT TRACKING on REDIRECT ") for line in lines), lines
+    assert "CLIENT TRACKINGINFO" in lines
     trackers = on["data"]["trackers"]
     assert len(trackers) == (3 if "cluster" in str(any_valkey.url) or len(trackers) > 1 else 1)
     for t in trackers.values():
@@ -68,6 +69,7 @@ def test_demo_on_both_databases_one_node_and_cluster(
     assert default["tracking_total_keys"] >= 5 and default["tracking_total_prefixes"] == 0
     assert bcast["tracking_total_prefixes"] >= 1 and bcast["tracking_total_keys"] == 0
     assert "bcast" in bcast["trackinginfo"]["flags"]
+    assert "CLIENT TRACKINGINFO" in _one(steps, "bcast tracking")["valkey"]
 
     kill = _one(steps, "Kill the tracking connection")
     assert any(line.startswith("CLIENT KILL ID ") for line in kill["valkey"])

@@ -114,7 +114,8 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
         "What each read did",
         ["read", "served from", "kept in memory", "rows"],
         s.reads,
-        note=f"counters: {s.near.store.counters}",
+        note="the store's counters: "
+        + ", ".join(f"{name} {n:,}" for name, n in vars(s.near.store.counters).items()),
     )
 
 
@@ -189,6 +190,7 @@ def tracking_on(s: Scene) -> Iterator[Record]:
         for tracker in s.near.trackers.values():
             step.commands += tracking_commands(tracker)
         infos = {name: trackinginfo(t) for name, t in s.near.trackers.items()}
+        step.commands += [["CLIENT", "TRACKINGINFO"]] * len(infos)
         step.ok = all(
             int(info.get("redirect", -1)) == s.near.trackers[name].sink_id
             for name, info in infos.items()
@@ -375,15 +377,17 @@ def _one_mode(
     with ctx.step(
         f"{mode} tracking: read {len(read)} of {len(params)} results, then another client"
         f" rewrites all {len(params)}",
-        "default: the server remembers every key read (tracking_total_keys) and pushes once"
-        " per key read; bcast: it remembers the prefix only and pushes every change under"
-        " it, read or not",
+        "the server remembers every key read (tracking_total_keys) and pushes once per key read"
+        if mode == "default"
+        else "the server remembers the prefix only (tracking_total_prefixes) and pushes every"
+        " change under it, read or not",
     ) as step:
         with ctx.tracer.paused():
             for p in read:
                 s.near.get(bookings, p)
         held = _server_tracking(ctx)
         info = trackinginfo(s.tracker)
+        ctx.tracer.commands.append(["CLIENT", "TRACKINGINFO"])  # on the tracked connection
         pushes = sum(t.pushes for t in s.near.trackers.values())
         invalidated = s.near.store.counters.invalidations
         mark, start = len(s.pushes.seen), time.perf_counter_ns()
@@ -452,6 +456,7 @@ def tracking_killed(s: Scene) -> Iterator[Record]:
         s.read("tracking back")
         back = s.read("and again")
         info = trackinginfo(tracker)
+        ctx.tracer.commands.append(["CLIENT", "TRACKINGINFO"])  # on the tracked connection
         step.ok = ready and tracker.sink_id != old and back.from_memory
         step.outcome = (
             f"push connection {old} -> {tracker.sink_id} ({tracker.connects} connections so"
