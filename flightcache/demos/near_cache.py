@@ -74,7 +74,7 @@ class Pushes:
 
 
 @dataclass
-class Scene:
+class Reading:
     ctx: DemoContext
     near: NearCache
     query: Query
@@ -119,7 +119,7 @@ def demo(ctx: DemoContext) -> Iterator[Record]:
     )
 
 
-def prepare(ctx: DemoContext, options: Options, mode: str, **kw: Any) -> Scene:
+def prepare(ctx: DemoContext, options: Options, mode: str, **kw: Any) -> Reading:
     """A near cache on the demo's client, its tracked GETs traced, its pushes recorded."""
     from flightcache.named_queries import bind, get
     from flightcache.patterns.near_cache import NearCache
@@ -136,7 +136,7 @@ def prepare(ctx: DemoContext, options: Options, mode: str, **kw: Any) -> Scene:
         from flightcache.errors import FlightcacheError
 
         raise FlightcacheError("client tracking did not come up", hint="is Valkey 6 or later?")
-    return Scene(ctx, near, query, params, pushes)
+    return Reading(ctx, near, query, params, pushes)
 
 
 def _trace_reads(ctx: DemoContext, tracker: Tracker) -> None:
@@ -180,7 +180,7 @@ def trackinginfo(tracker: Tracker) -> dict[str, Any]:
     return {str_if_bytes(k): plain(v) for k, v in pairs}
 
 
-def tracking_on(s: Scene) -> Iterator[Record]:
+def tracking_on(s: Reading) -> Iterator[Record]:
     with s.ctx.step(
         f"Turn client tracking on ({s.near.mode} mode)",
         "per primary: a RESP3 connection that only receives pushes (HELLO 3, CLIENT ID),"
@@ -209,7 +209,7 @@ def tracking_on(s: Scene) -> Iterator[Record]:
     yield step
 
 
-def three_reads(s: Scene) -> Iterator[Record]:
+def three_reads(s: Reading) -> Iterator[Record]:
     ctx = s.ctx
     mark, start = len(s.pushes.seen), time.perf_counter_ns()
     with ctx.step(
@@ -247,7 +247,7 @@ def three_reads(s: Scene) -> Iterator[Record]:
     yield step
 
 
-def timings(s: Scene) -> Record:
+def timings(s: Reading) -> Record:
     from flightcache.patterns.cache_aside import CacheAside
 
     ctx, query, params = s.ctx, s.query, s.params
@@ -271,7 +271,7 @@ def timings(s: Scene) -> Record:
     return timing
 
 
-def second_client_writes(s: Scene) -> Iterator[Record]:
+def second_client_writes(s: Reading) -> Iterator[Record]:
     ctx = s.ctx
     held = s.near.get(s.query, s.params)
     doc: dict[str, Any] = {"columns": held.columns, "rows": held.rows[:-1]}
@@ -422,7 +422,7 @@ def _one_mode(
     return step
 
 
-def tracking_killed(s: Scene) -> Iterator[Record]:
+def tracking_killed(s: Reading) -> Iterator[Record]:
     from flightcache.valkey_client import node_name, primaries
 
     ctx, tracker = s.ctx, s.tracker
