@@ -100,7 +100,9 @@ def with_rows(aside: CacheAside, db: Any, wanted: int) -> list[dict[str, int]]:
     raise SystemExit(f"fewer than {wanted} passengers with bookings")
 
 
-def reader(near: NearCache, race: Race, params: list[dict[str, int]], think_s: float, seed: int):  # type: ignore[no-untyped-def]
+def reader(
+    near: NearCache, race: Race, params: list[dict[str, int]], think_s: float, seed: int
+) -> None:
     rng = random.Random(seed)
     while not race.done.is_set():
         n = rng.randrange(len(params))
