@@ -32,6 +32,7 @@ from flightcache.commands import write_behind as write_behind_commands
 from flightcache.commands.invalidation import invalidation as invalidation_command
 from flightcache.commands.memory import memory as memory_command
 from flightcache.commands.memory_pressure import memory_pressure as memory_pressure_command
+from flightcache.commands.near_cache import near_cache as near_cache_command
 from flightcache.commands.nested_doll import nested_doll
 from flightcache.commands.serve import serve as serve_command
 from flightcache.commands.session import session as session_command
@@ -153,6 +154,7 @@ ADVANCED = "Advanced topics"
 app.command("memory-pressure", rich_help_panel=ADVANCED)(memory_pressure_command)
 app.command("invalidation", rich_help_panel=ADVANCED)(invalidation_command)
 app.command("stampede", rich_help_panel=ADVANCED)(stampede_command)
+app.command("near-cache", rich_help_panel=ADVANCED)(near_cache_command)
 app.add_typer(bench_commands.app, name="bench", rich_help_panel="Benchmarks")
 app.add_typer(workshop_commands.app, name="workshop", rich_help_panel="Workshop")
 app.command("serve", rich_help_panel="Workshop")(serve_command)

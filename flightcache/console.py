@@ -216,6 +216,8 @@ def _render_step(step: Any, number: int) -> None:
         out.print(Text("   sql>    ", style="blue") + plain(_cut(line, 160)), soft_wrap=True)
     for line in step.data.get("http", ()):
         out.print(Text("   http>   ", style="yellow") + plain(line), soft_wrap=True)
+    for line in step.data.get("pushes", ()):  # what the server pushed to a connection
+        out.print(Text("   push>   ", style="magenta") + plain(line), soft_wrap=True)
     if step.outcome:
         out.print(Text("   = " + clean(step.outcome)))
     out.print()

@@ -21,6 +21,7 @@ A chapter's minutes are the sum rounded to the nearest 5 (at least 5).
 room's pace is set by its discussion, not by the server.
 
     python scripts/pacing.py measure          # run the demos, write scripts/pacing.json
+    python scripts/pacing.py measure --demo near-cache   # one demo, the others kept
     python scripts/pacing.py                  # the table: computed against the headers
     python scripts/pacing.py --write          # set each header's minutes
 """
@@ -139,15 +140,16 @@ def set_minutes(path: Path, minutes: int) -> bool:
     return new != text
 
 
-def measure(out: Path) -> None:
-    """Run every chapter's demos against a fresh small database and a scratch Valkey."""
+def measure(out: Path, only: str | None = None) -> None:
+    """Run every chapter's demos (or the one named ``only``, its figures merged into
+    those ``out`` has) against a fresh small database and a scratch Valkey."""
     from flightcache.config import DbUrl
     from flightcache.db import connect, drop_database
     from flightcache.stack.valkey import scratch_valkey
 
     exe = str(Path(sys.executable).parent / "flightcache")
     db = DbUrl.parse(MYSQL).with_database(f"fc_pacing_{uuid.uuid4().hex[:8]}")
-    result: dict[str, dict[str, dict[str, float]]] = {}
+    result = load_measured(out) if only else {}
     connect(db, create=True, connect_timeout=3).close()
     with scratch_valkey(prefix="fc-pacing-") as valkey:
         base = [exe, "--db-url", db.url(redact=False), "--valkey-url", valkey.url.url(redact=False)]
@@ -155,6 +157,8 @@ def measure(out: Path) -> None:
             subprocess.run([*base, "data", "load", "--scale", "small"], check=True)
             for chapter in chapters():
                 for demo in chapter.demos:
+                    if only is not None and " ".join(demo) != only:
+                        continue
                     helped = subprocess.run(
                         [*base, *demo, "--help"], capture_output=True, text=True
                     )
@@ -187,9 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", nargs="?", choices=["report", "measure"], default="report")
     parser.add_argument("--write", action="store_true", help="set each header's minutes")
     parser.add_argument("--measured", type=Path, default=MEASURED)
+    parser.add_argument(
+        "--demo", default=None, help="measure this demo only (as the header names it)"
+    )
     args = parser.parse_args(argv)
     if args.action == "measure":
-        measure(args.measured)
+        measure(args.measured, args.demo)
         return 0
     measured = load_measured(args.measured)
     print(

@@ -29,6 +29,7 @@ SETS = [
     "write-behind",
     "invalidation",
     "stampede",
+    "near-cache",
     "harness",
     "drop",
 ]
@@ -64,6 +65,7 @@ def test_the_old_defaults_are_kept() -> None:
         "write-behind": {"scale": "tiny", "writes": 200_000, "batch": 2_000},
         "invalidation": {"scale": "tiny", "sizes": "10,100,1000,10000", "runs": 15},
         "stampede": {"scale": "tiny", "clients": 50, "rebuild_ms": 200, "expiries": 3},
+        "near-cache": {"scale": "small", "writes": 10_000, "readers": 3, "results": 10_000},
         "harness": {"scale": "workshop", "runs": 2, "floor": 5, "out": None},
     }
     for name, values in expected.items():

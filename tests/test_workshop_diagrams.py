@@ -200,6 +200,23 @@ REQUIRED = {
             "ZREVRANGE board 0 n-1 WITHSCORES",
         ],
     ),
+    "near-cache": (
+        5,
+        "## Near cache",
+        [
+            "HELLO 3, CLIENT ID",
+            "CLIENT TRACKING on REDIRECT",
+            "miss, take a ticket",
+            "GET key (tracked)",
+            "no invalidation since the ticket",
+            "from memory",
+            "SET key",
+            "push invalidate key",
+            "drop the copy",
+            "GET key (tracked again)",
+            "flush the store",
+        ],
+    ),
     "stampede-lock": (
         5,
         "## Stampede prevention",

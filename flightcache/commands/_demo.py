@@ -35,6 +35,13 @@ RepeatOpt = Annotated[
 KeepOpt = Annotated[
     bool, typer.Option("--keep", help="Leave the demo's keys in Valkey to inspect afterwards.")
 ]
+ParamsArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Query parameters as NAME=VALUE; defaults come from the data."),
+]
+QueryOpt = Annotated[
+    str, typer.Option("--query", "-q", help="Query to cache (see `flightcache query list`).")
+]
 RowsYesOpt = Annotated[
     bool,
     typer.Option(

@@ -12,13 +12,8 @@ from flightcache.demos.cache_aside import TTL_MAX, TTL_MIN, Options, demo
 
 def cache_aside(
     ctx: typer.Context,
-    params: Annotated[
-        list[str] | None,
-        typer.Argument(help="Query parameters as NAME=VALUE; defaults come from the data."),
-    ] = None,
-    query: Annotated[
-        str, typer.Option("--query", "-q", help="Query to cache (see `flightcache query list`).")
-    ] = Options.query,
+    params: _demo.ParamsArg = None,
+    query: _demo.QueryOpt = Options.query,
     ttl: Annotated[
         int,
         typer.Option("--ttl", min=TTL_MIN, max=TTL_MAX, help="TTL of the cached result, seconds."),

@@ -54,7 +54,7 @@ import select
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +114,9 @@ class LocalStore:
         self._lock = threading.Lock()
         self._epoch = 0  # moved by every flush
         self._fetching: dict[str, list[int]] = {}  # key -> [fetches running, invalidations]
+        # called after each invalidation with its keys, and after each flush with None
+        # (outside the lock): for whoever narrates or measures the store
+        self.on_invalidate: Callable[[list[str] | None], None] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -159,8 +162,9 @@ class LocalStore:
             return self._put(ticket.key, entry)
 
     def invalidate(self, keys: Iterable[str]) -> None:
+        names = list(keys)
         with self._lock:
-            for key in keys:
+            for key in names:
                 self.counters.invalidations += 1
                 running = self._fetching.get(key)
                 if running is not None:
@@ -168,6 +172,8 @@ class LocalStore:
                 entry = self._entries.pop(key, None)
                 if entry is not None:
                     self.bytes -= entry.size
+        if self.on_invalidate is not None:
+            self.on_invalidate(names)
 
     def flush(self) -> None:
         with self._lock:
@@ -175,6 +181,8 @@ class LocalStore:
             self._entries.clear()
             self.bytes = 0
             self.counters.flushes += 1
+        if self.on_invalidate is not None:
+            self.on_invalidate(None)
 
     # endregion: race
 
@@ -243,6 +251,13 @@ class Tracker:
     def wait_ready(self, timeout: float) -> bool:
         return self._ready.wait(timeout)
 
+    def ask(self, *args: Any) -> Any:
+        """One command on the tracked connection: ``CLIENT TRACKINGINFO`` and
+        ``CLIENT GETREDIR`` describe the connection that sends them."""
+        with self._reads:
+            self._reader.send_command(*args)
+            return self._reader.read_response()
+
     # region: tracking
     def _run(self) -> None:
         while not self._closed.is_set():
@@ -287,6 +302,7 @@ class Tracker:
         self._live = True
         self._ready.set()
 
+    # region: listen
     def _listen(self, sink: Any) -> None:
         while not self._closed.is_set():
             if not sink.can_read(timeout=self.heartbeat_s):
@@ -300,6 +316,8 @@ class Tracker:
                     self.store.flush()
                 else:
                     self.store.invalidate(str_if_bytes(key) for key in push[1])
+
+    # endregion: listen
 
     def _down(self) -> None:
         """Tracking is lost: stop serving this primary's copies, then drop them all."""

@@ -11,6 +11,7 @@ from figures import (
     hit_eviction,
     invalidation,
     leaderboard,
+    near_cache,
     session,
     stampede,
     universal,
@@ -29,6 +30,7 @@ FIGURES: list[Figure] = [
     *write_behind.FIGURES,
     *invalidation.FIGURES,
     *stampede.FIGURES,
+    *near_cache.FIGURES,
     *harness.FIGURES,
     DROP,
 ]
