@@ -83,7 +83,6 @@ def _check_calls(doc: dict[str, Any], requests: int) -> None:
     near = paths[("near-cache", "near-cache")]
     assert near["hits"] + near["misses"] == near["reads"]["n"]
     assert set(near["counters"]) == {"raced", "invalidations", "evictions", "flushes"}
-    assert near["counters"]["invalidations"] > 0  # the writes reached the store
 
 
 def test_every_scenario_counts_its_database_calls_and_exports(
