@@ -600,6 +600,11 @@ def near_cache(env: Env) -> Workload:
     if env.main:
         size = sum(aside.get(q, p).bytes for p in ids)
         env.note(f"{len(ids)} results cached, {size // len(ids):,} bytes of JSON each on average")
+        env.note(
+            "near-cache counters: raced, fetched values not kept (an invalidation came"
+            " during the fetch, or a push was still unread when it ended); invalidations,"
+            " keys named by the server's pushes"
+        )
         return Workload({"database": Path(lambda i: None)}, keyspace=len(ids))
     values = [str(env.valkey.get(key)) for key in keys]
     shared, counters = _near_of_process(env)
