@@ -643,7 +643,7 @@ def list_scenarios(
         [
             s.name,
             "yes" if s.default else "",
-            s.row or ("self-check" if s.check else "Module 1"),
+            s.row or ("self-check" if s.check else s.module),
             f"{s.baseline} | {s.contender}",
             f"{s.read_ratio:g}" if s.writes else "reads",
             f"{s.seconds:g} s",
