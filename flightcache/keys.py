@@ -241,6 +241,10 @@ class Keys:
         """hash: one user's session (user_id and the session's fields), sliding TTL."""
         return f"{self.prefix}session:{user}"
 
+    def exercise_near(self, name: str) -> str:
+        """string: a value the near-cache exercise reads through the learner's store."""
+        return f"{self.prefix}near:{name}"
+
     def exercise_sentinel(self, run: str, n: int) -> str:
         """string: a random token beside a check run's prefix, never inside it; written
         before the run and compared after, to catch code that touched other keys. The

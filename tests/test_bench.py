@@ -24,6 +24,7 @@ ALL = [
     "write-through",
     "write-behind",
     "nested-doll",
+    "near-cache",
     "valkey-get",
 ]
 
@@ -74,6 +75,14 @@ def _check_calls(doc: dict[str, Any], requests: int) -> None:
     assert doll["misses"] <= doll["db_calls"] <= 4 * doll["misses"]  # only missing layers
     for path in ("valkey-py loop", "bench"):
         assert paths[("valkey-get", path)]["db_calls"] == 0
+    # a write refreshes the Valkey key on every path: only the database path's reads query
+    near_db = paths[("near-cache", "database")]
+    assert near_db["db_calls"] == near_db["reads"]["n"] and near_db["writes"]["n"] > 0
+    for path in ("cache-aside", "near-cache", "valkey GET"):
+        assert paths[("near-cache", path)]["db_calls"] == 0  # every key cached before
+    near = paths[("near-cache", "near-cache")]
+    assert near["hits"] + near["misses"] == near["reads"]["n"]
+    assert set(near["counters"]) == {"raced", "invalidations", "evictions", "flushes"}
 
 
 def test_every_scenario_counts_its_database_calls_and_exports(
@@ -370,3 +379,63 @@ def test_ctrl_c_prints_what_was_measured_and_exits_130(
 def _last_vacuum(db: Any, table: str) -> Any:
     sql = f"SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = '{table}'"
     return db.fetch(sql).rows[0][0]
+
+
+# -- the near cache: its hit ratio against the share of writes ------------------------------
+def _near(doc: dict[str, Any]) -> dict[str, Any]:
+    return _paths(doc)[("near-cache", "near-cache")]
+
+
+@pytest.mark.parametrize("clients", [1, 3])
+def test_near_cache_hits_fall_as_writes_rise(
+    demo_cli: Any, tmp_path: Path, valkey_server: Any, key_prefix: str, clients: int
+) -> None:
+    """All reads: after the warm-up's first read of each key (a tracked GET, kept) the
+    near cache answers from memory, faster than the bare GET. With writes, each write invalidates
+    the copy and the next read of that key goes to Valkey: fewer hits."""
+    ratios = {}
+    for read_ratio in ("1", "0.5"):
+        out = tmp_path / f"near-{read_ratio}.json"
+        result = demo_cli(
+            "bench", "run", "near-cache", "--requests", "3000", "--warmup", "0.3",
+            "--read-ratio", read_ratio, "--clients", str(clients), "--json", str(out),
+            "--no-histogram",
+        )  # fmt: skip
+        assert result.code == 0, result.err
+        doc = json.loads(out.read_text())
+        near = _near(doc)
+        assert near["hits"] + near["misses"] == near["reads"]["n"]
+        ratios[read_ratio] = near["hit_ratio"]
+        if read_ratio == "1":
+            assert near["counters"]["invalidations"] == 0  # nothing wrote
+            assert near["writes"]["n"] == 0
+            # warm: every key was read once and kept; a miss now is a hit turned away
+            # while a push or a reply was unread on the tracking connections
+            assert near["hit_ratio"] >= 0.95
+            assert near["p50"] < _paths(doc)[("near-cache", "valkey GET")]["p50"]
+        else:
+            # a key written twice with no read between is invalidated once (default mode)
+            assert near["counters"]["invalidations"] > 0.25 * near["writes"]["n"]
+    assert ratios["0.5"] < ratios["1"] - 0.2
+    assert "raced" in result.out and "near-cache: Near cache vs a network GET" in result.out
+    from flightcache.valkey_client import close, connect
+
+    client = connect(valkey_server.url)
+    assert keys_left(client, key_prefix) == []
+    close(client)
+
+
+def test_near_cache_counters_add_up_over_processes(
+    demo_cli: Any, tmp_path: Path, valkey_server: Any, key_prefix: str
+) -> None:
+    """Each process has a near cache of its own; the counters of both reach the JSON."""
+    out = tmp_path / "near-processes.json"
+    result = demo_cli(
+        "bench", "run", "near-cache", "--requests", "3000", "--warmup", "0", "--read-ratio",
+        "0.8", "--clients", "2", "--processes", "2", "--json", str(out), "--no-histogram",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    near = _near(json.loads(out.read_text()))
+    assert near["n"] == 3000 and near["hits"] + near["misses"] == near["reads"]["n"]
+    assert near["counters"]["invalidations"] > 0 and near["counters"]["flushes"] == 0
+    assert 0 < near["hit_ratio"] < 1

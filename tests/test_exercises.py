@@ -439,6 +439,62 @@ def release(valkey, key, token):
         "deleted a lock another client holds",
     ),
 ]
+
+
+def _near_store(old: str, new: str) -> str:
+    """The reference near-cache store with one piece of it changed."""
+    reference = catalogue.solution_code(catalogue.get("near-cache"))
+    assert old in reference
+    return reference.replace(old, new)
+
+
+WRONG += [
+    Wrong(
+        "near-cache",
+        "serves from memory after a reconnect without flushing",
+        _near_store(
+            """            self.entries.clear()
+            self.bytes = 0
+""",
+            "",
+        ),
+        "kill",
+        "never reported",
+    ),
+    Wrong(
+        "near-cache",
+        "keeps a value fetched across an invalidation",
+        _near_store("ticket != self.version or ", ""),
+        "race",
+        "was kept",
+    ),
+    Wrong(
+        "near-cache",
+        "never evicts: an unbounded store",
+        _near_store("while self.entries and (", "while False and ("),
+        "bounds",
+        "holds more than it may",
+    ),
+    Wrong(
+        "near-cache",
+        "ignores invalidations",
+        _near_store(
+            """            for key in keys:
+                self._drop(key)
+""",
+            "",
+        ),
+        "invalidate",
+        "the server said so",
+    ),
+    Wrong(
+        "near-cache",
+        "never keeps anything",
+        _near_store("            self.entries[key] = value\n", ""),
+        "hit",
+        "not answered from memory",
+    ),
+]
 WRONG_DB = [w for w in WRONG if w.exercise in DB_EXERCISES]
 WRONG_VALKEY = [w for w in WRONG if w.exercise in VALKEY_EXERCISES]
 
@@ -514,6 +570,9 @@ def test_every_listed_mistake_has_a_wrong_solution() -> None:
         ("sessions", "touch-slides"),
         ("sessions", "login-atomic"),
         ("stampede-lock", "owner"),
+        ("near-cache", "kill"),
+        ("near-cache", "race"),
+        ("near-cache", "bounds"),
     } <= covered
     for w in WRONG:
         assert w.check in {c.name for c in CHECKS[w.exercise]}
@@ -719,7 +778,7 @@ def test_list_start_check_and_progress(
     folder = ex_env / "my exercises"
     servers = ["--valkey-url", str(valkey_server.url), "--key-prefix", key_prefix]
     listed = json_of(cli("exercise", "list", "--json"))
-    assert [e["status"] for e in listed["exercises"]] == ["not started"] * 6
+    assert [e["status"] for e in listed["exercises"]] == ["not started"] * len(catalogue.EXERCISES)
 
     started = cli("exercise", "start", "stampede-lock", "--dir", str(folder))
     assert started.code == 0, started.err

@@ -57,11 +57,16 @@ class Path:
     ``tight`` makes a *reference* path: that zero-argument call is timed in a bare
     loop (``t0 = clock(); call(); samples.append(clock() - t0)``), with none of the
     harness around it, to show what the client library alone measures.
+
+    ``counters`` returns running totals the pattern keeps (a near cache's raced
+    fetches, say); what they grew by during the path's measured slices is reported.
+    Give it on one client per process when the clients share what it counts.
     """
 
     read: Op
     write: Op | None = None
     tight: Callable[[], Any] | None = None
+    counters: Callable[[], dict[str, int]] | None = None
 
 
 @dataclass
@@ -118,12 +123,18 @@ class Tally:
     abandoned: int = 0
     seconds: float = 0.0  # wall time of the path's measured slices
     cpu: float = 0.0  # process CPU seconds during them (max over processes)
+    counters: dict[str, int] = field(default_factory=dict)  # the path's own, see Path
 
     def reset(self) -> None:
         for h in (self.read, self.write, self.service, self.lag):
             h.reset()
         self.ops = self.hits = self.misses = self.db_calls = self.abandoned = 0
         self.seconds = self.cpu = 0.0
+        self.counters = {}
+
+    def count(self, before: dict[str, int], after: dict[str, int]) -> None:
+        for name, value in after.items():
+            self.counters[name] = self.counters.get(name, 0) + value - before.get(name, 0)
 
     def add(self, other: Tally, *, same_clock: bool) -> None:
         """Add ``other``; ``same_clock``: the two ran side by side (processes), so their
@@ -141,6 +152,7 @@ class Tally:
         self.misses += other.misses
         self.db_calls += other.db_calls
         self.abandoned += other.abandoned
+        self.count({}, other.counters)
         if same_clock:
             self.seconds = max(self.seconds, other.seconds)
             self.cpu = max(self.cpu, other.cpu)
@@ -152,14 +164,14 @@ class Tally:
         out: dict[str, Any] = {
             k: hdr.encode(getattr(self, k)) for k in ("read", "write", "service", "lag")
         }
-        for k in ("ops", "hits", "misses", "db_calls", "abandoned", "seconds", "cpu"):
+        for k in ("ops", "hits", "misses", "db_calls", "abandoned", "seconds", "cpu", "counters"):
             out[k] = getattr(self, k)
         return out
 
     @classmethod
     def decode(cls, data: dict[str, Any]) -> Tally:
         t = cls(**{k: hdr.decode(data[k]) for k in ("read", "write", "service", "lag")})
-        for k in ("ops", "hits", "misses", "db_calls", "abandoned", "seconds", "cpu"):
+        for k in ("ops", "hits", "misses", "db_calls", "abandoned", "seconds", "cpu", "counters"):
             setattr(t, k, data[k])
         return t
 
@@ -209,6 +221,7 @@ class _Client:
     tallies: dict[str, Tally]
     pos: int = 0
     mark: int = 0  # database calls at the start of the slice
+    counted: dict[str, int] = field(default_factory=dict)  # the path's counters, then
     base: int = 0  # operations on the slice's path before it
     late: int = 0
 
@@ -355,6 +368,9 @@ class Runner:
         for client in self.clients:
             tally = client.tallies[s.path]
             tally.db_calls += client.opened.calls() - client.mark
+            counters = client.opened.workload.paths[s.path].counters
+            if counters is not None:
+                tally.count(client.counted, counters())
             self.late[s.path] += client.late
             served += tally.ops - client.base
             done += tally.ops
@@ -379,6 +395,8 @@ class Runner:
             self.progress(self.index, self.total_slices, path, warm)
         for client in self.clients:
             client.mark = client.opened.calls()
+            counters = client.opened.workload.paths[path].counters
+            client.counted = counters() if counters is not None else {}
             client.base = client.tallies[path].ops
             client.late = 0
         load = self.load

@@ -55,6 +55,7 @@ class PathResult:
     service: hdr.Summary | None = None  # open loop: from the actual start
     lag: hdr.Summary | None = None  # open loop: actual start minus scheduled start
     histogram: str = ""  # every operation's latency, HdrHistogram's encoding
+    counters: dict[str, int] = field(default_factory=dict)  # the pattern's own, if it keeps any
     warnings: list[str] = field(default_factory=list)
     trusted: bool = True  # False: a warning says the figures are not the server's
 
@@ -81,6 +82,7 @@ class PathResult:
             "abandoned": self.abandoned,
             "late": self.late,
             "client_cpu": round(self.cpu, 3),
+            "counters": self.counters,
             "reads": self.reads.as_dict(),
             "writes": self.writes.as_dict(),
             "warnings": self.warnings,
@@ -208,6 +210,7 @@ def path_result(name: str, tally: Tally, load: Load, floor: Floor, late: int) ->
         service=hdr.summary(tally.service) if open_loop else None,
         lag=hdr.summary(tally.lag) if open_loop else None,
         histogram=hdr.encode(merged),
+        counters=dict(tally.counters),
     )
     _judge(result, load, floor)
     return result

@@ -26,6 +26,7 @@ import datetime as dt
 import functools
 import itertools
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -91,7 +92,9 @@ class Scenario:
     baseline: str = "database"  # the path without a cache (001's "Without Cache")
     contender: str = "cache"  # the cached path ("With Cache")
     row: str | None = None  # the row of 001's summary table it measures
+    module: str = "Module 1"  # else, where the workshop teaches what it measures
     writes: bool = False  # does --read-ratio apply?
+    changes_rows: bool = True  # do its writes change database rows (False: Valkey's only)
     read_ratio: float = 1.0  # its default read ratio
     seconds: float = 10.0  # default measured seconds
     slice: float | None = None  # its own slice length, unless --slice is given
@@ -384,16 +387,7 @@ ASIDE_TTL = 5  # seconds: short, so that keys expire during the run and misses r
     contender="cache-aside",
 )
 def cache_aside(env: Env) -> Workload:
-    from flightcache.named_queries import get as named
-    from flightcache.patterns.cache_aside import CacheAside
-
-    q = named("passenger_bookings")
-    sql = q.sql(env.db.dialect)
-    ids = [
-        {"passenger_id": int(r[0])}
-        for r in _keyspace(env.rows("candidate_passengers", limit=PASSENGERS), "passengers")
-    ]
-    aside = CacheAside(env.valkey, env.db, env.keys, ttl=ASIDE_TTL)
+    q, sql, ids, aside = _passenger_bookings(env, PASSENGERS, ASIDE_TTL)
 
     def database(i: int) -> None:
         env.db.fetch(sql, ids[i])
@@ -402,6 +396,20 @@ def cache_aside(env: Env) -> Workload:
         {"database": Path(database), "cache-aside": Path(lambda i: aside.get(q, ids[i]).hit)},
         keyspace=len(ids),
     )
+
+
+def _passenger_bookings(env: Env, passengers: int, ttl: int) -> tuple[Any, str, list[Any], Any]:
+    """passenger_bookings: the query, its SQL here, the parameters of the first
+    ``passengers`` passengers, and a CacheAside over it with ``ttl``."""
+    from flightcache.named_queries import get as named
+    from flightcache.patterns.cache_aside import CacheAside
+
+    q = named("passenger_bookings")
+    ids = [
+        {"passenger_id": int(r[0])}
+        for r in _keyspace(env.rows("candidate_passengers", limit=passengers), "passengers")
+    ]
+    return q, q.sql(env.db.dialect), ids, CacheAside(env.valkey, env.db, env.keys, ttl=ttl)
 
 
 @scenario(
@@ -538,6 +546,126 @@ def nested_doll(env: Env) -> Workload:
         },
         keyspace=len(flights),
     )
+
+
+# -- Advanced topics -------------------------------------------------------------------------
+NEAR_KEYS = 200
+NEAR_TTL = 3600  # seconds: nothing expires during a run; only the writes change keys
+
+
+@dataclass
+class _Shared:
+    """One process's near cache, shared by its client threads as an application's
+    threads share one: built by the first client, closed by the last."""
+
+    near: Any
+    users: int = 0
+
+
+_NEAR: dict[str, _Shared] = {}
+
+
+class _Serialized:
+    """A client's database, one statement at a time: the shared near cache's misses that
+    reach the database come from every thread of the process."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.dialect = db.dialect
+        self._lock = threading.Lock()
+
+    def fetch(self, sql: str, params: Any = None) -> Any:
+        with self._lock:
+            return self.db.fetch(sql, params)
+
+
+@scenario(
+    "near-cache",
+    title="Near cache vs a network GET",
+    about=f"passenger_bookings for one of {NEAR_KEYS} passengers, cached in Valkey before"
+    " the run. database: the query; cache-aside: CacheAside.get, a hit (GET + JSON"
+    " decode); near-cache: NearCache.get (one per process, its threads share it), a hit"
+    " from process memory, a miss a tracked GET kept for the next read; valkey GET: the"
+    " bare GET of the same value. A write (--read-ratio below 1), on every path, is"
+    " another client refreshing the key in Valkey (SET of the same JSON): the server"
+    " invalidates the near cache's copy, so its hit ratio falls as writes rise",
+    baseline="valkey GET",
+    contender="near-cache",
+    writes=True,
+    changes_rows=False,
+    read_ratio=1.0,
+    module="advanced topics",
+    default=False,  # run by name: the default set stays 001's rows and Module 1's
+)
+def near_cache(env: Env) -> Workload:
+    q, sql, ids, aside = _passenger_bookings(env, NEAR_KEYS, NEAR_TTL)
+    keys = [aside.key(q, p) for p in ids]
+    if env.main:
+        size = sum(aside.get(q, p).bytes for p in ids)
+        env.note(f"{len(ids)} results cached, {size // len(ids):,} bytes of JSON each on average")
+        env.note(
+            "near-cache counters: raced, fetched values not kept (an invalidation came"
+            " during the fetch, or a push was still unread when it ended); invalidations,"
+            " keys named by the server's pushes"
+        )
+        return Workload({"database": Path(lambda i: None)}, keyspace=len(ids))
+    values = [str(env.valkey.get(key)) for key in keys]
+    shared, counters = _near_of_process(env)
+    near = shared.near
+    get, set_ = env.valkey.get, env.valkey.set
+
+    def database(i: int) -> None:
+        env.db.fetch(sql, ids[i])
+
+    def write(i: int) -> None:  # another client refreshes key i: the near copy is invalidated
+        set_(keys[i], values[i], ex=NEAR_TTL)
+
+    def close() -> None:
+        shared.users -= 1
+        if not shared.users:
+            _NEAR.pop(env.keys.prefix, None)
+            near.close()
+
+    return Workload(
+        {
+            "database": Path(database, write),
+            "cache-aside": Path(lambda i: aside.get(q, ids[i]).hit, write),
+            "near-cache": Path(lambda i: near.get(q, ids[i]).from_memory, write, counters=counters),
+            "valkey GET": Path(lambda i: get(keys[i]) is not None, write),
+        },
+        keyspace=len(ids),
+        close=close,
+    )
+
+
+def _near_of_process(env: Env) -> tuple[_Shared, Callable[[], dict[str, int]] | None]:
+    """This process's near cache (made by its first client), and for that first client
+    alone what counts the store's raced fetches, invalidations, evictions and flushes."""
+    from flightcache.patterns.near_cache import NearCache
+
+    shared = _NEAR.get(env.keys.prefix)
+    counters = None
+    if shared is None:
+        near = NearCache(env.valkey, _Serialized(env.db), env.keys, ttl=NEAR_TTL)  # type: ignore[arg-type]
+        if not near.wait_ready():
+            near.close()
+            raise DataError(
+                "the near cache's tracking connection did not come up within 5 s",
+                hint="does the Valkey server take CLIENT TRACKING (RESP3, Valkey 7 or later)?",
+            )
+        shared = _NEAR[env.keys.prefix] = _Shared(near)
+        store = near.store.counters
+
+        def counters() -> dict[str, int]:
+            return {
+                "raced": store.raced,
+                "invalidations": store.invalidations,
+                "evictions": store.evictions,
+                "flushes": store.flushes,
+            }
+
+    shared.users += 1
+    return shared, counters
 
 
 # -- the harness's own check -----------------------------------------------------------------

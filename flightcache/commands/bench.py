@@ -243,7 +243,7 @@ def _measure(
     try:
         found = require_dataset(db)
         dataset = found.loaded_at or ""
-        writers = [s.name for s in scenarios if s.writes]
+        writers = [s.name for s in scenarios if s.writes and s.changes_rows]
         if writers:  # bookings, renames, sessions: put back at the end, but still rows
             require_ours(found, db, f"bench run ({', '.join(writers)})", yes)
         check_connections(db, load.clients * load.processes)
@@ -466,6 +466,8 @@ def _render_scenario(console: Console, s: ScenarioResult) -> None:
     row("ops/s", [f"{p.throughput:,.0f}" for p in paths])
     row("hit ratio", ["-" if p.hit_ratio is None else f"{p.hit_ratio:.1%}" for p in paths])
     row("db calls/op", [f"{p.db_calls_per_op:.2f}" for p in paths])
+    for name in dict.fromkeys(n for p in paths for n in p.counters):  # the pattern's own
+        row(name, [f"{p.counters[name]:,}" if name in p.counters else "-" for p in paths])
     if any(p.service is not None for p in paths):
         for label, attr in (("service p50 / p99", "service"), ("start lag p50 / p99", "lag")):
             row(
@@ -641,7 +643,7 @@ def list_scenarios(
         [
             s.name,
             "yes" if s.default else "",
-            s.row or ("self-check" if s.check else "Module 1"),
+            s.row or ("self-check" if s.check else s.module),
             f"{s.baseline} | {s.contender}",
             f"{s.read_ratio:g}" if s.writes else "reads",
             f"{s.seconds:g} s",

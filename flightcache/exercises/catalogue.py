@@ -75,6 +75,12 @@ EXERCISES: dict[str, Exercise] = {
             "a rebuild lock: SET NX PX with a token, released by its owner (advanced)",
             ("acquire", "release"),
         ),
+        Exercise(
+            "near-cache",
+            "a near cache's local store: bounded, and never trusted past a lost"
+            " invalidation (advanced)",
+            ("lookup", "ticket", "keep", "on_invalidate", "on_tracking_lost"),
+        ),
     )
 }
 

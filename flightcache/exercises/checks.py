@@ -13,6 +13,8 @@ the run's database role.
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ from flightcache.exercises.harness import (
     plain,
     show,
 )
+from flightcache.valkey_client import key_node_name, node_name, primaries
 
 # a hash and its TTL written in two round trips: what sessions and write-through say
 ONE_STEP_HINT = (
@@ -855,6 +858,198 @@ def lock_owner(c: CheckContext) -> None:
         )
 
 
+# -- near cache ---------------------------------------------------------------------------
+NEAR_ROOM = 1 << 20  # bytes: room for every value a check reads, unless it tests the bounds
+NEAR_WAIT_S = 3.0  # for a push to reach the store, or tracking to come back
+
+
+class _Near:
+    """One near cache over the learner's store, opened in the learner's process, and
+    what the checker sees of it on the server: the tracked connection's commands."""
+
+    def __init__(self, c: CheckContext, max_entries: int = 100, max_bytes: int = NEAR_ROOM):
+        self.c = c
+        self.handle = c.learner.call("near_open", c.valkey, max_entries, max_bytes)
+
+    def __enter__(self) -> _Near:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.c.learner.call("near_close", self.handle)
+
+    def read(self, key: str) -> Any:
+        return self.c.learner.call("near_read", self.handle, key)
+
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = self.c.learner.call("near_state", self.handle)
+        return state
+
+    def tracking(self, key: str) -> dict[str, Any]:
+        """The tracking of the primary that holds ``key``."""
+        name = key_node_name(self.c.admin, key)
+        return next(t for t in self.state()["trackers"] if t["node"] == name)
+
+    def node(self, key: str) -> Any:
+        name = key_node_name(self.c.admin, key)
+        return next(n for n in primaries(self.c.admin) if node_name(n) == name)
+
+    def sent(self, key: str) -> int:
+        """Commands the tracked connection of ``key``'s primary has sent so far."""
+        reader = self.tracking(key)["reader_id"]
+        found = self.node(key).client_list(client_id=[str(reader)])
+        return int(found[0]["tot-cmds"]) if found else 0
+
+    def from_memory(self, key: str, expected: str) -> bool:
+        """Read ``key``: whether no command reached Valkey; a value other than
+        ``expected`` fails the check."""
+        before = self.sent(key)
+        got = self.read(key)
+        if got != expected:
+            raise CheckFailed(
+                f"near_read({key!r}) returned {show(got)}; Valkey holds {expected!r}",
+                hint="lookup() returns the value keep() stored for that key, or None",
+            )
+        return self.sent(key) == before
+
+    def wait(self, what: str, done: Callable[[dict[str, Any]], bool]) -> None:
+        end = time.monotonic() + NEAR_WAIT_S
+        while not done(self.state()):
+            if time.monotonic() > end:
+                raise CheckFailed(
+                    f"{what} did not happen within {NEAR_WAIT_S:g} s",
+                    hint="on_invalidate() and on_tracking_lost() must return promptly:"
+                    " they run in the tracking thread, which waits for them",
+                )
+            time.sleep(0.01)
+
+    def change(self, key: str, value: str) -> None:
+        """SET ``key`` as another client, and wait until the store has been told."""
+        seen = self.state()["invalidated"]
+        self.c.admin.set(key, value)
+        self.wait("the invalidation of the change", lambda s: s["invalidated"] > seen)
+
+    def kept(self, name: str, value: str) -> str:
+        """Key ``name`` set and read twice: the second read must come from memory."""
+        key = self.c.keys.exercise_near(name)
+        self.c.admin.set(key, value)
+        self.read(key)
+        if not self.from_memory(key, value):
+            raise CheckFailed(
+                "the second read of an unchanged key sent a command to Valkey: it was not"
+                " answered from memory",
+                hint="keep() should store the value when nothing happened since its ticket,"
+                " and lookup() return what keep() stored",
+            )
+        return key
+
+
+def near_hit(c: CheckContext) -> None:
+    with _Near(c) as near:
+        near.kept("hit", "first")
+
+
+def near_invalidate(c: CheckContext) -> None:
+    with _Near(c) as near:
+        key = near.kept("changed", "before")
+        near.change(key, "after")
+        got = near.read(key)
+        if got != "after":
+            raise CheckFailed(
+                f"another client changed the key to 'after' and the server said so, yet the"
+                f" next read returned {show(got)}",
+                hint="on_invalidate(): drop what the store holds of every key it names",
+            )
+
+
+def near_race(c: CheckContext) -> None:
+    key = c.keys.exercise_near("raced")
+    with _Near(c) as near:
+        c.admin.set(key, "old")
+        c.learner.call("near_fetch", near.handle, key)  # the ticket, then the GET
+        near.change(key, "new")  # the push arrives before keep() runs
+        kept = c.learner.call("near_keep", near.handle, key)
+        got = near.read(key)
+        if got != "new" or kept:
+            raise CheckFailed(
+                f"a value fetched before an invalidation of its key was kept (keep()"
+                f" returned {kept!r}), and the next read returned {show(got)}; Valkey holds"
+                " 'new': the copy would stay stale until the key changes again",
+                hint="let ticket() note something that on_invalidate() moves, and keep()"
+                " refuse when it has moved since",
+            )
+
+
+def near_kill(c: CheckContext) -> None:
+    with _Near(c) as near:
+        key = near.kept("killed", "before")
+        tracking = near.tracking(key)
+        # the kill and the change in one send: the change runs before the tracking
+        # connection can come back, so its invalidation is lost with the connection
+        pipe = near.node(key).pipeline(transaction=False)
+        pipe.client_kill_filter(_id=tracking["sink_id"])
+        pipe.set(key, "after")
+        pipe.execute()
+        near.wait(
+            "tracking on a new connection",
+            lambda s: any(
+                t["node"] == tracking["node"] and t["connects"] > tracking["connects"]
+                and t["ready"]
+                for t in s["trackers"]
+            ),
+        )  # fmt: skip
+        got = near.read(key)
+        if got != "after":
+            raise CheckFailed(
+                f"after the tracking connection was killed (CLIENT KILL) and came back, a"
+                f" read returned {show(got)} from memory; the key had changed to 'after'"
+                " meanwhile, and that change was never reported",
+                hint="on_tracking_lost(): drop everything the store holds, and make the"
+                " tickets taken before it stale",
+            )
+
+
+def near_bounds(c: CheckContext) -> None:
+    keys = [c.keys.exercise_near(f"bound-{n}") for n in range(5)]
+    for limit, max_entries, max_bytes, size in (
+        ("max_entries 3", 3, NEAR_ROOM, 10),
+        ("max_bytes 50", 100, 50, 20),  # two 20-byte values fit, not three
+    ):
+        allowed = min(max_entries, max_bytes // size)
+        with _Near(c, max_entries, max_bytes) as near:
+            values = [f"{n}".ljust(size, ".") for n in range(len(keys))]
+            for key, value in zip(keys, values, strict=True):
+                c.admin.set(key, value)
+                near.read(key)
+            # the most recently read first: whatever the eviction rule, these are kept
+            held = sum(
+                near.from_memory(key, value)
+                for key, value in reversed(list(zip(keys, values, strict=True)))
+            )
+            if held > allowed:
+                raise CheckFailed(
+                    f"with {limit}, {held} of {len(keys)} values of {size} bytes were"
+                    f" answered from memory: the store holds more than it may",
+                    hint="in keep(), drop entries (the least recently used, say) until the"
+                    " new value fits under both max_entries and max_bytes",
+                )
+            if not held:
+                raise CheckFailed(
+                    f"with {limit}, none of {len(keys)} values read was answered from"
+                    " memory: the store keeps nothing it has room for",
+                    hint="keep() makes room for the new value, then stores it",
+                )
+            if max_bytes == NEAR_ROOM:
+                continue
+            big = c.keys.exercise_near("too-big")
+            c.admin.set(big, "x" * (max_bytes + 1))
+            near.read(big)
+            if near.from_memory(big, "x" * (max_bytes + 1)):
+                raise CheckFailed(
+                    f"a value larger than max_bytes ({max_bytes}) was kept",
+                    hint="keep() refuses a value that can never fit",
+                )
+
+
 CHECKS: dict[str, tuple[Check, ...]] = {
     "cache-aside": (
         Check("miss", "a miss runs the query and stores its rows", ca_miss),
@@ -930,5 +1125,16 @@ CHECKS: dict[str, tuple[Check, ...]] = {
             "release", "release frees your own lock; each acquire has a fresh token", lock_release
         ),
         Check("owner", "release leaves another client's lock alone", lock_owner),
+    ),
+    "near-cache": (
+        Check("hit", "a second read is answered from memory: nothing reaches Valkey", near_hit),
+        Check("invalidate", "a change in Valkey drops the copy", near_invalidate),
+        Check("race", "a value fetched across an invalidation is not kept", near_race),
+        Check(
+            "kill",
+            "after the tracking connection is killed, nothing old is served",
+            near_kill,
+        ),
+        Check("bounds", "the store stays under max_entries and max_bytes", near_bounds),
     ),
 }

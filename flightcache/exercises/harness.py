@@ -133,15 +133,29 @@ def _outside_prefix(exc: BaseException) -> bool:
     return "NOPERM" in text or "No permissions" in text or "ACL failure" in text
 
 
-def where_in(path: Path, exc: BaseException) -> str:
-    """``file:line: source`` of the deepest frame of ``path`` in the exception's traceback."""
-    found = ""
+def _deepest(path: Path, exc: BaseException) -> traceback.FrameSummary | None:
+    """The deepest frame of ``path`` in the exception's traceback."""
+    found = None
     for frame in traceback.extract_tb(exc.__traceback__):
         if Path(frame.filename).resolve() == path:
-            found = f"{path}:{frame.lineno}: {(frame.line or '').strip()}"
-    if not found and isinstance(exc, SyntaxError) and exc.lineno:
-        found = f"{exc.filename}:{exc.lineno}: {(exc.text or '').strip()}"
+            found = frame
     return found
+
+
+def where_in(path: Path, exc: BaseException) -> str:
+    """``file:line: source`` of the deepest frame of ``path`` in the exception's traceback."""
+    frame = _deepest(path, exc)
+    if frame is not None:
+        return f"{path}:{frame.lineno}: {(frame.line or '').strip()}"
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f"{exc.filename}:{exc.lineno}: {(exc.text or '').strip()}"
+    return ""
+
+
+def raised_in(path: Path, exc: BaseException) -> str:
+    """The name of the deepest function of ``path`` in the exception's traceback."""
+    frame = _deepest(path, exc)
+    return "" if frame is None else frame.name
 
 
 class Learner:
@@ -183,8 +197,9 @@ class Learner:
         except CheckFailed:
             raise
         except NotImplementedError as exc:
+            unwritten = raised_in(self.path, exc) or function  # a method it calls, maybe
             raise CheckFailed(
-                f"{function}() is not written yet (it raises NotImplementedError)",
+                f"{unwritten}() is not written yet (it raises NotImplementedError)",
                 hint=f"write it between {self.exercise.start_marker!r} and "
                 f"{self.exercise.end_marker!r}, as its docstring says",
                 where=self.where(exc),
