@@ -75,11 +75,13 @@ class Workload:
 
 @dataclass
 class Opened:
-    """What a factory hands one client: its workload, its database-call counter, a closer."""
+    """What a factory hands one client: its workload, its database-call counter, a closer,
+    and the meter of the database server's CPU seconds it accounts for, if any."""
 
     workload: Workload
     calls: Callable[[], int]
     close: Callable[[], None]
+    server_cpu: Callable[[], float] | None = None
 
 
 Factory = Callable[[int], Opened]
@@ -118,12 +120,13 @@ class Tally:
     abandoned: int = 0
     seconds: float = 0.0  # wall time of the path's measured slices
     cpu: float = 0.0  # process CPU seconds during them (max over processes)
+    server_cpu: float = 0.0  # the database server's CPU seconds during them (summed)
 
     def reset(self) -> None:
         for h in (self.read, self.write, self.service, self.lag):
             h.reset()
         self.ops = self.hits = self.misses = self.db_calls = self.abandoned = 0
-        self.seconds = self.cpu = 0.0
+        self.seconds = self.cpu = self.server_cpu = 0.0
 
     def add(self, other: Tally, *, same_clock: bool) -> None:
         """Add ``other``; ``same_clock``: the two ran side by side (processes), so their
@@ -141,6 +144,7 @@ class Tally:
         self.misses += other.misses
         self.db_calls += other.db_calls
         self.abandoned += other.abandoned
+        self.server_cpu += other.server_cpu  # each process metered its own clients' share
         if same_clock:
             self.seconds = max(self.seconds, other.seconds)
             self.cpu = max(self.cpu, other.cpu)
@@ -152,14 +156,14 @@ class Tally:
         out: dict[str, Any] = {
             k: hdr.encode(getattr(self, k)) for k in ("read", "write", "service", "lag")
         }
-        for k in ("ops", "hits", "misses", "db_calls", "abandoned", "seconds", "cpu"):
+        for k in ("ops", "hits", "misses", "db_calls", "abandoned", "seconds", "cpu", "server_cpu"):
             out[k] = getattr(self, k)
         return out
 
     @classmethod
     def decode(cls, data: dict[str, Any]) -> Tally:
         t = cls(**{k: hdr.decode(data[k]) for k in ("read", "write", "service", "lag")})
-        for k in ("ops", "hits", "misses", "db_calls", "abandoned", "seconds", "cpu"):
+        for k in ("ops", "hits", "misses", "db_calls", "abandoned", "seconds", "cpu", "server_cpu"):
             setattr(t, k, data[k])
         return t
 
@@ -287,7 +291,8 @@ class Runner:
         self.error: BaseException | None = None
         self.interrupted = False
         self.late: dict[str, int] = dict.fromkeys(self.names, 0)
-        self._cpu0 = 0.0
+        self._cpu0 = self._server0 = 0.0
+        self.meters = [c.opened.server_cpu for c in self.clients if c.opened.server_cpu]
         self.barrier = threading.Barrier(load.clients, action=self._advance)
 
     def _quota(self) -> int:
@@ -371,6 +376,11 @@ class Runner:
         first = self.clients[0].tallies[s.path]
         first.seconds += (now - s.start) / 1e9
         first.cpu += time.process_time() - self._cpu0
+        first.server_cpu += self._server_cpu() - self._server0
+
+    def _server_cpu(self) -> float:
+        """The database server's CPU seconds that this process's clients account for."""
+        return sum(read() for read in self.meters)
 
     def _open_slice(self) -> None:
         path, warm = self._path_of(self.index)
@@ -382,6 +392,7 @@ class Runner:
             client.base = client.tallies[path].ops
             client.late = 0
         load = self.load
+        self._server0 = self._server_cpu()  # before the clock starts: 128 reads take a while
         start = time.perf_counter_ns()
         self._cpu0 = time.process_time()
         s = _Slice(
@@ -433,6 +444,7 @@ class Runner:
         for name in self.names:  # wall time and CPU were kept once, on the first client
             merged[name].seconds = self.clients[0].tallies[name].seconds
             merged[name].cpu = self.clients[0].tallies[name].cpu
+            merged[name].server_cpu = self.clients[0].tallies[name].server_cpu
         return Outcome(merged, self.index, self.interrupted, dict(self.late))
 
     def _client(self, client: _Client) -> None:

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from flightcache.bench import hdr
+from flightcache.bench import hdr, server_cpu
 from flightcache.bench.engine import Load, Opened, Outcome, Path, RunProgress, Workload, drive
 from flightcache.bench.scenarios import Env, Scenario
 from flightcache.bench.scenarios import get as get_scenario
@@ -130,10 +130,11 @@ class ClientFactory:
         env = Env(db, valkey, self.target.keys(sc.name), index, undo=undo)
         try:
             workload = sc.build(env)
+            meter = server_cpu.meter(db.inner, index) if index >= 0 else None
         except BaseException:
             release()
             raise
-        return Opened(workload, lambda: db.calls, release), env
+        return Opened(workload, lambda: db.calls, release, meter), env
 
     def __call__(self, index: int) -> Opened:
         return self.open(index)[0]
