@@ -6,9 +6,10 @@ curve runs one scenario at each of several client counts (``1,8,32,128``), each
 count once with every client a thread of one process and once spread over
 processes, and keeps per path: operations per second (closed loop, so at the top
 of the curve this is the throughput at saturation), p50 and p99, and the database
-server's CPU seconds per operation (see :mod:`flightcache.bench.server_cpu`). The
-database path should cost the server CPU on every read; the cache path costs it
-none, so its figure is what else ran on the server meanwhile.
+server's and Valkey's CPU seconds per operation (see
+:mod:`flightcache.bench.server_cpu`). The database path should cost the database
+CPU on every read and Valkey none; the cache path the other way round, so the
+figure a path should not have is what else ran on that server meanwhile.
 
 Returns numbers, prints nothing.
 """
@@ -65,7 +66,7 @@ def processes_for(clients: int, mode: str, cpus: int) -> int:
 
 
 @dataclass
-class PointPath:
+class CurvePath:
     """One path at one point of the curve."""
 
     path: str
@@ -74,6 +75,7 @@ class PointPath:
     p50_ns: int
     p99_ns: int
     server_cpu_s: float | None  # None: the server could not be read
+    valkey_cpu_s: float | None = None
 
     @property
     def per_s(self) -> float:
@@ -81,12 +83,14 @@ class PointPath:
 
     @property
     def server_us_per_op(self) -> float | None:
-        if self.server_cpu_s is None or not self.ops:
-            return None
-        return self.server_cpu_s * 1e6 / self.ops
+        return _per_op(self.server_cpu_s, self.ops)
+
+    @property
+    def valkey_us_per_op(self) -> float | None:
+        return _per_op(self.valkey_cpu_s, self.ops)
 
     def as_dict(self) -> dict[str, Any]:
-        per_op = self.server_us_per_op
+        per_op, valkey = self.server_us_per_op, self.valkey_us_per_op
         return {
             "path": self.path,
             "ops": self.ops,
@@ -96,23 +100,29 @@ class PointPath:
             "p99_ns": self.p99_ns,
             "db_server_cpu_s": None if self.server_cpu_s is None else round(self.server_cpu_s, 4),
             "db_server_cpu_us_per_op": None if per_op is None else round(per_op, 2),
+            "valkey_cpu_s": None if self.valkey_cpu_s is None else round(self.valkey_cpu_s, 4),
+            "valkey_cpu_us_per_op": None if valkey is None else round(valkey, 2),
         }
 
 
+def _per_op(seconds: float | None, ops: int) -> float | None:
+    return None if seconds is None or not ops else seconds * 1e6 / ops
+
+
 @dataclass
-class Point:
+class CurvePoint:
     """One client count in one mode: every path's figures, and how busy the machine was."""
 
     clients: int
     mode: str
     processes: int
-    paths: list[PointPath]
+    paths: list[CurvePath]
     load_before: float
     load_after: float
     machine_busy: float | None
     interrupted: bool = False
 
-    def path(self, name: str) -> PointPath | None:
+    def path(self, name: str) -> CurvePath | None:
         return next((p for p in self.paths if p.path == name), None)
 
     def as_dict(self) -> dict[str, Any]:
@@ -135,7 +145,8 @@ class Curve:
     environment: dict[str, Any]
     settings: dict[str, Any]
     metered: str | None  # what the server CPU figure covers; None: not read
-    points: list[Point]
+    valkey_metered: bool
+    points: list[CurvePoint]
     interrupted: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -146,13 +157,14 @@ class Curve:
             "environment": self.environment,
             "settings": self.settings,
             "db_server_cpu": self.metered,
+            "valkey_cpu": "the valkey-server process" if self.valkey_metered else None,
             "points": [p.as_dict() for p in self.points],
             "interrupted": self.interrupted,
         }
 
 
 @dataclass(frozen=True)
-class Options:
+class CurveOptions:
     clients: Sequence[int] = DEFAULT_CLIENTS
     modes: Sequence[str] = MODES
     duration: float = 4.0  # measured seconds per point, shared by its paths
@@ -160,7 +172,7 @@ class Options:
     seed: int = 1
 
 
-def plan(options: Options, cpus: int | None = None) -> list[tuple[int, str, int]]:
+def plan(options: CurveOptions, cpus: int | None = None) -> list[tuple[int, str, int]]:
     """(clients, mode, processes) of every point, in the order they run."""
     cpus = cpus or os.cpu_count() or 1
     return [
@@ -168,7 +180,7 @@ def plan(options: Options, cpus: int | None = None) -> list[tuple[int, str, int]
     ]
 
 
-def loads(options: Options) -> Iterator[tuple[int, str, Any]]:
+def loads(options: CurveOptions) -> Iterator[tuple[int, str, Any]]:
     """Every point's :class:`Load`, checked by the bench's own rules before anything runs."""
     for clients, mode, processes in plan(options):
         yield clients, mode, make_load(
@@ -181,14 +193,15 @@ def loads(options: Options) -> Iterator[tuple[int, str, Any]]:
 def measure(
     sc: Scenario,
     target: Target,
-    options: Options,
+    options: CurveOptions,
     *,
     metered: bool,
+    valkey_metered: bool,
     stop: threading.Event,
     progress: Callable[[str], RunProgress] | None = None,
-) -> tuple[list[Point], bool]:
+) -> tuple[list[CurvePoint], bool]:
     """Run every point; returns them and whether Ctrl-C cut the curve short."""
-    points: list[Point] = []
+    points: list[CurvePoint] = []
     for clients, mode, load in list(loads(options)):
         if stop.is_set():
             break
@@ -207,9 +220,10 @@ def measure(
         for name, tally in run.outcome.tallies.items():
             s = hdr.summary(tally.read)
             server = tally.server_cpu if metered else None
-            paths.append(PointPath(name, tally.ops, tally.seconds, s.p50, s.p99, server))
+            valkey = tally.valkey_cpu if valkey_metered else None
+            paths.append(CurvePath(name, tally.ops, tally.seconds, s.p50, s.p99, server, valkey))
         busy = None if run.machine is None else run.machine.fraction
         late = os.getloadavg()[0]
         stopped = run.outcome.interrupted
-        points.append(Point(clients, mode, load.processes, paths, before, late, busy, stopped))
+        points.append(CurvePoint(clients, mode, load.processes, paths, before, late, busy, stopped))
     return points, stop.is_set()

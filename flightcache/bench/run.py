@@ -130,11 +130,19 @@ class ClientFactory:
         env = Env(db, valkey, self.target.keys(sc.name), index, undo=undo)
         try:
             workload = sc.build(env)
-            meter = server_cpu.meter(db.inner, index) if index >= 0 else None
+            meters: tuple[server_cpu.Meter | None, server_cpu.Meter | None] = (None, None)
+            if index >= 0:
+                from flightcache.config import ValkeyUrl
+
+                url = ValkeyUrl.parse(self.target.valkey_url)
+                meters = (
+                    server_cpu.meter(db.inner, index),
+                    server_cpu.valkey_meter(valkey, url, index),
+                )
         except BaseException:
             release()
             raise
-        return Opened(workload, lambda: db.calls, release, meter), env
+        return Opened(workload, lambda: db.calls, release, *meters), env
 
     def __call__(self, index: int) -> Opened:
         return self.open(index)[0]

@@ -7,7 +7,10 @@ each, and without performance_schema one thread cannot be told from another: cli
 0 reads the whole server (``@@pid_file``) and the others nothing, so whatever else
 that server does meanwhile counts too.
 
-Only a server on this machine can be read; for one elsewhere :func:`meter` gives None.
+Valkey runs one process too (its commands on one thread): :func:`valkey_meter` reads it
+for client 0, beside the database, so that the two servers' CPU per operation compare.
+
+Only a server on this machine can be read; for one elsewhere the meters are None.
 """
 
 from __future__ import annotations
@@ -27,8 +30,6 @@ def meter(db: Any, client: int) -> Meter | None:
     """Client ``client``'s meter of the server ``db`` is connected to, or None (the server
     is not on this machine, or its process cannot be read; MariaDB: a client other
     than 0)."""
-    import psutil
-
     host = str(getattr(db.url, "host", ""))
     if host not in LOCAL_HOSTS and not host.startswith("/"):
         return None
@@ -39,11 +40,34 @@ def meter(db: Any, client: int) -> Meter | None:
         return None
     try:
         pid = int(rows[0][0]) if db.dialect == "postgresql" else _pid_in(str(rows[0][0]))
+    except (ValueError, OSError):
+        return None
+    return _process_meter(pid, ("postgres", "mariadbd", "mysqld"))
+
+
+def valkey_meter(client: Any, url: Any, index: int) -> Meter | None:
+    """Client ``index``'s meter of the valkey-server at ``url``: client 0 reads the whole
+    server; the others, a cluster, or a server elsewhere: None."""
+    if index != 0 or url.cluster or (url.host not in LOCAL_HOSTS and not url.path):
+        return None
+    try:
+        pid = int(client.info("server")["process_id"])
+    except Exception:  # a server that hides INFO, or answers oddly: no figure
+        return None
+    return _process_meter(pid, ("valkey", "redis"))
+
+
+def _process_meter(pid: int, names: tuple[str, ...]) -> Meter | None:
+    """The CPU seconds of process ``pid`` when its name has one of ``names``, else None
+    (the pid is some other program's: the server is not on this machine)."""
+    import psutil
+
+    try:
         process = psutil.Process(pid)
-        if not any(word in process.name() for word in ("postgres", "mariadbd", "mysqld")):
-            return None  # the pid is some other program's: the server is not here
+        if not any(word in process.name() for word in names):
+            return None
         process.cpu_times()
-    except (ValueError, OSError, psutil.Error):
+    except psutil.Error:
         return None
 
     def read() -> float:

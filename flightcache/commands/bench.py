@@ -745,10 +745,12 @@ def curve(
     from flightcache.bench.run import Target
     from flightcache.bench.scenarios import get as get_scenario
     from flightcache.console import err, out
-    from flightcache.valkey_client import valkey_errors
+    from flightcache.valkey_client import close, valkey_errors
 
     sc = get_scenario(name)
-    options = cv.Options(cv.parse_clients(clients), cv.parse_modes(modes), duration, warmup, seed)
+    options = cv.CurveOptions(
+        cv.parse_clients(clients), cv.parse_modes(modes), duration, warmup, seed
+    )
     list(cv.loads(options))  # every point's options checked before anything runs
     _checked_exports({"--json": json_path})
     application: App = ctx.obj
@@ -762,21 +764,28 @@ def curve(
             application, target, [sc], max(options.clients), _command_line(ctx),
             f"bench curve ({sc.name})", yes,
         )  # fmt: skip
-        db = application.database()
+        db, client = application.database(), None
         try:
             metered = server_cpu.describe(db)
+            client = application.valkey()
+            valkey_metered = server_cpu.valkey_meter(client, application.valkey_url(), 0)
         finally:
             db.close()
+            if client is not None:
+                close(client)
         progress = _progress()
         with _ctrl_c() as stop, progress:
             task = progress.add_task(f"{sc.name}: setting up", total=None)
             points, interrupted = cv.measure(
-                sc, target, options, metered=metered is not None, stop=stop,
+                sc, target, options, metered=metered is not None,
+                valkey_metered=valkey_metered is not None, stop=stop,
                 progress=lambda label: _shower(progress, task, f"{sc.name}, {label}"),
             )  # fmt: skip
     settings = {"clients": list(options.clients), "modes": list(options.modes),
                 "duration_s": duration, "warmup_s": warmup, "seed": seed}  # fmt: skip
-    result = cv.Curve(sc, environment, settings, metered, points, interrupted)
+    result = cv.Curve(
+        sc, environment, settings, metered, valkey_metered is not None, points, interrupted
+    )
     if json_path != "-":
         _render_curve(out, result)
     if json_path is not None:
@@ -801,12 +810,14 @@ def _render_curve(console: Console, result: Any) -> None:
         f" Valkey {env['valkey']['version']}; {env['cpu_count']} CPUs",
         title_justify="left",
     )
-    for column in ("clients", "mode", "path", "ops/s", "p50", "p99", "DB CPU/op", "load avg"):
+    columns = ("clients", "mode", "path", "ops/s", "p50", "p99", "DB CPU/op", "Valkey CPU/op",
+               "load avg")  # fmt: skip
+    for column in columns:
         t.add_column(column, justify="left" if column in ("mode", "path") else "right")
     for point in result.points:
         mode = point.mode if point.processes == 1 else f"{point.mode} ({point.processes})"
         for i, p in enumerate(point.paths):
-            per_op = p.server_us_per_op
+            per_op, valkey = p.server_us_per_op, p.valkey_us_per_op
             t.add_row(
                 str(point.clients) if i == 0 else "",
                 mode if i == 0 else "",
@@ -815,6 +826,7 @@ def _render_curve(console: Console, result: Any) -> None:
                 human_ns(p.p50_ns),
                 human_ns(p.p99_ns),
                 "-" if per_op is None else f"{per_op:,.1f} µs",
+                "-" if valkey is None else f"{valkey:,.1f} µs",
                 f"{point.load_before:.2f}" if i == 0 else "",
             )
         t.add_section()
@@ -829,6 +841,7 @@ def _render_curve(console: Console, result: Any) -> None:
         console.print(f"{mode}: the most ops/s measured: {said}", soft_wrap=True)
     what = result.metered or "not read (the server is not on this machine, or not readable)"
     console.print(f"DB CPU/op: the database server's CPU per operation; it covers {what}."
+                  " Valkey CPU/op: the valkey-server process's."
                   " load avg: the machine's 1-minute load average before the point.",
                   style="dim", soft_wrap=True)  # fmt: skip
 
