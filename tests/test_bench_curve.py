@@ -4,6 +4,8 @@ both databases; the database server's CPU as the bench meters it; bad input."""
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -144,3 +146,54 @@ def test_bad_input_is_one_line_before_anything_runs(
     assert result.code == 2, (result.code, result.err)
     assert result.err.startswith("error: ") and fragment in result.err, result.err
     assert "Traceback" not in result.err and "hint:" in result.err
+
+
+@pytest.mark.safety(10)
+def test_ctrl_c_keeps_the_points_measured_and_exits_130(
+    loaded: Any, db_url: Any, valkey_server: Any, key_prefix: str, tmp_path: Path
+) -> None:
+    """A real SIGINT in the middle of the second point (two child processes): both points
+    are written, the second marked, and the children and the keys are gone."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from flightcache.valkey_client import close, connect
+    from tests.conftest import keys_left, server_args
+
+    out = tmp_path / "partial.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "flightcache", *server_args(db_url, valkey_server, key_prefix),
+            "bench", "curve", "--clients", "1,2", "--modes", "processes", "--duration", "3",
+            "--warmup", "0", "--json", str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    said = []
+    for line in proc.stderr:  # not a terminal: a line when each point starts measuring
+        said.append(line)
+        if line.startswith("user-sessions, 2 client(s), processes: measuring"):
+            break
+    time.sleep(0.5)
+    found = psutil.Process(proc.pid).children(recursive=True)
+    children = [c for c in found if "spawn_main" in " ".join(c.cmdline())]
+    assert len(children) == 2  # the point's two bench processes
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(said) + stderr
+    doc = json.loads(out.read_text())
+    assert doc["interrupted"] and [p["clients"] for p in doc["points"]] == [1, 2]
+    assert [p["interrupted"] for p in doc["points"]] == [False, True]
+    assert all(p["ops"] > 0 for p in doc["points"][0]["paths"])
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
+    assert "bench curve: user-sessions" in stdout
+    client = connect(valkey_server.url)
+    assert keys_left(client, key_prefix) == []  # the teardown ran
+    close(client)
