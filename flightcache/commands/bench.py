@@ -727,9 +727,9 @@ def curve(
     path in turns as in `bench run`, closed loop: at the top of the curve, ops/s
     is the throughput at saturation. The database server's CPU seconds are read
     around every slice (PostgreSQL: each client's backend; MariaDB/MySQL: the
-    whole server process) and divided by the operations: what one read costs the
-    server. Only a server on this machine can be read. Ctrl-C stops early and
-    prints what was measured (exit 130).
+    whole server process), and valkey-server's, and divided by the operations:
+    what one read costs each server. Only a server on this machine can be read.
+    Ctrl-C stops early and prints what was measured (exit 130).
 
     Examples:
 
