@@ -80,11 +80,14 @@ class Workload:
 
 @dataclass
 class Opened:
-    """What a factory hands one client: its workload, its database-call counter, a closer."""
+    """What a factory hands one client: its workload, its database-call counter, a closer,
+    and the meters of the database server's and Valkey's CPU seconds it accounts for."""
 
     workload: Workload
     calls: Callable[[], int]
     close: Callable[[], None]
+    server_cpu: Callable[[], float] | None = None
+    valkey_cpu: Callable[[], float] | None = None
 
 
 Factory = Callable[[int], Opened]
@@ -124,12 +127,14 @@ class Tally:
     seconds: float = 0.0  # wall time of the path's measured slices
     cpu: float = 0.0  # process CPU seconds during them (max over processes)
     counters: dict[str, int] = field(default_factory=dict)  # the path's own, see Path
+    server_cpu: float = 0.0  # the database server's CPU seconds during them (summed)
+    valkey_cpu: float = 0.0  # valkey-server's CPU seconds during them
 
     def reset(self) -> None:
         for h in (self.read, self.write, self.service, self.lag):
             h.reset()
         self.ops = self.hits = self.misses = self.db_calls = self.abandoned = 0
-        self.seconds = self.cpu = 0.0
+        self.seconds = self.cpu = self.server_cpu = self.valkey_cpu = 0.0
         self.counters = {}
 
     def count(self, before: dict[str, int], after: dict[str, int]) -> None:
@@ -153,6 +158,8 @@ class Tally:
         self.db_calls += other.db_calls
         self.abandoned += other.abandoned
         self.count({}, other.counters)
+        self.server_cpu += other.server_cpu  # each process metered its own clients' share
+        self.valkey_cpu += other.valkey_cpu
         if same_clock:
             self.seconds = max(self.seconds, other.seconds)
             self.cpu = max(self.cpu, other.cpu)
@@ -164,14 +171,36 @@ class Tally:
         out: dict[str, Any] = {
             k: hdr.encode(getattr(self, k)) for k in ("read", "write", "service", "lag")
         }
-        for k in ("ops", "hits", "misses", "db_calls", "abandoned", "seconds", "cpu", "counters"):
+        for k in (
+            "ops",
+            "hits",
+            "misses",
+            "db_calls",
+            "abandoned",
+            "seconds",
+            "cpu",
+            "server_cpu",
+            "valkey_cpu",
+            "counters",
+        ):
             out[k] = getattr(self, k)
         return out
 
     @classmethod
     def decode(cls, data: dict[str, Any]) -> Tally:
         t = cls(**{k: hdr.decode(data[k]) for k in ("read", "write", "service", "lag")})
-        for k in ("ops", "hits", "misses", "db_calls", "abandoned", "seconds", "cpu", "counters"):
+        for k in (
+            "ops",
+            "hits",
+            "misses",
+            "db_calls",
+            "abandoned",
+            "seconds",
+            "cpu",
+            "server_cpu",
+            "valkey_cpu",
+            "counters",
+        ):
             setattr(t, k, data[k])
         return t
 
@@ -301,6 +330,11 @@ class Runner:
         self.interrupted = False
         self.late: dict[str, int] = dict.fromkeys(self.names, 0)
         self._cpu0 = 0.0
+        self._servers0 = (0.0, 0.0)
+        self.meters = (
+            [c.opened.server_cpu for c in self.clients if c.opened.server_cpu],
+            [c.opened.valkey_cpu for c in self.clients if c.opened.valkey_cpu],
+        )
         self.barrier = threading.Barrier(load.clients, action=self._advance)
 
     def _quota(self) -> int:
@@ -387,6 +421,13 @@ class Runner:
         first = self.clients[0].tallies[s.path]
         first.seconds += (now - s.start) / 1e9
         first.cpu += time.process_time() - self._cpu0
+        database, valkey = self._servers()
+        first.server_cpu += database - self._servers0[0]
+        first.valkey_cpu += valkey - self._servers0[1]
+
+    def _servers(self) -> tuple[float, float]:
+        """The database server's and Valkey's CPU seconds this process's clients account for."""
+        return sum(read() for read in self.meters[0]), sum(read() for read in self.meters[1])
 
     def _open_slice(self) -> None:
         path, warm = self._path_of(self.index)
@@ -400,6 +441,7 @@ class Runner:
             client.base = client.tallies[path].ops
             client.late = 0
         load = self.load
+        self._servers0 = self._servers()  # before the clock starts: 128 reads take a while
         start = time.perf_counter_ns()
         self._cpu0 = time.process_time()
         s = _Slice(
@@ -451,6 +493,8 @@ class Runner:
         for name in self.names:  # wall time and CPU were kept once, on the first client
             merged[name].seconds = self.clients[0].tallies[name].seconds
             merged[name].cpu = self.clients[0].tallies[name].cpu
+            merged[name].server_cpu = self.clients[0].tallies[name].server_cpu
+            merged[name].valkey_cpu = self.clients[0].tallies[name].valkey_cpu
         return Outcome(merged, self.index, self.interrupted, dict(self.late))
 
     def _client(self, client: _Client) -> None:

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from flightcache.bench import hdr
+from flightcache.bench import hdr, server_cpu
 from flightcache.bench.engine import Load, Opened, Outcome, Path, RunProgress, Workload, drive
 from flightcache.bench.scenarios import Env, Scenario
 from flightcache.bench.scenarios import get as get_scenario
@@ -130,10 +130,19 @@ class ClientFactory:
         env = Env(db, valkey, self.target.keys(sc.name), index, undo=undo)
         try:
             workload = sc.build(env)
+            meters: tuple[server_cpu.Meter | None, server_cpu.Meter | None] = (None, None)
+            if index >= 0:
+                from flightcache.config import ValkeyUrl
+
+                url = ValkeyUrl.parse(self.target.valkey_url)
+                meters = (
+                    server_cpu.meter(db.inner, index),
+                    server_cpu.valkey_meter(valkey, url, index),
+                )
         except BaseException:
             release()
             raise
-        return Opened(workload, lambda: db.calls, release), env
+        return Opened(workload, lambda: db.calls, release, *meters), env
 
     def __call__(self, index: int) -> Opened:
         return self.open(index)[0]

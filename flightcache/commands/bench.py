@@ -7,6 +7,8 @@ import itertools
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -232,7 +234,63 @@ def _measure(
 ) -> Report:
     """Check the servers, then the floor, then every scenario; Ctrl-C ends it early."""
     from flightcache.bench import report as rep
-    from flightcache.bench.run import check_connections, measure_floor, run_scenario, scenario_load
+    from flightcache.bench.run import measure_floor, run_scenario, scenario_load
+    from flightcache.console import err
+
+    what = f"bench run ({', '.join(s.name for s in scenarios if s.writes and s.changes_rows)})"
+    target, environment = _prepare(
+        application, target, scenarios, load.clients * load.processes, command, what, yes
+    )
+    progress = _progress()
+    rounds = 1 if load.requests is not None else max(1, rounds)
+    runs: dict[str, ScenarioRun] = {}
+    with _ctrl_c() as stop, progress:
+        task = progress.add_task("self-check: the harness's floor", total=None)
+        floor = measure_floor(stop)
+        for turn, sc in itertools.product(range(rounds), scenarios):
+            if stop.is_set():
+                break
+            label = f"{sc.name}" + (f" [{turn + 1}/{rounds}]" if rounds > 1 else "")
+            progress.update(task, description=f"{label}: setting up", total=None)
+            done = run_scenario(
+                sc,
+                target,
+                scenario_load(sc, load, read_ratio, slice_s, rounds),
+                stop=stop,
+                progress=_shower(progress, task, label),
+            )
+            if done is None or not any(t.ops for t in done.outcome.tallies.values()):
+                continue
+            if sc.name in runs:
+                runs[sc.name].add(done)
+            else:
+                runs[sc.name] = done
+    report = rep.Report(
+        environment,
+        rep.settings(load, read_ratio=read_ratio, slice_s=slice_s, rounds=rounds),
+        floor,
+        [rep.scenario_result(runs[sc.name], floor) for sc in scenarios if sc.name in runs],
+    )
+    report.interrupted = stop.is_set()
+    if report.interrupted:
+        err.print("stopped early (Ctrl-C): what was measured follows", style="yellow")
+    return report
+
+
+def _prepare(
+    application: App,
+    target: Any,
+    scenarios: list[Any],
+    clients: int,
+    command: list[str],
+    what: str,
+    yes: bool,
+) -> tuple[Any, dict[str, Any]]:
+    """Before anything is measured: the dataset there, the rows ours to change (where a
+    scenario writes), connections enough, a killed run's rows put back, the tables
+    settled. Returns the target with its state directory and what it all runs on."""
+    from flightcache.bench import report as rep
+    from flightcache.bench.run import check_connections
     from flightcache.console import err, styled
     from flightcache.data.load import SETTLE, require_dataset, settle
     from flightcache.undo import repair_rows
@@ -245,8 +303,8 @@ def _measure(
         dataset = found.loaded_at or ""
         writers = [s.name for s in scenarios if s.writes and s.changes_rows]
         if writers:  # bookings, renames, sessions: put back at the end, but still rows
-            require_ours(found, db, f"bench run ({', '.join(writers)})", yes)
-        check_connections(db, load.clients * load.processes)
+            require_ours(found, db, what, yes)
+        check_connections(db, clients)
         # rows a killed run left (bookings, its passenger, sessions): put back first
         state_dir = application.settings.state_dir
         for line in repair_rows(state_dir, db, dataset):
@@ -264,52 +322,25 @@ def _measure(
         if client is not None:
             close(client)
         db.close()
+    return target, environment
 
+
+@contextmanager
+def _ctrl_c() -> Iterator[threading.Event]:
+    """An event that the first Ctrl-C sets (the run ends at the next slice and reports
+    what it measured); a second Ctrl-C stops at once, whatever is under way."""
     stop = threading.Event()
 
     def interrupted(signum: int, frame: Any) -> None:
-        if stop.is_set():  # a second Ctrl-C: stop now, whatever is under way
+        if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
 
     previous = signal.signal(signal.SIGINT, interrupted)
-    progress = _progress()
-    rounds = 1 if load.requests is not None else max(1, rounds)
-    runs: dict[str, ScenarioRun] = {}
     try:
-        with progress:
-            task = progress.add_task("self-check: the harness's floor", total=None)
-            floor = measure_floor(stop)
-            for turn, sc in itertools.product(range(rounds), scenarios):
-                if stop.is_set():
-                    break
-                label = f"{sc.name}" + (f" [{turn + 1}/{rounds}]" if rounds > 1 else "")
-                progress.update(task, description=f"{label}: setting up", total=None)
-                done = run_scenario(
-                    sc,
-                    target,
-                    scenario_load(sc, load, read_ratio, slice_s, rounds),
-                    stop=stop,
-                    progress=_shower(progress, task, label),
-                )
-                if done is None or not any(t.ops for t in done.outcome.tallies.values()):
-                    continue
-                if sc.name in runs:
-                    runs[sc.name].add(done)
-                else:
-                    runs[sc.name] = done
+        yield stop
     finally:
         signal.signal(signal.SIGINT, previous)
-    report = rep.Report(
-        environment,
-        rep.settings(load, read_ratio=read_ratio, slice_s=slice_s, rounds=rounds),
-        floor,
-        [rep.scenario_result(runs[sc.name], floor) for sc in scenarios if sc.name in runs],
-    )
-    report.interrupted = stop.is_set()
-    if report.interrupted:
-        err.print("stopped early (Ctrl-C): what was measured follows", style="yellow")
-    return report
 
 
 def _shower(progress: Any, task: Any, name: str) -> Any:
@@ -659,6 +690,163 @@ def list_scenarios(
     )
     for s in REGISTRY.values():
         out.print(styled("[bold]{}[/bold]: {}", s.name, s.about), soft_wrap=False)
+
+
+@app.command("curve")
+def curve(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(metavar="[SCENARIO]", help="The scenario to run at every count.")
+    ] = "user-sessions",
+    clients: Annotated[
+        str, typer.Option("--clients", help="Client counts, comma-separated.")
+    ] = "1,8,32,128",
+    modes: Annotated[
+        str,
+        typer.Option(
+            "--modes",
+            help="threads (every client a thread of one process), processes (spread over up"
+            " to 4 processes per CPU), or both.",
+        ),
+    ] = "threads,processes",
+    duration: Annotated[
+        float,
+        typer.Option("--duration", help="Measured seconds per point, shared by its paths."),
+    ] = 4.0,
+    warmup: Annotated[
+        float, typer.Option("--warmup", help="Seconds of each path run first and discarded.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the key draws.")] = 1,
+    json_path: Annotated[
+        str | None,
+        typer.Option("--json", metavar="PATH", help="Write the results as JSON (-: stdout)."),
+    ] = None,
+    yes: RowsYesOpt = False,
+) -> None:
+    """Run one scenario at rising concurrency: ops/s, p50, p99, database CPU per operation.
+
+    Each client count runs once with every client a thread of one process and
+    once with the clients spread over processes (one each, up to 4 per CPU), each
+    path in turns as in `bench run`, closed loop: at the top of the curve, ops/s
+    is the throughput at saturation. The database server's CPU seconds are read
+    around every slice (PostgreSQL: each client's backend; MariaDB/MySQL: the
+    whole server process), and valkey-server's, and divided by the operations:
+    what one read costs each server. Only a server on this machine can be read.
+    Ctrl-C stops early and prints what was measured (exit 130).
+
+    Examples:
+
+    \b
+      flightcache bench curve
+      flightcache bench curve user-sessions --clients 1,8,32,128 --json curve.json
+      flightcache bench curve --modes threads --clients 1,4 --duration 2
+    """
+    import json
+
+    from flightcache.bench import curve as cv
+    from flightcache.bench import server_cpu
+    from flightcache.bench.run import Target
+    from flightcache.bench.scenarios import get as get_scenario
+    from flightcache.console import err, out
+    from flightcache.valkey_client import close, valkey_errors
+
+    sc = get_scenario(name)
+    options = cv.CurveOptions(
+        cv.parse_clients(clients), cv.parse_modes(modes), duration, warmup, seed
+    )
+    list(cv.loads(options))  # every point's options checked before anything runs
+    _checked_exports({"--json": json_path})
+    application: App = ctx.obj
+    target = Target(
+        application.db_url().url(redact=False),
+        application.valkey_url().url(redact=False),
+        application.settings.key_prefix,
+    )
+    with valkey_errors(application.valkey_url):
+        target, environment = _prepare(
+            application, target, [sc], max(options.clients), _command_line(ctx),
+            f"bench curve ({sc.name})", yes,
+        )  # fmt: skip
+        db, client = application.database(), None
+        try:
+            metered = server_cpu.describe(db)
+            client = application.valkey()
+            valkey_metered = server_cpu.valkey_meter(client, application.valkey_url(), 0)
+        finally:
+            db.close()
+            if client is not None:
+                close(client)
+        progress = _progress()
+        with _ctrl_c() as stop, progress:
+            task = progress.add_task(f"{sc.name}: setting up", total=None)
+            points, interrupted = cv.measure(
+                sc, target, options, metered=metered is not None,
+                valkey_metered=valkey_metered is not None, stop=stop,
+                progress=lambda label: _shower(progress, task, f"{sc.name}, {label}"),
+            )  # fmt: skip
+    settings = {"clients": list(options.clients), "modes": list(options.modes),
+                "duration_s": duration, "warmup_s": warmup, "seed": seed}  # fmt: skip
+    result = cv.Curve(
+        sc, environment, settings, metered, valkey_metered is not None, points, interrupted
+    )
+    if json_path != "-":
+        _render_curve(out, result)
+    if json_path is not None:
+        from flightcache.bench import report as rep
+
+        rep.write(json_path, json.dumps(result.as_dict(), indent=2, default=str) + "\n")
+        if json_path != "-":
+            err.print(f"wrote {json_path}", style="dim")
+    if interrupted:
+        err.print("stopped early (Ctrl-C): what was measured is above", style="yellow")
+        raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+def _render_curve(console: Console, result: Any) -> None:
+    """One row per point and path; then each path's best ops/s per mode (saturation)."""
+    from rich.table import Table
+
+    env = result.environment
+    db = env["database"]
+    t = Table(
+        title=f"bench curve: {result.scenario.name} on {db['dialect']} {db['version']},"
+        f" Valkey {env['valkey']['version']}; {env['cpu_count']} CPUs",
+        title_justify="left",
+    )
+    columns = ("clients", "mode", "path", "ops/s", "p50", "p99", "DB CPU/op", "Valkey CPU/op",
+               "load avg")  # fmt: skip
+    for column in columns:
+        t.add_column(column, justify="left" if column in ("mode", "path") else "right")
+    for point in result.points:
+        mode = point.mode if point.processes == 1 else f"{point.mode} ({point.processes})"
+        for i, p in enumerate(point.paths):
+            per_op, valkey = p.server_us_per_op, p.valkey_us_per_op
+            t.add_row(
+                str(point.clients) if i == 0 else "",
+                mode if i == 0 else "",
+                p.path,
+                f"{p.per_s:,.0f}",
+                human_ns(p.p50_ns),
+                human_ns(p.p99_ns),
+                "-" if per_op is None else f"{per_op:,.1f} µs",
+                "-" if valkey is None else f"{valkey:,.1f} µs",
+                f"{point.load_before:.2f}" if i == 0 else "",
+            )
+        t.add_section()
+    console.print(t)
+    for mode in dict.fromkeys(p.mode for p in result.points):
+        best: dict[str, tuple[float, int]] = {}
+        for point in (p for p in result.points if p.mode == mode):
+            for p in point.paths:
+                if p.per_s > best.get(p.path, (0.0, 0))[0]:
+                    best[p.path] = (p.per_s, point.clients)
+        said = ", ".join(f"{path} {v:,.0f}/s at {n}" for path, (v, n) in best.items())
+        console.print(f"{mode}: the most ops/s measured: {said}", soft_wrap=True)
+    what = result.metered or "not read (the server is not on this machine, or not readable)"
+    console.print(f"DB CPU/op: the database server's CPU per operation; it covers {what}."
+                  " Valkey CPU/op: the valkey-server process's."
+                  " load avg: the machine's 1-minute load average before the point.",
+                  style="dim", soft_wrap=True)  # fmt: skip
 
 
 @app.command("compare")

@@ -723,6 +723,10 @@ LIMIT %(limit)s;
 -- name: bench_airline_ids
 SELECT airline_id, airlinename FROM airline ORDER BY airline_id LIMIT %(limit)s;
 
+-- The server's process: its pid file (one process serves every connection).
+-- name: bench_server_process
+SELECT @@pid_file AS pid_file;
+
 -- name: bench_max_connections
 SELECT @@max_connections AS max_connections;
 

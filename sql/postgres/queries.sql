@@ -730,6 +730,10 @@ LIMIT %(limit)s;
 -- name: bench_airline_ids
 SELECT airline_id, airlinename FROM airline ORDER BY airline_id LIMIT %(limit)s;
 
+-- The server's process for this connection: its backend.
+-- name: bench_server_process
+SELECT pg_backend_pid() AS pid;
+
 -- name: bench_max_connections
 SELECT current_setting('max_connections')::int AS max_connections;
 
