@@ -57,6 +57,8 @@ def _check_calls(doc: dict[str, Any], requests: int) -> None:
         assert p["db_calls"] == p["misses"]  # a query per miss, none per hit
         assert p["hits"] + p["misses"] == requests
     assert paths[("airline-routes", "cache")]["misses"] == 0  # filled before the run
+    floor = paths[("cache-aside", "bare GET")]  # copies of the values that never expire
+    assert floor["db_calls"] == floor["misses"] == 0 and floor["hits"] == requests
     # a session read is one SELECT, a page view a SELECT and an UPDATE; the hash none
     sessions = paths[("user-sessions", "database")]
     assert sessions["db_calls"] == sessions["reads"]["n"] + 2 * sessions["writes"]["n"]

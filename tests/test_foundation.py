@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from flightcache.keys import Keys, digest
-from flightcache.measure.timing import compare, percentile
+from flightcache.measure.timing import compare, percentile, schedule
 from flightcache.trace import Tracer, format_command
 
 
@@ -24,10 +24,23 @@ def test_compare_interleaves_and_reports_speedup() -> None:
     stats = compare(
         {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeat=4, warmup=1
     )
-    assert order == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]  # warm-up, then rotating
+    assert order == ["a", "b", "a", "a", "b", "b", "a", "a", "b", "b"]  # warm-up, then schedule
     assert [s.n for s in stats] == [4, 4] and stats[0].speedup == 1.0
     with pytest.raises(ValueError):
         compare({"a": lambda: None}, repeat=0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_every_contender_follows_every_contender_equally_often(n: int) -> None:
+    """A call pays for what ran before it (measured: a GET right after a database query
+    is 10-40 µs slower), so no contender may follow a slow one more often than another."""
+    order = schedule(n)
+    assert sorted(order) == sorted(list(range(n)) * n)
+    pairs = [(order[k - 1], order[k]) for k in range(len(order))]  # k = 0: end to start
+    assert sorted(pairs) == [(i, j) for i in range(n) for j in range(n)]
+    calls: list[str] = []
+    stats = compare({c: lambda c=c: calls.append(c) for c in "xyz"}, repeat=4, warmup=0)
+    assert [s.n for s in stats] == [4, 4, 4] and len(calls) == 18  # two whole cycles of 9
 
 
 def test_commands_print_as_valkey_cli_takes_them() -> None:

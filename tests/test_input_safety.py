@@ -144,6 +144,9 @@ ZERO_OK = ANY_SIGN | {
     "ttl --jitter",
     "invalidation --jitter",
     "invalidation --warm",
+    "near-cache --entries",  # 0 skips the memory step
+    "bench curve --warmup",
+    "bench http --warmup",
     "serve --port",  # 0 asks the kernel for a free port
     "universal --api-latency-ms",
     "universal --api-failure-rate",

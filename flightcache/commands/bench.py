@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flightcache.commands._demo import RowsYesOpt, require_ours
-from flightcache.commands._options import positive
+from flightcache.commands._options import non_negative, positive
 from flightcache.errors import ExitCode
 from flightcache.measure.duration import human_ns, human_seconds
 
@@ -993,7 +993,8 @@ def http(
         float, typer.Option("--duration", callback=positive, help="Measured seconds per run.")
     ] = 5.0,
     warmup: Annotated[
-        float, typer.Option("--warmup", min=0.0, help="Seconds run first and discarded.")
+        float,
+        typer.Option("--warmup", callback=non_negative, help="Seconds run first and discarded."),
     ] = 1.0,
     workers: Annotated[
         int,

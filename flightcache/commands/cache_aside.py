@@ -26,9 +26,10 @@ def cache_aside(
     """Cache-aside: look in Valkey, on a miss query the database and SET with a TTL.
 
     Shows a miss, the query, the SET with its TTL, a hit, the key expiring, and
-    reads falling back to the database when Valkey is unreachable. Ends with the
-    database, the cache-aside hit and a bare GET timed side by side. Runs even
-    with Valkey down: every read then says it came from the database.
+    reads falling back to the database when Valkey is unreachable. Ends with two
+    timings: the database against a cache-aside hit, then the hit against a bare
+    GET of the same value. Runs even with Valkey down: every read then says it
+    came from the database.
 
     Examples:
 

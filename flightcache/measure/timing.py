@@ -1,10 +1,14 @@
 """Honest timings: warm-up first, then contenders interleaved in one run, percentiles.
 
-``compare`` runs every contender once per round, in an order that rotates from
-round to round, so that a slow patch of the machine (another process, a GC, a
-checkpoint) lands on all of them alike instead of on whichever ran last. Each
-sample is one call timed with ``perf_counter_ns``; the figures are percentiles
-of those samples, never a mean alone.
+``compare`` runs the contenders interleaved, so that a slow patch of the machine
+(another process, a GC, a checkpoint) lands on all of them alike instead of on
+whichever ran last. The order is one in which every contender runs right after
+every contender, itself included, equally often (:func:`schedule`): a call pays
+for what ran just before it (a database query leaves the next call 10-40 µs
+slower on a busy two-core machine), and a plain rotation of three contenders
+puts B after A in two of B's three turns but C after A in only one. Each sample
+is one call timed with ``perf_counter_ns``; the figures are percentiles of those
+samples, never a mean alone.
 """
 
 from __future__ import annotations
@@ -68,6 +72,19 @@ def time_call(fn: Callable[[], Any]) -> int:
     return time.perf_counter_ns() - start
 
 
+def schedule(n: int) -> list[int]:
+    """One cycle of contender numbers ``0..n-1``, each ``n`` times, in which every
+    ordered pair (i, j) stands side by side exactly once, counting the pair that
+    joins the cycle's end to the next cycle's start: a de Bruijn sequence of order
+    2 (for n = 3: 0 0 1 0 2 1 1 2 2)."""
+    order: list[int] = []
+    for i in range(n):
+        order.append(i)
+        for j in range(i + 1, n):
+            order += [i, j]
+    return order
+
+
 def compare(
     contenders: Mapping[str, Callable[[], Any]],
     *,
@@ -75,7 +92,8 @@ def compare(
     warmup: int = 3,
     baseline: str | None = None,
 ) -> list[Stats]:
-    """Time each contender ``repeat`` times, interleaved, after ``warmup`` untimed rounds.
+    """Time each contender ``repeat`` times, interleaved in :func:`schedule`'s order,
+    after ``warmup`` untimed rounds.
 
     ``speedup`` is the baseline's p50 over each contender's p50 (the first
     contender is the baseline unless one is named).
@@ -87,19 +105,19 @@ def compare(
         for label in labels:
             contenders[label]()
     samples: dict[str, list[int]] = {label: [] for label in labels}
+    order = [labels[i] for i in schedule(len(labels))]
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside one sample would charge it to whoever ran
     try:
-        for round_no in range(repeat):
-            shift = round_no % len(labels)
-            for label in labels[shift:] + labels[:shift]:
+        for cycle in range(math.ceil(repeat / len(labels))):
+            for label in order:
                 samples[label].append(time_call(contenders[label]))
-            if round_no % 64 == 63:
+            if cycle % 16 == 15:
                 gc.collect()
     finally:
         if gc_was_enabled:
             gc.enable()
-    stats = [Stats.of(label, samples[label]) for label in labels]
+    stats = [Stats.of(label, samples[label][:repeat]) for label in labels]
     base = next(s for s in stats if s.label == (baseline or labels[0]))
     for s in stats:
         s.speedup = base.p50 / s.p50 if s.p50 else None

@@ -2,7 +2,10 @@
 
 Read path: GET the query's key; on a hit decode the JSON and return it. On a
 miss run the query, then SET the result as JSON with EX ttl, so the next reader
-hits. The key names the query and a digest of its parameters.
+hits. The key names the query and a digest of its parameters. The JSON is read
+and written with orjson: a hit's decoding is most of what it costs beyond the GET,
+and orjson decodes in half the time of the standard library's json. The value stays
+JSON text (UTF-8 rather than escapes); NaN and infinities are stored as null.
 
 Write path: none here; writers invalidate (see write-through).
 
@@ -18,11 +21,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import valkey.exceptions
 
 from flightcache.db import Database
@@ -35,10 +38,10 @@ NOT_STORED = (*UNAVAILABLE, valkey.exceptions.OutOfMemoryError)
 
 
 def _plain(value: Any) -> Any:
+    """What orjson cannot write itself (dates and times it writes in ISO 8601)."""
     if isinstance(value, decimal.Decimal):
-        return float(value) if value != value.to_integral_value() else int(value)
-    if isinstance(value, (dt.date, dt.time, dt.datetime)):
-        return value.isoformat()
+        whole = value == value.to_integral_value() and abs(value) < 2**63  # orjson: 64 bits
+        return int(value) if whole else float(value)
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     return str(value)
@@ -46,7 +49,7 @@ def _plain(value: Any) -> Any:
 
 def encode(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     """Query rows as the JSON document that is cached."""
-    return json.dumps({"columns": columns, "rows": rows}, default=_plain, separators=(",", ":"))
+    return orjson.dumps({"columns": columns, "rows": rows}, default=_plain).decode()
 
 
 class ServedBy(enum.Enum):
@@ -115,7 +118,7 @@ class CacheAside:
             return self._from_database(query, params, key, store=False, why=first_line(exc, 120))
         if cached is not None:
             try:
-                doc = json.loads(cached)
+                doc = orjson.loads(cached)
                 size = len(cached.encode())
                 return Lookup(key, doc["columns"], doc["rows"], ServedBy.CACHE, size)
             except (ValueError, KeyError, TypeError):
@@ -127,7 +130,7 @@ class CacheAside:
     ) -> Lookup:
         result = self.db.fetch(query.sql(self.db.dialect), dict(params))
         value = encode(result.columns, result.rows)
-        rows = json.loads(value)["rows"]
+        rows = orjson.loads(value)["rows"]
         lookup = Lookup(key, result.columns, rows, ServedBy.DATABASE, len(value.encode()))
         if not store:
             lookup.served_by, lookup.why = ServedBy.VALKEY_DOWN, why
