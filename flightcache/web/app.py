@@ -25,7 +25,7 @@ from flightcache.errors import FlightcacheError, UsageError
 from flightcache.resources import resource_dir
 from flightcache.web.config import WebConfig
 from flightcache.web.pages import PAGES, page
-from flightcache.web.security import AccessToken, csrf_middleware, ensure_csrf_cookie
+from flightcache.web.security import AccessToken, CsrfCheck, ensure_csrf_cookie
 from flightcache.web.services import Services, Unavailable
 
 log = logging.getLogger("flightcache.web")
@@ -56,7 +56,7 @@ def create_app(config: WebConfig) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
-    app.middleware("http")(csrf_middleware(CSRF_EXEMPT))
+    app.add_middleware(CsrfCheck, exempt=CSRF_EXEMPT)  # added first: runs after the token
     app.add_middleware(AccessToken, token=config.token, secure=config.secure_cookies)
     app.mount(
         "/static",
