@@ -148,12 +148,12 @@ class WorkshopPath:
 PATHS = (
     WorkshopPath(
         "short",
-        "about 1½ hours: setting up, then 001's Module 1 (query caching)",
+        "about 1¾ hours: setting up, then 001's Module 1 (query caching)",
         ("setup", "query-caching"),
     ),
     WorkshopPath(
         "full",
-        "about 3½ hours: Modules 1 to 4 and the summary",
+        "about 3¾ hours: Modules 1 to 4 and the summary",
         ("setup", "query-caching", "universal-caching", "leaderboards", "sessions", "summary"),
     ),
     WorkshopPath("every", "all of it: the full workshop, advanced topics and the bench", None),
