@@ -111,6 +111,12 @@ class Load:
     seed: int = 1
 
 
+_HISTOGRAMS = ("read", "write", "service", "lag")
+_TOTALS = ("ops", "hits", "misses", "db_calls", "abandoned", "seconds", "cpu", "server_cpu",
+           "valkey_cpu", "counters")  # fmt: skip
+"""A Tally's fields as they cross from a bench process to its parent: encode, decode."""
+
+
 @dataclass
 class Tally:
     """One path's measurements (one client's, or merged)."""
@@ -168,39 +174,15 @@ class Tally:
             self.cpu += other.cpu
 
     def encode(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            k: hdr.encode(getattr(self, k)) for k in ("read", "write", "service", "lag")
-        }
-        for k in (
-            "ops",
-            "hits",
-            "misses",
-            "db_calls",
-            "abandoned",
-            "seconds",
-            "cpu",
-            "server_cpu",
-            "valkey_cpu",
-            "counters",
-        ):
+        out: dict[str, Any] = {k: hdr.encode(getattr(self, k)) for k in _HISTOGRAMS}
+        for k in _TOTALS:
             out[k] = getattr(self, k)
         return out
 
     @classmethod
     def decode(cls, data: dict[str, Any]) -> Tally:
-        t = cls(**{k: hdr.decode(data[k]) for k in ("read", "write", "service", "lag")})
-        for k in (
-            "ops",
-            "hits",
-            "misses",
-            "db_calls",
-            "abandoned",
-            "seconds",
-            "cpu",
-            "server_cpu",
-            "valkey_cpu",
-            "counters",
-        ):
+        t = cls(**{k: hdr.decode(data[k]) for k in _HISTOGRAMS})
+        for k in _TOTALS:
             setattr(t, k, data[k])
         return t
 
