@@ -24,41 +24,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from flightcache.bench.scenarios import by_size
 from flightcache.config import DbUrl, ValkeyUrl
-from flightcache.db import Database, connect
+from flightcache.db import connect
 from flightcache.keys import Keys
 from flightcache.measure.timing import compare
-from flightcache.named_queries import Query, get
-from flightcache.patterns.cache_aside import CacheAside, encode
-from flightcache.sqlfiles import query as named_sql
-
-SAMPLE = 600  # passengers whose value size is measured to find one per target size
+from flightcache.named_queries import get
+from flightcache.patterns.cache_aside import CacheAside
 
 
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def pick(db: Database, q: Query, targets: list[int]) -> dict[int, tuple[dict[str, Any], int]]:
-    """For each target size, the passenger whose cached JSON is closest to it, and its size."""
-    ids = [
-        int(r[0])
-        for r in db.fetch(named_sql(db.dialect, "candidate_passengers"), {"limit": 10**6}).rows
-    ]
-    if not ids:
-        sys.exit("the database holds no passengers: run `flightcache data load` first")
-    step = max(1, len(ids) // SAMPLE)
-    sql = q.sql(db.dialect)
-    sizes: dict[int, int] = {}
-    for pid in ids[::step]:
-        result = db.fetch(sql, {"passenger_id": pid})
-        sizes[pid] = len(encode(result.columns, result.rows).encode())
-    chosen = {}
-    for target in targets:
-        pid = min(sizes, key=lambda p: abs(sizes[p] - target))
-        chosen[target] = ({"passenger_id": pid}, sizes[pid])
-    return chosen
 
 
 @contextmanager
@@ -84,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
         pattern = CacheAside(client, db, Keys(args.key_prefix), ttl=3600)
         chosen: dict[int, tuple[dict[str, Any], int]] = {}
         try:
-            chosen = pick(db, q, targets)
+            chosen = dict(zip(targets, by_size(db, q, tuple(targets)), strict=True))
             contenders = {}
             for params, size in chosen.values():
                 if not pattern.get(q, params).stored:  # a miss now, so the timed reads hit

@@ -21,6 +21,7 @@ ALL = [
     "user-sessions",
     "leaderboard",
     "cache-aside",
+    "hit-floor",
     "write-through",
     "write-behind",
     "nested-doll",
@@ -85,6 +86,9 @@ def _check_calls(doc: dict[str, Any], requests: int) -> None:
     near = paths[("near-cache", "near-cache")]
     assert near["hits"] + near["misses"] == near["reads"]["n"]
     assert set(near["counters"]) == {"raced", "invalidations", "evictions", "flushes"}
+    floor_paths = [p for (name, _), p in paths.items() if name == "hit-floor"]
+    assert len(floor_paths) == 8  # a GET and a hit per size, every value cached before
+    assert all(p["db_calls"] == p["misses"] == 0 and p["hits"] == requests for p in floor_paths)
 
 
 def test_every_scenario_counts_its_database_calls_and_exports(
@@ -227,6 +231,21 @@ def test_open_loop_counts_the_operations_a_stall_delayed() -> None:
     assert result.service is not None and result.all.p99 > result.service.p99
     closed = drive(_StallFactory(), Load(requests=200, warmup=0.0, slice=2.0), stop=stop)
     assert _slow(closed.tallies["stalls"].read, 100_000_000) == 1  # the omission
+
+
+def test_an_answer_is_freed_after_the_clock_stops_and_its_hit_counted() -> None:
+    """An op may return its answer (a Lookup): its ``hit`` is counted, and freeing it,
+    50 ms here, is not charged to the operation."""
+    from flightcache.bench.engine import Load, Opened, Path, Workload, drive
+    from tests.test_foundation import _SlowToFree
+
+    def factory(index: int) -> Any:
+        return Opened(Workload({"answers": Path(lambda i: _SlowToFree())}), lambda: 0, lambda: None)
+
+    for load in (Load(requests=5, warmup=0.0, slice=2.0), Load(rate=5.0, warmup=0.0, seconds=1.0)):
+        t = drive(factory, load, stop=threading.Event()).tallies["answers"]  # type: ignore[arg-type]
+        assert t.hits == t.ops >= 4 and t.misses == 0
+        assert _slow(t.read if load.rate is None else t.service, 25_000_000) == 0
 
 
 def test_hot_loop_counts_equal_the_librarys() -> None:

@@ -39,9 +39,21 @@ from flightcache.bench import hdr
 from flightcache.bench.hdr import HALF, HALF_MAGNITUDE, MASK, SHIFT, UNIT
 from flightcache.measure.zipf import zipf_ranks
 
-Op = Callable[[int], "bool | None"]
-"""One operation on key ``i`` of the keyspace; returns True (cache hit), False (miss)
-or None (no cache involved), and nothing else."""
+Op = Callable[[int], Any]
+"""One operation on key ``i`` of the keyspace. Returns True (cache hit), False (miss)
+or None (no cache involved); or the answer itself, whose ``hit`` says which (a
+cache-aside :class:`Lookup`; an answer without one, a database's rows, counts as
+None). An answer is freed after the clock stops, as a caller frees one after using
+it: freeing decoded rows costs a third of decoding them, and that belongs to
+whoever holds them last, not to the read."""
+
+
+def _hit(answer: Any) -> bool | None:
+    if answer is None or answer is True or answer is False:
+        return answer
+    hit = getattr(answer, "hit", None)
+    return None if hit is None else bool(hit)
+
 
 PLAN = 1 << 16  # key and read/write draws per client, cycled
 GRACE_S = 1.0  # open loop: how late past its slice an operation may still start
@@ -517,8 +529,9 @@ class Runner:
             pos += 1
             op = ops_by_kind[is_read]
             t0 = clock()
-            hit = op(key)
+            answer = op(key)
             t1 = clock()
+            hit, answer = _hit(answer), None  # the answer freed here, outside the clock
             ns = t1 - t0 if t1 - t0 < top else top
             bucket = (ns | mask).bit_length() - shift
             counts[is_read][((bucket + 1) << half_mag) + (ns >> (bucket + unit)) - half] += 1
@@ -584,8 +597,9 @@ class Runner:
             pos += 1
             op = ops_by_kind[is_read]
             t0 = clock()
-            hit = op(key)
+            answer = op(key)
             t1 = clock()
+            hit, answer = _hit(answer), None  # the answer freed here, outside the clock
             counts[is_read][index(min(t1 - due, TOP))] += 1  # from the schedule
             service[index(min(t1 - t0, TOP))] += 1
             lag[index(min(max(0, t0 - due), TOP))] += 1

@@ -170,10 +170,10 @@ def airline_routes(env: Env) -> Workload:
         first = aside.get(q, {})
         env.note(f"{len(first.rows)} rows, {first.bytes:,} bytes of JSON cached")
 
-    def database(i: int) -> None:
-        env.db.fetch(sql, {})
+    def database(i: int) -> Any:
+        return env.db.fetch(sql, {})
 
-    return Workload({"database": Path(database), "cache": Path(lambda i: aside.get(q, {}).hit)})
+    return Workload({"database": Path(database), "cache": Path(lambda i: aside.get(q, {}))})
 
 
 ROUTE_DAYS = 100
@@ -201,11 +201,11 @@ def flight_search(env: Env) -> Workload:
         found = sum(len(aside.get(q, p).rows) for p in searches)
         env.note(f"{len(searches)} searches cached ({found:,} flights in all)")
 
-    def database(i: int) -> None:
-        env.db.fetch(sql, searches[i])
+    def database(i: int) -> Any:
+        return env.db.fetch(sql, searches[i])
 
     return Workload(
-        {"database": Path(database), "cache": Path(lambda i: aside.get(q, searches[i]).hit)},
+        {"database": Path(database), "cache": Path(lambda i: aside.get(q, searches[i]))},
         keyspace=len(searches),
     )
 
@@ -401,18 +401,93 @@ def cache_aside(env: Env) -> Workload:
             sizes.append(len(value.encode()))
         env.note(f"values of {min(sizes):,} to {max(sizes):,} bytes (the bare GET's copies)")
 
-    def database(i: int) -> None:
-        env.db.fetch(sql, ids[i])
+    def database(i: int) -> Any:
+        return env.db.fetch(sql, ids[i])
 
     get = env.valkey.get
     return Workload(
         {
             "database": Path(database),
-            "cache-aside": Path(lambda i: aside.get(q, ids[i]).hit),
+            "cache-aside": Path(lambda i: aside.get(q, ids[i])),
             "bare GET": Path(lambda i: get(copies[i]) is not None),
         },
         keyspace=len(ids),
     )
+
+
+HIT_FLOOR_SIZES = (512, 1024, 2048, 4096)  # bytes of cached JSON
+HIT_FLOOR_SAMPLE = 600  # passengers whose value is sized to find one per size
+
+
+def by_size(db: Any, q: Any, targets: tuple[int, ...]) -> list[tuple[dict[str, Any], int]]:
+    """For each target size, the passenger_bookings parameters whose cached JSON is
+    the closest in size of a spread sample of passengers, and that size."""
+    from flightcache.patterns.cache_aside import encode
+
+    ids = [
+        int(r[0])
+        for r in _keyspace(
+            db.fetch(query(db.dialect, "candidate_passengers"), {"limit": 10**6}).rows,
+            "passengers",
+        )
+    ]
+    sql, sizes = q.sql(db.dialect), dict[int, int]()
+    for pid in ids[:: max(1, len(ids) // HIT_FLOOR_SAMPLE)]:
+        result = db.fetch(sql, {"passenger_id": pid})
+        sizes[pid] = len(encode(result.columns, result.rows).encode())
+    out = []
+    for target in targets:
+        pid = min(sizes, key=lambda p: abs(sizes[p] - target))
+        out.append(({"passenger_id": pid}, sizes[pid]))
+    return out
+
+
+@scenario(
+    "hit-floor",
+    title="A cache-aside hit vs the GET under it",
+    about="passenger_bookings for four passengers whose cached JSON is closest to"
+    f" {', '.join(f'{s:,}' for s in HIT_FLOOR_SIZES)} bytes: for each, CacheAside.get"
+    " (a hit: GET, JSON decode, the rows) and valkey-py's GET of the same key. What a"
+    " hit costs beyond the GET is the decoding, which grows with the value",
+    baseline=f"GET {HIT_FLOOR_SIZES[-1] // 1024} KB",
+    contender=f"hit {HIT_FLOOR_SIZES[-1] // 1024} KB",
+    module="Module 1",
+    seconds=16.0,  # eight paths: two seconds each, for steady p50s
+    default=False,
+)
+def hit_floor(env: Env) -> Workload:
+    from flightcache.named_queries import get as named
+    from flightcache.patterns.cache_aside import CacheAside
+
+    q = named("passenger_bookings")
+    aside = CacheAside(env.valkey, env.db, env.keys, ttl=3600)
+    chosen_key = env.keys.bench_value("hit-floor:chosen")
+    if env.main:
+        chosen = by_size(env.db, q, HIT_FLOOR_SIZES)
+        env.valkey.set(chosen_key, ",".join(str(p["passenger_id"]) for p, _ in chosen))
+        for params, _ in chosen:
+            env.valkey.delete(aside.key(q, params))
+            aside.get(q, params)  # a miss now: every timed read hits
+        env.note(
+            "values of "
+            + ", ".join(f"{size:,}" for _, size in chosen)
+            + " bytes; a path's name gives the size it stands for"
+        )
+        env.on_teardown(lambda: env.valkey.delete(chosen_key))
+
+    def bare(key: str) -> Path:
+        return Path(lambda i: env.valkey.get(key) is not None)
+
+    def hit(params: dict[str, Any]) -> Path:
+        return Path(lambda i: aside.get(q, params))
+
+    pids = str(env.valkey.get(chosen_key)).split(",")
+    paths = {}
+    for target, pid in zip(HIT_FLOOR_SIZES, pids, strict=True):
+        params = {"passenger_id": int(pid)}
+        label = f"{target / 1024:g} KB"
+        paths[f"GET {label}"], paths[f"hit {label}"] = bare(aside.key(q, params)), hit(params)
+    return Workload(paths)
 
 
 def _passenger_bookings(env: Env, passengers: int, ttl: int) -> tuple[Any, str, list[Any], Any]:
@@ -631,8 +706,8 @@ def near_cache(env: Env) -> Workload:
     near = shared.near
     get, set_ = env.valkey.get, env.valkey.set
 
-    def database(i: int) -> None:
-        env.db.fetch(sql, ids[i])
+    def database(i: int) -> Any:
+        return env.db.fetch(sql, ids[i])
 
     def write(i: int) -> None:  # another client refreshes key i: the near copy is invalidated
         set_(keys[i], values[i], ex=NEAR_TTL)
@@ -646,7 +721,7 @@ def near_cache(env: Env) -> Workload:
     return Workload(
         {
             "database": Path(database, write),
-            "cache-aside": Path(lambda i: aside.get(q, ids[i]).hit, write),
+            "cache-aside": Path(lambda i: aside.get(q, ids[i]), write),
             "near-cache": Path(lambda i: near.get(q, ids[i]).from_memory, write, counters=counters),
             "valkey GET": Path(lambda i: get(keys[i]) is not None, write),
         },
