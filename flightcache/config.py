@@ -39,6 +39,7 @@ ENV_VALKEY_URL = "FLIGHTCACHE_VALKEY_URL"
 ENV_STATE_DIR = "FLIGHTCACHE_STATE_DIR"
 ENV_CONFIG = "FLIGHTCACHE_CONFIG"
 ENV_KEY_PREFIX = "FLIGHTCACHE_KEY_PREFIX"
+ENV_ROOM = "FLIGHTCACHE_ROOM"  # an attendee's name: commands record what they ran
 DEFAULT_KEY_PREFIX = "fc:"
 
 _SECRETS: set[str] = set()
@@ -669,7 +670,8 @@ def default_config_file() -> Path:
 
 
 def read_config_file(path: Path) -> dict[str, str]:
-    """Read the optional TOML config file: keys db_url, valkey_url, state_dir, key_prefix."""
+    """Read the optional TOML config file: keys db_url, valkey_url, state_dir, key_prefix
+    and room (the attendee's name, on a room account: see flightcache.room)."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -678,16 +680,17 @@ def read_config_file(path: Path) -> dict[str, str]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"config file {path} is not valid TOML: {exc}",
-            hint="fix the file or remove it; it takes db_url, valkey_url, state_dir and key_prefix",
+            hint="fix the file or remove it; it takes db_url, valkey_url, state_dir, key_prefix"
+            " and room",
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    known = {"db_url", "valkey_url", "state_dir", "key_prefix"}
+    known = {"db_url", "valkey_url", "state_dir", "key_prefix", "room"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
             f"config file {path} has unknown keys: {', '.join(unknown)}",
-            hint="it takes db_url, valkey_url, state_dir and key_prefix",
+            hint="it takes db_url, valkey_url, state_dir, key_prefix and room",
         )
     out: dict[str, str] = {}
     for key, value in data.items():
@@ -729,6 +732,7 @@ class Settings:
     state_dir: Path
     sources: Mapping[str, str] = field(default_factory=dict)
     key_prefix: str = DEFAULT_KEY_PREFIX
+    room: str | None = None  # the attendee's name on a room account, else None
 
     @property
     def embedded_db(self) -> bool:
@@ -773,10 +777,16 @@ def resolve(
     prefix = check_key_prefix(pick(key_prefix, ENV_KEY_PREFIX, "key_prefix") or DEFAULT_KEY_PREFIX)
     state = Path(raw_state).expanduser().absolute() if raw_state else default_state_dir()
     refuse_state_dir(state)
+    room = pick(None, ENV_ROOM, "room")
+    if room is not None:
+        from flightcache.room import check_name
+
+        check_name(room)
     return Settings(
         db_url=DbUrl.parse(raw_db) if raw_db else None,
         valkey_url=ValkeyUrl.parse(raw_valkey) if raw_valkey else None,
         state_dir=state,
         sources=sources,
         key_prefix=prefix,
+        room=room,
     )

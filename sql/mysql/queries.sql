@@ -764,3 +764,16 @@ DELETE FROM passenger WHERE passportno = %(passportno)s;
 -- The user-sessions scenario's rows: their tokens begin with the run's own mark.
 -- name: bench_sessions_remove
 DELETE FROM flightcache_session WHERE token LIKE %(pattern)s;
+
+-- name: room_register
+-- The room: an attendee being added (see flightcache/room/registry.py).
+INSERT IGNORE INTO flightcache_room (name) VALUES (%(name)s);
+
+-- name: room_ready
+UPDATE flightcache_room SET ready = true WHERE name = %(name)s;
+
+-- name: room_unregister
+DELETE FROM flightcache_room WHERE name = %(name)s;
+
+-- name: room_attendees
+SELECT name, created_at, ready FROM flightcache_room ORDER BY name;
