@@ -25,6 +25,8 @@ from flightcache.commands import exercise as exercise_commands
 from flightcache.commands import hit_ratio as hit_ratio_commands
 from flightcache.commands import leaderboard as leaderboard_commands
 from flightcache.commands import query as query_commands
+from flightcache.commands import room as room_commands
+from flightcache.commands import room_status as room_status_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
 from flightcache.commands import workshop as workshop_commands
@@ -129,7 +131,13 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    ctx.obj = App(GlobalOptions(db_url, valkey_url, state_dir, config_file, key_prefix), run=main)
+    global _RUNNING
+    ctx.obj = _RUNNING = App(
+        GlobalOptions(db_url, valkey_url, state_dir, config_file, key_prefix), run=main
+    )
+
+
+_RUNNING: App | None = None  # the App of the command being run, for the room's record
 
 
 stack_commands.register(app)
@@ -159,6 +167,8 @@ app.add_typer(bench_commands.app, name="bench", rich_help_panel="Benchmarks")
 app.add_typer(workshop_commands.app, name="workshop", rich_help_panel="Workshop")
 app.command("serve", rich_help_panel="Workshop")(serve_command)
 app.add_typer(exercise_commands.app, name="exercise", rich_help_panel="Workshop")
+room_status_commands.register(room_commands.app)
+app.add_typer(room_commands.app, name="room", rich_help_panel="Workshop")
 
 
 def command_table() -> str:
@@ -190,8 +200,52 @@ def _wants_traceback(argv: list[str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code."""
+    """Run the CLI; return the exit code. On a room account, record what ran."""
+    global _RUNNING
     args = list(sys.argv[1:] if argv is None else argv)
+    outer, _RUNNING = _RUNNING, None  # `workshop run` calls main for each demo
+    error: list[str] = []
+    code: int = ExitCode.INTERNAL
+    try:
+        code = _main(args, error)
+        return code
+    finally:
+        ran, _RUNNING = _RUNNING, outer
+        if ran is not None:
+            _record_for_room(ran, args, code, error[0] if error else "")
+
+
+def _record_for_room(ran: App, args: list[str], code: int, error: str) -> None:
+    """Record the command for ``room status``, if it ran under a room account (its
+    settings read, or an error of its own, and the settings naming a room); never
+    fails the command. ``--help`` and mistyped options are not recorded."""
+    settings = ran.__dict__.get("settings")  # resolved: the command got that far
+    if settings is None and error:  # it stopped before, with an error worth showing
+        try:
+            settings = ran.settings
+        except Exception:  # a config that does not resolve names no room either
+            return
+    if settings is None or settings.room is None:
+        return
+    from flightcache.keys import Keys
+    from flightcache.room.activity import RECORD_TIMEOUT_S, command_words, record
+    from flightcache.valkey_client import close, connect
+
+    try:
+        client = connect(ran.valkey_url(), timeout=RECORD_TIMEOUT_S)
+        try:
+            words = command_words(typer.main.get_command(app), args)
+            record(client, Keys(settings.key_prefix), words, int(code), error)
+        finally:
+            close(client)
+    except Exception as exc:  # the command's result stands, whatever Valkey does
+        from flightcache.config import scrub
+        from flightcache.console import err, styled
+
+        err.print(styled("[dim]not recorded for the room: {}[/dim]", scrub(str(exc))[:160]))
+
+
+def _main(args: list[str], error: list[str]) -> int:
     try:
         result = app(args=args, prog_name="flightcache", standalone_mode=False)
     except typer.Exit as exc:
@@ -222,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from flightcache.console import print_error
 
+        error.append(exc.message)
         print_error(exc)
         return exc.exit_code
     except Exception as exc:  # the last line of defence: never a bare traceback
@@ -237,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         err.print(styled("[dim]hint:[/dim] rerun with --traceback and report it"))
+        error.append(f"internal error: {type(exc).__name__}: {scrub(str(exc))}")
         return ExitCode.INTERNAL
     code = int(result) if isinstance(result, int) else 0
     if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into Exit(130) and returns its code

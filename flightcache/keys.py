@@ -36,6 +36,19 @@ class Keys:
         """The SCAN pattern for every key of this scope."""
         return _glob_escape(self.prefix) + "*"
 
+    # -- the room: what an attendee's commands record (flightcache.room.activity) --
+    def room_activity(self) -> str:
+        """hash: when the attendee last ran a command, which, its exit code, the chapter."""
+        return f"{self.prefix}room:activity"
+
+    def room_passed(self) -> str:
+        """set: the exercises whose check passed."""
+        return f"{self.prefix}room:passed"
+
+    def room_failed(self) -> str:
+        """list: the commands that failed, newest first, as JSON."""
+        return f"{self.prefix}room:failed"
+
     # -- query results (cache-aside, write-through) ------------------------------
     def query(self, name: str, params: Any = None) -> str:
         """string: a named query's rows as JSON, one key per parameter set."""

@@ -69,7 +69,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the user's config or URLs by accident."""
-    for name in ("FLIGHTCACHE_DB_URL", "FLIGHTCACHE_VALKEY_URL", "FLIGHTCACHE_KEY_PREFIX"):
+    for name in (
+        "FLIGHTCACHE_DB_URL",
+        "FLIGHTCACHE_VALKEY_URL",
+        "FLIGHTCACHE_KEY_PREFIX",
+        "FLIGHTCACHE_ROOM",
+    ):
         monkeypatch.delenv(name, raising=False)
     # never the machine's own state directory: undo records and progress stay the test's
     monkeypatch.setenv("FLIGHTCACHE_STATE_DIR", str(tmp_path / "state"))
