@@ -16,40 +16,19 @@ if TYPE_CHECKING:
 
 
 def rows(application: App) -> list[dict[str, Any]]:
-    """One dict per registered attendee: their record, read from Valkey as the
-    instructor's admin user (the registry from the instructor's database)."""
-    from flightcache.keys import Keys
-    from flightcache.room.activity import read
-    from flightcache.room.registry import attendees
+    """One dict per registered attendee: see :func:`flightcache.room.activity.room`."""
+    from flightcache.room.activity import room
+    from flightcache.valkey_client import close
 
     db = application.database()
     try:
-        registered = attendees(db)
+        client = application.valkey()
+        try:
+            return room(db, client)
+        finally:
+            close(client)
     finally:
         db.close()
-    client = application.valkey()
-    out = []
-    try:
-        for entry in registered:
-            a = entry.attendee
-            activity = read(client, Keys(a.key_prefix))
-            out.append(
-                {
-                    "attendee": a.name,
-                    "ready": entry.ready,
-                    "last_seen": activity.last_seen,
-                    "command": activity.command,
-                    "exit": activity.exit,
-                    "chapter": activity.chapter,
-                    "passed": activity.passed,
-                    "failed": activity.failed,
-                }
-            )
-    finally:
-        from flightcache.valkey_client import close
-
-        close(client)
-    return out
 
 
 def ago(seconds: float | None, now: float) -> str:

@@ -133,3 +133,16 @@ def read(client: Any, keys: Keys) -> Activity:
         passed=sorted(client.smembers(keys.room_passed())),
         failed=failed,
     )
+
+
+def room(db: Any, client: Any) -> list[dict[str, Any]]:
+    """Every registered attendee (from the instructor's database) with their record
+    (read from Valkey as the instructor's user), as ``room status --json`` prints it."""
+    from flightcache.room.registry import attendees
+
+    out = []
+    for entry in attendees(db):
+        a = entry.attendee
+        activity = read(client, Keys(a.key_prefix))
+        out.append({"attendee": a.name, "ready": entry.ready, **activity.__dict__})
+    return out

@@ -142,10 +142,10 @@ def create_app(config: WebConfig) -> FastAPI:
 
 def _routers() -> list[APIRouter]:
     """The pages' and the API's routers, in the order the navigation lists them."""
-    from flightcache.web import api, lab, report, sessions
+    from flightcache.web import api, lab, report, room, sessions
     from flightcache.web.board import board_router
 
-    return [lab.router, board_router(), sessions.router, report.router, api.router]
+    return [lab.router, board_router(), sessions.router, report.router, room.router, api.router]
 
 
 def factory() -> FastAPI:
