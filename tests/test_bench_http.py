@@ -4,6 +4,7 @@ servers; the numbers are checked for consistency, never for speed."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -186,3 +187,54 @@ def test_ctrl_c_stops_the_server_it_started(
             bench.wait()
     assert bench.returncode != 0
     _no_keys_left(valkey_server, key_prefix)
+
+
+@pytest.mark.slow
+@pytest.mark.safety(10)
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_killed_run_s_keys_are_deleted_by_the_next(
+    cli: Any, loaded: Any, db_url: Any, valkey_server: ValkeyInstance, key_prefix: str
+) -> None:
+    """SIGKILL (a real one, to the run's whole process group) leaves the run's board
+    copies in Valkey; the next `bench http` deletes them, and leaves a live run's alone."""
+    from flightcache.children import child_env
+    from flightcache.valkey_client import close, connect, primaries
+
+    command = [sys.executable, "-m", "flightcache",
+               *server_args(db_url, valkey_server, key_prefix),
+               "bench", "http", "--duration", "30", "--warmup", "0"]  # fmt: skip
+    bench = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=child_env(), start_new_session=True)  # fmt: skip
+    client = connect(valkey_server.url)
+    try:
+        assert bench.stderr is not None
+        wait_for(lambda: "measuring" in bench.stderr.readline(), 60, what="the first run")
+        os.killpg(bench.pid, signal.SIGKILL)
+        bench.wait(10)
+
+        def left() -> list[str]:
+            return [k for n in primaries(client) for k in n.scan_iter(match=key_prefix + "*")]
+
+        assert any(f".{bench.pid}." in k for k in left())  # what the kill left
+        other = subprocess.Popen(["sleep", "60"])  # stands for a run still going
+        started = int(psutil.Process(other.pid).create_time())
+        alive = f"{key_prefix}bench-http:{_host()}.{other.pid}.{started}:board"
+        client.set(alive, "a live run's")
+        result = cli(*server_args(db_url, valkey_server, key_prefix), "bench", "http", *SHORT)
+        assert result.code == 0, result.err
+        assert "a killed `bench http` had left" in result.err
+        assert left() == [alive]
+        other.kill()
+    finally:
+        if bench.poll() is None:
+            os.killpg(bench.pid, signal.SIGKILL)
+            bench.wait()
+        for k in [k for n in primaries(client) for k in n.scan_iter(match=key_prefix + "*")]:
+            client.delete(k)
+        close(client)
+
+
+def _host() -> str:
+    from flightcache.commands.bench import http_scope
+
+    return http_scope("").split(":")[1].split(".")[0]
