@@ -43,7 +43,13 @@ def _doctor_checks(application: App) -> list[DoctorCheck]:
             "configuration",
             True,
             f"database from {src.get('db_url')}, valkey from {src.get('valkey_url')}, "
-            f"state in {settings.state_dir}",
+            f"state in {settings.state_dir}"
+            + (
+                f"; room account {settings.room} (from {src.get('room')}): commands record"
+                f" what they run under {settings.key_prefix}room: for the instructor"
+                if settings.room
+                else ""
+            ),
         )
     )
 
