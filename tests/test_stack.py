@@ -83,3 +83,88 @@ def test_cluster_up_and_back(state_dir: Path) -> None:
     single = stack.up(cluster=0, start_postgres=False)
     assert single.valkey_url is not None and not single.valkey_url.cluster
     assert len(stack.valkey_nodes()) == 1
+
+
+def _room_address() -> str:
+    """An IPv4 address of this machine other than loopback (the room's network)."""
+    import socket
+
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family == socket.AF_INET and not a.address.startswith("127."):
+                return str(a.address)
+    pytest.skip("this machine has no IPv4 address but loopback")
+
+
+def _reachable(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_listen_for_a_room_and_back(state_dir: Path) -> None:
+    """`up --listen ADDRESS`: both servers answer there, with their passwords only;
+    `--listen local` (the empty address) restarts them on 127.0.0.1 alone."""
+    import psycopg
+    import valkey
+
+    room = _room_address()
+    stack = Stack(state_dir)
+    stack.up(listen=room)
+    assert stack.listening() == room
+    creds = stack.credentials()
+    vport, pport = stack.valkey_nodes()[0].port, stack.postgres.running_port()
+    assert pport is not None
+    client = valkey.Valkey(host=room, port=vport, password=creds.valkey, socket_timeout=5)
+    assert client.ping()
+    client.close()
+    with pytest.raises(valkey.exceptions.AuthenticationError):
+        valkey.Valkey(host=room, port=vport, password="wrong", socket_timeout=5).ping()
+    with psycopg.connect(
+        host=room, port=pport, user="postgres", password=creds.postgres, dbname="postgres"
+    ) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(host=room, port=pport, user="postgres", password="wrong", dbname="postgres")
+
+    again = stack.up(listen="")
+    assert any("to listen on 127.0.0.1 only" in s for s, _ in again.steps)
+    assert stack.listening() is None and stack.valkey_running() and stack.postgres_running()
+    assert not _reachable(room, vport) and not _reachable(room, pport)
+    assert _reachable("127.0.0.1", stack.valkey_nodes()[0].port)
+
+
+def test_a_listening_cluster_announces_the_room_address(state_dir: Path) -> None:
+    """Clients on other laptops follow the cluster's slot map: it must name the address
+    they reach, not 127.0.0.1."""
+    import valkey
+
+    room = _room_address()
+    stack = Stack(state_dir)
+    stack.up(cluster=3, start_postgres=False, listen=room)
+    node = stack.valkey_nodes()[0]
+    client = valkey.Valkey(host=room, port=node.port, password=stack.credentials().valkey)
+    try:
+        hosts = {str(shard[2][0], "utf-8") for shard in client.execute_command("CLUSTER SLOTS")}
+    finally:
+        client.close()
+    assert hosts == {room}
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("0.0.0.0", "must be one IPv4 address of this machine"),
+        ("203.0.113.77", "this machine has no such address"),
+        ("example", "is not an IP address"),
+        ("::1", "must be one IPv4 address of this machine"),
+    ],
+)
+def test_listen_refuses_what_it_cannot_serve(cli: Any, address: str, message: str) -> None:
+    result = cli("up", "--listen", address, "--no-load")
+    assert result.code == 2, result.out + result.err
+    assert message in result.err and "Traceback" not in result.err

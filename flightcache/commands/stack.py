@@ -39,6 +39,15 @@ def up(
     no_load: Annotated[
         bool, typer.Option("--no-load", help="Start the servers, load nothing.")
     ] = False,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="ADDRESS",
+            help="Also listen on this IPv4 address of this machine, for a room"
+            " (`local`: 127.0.0.1 only again). Kept until changed.",
+        ),
+    ] = None,
 ) -> None:
     """Start the embedded Valkey and PostgreSQL; load the dataset if the database is empty.
 
@@ -48,12 +57,17 @@ def up(
     flightcache reads them itself. A URL you configured
     (FLIGHTCACHE_DB_URL, FLIGHTCACHE_VALKEY_URL) replaces that embedded server.
 
+    For a room (`flightcache room add`), --listen ADDRESS makes both servers listen
+    on that address of this machine too, so attendees' laptops reach them; every
+    login still needs a password (the attendees get their own, confined accounts).
+
     Examples:
 
     \b
       flightcache up
       flightcache up --cluster 3     # Valkey as a 3-node cluster
       flightcache up --scale tiny --no-load
+      flightcache up --listen 192.168.1.20   # the instructor's server for a room
     """
     from flightcache.commands.data import check_scale, run_generated_load
     from flightcache.console import err, out, styled
@@ -65,9 +79,14 @@ def up(
     settings = application.settings
     if cluster is not None and standalone:
         raise typer.BadParameter("--cluster and --standalone exclude each other")
+    if listen is not None:
+        from flightcache.stack import check_listen
+
+        listen = check_listen(listen)
     if settings.valkey_url is None and settings.db_url is None:
         out.print(f"state directory: {settings.state_dir}")
     report = application.stack.up(
+        listen=listen,
         cluster=0 if standalone else cluster,
         valkey_port=valkey_port,
         pg_port=pg_port,
@@ -82,6 +101,16 @@ def up(
         f"valkey:   {application.valkey_url()}"
         + ("" if settings.embedded_valkey else " (configured)")
     )
+    room = application.stack.listening()
+    if room and (settings.embedded_db or settings.embedded_valkey):
+        err.print(
+            styled(
+                "[yellow]listening on {} too:[/yellow] the room's laptops reach the embedded"
+                " servers there, each login with its password; `flightcache up --listen local`"
+                " undoes it",
+                room,
+            )
+        )
     if no_load:
         return
     db = application.database(create=True, loader=True)

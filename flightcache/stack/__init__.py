@@ -122,9 +122,10 @@ class Stack:
         ports = [int(p) for p in state.get("valkey_ports", [])]
         if mode != "cluster":
             ports = ports[:1]
-        return [self._node(mode, i, p) for i, p in enumerate(ports)]
+        listen = state.get("listen") or None
+        return [self._node(mode, i, p, listen) for i, p in enumerate(ports)]
 
-    def _node(self, mode: str, index: int, port: int) -> ValkeyNode:
+    def _node(self, mode: str, index: int, port: int, listen: str | None) -> ValkeyNode:
         creds = statedir.load_credentials(self.state_dir)
         return ValkeyNode(
             self._node_dir(mode, index),
@@ -133,6 +134,7 @@ class Stack:
             password=creds.valkey if creds else None,
             account=self.postgres.account if self._starting else None,
             bin_dir=self.state_dir / "valkeybin",
+            listen=listen,
         )
 
     # -- up / down --------------------------------------------------------------
@@ -144,11 +146,14 @@ class Stack:
         pg_port: int | None = None,
         start_valkey: bool = True,
         start_postgres: bool = True,
+        listen: str | None = None,
     ) -> UpReport:
         """Start what is not running; return what was done.
 
         ``cluster``: None keeps the Valkey's current shape, 0 asks for one node,
         N for an N-node cluster (a running Valkey of another shape is replaced).
+        ``listen``: None keeps where the servers listen, "" asks for 127.0.0.1 only,
+        an address of this machine for that too (servers listening elsewhere restart).
         """
         if cluster is not None and not 0 <= cluster <= MAX_CLUSTER_NODES:
             raise StackError(
@@ -161,6 +166,15 @@ class Stack:
             self._starting = True
             try:
                 creds = self._ensure_credentials(state, report)
+                if listen is not None and listen != (state.get("listen") or ""):
+                    moved = self._stop_all(state)
+                    state["listen"] = listen or None
+                    if moved:
+                        where = listen or "127.0.0.1 only"
+                        report.steps.append(
+                            (f"stopped {', '.join(moved)} to listen on {where}", 0.0)
+                        )
+                self.postgres.listen = state.get("listen") or None
                 if start_valkey:
                     self._up_valkey(state, cluster, valkey_port, report)
                 if start_postgres:
@@ -220,7 +234,7 @@ class Stack:
         chosen: list[int] = []
         for i in range(count):
             old = old_ports[i] if old_ports else None
-            node = self._node(want_mode, i, old or 0)
+            node = self._node(want_mode, i, old or 0, state.get("listen") or None)
             if old is not None and node.pid() is not None and node.refuses_password():
                 node.stop()  # it runs, but not with our password: restart it with it
             if old is not None and node.pid() is not None:
@@ -298,6 +312,11 @@ class Stack:
         self.postgres.start(port)
         state["pg_port"] = port
         report.steps.append((f"started PostgreSQL on port {port}", time.perf_counter() - t0))
+
+    def listening(self) -> str | None:
+        """The address beside 127.0.0.1 the servers listen on (``up --listen``), or None."""
+        listen = self._state().get("listen") if self.state_dir.exists() else None
+        return str(listen) if listen else None
 
     def down(self) -> list[str]:
         """Stop every server of this state dir; return what was stopped."""
@@ -396,3 +415,37 @@ class Stack:
                 if row.running:  # started by a flightcache from before credentials
                     row.note = OPEN_NOTE
         return rows
+
+
+def check_listen(address: str) -> str:
+    """``up --listen``: "" for 127.0.0.1 only (``local`` or ``127.0.0.1``), else an IPv4
+    address this machine has, which the room reaches it at; a UsageError otherwise."""
+    import ipaddress
+    import socket
+
+    from flightcache.errors import UsageError
+
+    if address in ("local", "127.0.0.1"):
+        return ""
+    hint = (
+        "name this machine's address on the room's network, e.g. --listen 192.168.1.20"
+        " (see `ip addr` or `ifconfig`), or --listen local for 127.0.0.1 only"
+    )
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise UsageError(f"--listen {address!r} is not an IP address", hint=hint) from None
+    if ip.version != 4 or ip.is_unspecified or ip.is_loopback or ip.is_multicast:
+        raise UsageError(
+            f"--listen {address} cannot be used: it must be one IPv4 address of this machine"
+            " (not 0.0.0.0, which a cluster cannot announce, nor another loopback)",
+            hint=hint,
+        )
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError:
+            raise UsageError(
+                f"--listen {address}: this machine has no such address", hint=hint
+            ) from None
+    return address

@@ -41,6 +41,10 @@ HBA = """# written by flightcache on every start: a password for every connectio
 local   all   all                  scram-sha-256
 host    all   all   127.0.0.1/32   scram-sha-256
 """
+HBA_ROOM = """# flightcache up --listen: the room reaches the server, each login with its password
+host    all   all   0.0.0.0/0      scram-sha-256
+host    all   all   ::/0           scram-sha-256
+"""
 
 
 @lru_cache(maxsize=1)
@@ -59,9 +63,11 @@ def _wheel_root() -> Path:
 
 @dataclass
 class EmbeddedPostgres:
-    """One PostgreSQL cluster under ``root``."""
+    """One PostgreSQL cluster under ``root``; ``listen``, an address of this machine it
+    listens on beside 127.0.0.1 (``up --listen``), with a password asked of every login."""
 
     root: Path
+    listen: str | None = None
 
     @property
     def data(self) -> Path:
@@ -233,11 +239,12 @@ class EmbeddedPostgres:
         return "" if len(str(self.socket_dir)) > SOCKET_PATH_MAX else str(self.socket_dir)
 
     def _write_settings(self, port: int) -> None:
+        listen = "127.0.0.1" + (f", {self.listen}" if self.listen else "")
         settings = self.data / "flightcache.conf"
         settings.write_text(
             "# written by flightcache on every start\n"
             f"port = {port}\n"
-            "listen_addresses = '127.0.0.1'\n"
+            f"listen_addresses = '{listen}'\n"
             f"unix_socket_directories = '{self._socket_setting()}'\n"
             "unix_socket_permissions = 0700\n"
             "password_encryption = 'scram-sha-256'\n"
@@ -252,7 +259,7 @@ class EmbeddedPostgres:
             "logging_collector = off\n"
         )
         hba = self.data / "pg_hba.conf"
-        hba.write_text(HBA)
+        hba.write_text(HBA + (HBA_ROOM if self.listen else ""))
         for path in (settings, hba):
             give(path, self.account, 0o600)
 

@@ -171,6 +171,7 @@ class ValkeyNode:
     password: str | None = field(default=None, repr=False)
     account: pwd.struct_passwd | None = field(default=None, repr=False)
     bin_dir: Path | None = None  # where to copy valkey-server if the account cannot reach it
+    listen: str | None = None  # an address of this machine to listen on beside 127.0.0.1
 
     @property
     def conf(self) -> Path:
@@ -230,7 +231,7 @@ class ValkeyNode:
         lines = [
             "# written by flightcache; rewritten on every start",
             f"port {self.port}",
-            "bind 127.0.0.1",
+            f"bind 127.0.0.1 {self.listen}" if self.listen else "bind 127.0.0.1",
             "protected-mode yes",
             "daemonize yes",
             f'pidfile "{self.pidfile}"',
@@ -248,6 +249,8 @@ class ValkeyNode:
                 "cluster-node-timeout 5000",
                 "cluster-require-full-coverage yes",
             ]
+            if self.listen:  # what the nodes tell clients (MOVED, CLUSTER SLOTS) to reach
+                lines.append(f"cluster-announce-ip {self.listen}")
         write_private(self.conf, "\n".join(lines) + "\n", self.account)
 
     def _prepare_dir(self) -> None:
