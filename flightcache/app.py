@@ -53,6 +53,13 @@ class App:
 
     @cached_property
     def stack(self) -> Stack:
+        from flightcache.platforms import advice, gaps
+
+        missing = gaps(["valkey", "postgres"])
+        if len(missing) == 2:  # not POSIX (Windows): the stack's code does not even import
+            from flightcache.errors import StackError
+
+            raise StackError(advice(missing))
         from flightcache.stack import Stack
 
         return Stack(self.settings.state_dir)

@@ -26,6 +26,7 @@ from flightcache.commands import hit_ratio as hit_ratio_commands
 from flightcache.commands import leaderboard as leaderboard_commands
 from flightcache.commands import query as query_commands
 from flightcache.commands import room as room_commands
+from flightcache.commands import room_pack as room_pack_commands
 from flightcache.commands import room_status as room_status_commands
 from flightcache.commands import stack as stack_commands
 from flightcache.commands import tools as tool_commands
@@ -167,6 +168,7 @@ app.add_typer(bench_commands.app, name="bench", rich_help_panel="Benchmarks")
 app.add_typer(workshop_commands.app, name="workshop", rich_help_panel="Workshop")
 app.command("serve", rich_help_panel="Workshop")(serve_command)
 app.add_typer(exercise_commands.app, name="exercise", rich_help_panel="Workshop")
+room_pack_commands.register(room_commands.app)
 room_status_commands.register(room_commands.app)
 app.add_typer(room_commands.app, name="room", rich_help_panel="Workshop")
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -84,7 +84,10 @@ def _locked(state_dir: Path) -> Iterator[Path]:
     path = _dir(state_dir)
     fd = os.open(path / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if sys.platform != "win32":  # Windows has no flock: one demo at a time there
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield path
     finally:
         os.close(fd)

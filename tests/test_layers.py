@@ -54,6 +54,8 @@ LAYERS: list[tuple[str, int, str]] = [
     ("flightcache.data", SERVICES, "schema loading, the generator, the dump importer: over db"),
     ("flightcache.fakeapi", SERVICES, "a slow stand-in HTTP API: a data source like db"),
     ("flightcache.stack", SERVICES, "the embedded servers and their state directory"),
+    ("flightcache.platforms", SERVICES, "what of the embedded stack runs here; imports none"),
+    ("flightcache.room.pack", BASE, "the offline install folder: wheels per platform, uv and pip"),
     ("flightcache.children", SERVICES, "child processes that die with their parent"),
     ("flightcache.resources", SERVICES, "finds the files shipped beside the code"),
     ("flightcache.config", BASE, "settings from flags, environment, config file; no I/O"),

@@ -23,7 +23,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
+from flightcache.errors import FlightcacheError
+
+try:
+    from hdrh.histogram import HdrHistogram
+except ImportError:  # left out by its marker where it has no wheel (pyproject.toml)
+    raise FlightcacheError(
+        "the benchmark needs hdrhistogram, which has no wheel for this platform",
+        hint="pip install hdrhistogram (it builds with a C compiler), or run the benchmark"
+        " on Linux x86_64, macOS arm64 or Windows",
+    ) from None
 
 LOWEST_NS = 1
 HIGHEST_NS = 3_600 * 1_000_000_000  # one hour: a value above it is clamped, and counted

