@@ -127,11 +127,10 @@ def add(
             "name the attendees, or give --count N (not both)",
             hint="e.g. `flightcache room add alice bob` or `flightcache room add --count 40`",
         )
+    names = [check_name(n) for n in attendees or []]
     room = _room(application, out, host, jobs)
     if count is not None:
         names = numbered(count, start=room.next_number())
-    else:
-        names = [check_name(n) for n in attendees or []]
     progress = load_progress()
     with progress:
         task = progress.add_task("attendees", total=len(names))
@@ -197,8 +196,9 @@ def remove(
             "name the attendees, or give --all (not both)",
             hint="e.g. `flightcache room remove alice` or `flightcache room remove --all`",
         )
+    names = None if everyone else [check_name(n) for n in attendees or []]
     room = _room(application, out)
-    chosen = room.removable(None if everyone else [check_name(n) for n in attendees or []])
+    chosen = room.removable(names)
     if not chosen and not room.half_added():
         err.print("nobody to remove")
         return
