@@ -303,3 +303,47 @@ def test_add_and_remove_want_names_or_a_count(cli: Any) -> None:
     assert cli("room", "remove").code == ExitCode.USAGE
     bad = cli("room", "add", "Not-A-Name")
     assert bad.code == ExitCode.USAGE and "cannot name an attendee" in bad.err
+
+
+@pytest.mark.slow
+def test_on_a_cluster_the_user_is_on_every_node(
+    cli: Any,
+    loaded: Any,
+    db_url: DbUrl,
+    valkey_cluster: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flightcache.valkey_client import primaries
+
+    room = Room(db_url, valkey_cluster.url, tmp_path / "cards", host="192.0.2.7")
+    mine, other = unique("c"), unique("o")
+    admin = connect_valkey(valkey_cluster.url)
+    try:
+        added, _ = room.add([Attendee(mine), Attendee(other)])
+        assert len(added) == 2
+        for name in (mine, other):  # --host: the cards and files name the room's address
+            settings = config_of(room, name)
+            assert "@192.0.2.7:" in settings["db_url"] and "@192.0.2.7:" in settings["valkey_url"]
+        nodes = primaries(admin)
+        assert len(nodes) == 3
+        for node in nodes:
+            assert f"fcroom_{mine}" in node.execute_command("ACL", "USERS")
+        # keys on every node: a hash tag per slot range, so each node holds some
+        keys = [f"room:{mine}:{{{n}}}" for n in range(30)]
+        for key in keys:
+            admin.set(key, "1")
+        assert {admin.get_node_from_key(k).name for k in keys} == {
+            f"{n.connection_pool.connection_kwargs['host']}:{n.connection_pool.connection_kwargs['port']}"
+            for n in nodes
+        }
+        admin.set(f"room:{other}:kept", "1")
+        room.remove([Attendee(mine)])
+        for node in nodes:
+            assert f"fcroom_{mine}" not in node.execute_command("ACL", "USERS")
+            assert f"fcroom_{other}" in node.execute_command("ACL", "USERS")
+        assert all(admin.get(k) is None for k in keys)
+        assert admin.get(f"room:{other}:kept") == "1"
+    finally:
+        room.remove(room.removable(None))
+        close(admin)

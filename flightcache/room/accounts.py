@@ -45,10 +45,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from flightcache.config import DbUrl, ValkeyUrl
+from flightcache.config import DbUrl, ValkeyUrl, register_secret
 from flightcache.data.tables import IDENTITY, META_TABLE, TABLES
 from flightcache.db import Database, connect
-from flightcache.errors import DataError, FlightcacheError, QueryError, UsageError
+from flightcache.errors import DataError, FlightcacheError, NotPermitted, QueryError, UsageError
 from flightcache.room import OBJECT_PREFIX, Attendee, registry
 from flightcache.valkey_client import valkey_errors
 
@@ -456,10 +456,14 @@ def acl_rules(attendee: Attendee, secret: str, db: int = 0) -> list[str]:
     ]
 
 
-def _nodes(valkey: Any) -> list[Any]:
-    from flightcache.valkey_client import primaries
+def _nodes(client: Any) -> list[Any]:
+    """Every node an ACL user must be on: the one, or each of a cluster's primaries and
+    replicas (ACL users are not replicated)."""
+    from valkey.cluster import ValkeyCluster
 
-    return primaries(valkey)
+    if isinstance(client, ValkeyCluster):
+        return [client.get_valkey_connection(node) for node in client.get_nodes()]
+    return [client]
 
 
 def _acl_users(valkey: Any) -> list[set[str]]:
@@ -572,12 +576,10 @@ class Room:
                 if repaired or any(dialect.exists(attendee)):
                     self._drop_everything(dialect, attendee, valkey)
                 secret = password()
+                register_secret(secret)  # out of every line printed but the card's own
                 dialect.create(attendee, secret, tables)
                 step("database", attendee)
-                rules = acl_rules(attendee, secret, self.valkey_url.db)
-                with valkey_errors(self.valkey_url):
-                    for node in _nodes(valkey):
-                        node.execute_command("ACL", "SETUSER", attendee.valkey_user, *rules)
+                self._acl_user(valkey, attendee, secret)
                 step("valkey", attendee)
                 account = Account(
                     attendee,
@@ -594,6 +596,19 @@ class Room:
                     dialect.unlock(attendee)
         finally:
             db.close()
+
+    def _acl_user(self, valkey: Any, attendee: Attendee, secret: str) -> None:
+        rules = acl_rules(attendee, secret, self.valkey_url.db)
+        try:
+            with valkey_errors(self.valkey_url):
+                for node in _nodes(valkey):
+                    node.execute_command("ACL", "SETUSER", attendee.valkey_user, *rules)
+        except NotPermitted as exc:
+            raise NotPermitted(
+                f"your Valkey user may not make the attendees' users: {exc.message}",
+                hint="run `room` commands with a Valkey URL whose user may run ACL SETUSER"
+                " and ACL DELUSER (the default user, or one with +acl)",
+            ) from None
 
     def _public(self, url: DbUrl) -> DbUrl:
         return replace(url, host=self.host) if self.host else url
