@@ -347,3 +347,33 @@ def test_on_a_cluster_the_user_is_on_every_node(
     finally:
         room.remove(room.removable(None))
         close(admin)
+
+
+@pytest.mark.slow
+def test_remove_also_removes_the_half_added(
+    cli: Any, room: Room, db_url: DbUrl, valkey_server: Any
+) -> None:
+    """A row that is not ready and whose add is gone (its lock free): `remove` of
+    someone else removes it too (the killed add itself is the test above)."""
+    from flightcache.room import registry
+
+    half, whole = unique("h"), unique("w")
+    room.add([Attendee(whole)])
+    db = connect(db_url)
+    try:
+        registry.register(db, Attendee(half))
+        assert {r.name: r.state for r in room.list()}[half] == "half-added"
+        removed = cli(
+            *instructor(db_url, valkey_server),
+            "room",
+            "remove",
+            whole,
+            "--yes",
+            "--out",
+            str(room.out_dir),
+        )
+        assert removed.code == 0, removed.err
+        assert f"removed {half}" in removed.err and f"removed {whole}" in removed.err
+        assert room.list() == []
+    finally:
+        db.close()
