@@ -377,3 +377,29 @@ def test_remove_also_removes_the_half_added(
         assert room.list() == []
     finally:
         db.close()
+
+
+def test_a_name_another_room_holds_is_left_alone(
+    cli: Any, room: Room, db_url: DbUrl, valkey_server: Any
+) -> None:
+    name = unique("x")
+    db = connect(db_url)
+    kind = "ROLE" if db.dialect == "postgresql" else "USER"
+    user = db.quote(f"fcroom_{name}") + ("" if db.dialect == "postgresql" else "@'%'")
+    db.execute(f"CREATE {kind} {user}")
+    try:
+        added = cli(
+            *instructor(db_url, valkey_server), "room", "add", name, "--out", str(room.out_dir)
+        )
+        assert added.code == 0 and "not this room's" in added.err
+        assert any(e == f"fcroom_{name}" for e in _users(db))
+        assert room.list() == []
+    finally:
+        db.execute(f"DROP {kind} {user}")
+        db.close()
+
+
+def _users(db: Database) -> list[str]:
+    if db.dialect == "postgresql":
+        return [str(r[0]) for r in db.fetch("SELECT rolname FROM pg_roles").rows]
+    return [str(r[0]) for r in db.fetch("SELECT user FROM mysql.user").rows]

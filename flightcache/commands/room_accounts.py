@@ -117,9 +117,10 @@ def add(
       flightcache room add --count 40 --host 192.168.1.10 --out ./cards
       FLIGHTCACHE_CONFIG=./cards/alice.toml flightcache cache-aside
     """
-    from flightcache.console import err, load_progress, styled
+    from flightcache.console import load_progress
     from flightcache.errors import UsageError
     from flightcache.room import Attendee, check_name, numbered
+    from flightcache.room.accounts import NotAdded
 
     application: App = ctx.obj
     if bool(attendees) == (count is not None):
@@ -142,7 +143,21 @@ def add(
         def planned(total: int) -> None:
             progress.update(task, total=total)
 
-        accounts, skipped = room.add([Attendee(n) for n in names], progress=step, planned=planned)
+        failure: NotAdded | None = None
+        try:
+            accounts, skipped = room.add(
+                [Attendee(n) for n in names], progress=step, planned=planned
+            )
+        except NotAdded as exc:  # the cards of those made still count: their passwords
+            failure, accounts, skipped = exc, exc.accounts, exc.skipped
+    _show(accounts, skipped, room, cards=cards)
+    if failure is not None:
+        raise failure
+
+
+def _show(accounts: list[Account], skipped: list[str], room: Room, *, cards: bool) -> None:
+    from flightcache.console import err, styled
+
     for line in skipped:
         err.print(styled("[yellow]{}[/yellow]", line), soft_wrap=True)
     for account in accounts:

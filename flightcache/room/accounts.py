@@ -101,6 +101,20 @@ class Account:
         }
 
 
+class NotAdded(FlightcacheError):
+    """Some attendees could not be made; ``accounts`` are those that were."""
+
+    def __init__(self, accounts: list[Account], skipped: list[str], failed: list[str]) -> None:
+        super().__init__(
+            f"{len(failed)} attendee(s) not added: {failed[0]}",
+            hint="they stay half-added; run `flightcache room add` again once the cause is"
+            " fixed: it completes them",
+        )
+        self.accounts = accounts
+        self.skipped = skipped
+        self.failed = failed
+
+
 @dataclass
 class Listed:
     """One row of ``room list``."""
@@ -502,7 +516,8 @@ class Room:
         planned: Callable[[int], None] | None = None,
     ) -> tuple[list[Account], list[str]]:
         """Make every attendee, and complete any add that was killed; return the
-        accounts made (in order) and one line per attendee skipped."""
+        accounts made (in order) and one line per attendee skipped. When some could not
+        be made, :class:`NotAdded` is raised after the rest were, carrying those."""
         step = progress or (lambda _what, _who: None)
         admin = self.open_db()
         valkey = self.open_valkey()
@@ -527,6 +542,12 @@ class Room:
                 if found is not None and dialect.busy(attendee):
                     skipped.append(f"{attendee.name} is being added by another `room add`")
                     continue
+                if found is None and any(dialect.exists(attendee)):
+                    skipped.append(
+                        f"{attendee.db_object} already exists on this database server, and is"
+                        " not this room's (another room's?): choose another name"
+                    )
+                    continue
                 work.append((attendee, found is not None))
             for found in known.values():  # half-added ones not named: completed too
                 if found.ready or any(a.name == found.attendee.name for a, _ in work):
@@ -541,10 +562,14 @@ class Room:
             if not work:
                 return [], skipped
             accounts: list[Account | None] = [None] * len(work)
+            failed: list[str] = []
 
             def one(index: int) -> None:
                 attendee, repaired = work[index]
-                accounts[index] = self._add_one(attendee, repaired, tables, valkey, step)
+                try:
+                    accounts[index] = self._add_one(attendee, repaired, tables, valkey, step)
+                except FlightcacheError as exc:  # the others go on; this one stays half-added
+                    failed.append(f"{attendee.name}: {exc.message}")
 
             jobs = max(1, min(self.jobs, len(work)))
             if jobs == 1:
@@ -554,7 +579,10 @@ class Room:
                 with ThreadPoolExecutor(max_workers=jobs) as pool:
                     for future in [pool.submit(one, i) for i in range(len(work))]:
                         future.result()
-            return [a for a in accounts if a is not None], skipped
+            made = [a for a in accounts if a is not None]
+            if failed:
+                raise NotAdded(made, skipped, failed)
+            return made, skipped
         finally:
             _close(valkey)
             admin.close()
@@ -573,7 +601,7 @@ class Room:
             if not dialect.lock(attendee):
                 raise FlightcacheError(f"{attendee.name} is being added by another `room add`")
             try:
-                if repaired or any(dialect.exists(attendee)):
+                if repaired:  # what the killed add made, registered here: theirs
                     self._drop_everything(dialect, attendee, valkey)
                 secret = password()
                 register_secret(secret)  # out of every line printed but the card's own
