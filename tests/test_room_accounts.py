@@ -148,6 +148,11 @@ def test_two_attendees_each_confined_to_their_own(
         (folder / exercise.filename).write_text(catalogue.reference_text(exercise))
         checked = cli("exercise", "check", "sessions", "--dir", str(folder))
         assert checked.code == 0, checked.out + checked.err
+        database = catalogue.get("cache-aside")
+        (folder / database.filename).write_text(catalogue.reference_text(database))
+        refused = cli("exercise", "check", "cache-aside", "--dir", str(folder))
+        assert refused.code != 0 and "room's account may not" in refused.err, refused.err
+        assert "Traceback" not in refused.err
         assert admin.get(f"room:{bob}:mine") == bob
     finally:
         close(admin)
