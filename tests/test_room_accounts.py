@@ -138,6 +138,32 @@ def test_two_attendees_each_confined_to_their_own(
             assert int(db.fetch("SELECT MAX(booking_id) FROM booking").rows[0][0]) > before
         finally:
             db.close()
+        # and through `flightcache sql` (mycli -e, pgcli -c), as a person would
+        flag = "-e" if db.dialect == "mysql" else "-c"
+        for table, said in ((f"fcroom_{bob}.booking", "denied"), ("booking", "seen")):
+            shell = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "flightcache",
+                    "sql",
+                    "--",
+                    flag,
+                    f"SELECT COUNT(*) AS seen FROM {table}",
+                ],
+                env={
+                    **os.environ,
+                    "FLIGHTCACHE_CONFIG": os.environ["FLIGHTCACHE_CONFIG"],
+                    "HOME": str(room.out_dir.parent),
+                },
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            shown = shell.stdout + shell.stderr
+            assert said in shown and ("denied" in shown) == (said == "denied"), (table, shown)
         # an exercise check, on alice's account (a Valkey exercise: the database ones
         # create a role of their own, which a room account may not)
         from flightcache.exercises import catalogue
