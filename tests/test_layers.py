@@ -59,6 +59,7 @@ LAYERS: list[tuple[str, int, str]] = [
     ("flightcache.room", BASE, "attendee names and what is named from them: config checks them"),
     ("flightcache.room.registry", SERVICES, "the instructor's list of attendees, in the database"),
     ("flightcache.room.accounts", SERVICES, "attendee accounts: over db and valkey_client"),
+    ("flightcache.room.activity", DEMOS, "what attendees' commands record, by workshop chapter"),
     ("flightcache.config", BASE, "settings from flags, environment, config file; no I/O"),
     ("flightcache.errors", BASE, "the exception tree and the exit codes"),
     ("flightcache", BASE, "the package itself: only __version__"),
