@@ -108,6 +108,7 @@ def test_two_attendees_each_confined_to_their_own(
         # each one's demo, on their own account
         for name in (alice, bob):
             monkeypatch.setenv("FLIGHTCACHE_CONFIG", str(room.config_path(Attendee(name))))
+            assert cli("doctor").code == 0  # the card's first command
             demo = cli("cache-aside")
             assert demo.code == 0, demo.err
             assert cli("data", "info").code == 0
