@@ -435,3 +435,51 @@ def _users(db: Database) -> list[str]:
     if db.dialect == "postgresql":
         return [str(r[0]) for r in db.fetch("SELECT rolname FROM pg_roles").rows]
     return [str(r[0]) for r in db.fetch("SELECT user FROM mysql.user").rows]
+
+
+@pytest.mark.slow
+def test_an_instructor_with_createrole_only(
+    cli: Any, valkey_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: no superuser needed, the owner of the dataset's database with
+    CREATEROLE will do (it becomes a member of each attendee's role, to give them
+    their schema and tables)."""
+    from dataclasses import replace
+
+    from flightcache.data.load import load_generated
+    from flightcache.errors import FlightcacheError
+    from tests.conftest import PG_URL, absent
+
+    server = DbUrl.parse(PG_URL)
+    try:
+        admin = connect(server, connect_timeout=3)
+    except FlightcacheError as exc:
+        absent(f"PostgreSQL at {server.host}:{server.port}: {exc.message}")
+    instructor_role, database, name = unique("i"), unique("d"), unique("n")
+    admin.execute(f"CREATE ROLE {instructor_role} LOGIN CREATEROLE PASSWORD 'pw'")
+    admin.execute(f"CREATE DATABASE {database} OWNER {instructor_role}")
+    url = replace(server, user=instructor_role, password="pw", database=database)
+    try:
+        owner = connect(server.with_database(database))
+        owner.execute(f"ALTER SCHEMA public OWNER TO {instructor_role}")
+        owner.close()
+        loader = connect(url, loader=True)
+        load_generated(loader, "tiny", 1)
+        loader.close()
+        out = tmp_path / "cards"
+        base = ["--db-url", url.url(redact=False), "--valkey-url", str(valkey_server.url)]
+        added = cli(*base, "room", "add", name, "--out", str(out))
+        assert added.code == 0, added.err
+        monkeypatch.setenv("FLIGHTCACHE_CONFIG", str(out / f"{name}.toml"))
+        assert cli("data", "info").code == 0
+        monkeypatch.setenv("FLIGHTCACHE_CONFIG", str(tmp_path / "none.toml"))
+        removed = cli(*base, "room", "remove", name, "--yes", "--out", str(out))
+        assert removed.code == 0, removed.err
+        assert f"fcroom_{name}" not in {
+            r[0] for r in admin.fetch("SELECT rolname FROM pg_roles").rows
+        }
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        admin.execute(f"DROP ROLE IF EXISTS fcroom_{name}")
+        admin.execute(f"DROP ROLE IF EXISTS {instructor_role}")
+        admin.close()

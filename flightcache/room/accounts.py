@@ -230,6 +230,8 @@ class _Postgres(_Dialect):
         super().__init__(db)
         self.schema = str(db.fetch("SELECT current_schema()").rows[0][0])
         self.database = db.url.database
+        found = db.fetch("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").rows
+        self.superuser = bool(found and found[0][0])
 
     def _key(self, attendee: Attendee) -> str:
         return f"flightcache room {attendee.name}"
@@ -256,6 +258,8 @@ class _Postgres(_Dialect):
         q, db = self.q, self.db
         name, mine = q(attendee.db_user), q(attendee.db_object)
         db.execute(f"CREATE ROLE {name} LOGIN PASSWORD {_literal(secret)}")
+        if not self.superuser:  # CREATEROLE alone: a member, to hand them their schema
+            db.execute(f"GRANT {name} TO CURRENT_USER")
         db.execute(f"CREATE SCHEMA {mine} AUTHORIZATION {name}")
         db.execute(f"ALTER ROLE {name} IN DATABASE {q(self.database)} SET search_path = {mine}")
 
