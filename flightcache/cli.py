@@ -26,6 +26,7 @@ from flightcache.commands import hit_ratio as hit_ratio_commands
 from flightcache.commands import leaderboard as leaderboard_commands
 from flightcache.commands import query as query_commands
 from flightcache.commands import room as room_commands
+from flightcache.commands import room_accounts as room_accounts_commands
 from flightcache.commands import room_pack as room_pack_commands
 from flightcache.commands import room_status as room_status_commands
 from flightcache.commands import stack as stack_commands
@@ -169,6 +170,7 @@ app.add_typer(workshop_commands.app, name="workshop", rich_help_panel="Workshop"
 app.command("serve", rich_help_panel="Workshop")(serve_command)
 app.add_typer(exercise_commands.app, name="exercise", rich_help_panel="Workshop")
 room_pack_commands.register(room_commands.app)
+room_accounts_commands.register(room_commands.app)
 room_status_commands.register(room_commands.app)
 app.add_typer(room_commands.app, name="room", rich_help_panel="Workshop")
 
@@ -195,6 +197,16 @@ def command_table() -> str:
 
     walk(root, [], "")
     return "\n".join(rows) + "\n"
+
+
+def _library_error(exc: Exception) -> FlightcacheError | None:
+    """A driver's exception that has one meaning whatever command met it (Valkey's NOPERM
+    on a room account), as the flightcache error that says so; None for the rest."""
+    if "valkey" not in sys.modules:
+        return None
+    from flightcache.valkey_client import as_error
+
+    return as_error(exc)
 
 
 def _wants_traceback(argv: list[str]) -> bool:
@@ -284,6 +296,12 @@ def _main(args: list[str], error: list[str]) -> int:
     except Exception as exc:  # the last line of defence: never a bare traceback
         if _wants_traceback(args):
             raise
+        known = _library_error(exc)
+        if known is not None:
+            from flightcache.console import print_error
+
+            print_error(known)
+            return known.exit_code
         from flightcache.config import scrub
         from flightcache.console import err, styled
 

@@ -109,3 +109,9 @@ class ValkeyCommandError(FlightcacheError):
     """Valkey answered a command with an error."""
 
     exit_code: int = ExitCode.VALKEY_COMMAND
+
+
+class NotPermitted(ValkeyCommandError):
+    """Valkey refused a command, a key or a channel to this account's ACL user (NOPERM):
+    on a room account, anything outside the attendee's prefix or that would change the
+    shared server for everybody."""

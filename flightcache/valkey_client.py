@@ -19,7 +19,13 @@ import valkey.connection
 import valkey.exceptions
 
 from flightcache.config import ValkeyUrl, scrub
-from flightcache.errors import ConfigError, ConnectionFailed, FlightcacheError, ValkeyCommandError
+from flightcache.errors import (
+    ConfigError,
+    ConnectionFailed,
+    FlightcacheError,
+    NotPermitted,
+    ValkeyCommandError,
+)
 
 Client = valkey.Valkey | valkey.cluster.ValkeyCluster
 
@@ -42,9 +48,41 @@ def wrap(exc: valkey.exceptions.ValkeyError, url: ValkeyUrl) -> FlightcacheError
             hint="is it running? `flightcache up` starts the embedded one;"
             " or check FLIGHTCACHE_VALKEY_URL",
         )
+    if isinstance(exc, valkey.exceptions.NoPermissionError) or "NOPERM" in text:
+        return refused(text)
     if isinstance(exc, valkey.exceptions.ResponseError):
         return ValkeyCommandError(f"Valkey error: {text}")
     return FlightcacheError(f"Valkey error at {url.address}: {text}")
+
+
+def refused(text: str) -> NotPermitted:
+    """Valkey's NOPERM as one line a person can act on: the one place it is said (a room
+    account's ACL user, see flightcache.room.accounts, refuses the rest)."""
+    said = text.removeprefix("NOPERM").strip() or text
+    if "command" in said:
+        return NotPermitted(
+            f"this Valkey account may not run that command: {said}",
+            hint="a room account on the instructor's shared Valkey may not change or inspect"
+            " the server for everybody (CONFIG, SLOWLOG, CLIENT KILL, FLUSHDB, KEYS, ...);"
+            " run this one on your own Valkey (`flightcache up`, with FLIGHTCACHE_VALKEY_URL"
+            " unset), or watch it on the instructor's screen",
+        )
+    return NotPermitted(
+        f"this Valkey account may not touch that key or channel: {said}",
+        hint="a room account reaches only keys and channels under its own prefix (key_prefix"
+        " in its config file); leave --key-prefix and FLIGHTCACHE_KEY_PREFIX unset",
+    )
+
+
+def as_error(exc: BaseException) -> FlightcacheError | None:
+    """A valkey-py exception that escaped every command as a flightcache error (for the
+    CLI's boundary), or None for anything else."""
+    if not isinstance(exc, valkey.exceptions.ValkeyError):
+        return None
+    text = scrub(str(exc)) or exc.__class__.__name__
+    if isinstance(exc, valkey.exceptions.NoPermissionError) or "NOPERM" in text:
+        return refused(text)
+    return None
 
 
 @contextmanager

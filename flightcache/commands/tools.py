@@ -125,7 +125,8 @@ def _doctor_checks(application: App) -> list[DoctorCheck]:
                     f"{vurl} answers, but it is Redis {valkey_version}, not Valkey",
                     "point FLIGHTCACHE_VALKEY_URL at a Valkey, or unset it for the embedded one",
                 )
-            policy = config_value(nodes[0], "maxmemory-policy")
+            # INFO says it too, and a room account may not run CONFIG GET
+            policy = memory.get("maxmemory_policy") or config_value(nodes[0], "maxmemory-policy")
             maxmem = int(memory.get("maxmemory", 0))
             checks.append(
                 DoctorCheck(

@@ -240,7 +240,12 @@ class PostgresDatabase:
                     pass
 
     def tables(self) -> set[str]:
-        result = self.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        # views too, as MySQL's information_schema.tables lists them: a room account's
+        # schema reads the shared dataset through views (flightcache.room.accounts)
+        result = self.fetch(
+            "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p', 'v')"
+            " AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+        )
         return {str(r[0]) for r in result.rows}
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

@@ -156,10 +156,19 @@ def _thresholds(ctx: DemoContext) -> Generator[Record, None, dict[str, str]]:
         "small hashes and sets are one compact listpack; past these limits they convert"
         " to a hashtable, for good",
     ) as step:
-        config = {
-            name: str(ctx.valkey.config_get(name).get(name, "?")) for name in ENCODING_SETTINGS
-        }
+        import valkey.exceptions
+
+        try:
+            config = {
+                name: str(ctx.valkey.config_get(name).get(name, "?")) for name in ENCODING_SETTINGS
+            }
+        except valkey.exceptions.NoPermissionError:  # a room account: CONFIG is not theirs
+            config = dict.fromkeys(ENCODING_SETTINGS, "?")
         step.outcome = ", ".join(f"{k} {v}" for k, v in config.items())
+        if "?" in config.values():
+            step.outcome += (
+                " (this account may not run CONFIG GET; Valkey's defaults are 128, 64, 128 and 512)"
+            )
         step.data = {"config": config}
     yield step
     return config

@@ -253,7 +253,9 @@ def _create(sandbox: DbSandbox) -> Database:
             f"cannot create the database role your SQL runs as: {exc.message}",
             hint="the checks need a database user that may create users and grant"
             " (MySQL/MariaDB: CREATE USER, GRANT OPTION, CREATE) or roles (PostgreSQL:"
-            " CREATEROLE and CREATE on the database); the embedded stack's user may",
+            " CREATEROLE and CREATE on the database); the embedded stack's user may, a"
+            " workshop room's account may not: run this one on your own stack (`flightcache"
+            " up`, with FLIGHTCACHE_CONFIG unset)",
         ) from None
 
 
