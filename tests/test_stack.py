@@ -168,3 +168,38 @@ def test_listen_refuses_what_it_cannot_serve(cli: Any, address: str, message: st
     result = cli("up", "--listen", address, "--no-load")
     assert result.code == 2, result.out + result.err
     assert message in result.err and "Traceback" not in result.err
+
+
+def test_a_room_on_the_embedded_stack_end_to_end(
+    state_dir: Path, cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The instructor's day on nothing but flightcache: `up --listen`, `room add`, one
+    card tested (a real attendee login over the room address, passwords checked by the
+    embedded servers), `room status` seeing it, `room remove`."""
+    import json
+
+    room = _room_address()
+    me = ["--state-dir", str(state_dir)]
+    assert cli(*me, "up", "--listen", room, "--scale", "tiny").code == 0
+    cards = tmp_path / "cards"
+    added = cli(*me, "room", "add", "alice", "--out", str(cards), "--no-cards")
+    assert added.code == 0, added.err
+    card = (cards / "alice.toml").read_text()
+    assert f"@{room}:" in card and "127.0.0.1" not in card  # what the room can reach
+
+    # the attendee: only their file, no state directory of the instructor's
+    monkeypatch.setenv("FLIGHTCACHE_CONFIG", str(cards / "alice.toml"))
+    monkeypatch.setenv("FLIGHTCACHE_STATE_DIR", str(tmp_path / "alice-state"))
+    doctor = cli("doctor")
+    assert doctor.code == 0, doctor.out + doctor.err
+    assert cli("cache-aside", "--repeat", "3").code == 0
+    monkeypatch.setenv("FLIGHTCACHE_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("FLIGHTCACHE_STATE_DIR", str(state_dir))
+
+    status = json.loads(cli(*me, "room", "status", "--json").out)
+    assert [(r["attendee"], r["command"], r["exit"]) for r in status] == [
+        ("alice", "cache-aside", 0)
+    ]
+    gone = cli(*me, "room", "remove", "alice", "--out", str(cards), "--yes")
+    assert gone.code == 0, gone.err
+    assert not (cards / "alice.toml").exists()

@@ -30,6 +30,9 @@ def _room(application: App, out: Path | None, host: str | None = None, jobs: int
     from flightcache.room.accounts import CONFIG_DIR, Room
 
     folder = out if out is not None else application.settings.state_dir / CONFIG_DIR
+    settings = application.settings
+    if host is None and (settings.embedded_db or settings.embedded_valkey):
+        host = application.stack.listening()  # `up --listen`: where the room reaches it
     return Room(
         application.db_url(),
         application.valkey_url(),
@@ -77,8 +80,8 @@ def add(
         str | None,
         typer.Option(
             "--host",
-            help="The host the cards name: your address in the room (default: the host of"
-            " your own URLs).",
+            help="The host the cards name: your address in the room (default: the address"
+            " of `flightcache up --listen`, else the host of your own URLs).",
         ),
     ] = None,
     out: Out = None,
