@@ -29,3 +29,13 @@ def resource_dir(packaged: str, checkout: str | None = None, *, what: str | None
         " is missing from this installation",
         hint="reinstall flightcache",
     )
+
+
+def source_tree() -> Path | None:
+    """The top of the source checkout this flightcache runs from (an editable install),
+    or None when it runs from a wheel."""
+    top = Path(str(resources.files("flightcache"))).parent
+    pyproject = top / "pyproject.toml"
+    if pyproject.is_file() and 'name = "flightcache"' in pyproject.read_text(encoding="utf-8"):
+        return top
+    return None

@@ -89,7 +89,10 @@ def up(
     missing = gaps(wanted)
     start_valkey = settings.embedded_valkey and "valkey" not in missing
     start_postgres = settings.embedded_db and "postgres" not in missing
-    if start_valkey or start_postgres:
+    # both URLs configured: nothing starts, but the state directory is still checked
+    # (and refused when it holds someone else's files), where the stack can run at all
+    check_only = not wanted and not gaps(["valkey"])
+    if start_valkey or start_postgres or check_only:
         if listen is not None:
             from flightcache.stack import check_listen
 

@@ -206,10 +206,11 @@ def _run(args: list[str], what: str, cwd: Path) -> subprocess.CompletedProcess[s
 def own_wheel(uv: str, folder: Path, work: Path) -> Path:
     """flightcache's wheel in ``folder``: built from the source tree this flightcache runs
     from, or, installed from a wheel, downloaded at this very version."""
-    source = Path(__file__).resolve().parents[2]
-    pyproject = source / "pyproject.toml"
+    from flightcache.resources import source_tree
+
+    source = source_tree()
     out = work / "own"
-    if pyproject.is_file() and 'name = "flightcache"' in pyproject.read_text():
+    if source is not None:
         _run([uv, "build", "--wheel", "--out-dir", str(out), str(source)], "building", work)
     else:
         pin = f"flightcache=={__version__}"
