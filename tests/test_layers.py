@@ -55,7 +55,7 @@ LAYERS: list[tuple[str, int, str]] = [
     ("flightcache.fakeapi", SERVICES, "a slow stand-in HTTP API: a data source like db"),
     ("flightcache.stack", SERVICES, "the embedded servers and their state directory"),
     ("flightcache.platforms", SERVICES, "what of the embedded stack runs here; imports none"),
-    ("flightcache.room.pack", BASE, "the offline install folder: wheels per platform, uv and pip"),
+    ("flightcache.room.pack", SERVICES, "the offline install folder: wheels per platform, uv, pip"),
     ("flightcache.children", SERVICES, "child processes that die with their parent"),
     ("flightcache.resources", SERVICES, "finds the files shipped beside the code"),
     ("flightcache.room", BASE, "attendee names and what is named from them: config checks them"),
