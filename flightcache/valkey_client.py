@@ -177,6 +177,53 @@ def connect(url: ValkeyUrl, *, timeout: float = 5.0, decode: bool = True, **kwar
         )
 
 
+CONFINED = (
+    "+@all",
+    "-@dangerous",
+    "-@admin",
+    "-select",
+    "-swapdb",
+    "-move",
+    "-script|flush",
+    "-script|kill",
+    "-function",
+    "-acl",
+    "+info",
+)
+"""What a confined user (an exercise's learner code, a room's attendee) may run, after
+its keys: no @dangerous or @admin command (FLUSHALL, KEYS, CONFIG, DEBUG, SHUTDOWN,
+MODULE, ACL, REPLICAOF, MIGRATE, CLIENT KILL, MONITOR, SLOWLOG, ...), no other database
+(SELECT, SWAPDB, MOVE), no script or function management (SCRIPT FLUSH/KILL, FUNCTION,
+whose libraries are global); INFO back, as the client runs it when it connects."""
+
+
+def confined_rules(
+    password: str,
+    key_prefix: str,
+    *,
+    channels: bool = False,
+    db: int = 0,
+    also: tuple[str, ...] = (),
+) -> list[str]:
+    """``ACL SETUSER <name> ...`` rules of a user whose keys (and, with ``channels``, pub/sub
+    channels) all start with ``key_prefix``, allowed :data:`CONFINED` and ``also``; on a
+    URL's numbered database ``db``, SELECT of that one alone (the client selects it)."""
+    from flightcache.keys import Keys
+
+    pattern = Keys(key_prefix).match()
+    return [
+        "reset",
+        "on",
+        f">{password}",
+        f"~{pattern}",
+        "resetchannels",
+        *([f"&{pattern}"] if channels else []),
+        *CONFINED,
+        *also,
+        *([f"+select|{db}"] if db else []),
+    ]
+
+
 def primaries(client: Client) -> list[valkey.Valkey]:
     """One standalone client per primary: the node itself, or each cluster primary."""
     if isinstance(client, valkey.cluster.ValkeyCluster):

@@ -8,6 +8,7 @@ driver exception. SQL takes ``%(name)s`` parameters on both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from flightcache.db.base import (
     chunked,
     text_field,
 )
+from flightcache.errors import QueryError
 from flightcache.sqlfiles import Dialect
 
 
@@ -130,3 +132,12 @@ __all__ = [
     "limits",
     "text_field",
 ]
+
+
+def literal(text: str) -> str:
+    """A SQL string literal of flightcache's own names and hex passwords, for the DDL
+    that takes no parameters (CREATE USER ... IDENTIFIED BY, ALTER ROLE ... PASSWORD):
+    checked against a narrow alphabet, never escaped; anything else is refused."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:%-]*", text):
+        raise QueryError(f"refusing to quote {text!r} as a literal")
+    return f"'{text}'"

@@ -63,7 +63,14 @@ from flightcache.exercises.sandbox import (
     valkey_address,
 )
 from flightcache.keys import Keys
-from flightcache.valkey_client import Client, close, connect, delete_matching, primaries
+from flightcache.valkey_client import (
+    Client,
+    close,
+    confined_rules,
+    connect,
+    delete_matching,
+    primaries,
+)
 
 STARTUP_S = 15.0  # the child's own imports and connections; the learner's file gets the limit
 OUTPUT_MAX = 4_000
@@ -72,23 +79,6 @@ SCRIPT_KILL_S = 10.0  # a busy server takes SCRIPT KILL once its busy threshold 
 DB_GRACE_S = 0.5  # a statement still running this long after the limit is cancelled
 MEMORY_LIMIT = 1 << 30  # the child's address space: a learner's 4 GB allocation fails cleanly
 PROCESS_LIMIT = 32  # processes the child may add to its account's count
-# what the learner's code may run: no @dangerous or @admin command (FLUSHALL, KEYS,
-# CONFIG, DEBUG, SHUTDOWN, MODULE, ACL SETUSER, REPLICAOF, MIGRATE, CLIENT KILL,
-# MONITOR, ...), no other database (SELECT, SWAPDB, MOVE), no script or function
-# management (SCRIPT FLUSH/KILL, FUNCTION *); INFO back, the client runs it on connect
-ACL_RULES = (
-    "+@all",
-    "-@dangerous",
-    "-@admin",
-    "-select",
-    "-swapdb",
-    "-move",
-    "-script|flush",
-    "-script|kill",
-    "-function",
-    "-acl",
-    "+info",
-)
 # what the child's environment keeps: nothing that can hold a URL or a password
 ENV_KEPT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
 BOOT = (
@@ -331,12 +321,11 @@ class Guard:
                 "ACLs not used: keys outside the prefix are detected afterwards, not refused"
             )
             return
-        rules = ["reset", "on", f">{self.password}", f"~{self.keys.prefix}*", "resetchannels"]
-        # the URL's own database only: the client selects it when it connects
-        selected = [f"+select|{db}"] if db else []
+        # keys under the run's prefix, no channels, no dangerous command (CONFINED)
+        rules = confined_rules(self.password, self.keys.prefix, db=db)
         try:
             for node in primaries(self.admin):
-                node.execute_command("ACL", "SETUSER", self.user, *rules, *ACL_RULES, *selected)
+                node.execute_command("ACL", "SETUSER", self.user, *rules)
                 self._acl_nodes.append(node)
         except valkey.exceptions.ValkeyError as exc:
             self._drop_user()

@@ -36,6 +36,7 @@ from typing import Any
 
 from flightcache.config import DbUrl, ValkeyUrl, register_secret
 from flightcache.db import Database, connect
+from flightcache.db import literal as _literal
 from flightcache.errors import FlightcacheError, QueryError
 
 PREFIX = "flightcache_ex_"
@@ -216,13 +217,6 @@ class DbSandbox:
                 self.conn.close()
             self.conn = None
         drop_role(self.admin, self.name, self.host)
-
-
-def _literal(text: str) -> str:
-    """A string literal of flightcache's own names and hex passwords (checked, not escaped)."""
-    if not re.fullmatch(r"[A-Za-z0-9_.:%-]*", text):
-        raise QueryError(f"refusing to quote {text!r} as a literal")
-    return f"'{text}'"
 
 
 def drop_role(admin: Database, name: str, host: str) -> None:

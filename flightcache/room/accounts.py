@@ -17,7 +17,7 @@ Per attendee (names from :class:`flightcache.room.Attendee`):
   above.
 * Valkey: an ACL user on every primary, keys ``~room:<name>:*``, channels
   ``&room:<name>:*``, every command but @admin and @dangerous, with back the few the
-  demos need and that harm nobody (:data:`ACL_RULES`).
+  demos need and that harm nobody (:data:`ALSO_ALLOWED`).
 * A config file (TOML, 0600) with the four settings an attendee's flightcache needs.
 
 Each attendee is registered (:mod:`flightcache.room.registry`) before anything of
@@ -48,7 +48,9 @@ from typing import Any
 from flightcache.config import DbUrl, ValkeyUrl, register_secret
 from flightcache.data.tables import IDENTITY, META_TABLE, TABLES
 from flightcache.db import Database, connect
+from flightcache.db import literal as _literal
 from flightcache.errors import DataError, FlightcacheError, NotPermitted, QueryError, UsageError
+from flightcache.keys import Keys
 from flightcache.room import OBJECT_PREFIX, Attendee, registry
 from flightcache.valkey_client import valkey_errors
 
@@ -58,25 +60,14 @@ sql/*/queries.sql): write-through renames an airline, invalidation moves a fligh
 session and leaderboard demos book seats, the benchmark adds passengers; and the load's
 record, which ``data info`` and every demo read to see the dataset as loaded."""
 
-ACL_RULES = (
-    "+@all",
-    "-@admin",
-    "-@dangerous",
-    "+info",  # the client reads INFO when it connects; demos show memory and hits
-    "+client|list",  # an exercise check reads its reader's tracking flags
-    "-select",
-    "-swapdb",
-    "-move",
-    "-function",
-    "-script|flush",
-    "-script|kill",
-)
-"""What an attendee may run on the shared Valkey, after their keys and channels. Out:
-CONFIG (the eviction and memory-pressure demos' maxmemory), FLUSHALL/FLUSHDB, KEYS,
-SORT, DEBUG, SLOWLOG, CLIENT KILL/PAUSE, MONITOR, SHUTDOWN, ACL, another database
-(SELECT), FUNCTION (global libraries) and SCRIPT FLUSH/KILL. SCAN, RANDOMKEY and
-DBSIZE are allowed and still show every attendee's key *names* (not their values);
-INFO and CLIENT LIST show server-wide figures and connections."""
+ALSO_ALLOWED = ("+client|list",)  # an exercise check reads its reader's tracking flags
+"""What an attendee may run on the shared Valkey beyond a confined user's
+(:data:`flightcache.valkey_client.CONFINED`). Out: CONFIG (the eviction and
+memory-pressure demos' maxmemory), FLUSHALL/FLUSHDB, KEYS, SORT, DEBUG, SLOWLOG, CLIENT
+KILL/PAUSE, MONITOR, SHUTDOWN, ACL, another database (SELECT), FUNCTION (global
+libraries) and SCRIPT FLUSH/KILL. SCAN, RANDOMKEY and DBSIZE are allowed and still show
+every attendee's key *names* (not their values); INFO and CLIENT LIST show server-wide
+figures and connections."""
 
 DEFAULT_JOBS = 2
 CONFIG_DIR = "room"  # under the state directory: the config files of the attendees
@@ -144,13 +135,6 @@ class Listed:
 
 def password() -> str:
     return secrets.token_hex(16)
-
-
-def _literal(text: str) -> str:
-    """A SQL string literal of a name or a hex password (checked, not escaped)."""
-    if not re.fullmatch(r"[A-Za-z0-9_%.:-]*", text):
-        raise QueryError(f"refusing to quote {text!r} as a literal")
-    return f"'{text}'"
 
 
 def admin_url(url: DbUrl) -> DbUrl:
@@ -461,17 +445,9 @@ def _dialect(db: Database) -> _Dialect:
 
 # -- Valkey ------------------------------------------------------------------------
 def acl_rules(attendee: Attendee, secret: str, db: int = 0) -> list[str]:
-    selected = [f"+select|{db}"] if db else []  # the URL's own database only
-    return [
-        "reset",
-        "on",
-        f">{secret}",
-        f"~{attendee.key_prefix}*",
-        "resetchannels",
-        f"&{attendee.key_prefix}*",
-        *ACL_RULES,
-        *selected,
-    ]
+    from flightcache.valkey_client import confined_rules
+
+    return confined_rules(secret, attendee.key_prefix, channels=True, db=db, also=ALSO_ALLOWED)
 
 
 def _nodes(client: Any) -> list[Any]:
@@ -685,7 +661,7 @@ class Room:
             except Exception as exc:  # one node failing must not stop the rest
                 failed.append(f"ACL DELUSER on a node: {exc}")
         try:
-            delete_matching(valkey, f"{attendee.key_prefix}*")
+            delete_matching(valkey, Keys(attendee.key_prefix).match())
         except Exception as exc:
             failed.append(f"deleting their keys: {exc}")
         with contextlib.suppress(FileNotFoundError):
