@@ -235,6 +235,6 @@ def test_a_killed_run_s_keys_are_deleted_by_the_next(
 
 
 def _host() -> str:
-    from flightcache.commands.bench import http_scope
+    from flightcache.bench.http import http_scope
 
     return http_scope("").split(":")[1].split(".")[0]

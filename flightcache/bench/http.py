@@ -33,6 +33,7 @@ from typing import Any
 from flightcache.bench import hdr
 from flightcache.bench.leaderboard import PUBLISHED, PUBLISHED_SOURCE
 from flightcache.errors import FlightcacheError, UsageError
+from flightcache.keys import Keys
 
 MODES = ("writes", "reads", "both")
 OPS = ("writes", "reads")
@@ -592,3 +593,48 @@ def cpu_seconds(pid: int) -> float:
         except psutil.Error:
             pass
     return total
+
+
+# -- the run's keys -------------------------------------------------------------------
+def _run_id() -> str:
+    """This process as a scope can name it: host, pid and start time (a reused pid
+    has another start time)."""
+    import re
+    import socket
+
+    import psutil
+
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:24] or "host"
+    return f"{host}.{os.getpid()}.{int(psutil.Process().create_time())}"
+
+
+def http_scope(prefix: str) -> str:
+    """The key prefix of one `bench http` run (``<prefix>bench-http:<run>:``): named
+    after the run's process, so that the next run finds it if this one is killed
+    before it deletes its keys."""
+    return Keys(prefix).scope("bench-http").scope(_run_id()).prefix
+
+
+def sweep_http_scopes(client: Any, prefix: str) -> int:
+    """Delete the keys of every `bench http` run of this host whose process is gone (a
+    SIGKILL leaves its scope behind); runs still going and other hosts' are left."""
+    import psutil
+
+    from flightcache.valkey_client import delete_matching, primaries
+
+    runs = Keys(prefix).scope("bench-http")
+    host = _run_id().split(".", 1)[0]
+    dead: set[str] = set()
+    for node in primaries(client):
+        for key in node.scan_iter(match=runs.match(), count=500):
+            run = str(key)[len(runs.prefix) :].split(":", 1)[0]
+            parts = run.split(".")
+            if len(parts) != 3 or parts[0] != host or not parts[1].isdigit() or run in dead:
+                continue
+            try:
+                alive = int(psutil.Process(int(parts[1])).create_time()) == int(parts[2])
+            except (psutil.Error, ValueError):
+                alive = False
+            if not alive:
+                dead.add(run)
+    return sum(delete_matching(client, runs.scope(run).match()) for run in dead)

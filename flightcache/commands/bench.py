@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import signal
 import threading
 import time
@@ -1079,50 +1078,6 @@ def _http_url(url: str | None, token: str | None) -> tuple[str, int] | None:
     return parts.hostname, parts.port or 80
 
 
-def _run_id() -> str:
-    """This process as a scope can name it: host, pid and start time (a reused pid
-    has another start time)."""
-    import re
-    import socket
-
-    import psutil
-
-    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:24] or "host"
-    return f"{host}.{os.getpid()}.{int(psutil.Process().create_time())}"
-
-
-def http_scope(prefix: str) -> str:
-    """The keys of one `bench http` run: named after the run's process, so that the
-    next run finds them if this one is killed before it deletes them."""
-    return f"{prefix}bench-http:{_run_id()}:"
-
-
-def sweep_http_scopes(client: Any, prefix: str) -> int:
-    """Delete the keys of every `bench http` run of this host whose process is gone (a
-    SIGKILL leaves its scope behind); runs still going and other hosts' are left."""
-    import psutil
-
-    from flightcache.keys import Keys
-    from flightcache.valkey_client import delete_matching, primaries
-
-    host = _run_id().split(".", 1)[0]
-    head = f"{prefix}bench-http:"
-    dead: set[str] = set()
-    for node in primaries(client):
-        for key in node.scan_iter(match=Keys(head).match(), count=500):
-            run = str(key)[len(head) :].split(":", 1)[0]
-            parts = run.split(".")
-            if len(parts) != 3 or parts[0] != host or not parts[1].isdigit() or run in dead:
-                continue
-            try:
-                alive = int(psutil.Process(int(parts[1])).create_time()) == int(parts[2])
-            except (psutil.Error, ValueError):
-                alive = False
-            if not alive:
-                dead.add(run)
-    return sum(delete_matching(client, Keys(f"{head}{run}:").match()) for run in dead)
-
-
 def _bench_http(
     application: App, options: Any, workers: int, url: tuple[str, int] | None, token: str | None
 ) -> Any:
@@ -1138,13 +1093,13 @@ def _bench_http(
 
     valkey_url = application.valkey_url()
     prefix = application.settings.key_prefix
-    scope = http_scope(prefix)
+    scope = workload.http_scope(prefix)
     keys = board_keys(scope)
     with valkey_errors(valkey_url):
         client = application.valkey()
     try:
         with valkey_errors(valkey_url):
-            swept = sweep_http_scopes(client, prefix)
+            swept = workload.sweep_http_scopes(client, prefix)
         if swept:
             err.print(f"deleted {swept:,} key(s) a killed `bench http` had left", style="dim")
         bare = workload.valkey_target(client, valkey_url, keys.board(options.board))
