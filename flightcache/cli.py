@@ -300,6 +300,7 @@ def _main(args: list[str], error: list[str]) -> int:
         if known is not None:
             from flightcache.console import print_error
 
+            error.append(known.message)
             print_error(known)
             return known.exit_code
         from flightcache.config import scrub

