@@ -148,3 +148,20 @@ def test_pack_installs_with_the_network_off(tmp_path: Path) -> None:
     )
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith("flightcache ")
+
+
+def test_a_wheel_cut_short_by_a_killed_pack_is_fetched_again(tmp_path: Path) -> None:
+    """pip takes a file already in the folder as downloaded: one a SIGKILL cut short
+    must go before the next pack runs, and only that one."""
+    import zipfile
+
+    from flightcache.room.pack import drop_broken
+
+    whole = tmp_path / "whole-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(whole, "w") as wheel:
+        wheel.writestr("whole/__init__.py", "x = 1\n" * 2000)
+    cut = tmp_path / "cut-1.0-py3-none-any.whl"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    (tmp_path / "README.txt").write_text("not a wheel\n")
+    assert drop_broken(tmp_path) == [cut.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.txt", whole.name]

@@ -79,6 +79,14 @@ def pack(
     )
     for key, pins in report.pins.items():
         out.print(styled("  {}: {} packages", key, len(pins)))
+    if report.repaired:
+        err.print(
+            styled(
+                "[dim]downloaded again {} wheel(s) a killed pack had left half-written: {}[/dim]",
+                len(report.repaired),
+                ", ".join(report.repaired),
+            )
+        )
     out.print(
         styled("install: [bold]pip install --no-index --find-links {} flightcache[/bold]", folder)
     )

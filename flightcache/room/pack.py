@@ -143,6 +143,7 @@ class PackReport:
     pins: dict[str, list[str]] = field(default_factory=dict)
     wheels: list[str] = field(default_factory=list)
     size: int = 0
+    repaired: list[str] = field(default_factory=list)  # cut short by a killed pack: fetched again
 
 
 Step = Callable[[Platform | None, str, int], None]
@@ -160,6 +161,7 @@ def pack(
     uv = uv_binary()
     folder.mkdir(parents=True, exist_ok=True)
     report = PackReport(folder)
+    report.repaired = drop_broken(folder)
     with tempfile.TemporaryDirectory(prefix="flightcache-pack-") as tmp:
         work = Path(tmp)
         on_step(None, "building", 0)
@@ -180,6 +182,16 @@ def pack(
     report.size = sum((folder / name).stat().st_size for name in report.wheels)
     (folder / "README.txt").write_text(readme(targets, versions))
     return report
+
+
+def drop_broken(folder: Path) -> list[str]:
+    """Delete the wheels in ``folder`` that are not whole zip files (a pack killed while
+    pip wrote one), so this run downloads them again; pip takes a file already there
+    as downloaded. Returns their names."""
+    broken = [p for p in sorted(folder.glob("*.whl")) if not zipfile.is_zipfile(p)]
+    for path in broken:
+        path.unlink()
+    return [p.name for p in broken]
 
 
 def _run(args: list[str], what: str, cwd: Path) -> subprocess.CompletedProcess[str]:
